@@ -1,0 +1,33 @@
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace wf::workflows {
+
+enum class DurationUnit { kSeconds, kMinutes, kHours, kDays, kWorkingDays };
+
+// A length of time as written in a definition: `30s`, `5m`, `2h`, `3 days`, `1 day`,
+// `5 working days`, `1 working day`. Calendar days and clock units convert to seconds; working
+// days need an agency calendar (engine/calendar) to become a point in time.
+struct Duration {
+  int64_t amount = 0;
+  DurationUnit unit = DurationUnit::kSeconds;
+
+  bool IsWorkingDays() const { return unit == DurationUnit::kWorkingDays; }
+  // Seconds for clock and calendar-day units; for working days, amount * 86400 (an estimate).
+  int64_t ApproximateSeconds() const;
+  // The canonical text, e.g. "30s", "3 days", "1 working day".
+  std::string ToString() const;
+  friend bool operator==(const Duration&, const Duration&) = default;
+};
+
+// Parses a duration. Accepts `<n><s|m|h|d>`, `<n> <second(s)|minute(s)|hour(s)|day(s)|working
+// day(s)>` with n a non-negative integer no larger than 100 years' worth. On failure returns
+// nullopt and, if `error` is given, why (e.g. "unknown unit 'weeks'; use s, m, h, days or
+// working days").
+std::optional<Duration> ParseDuration(std::string_view text, std::string* error = nullptr);
+
+}  // namespace wf::workflows

@@ -1,0 +1,1 @@
+#include "workflows/graph.hpp"

@@ -1,0 +1,1 @@
+#include "workflows/yaml_tree.hpp"

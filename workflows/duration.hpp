@@ -28,6 +28,11 @@ struct Duration {
 // day(s)>` with n a non-negative integer no larger than 100 years' worth. On failure returns
 // nullopt and, if `error` is given, why (e.g. "unknown unit 'weeks'; use s, m, h, days or
 // working days").
+// Also accepted: surrounding spaces, any number of spaces between the amount and the unit and
+// between "working" and "day", any letter case, "sec(s)" and "min(s)", and "1 days"/"3 day".
+// `3d` is calendar days (kDays). Refused with a message: empty text, a sign (`-5m`, `+5m`), a
+// fraction (`1.5h`), a missing amount (`days`) or unit (`30`), an unknown unit, over 100 years.
+// Does not throw.
 std::optional<Duration> ParseDuration(std::string_view text, std::string* error = nullptr);
 
 }  // namespace wf::workflows

@@ -1,1 +1,852 @@
 #include "workflows/expression.hpp"
+
+#include <cctype>
+#include <cmath>
+#include <cstdint>
+#include <exception>
+#include <limits>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+// Debian's libjq 1.6 headers carry no `extern "C"` guards.
+extern "C" {
+#include <jq.h>
+#include <jv.h>
+}
+
+namespace wf::workflows {
+namespace {
+
+using nlohmann::json;
+
+// Limits; see the contract in expression.hpp.
+constexpr size_t kMaxProgramBytes = 16 * 1024;
+constexpr int kMaxNesting = 512;
+constexpr size_t kMaxCachedPrograms = 1024;
+
+// ---------------------------------------------------------------------------------------------
+// A small lexer for jq code. It knows exactly enough of jq 1.6's lexical rules (string literals
+// with `\(...)` interpolation, `#` comments, brackets, identifiers, `$name`) to find where an
+// embedded program ends and which names a program calls. It never judges the syntax: jq does.
+
+struct Opener {
+  char bracket;  // '(', '[', '{' or '"'
+  size_t offset;
+};
+
+struct Name {
+  std::string_view text;  // without the `$` of a variable
+  size_t offset;          // of the first byte (the `$` for a variable)
+  bool variable;
+};
+
+class JqLexer {
+ public:
+  explicit JqLexer(std::string_view text) : text_(text) {}
+
+  // Scans code from `pos` until an unbracketed `closer` ('}' or ')'; '\0' scans to the end).
+  // Returns the offset of that closer, text.size() when closer is '\0' and the end is reached,
+  // or npos when the text ends inside code that was not closed (then `unclosed()` says where).
+  size_t ScanCode(size_t pos, char closer) {
+    std::vector<char> brackets;
+    std::vector<size_t> bracket_offsets;
+    const size_t n = text_.size();
+    while (pos < n) {
+      const char c = text_[pos];
+      if (c == '"') {
+        pos = ScanString(pos);
+        if (pos == std::string_view::npos) return pos;
+        last_significant_ = '"';
+        continue;
+      }
+      if (c == '#') {
+        while (pos < n && text_[pos] != '\n') ++pos;
+        continue;
+      }
+      if (c == '(' || c == '[' || c == '{') {
+        brackets.push_back(c);
+        bracket_offsets.push_back(pos);
+        last_significant_ = c;
+        ++pos;
+        continue;
+      }
+      if (c == ')' || c == ']' || c == '}') {
+        if (brackets.empty()) {
+          if (c == closer) return pos;
+        } else {
+          brackets.pop_back();
+          bracket_offsets.pop_back();
+        }
+        last_significant_ = c;
+        ++pos;
+        continue;
+      }
+      if (c == '$') {
+        size_t p = pos + 1;
+        while (p < n &&
+               (text_[p] == ' ' || text_[p] == '\t' || text_[p] == '\n' || text_[p] == '\r')) {
+          ++p;
+        }
+        if (p < n && IsIdentStart(text_[p])) {
+          const size_t end = IdentEnd(p);
+          names_.push_back({text_.substr(p, end - p), pos, true});
+          pos = end;
+        } else {
+          ++pos;
+        }
+        last_significant_ = 'a';
+        continue;
+      }
+      if (std::isdigit(static_cast<unsigned char>(c))) {
+        pos = NumberEnd(pos);
+        last_significant_ = '0';
+        continue;
+      }
+      if (IsIdentStart(c)) {
+        const size_t end = IdentEnd(pos);
+        const char before = pos > 0 ? text_[pos - 1] : '\0';
+        // `.name` is a field and `@name` a format, not a call; `name:` right after `{` or `,`
+        // inside an object is a key.
+        const bool field_or_format = before == '.' || before == '@';
+        const bool object_key = !brackets.empty() && brackets.back() == '{' &&
+                                (last_significant_ == '{' || last_significant_ == ',') &&
+                                FollowedBySingleColon(end);
+        if (!field_or_format && !object_key) {
+          names_.push_back({text_.substr(pos, end - pos), pos, false});
+        }
+        pos = end;
+        last_significant_ = 'a';
+        continue;
+      }
+      if (!std::isspace(static_cast<unsigned char>(c))) last_significant_ = c;
+      ++pos;
+    }
+    if (closer == '\0' && brackets.empty()) return n;
+    if (!brackets.empty() && !unclosed_)
+      unclosed_ = Opener{brackets.back(), bracket_offsets.back()};
+    return std::string_view::npos;
+  }
+
+  // Scans a string literal whose opening quote is at `pos`. Returns one past its closing quote,
+  // or npos when it is not terminated.
+  size_t ScanString(size_t pos) {
+    const size_t open = pos;
+    const size_t n = text_.size();
+    ++pos;
+    while (pos < n) {
+      const char c = text_[pos];
+      if (c == '"') return pos + 1;
+      if (c == '\\') {
+        if (pos + 1 < n && text_[pos + 1] == '(') {
+          const size_t close = ScanCode(pos + 2, ')');
+          if (close == std::string_view::npos) {
+            if (!unclosed_) unclosed_ = Opener{'(', pos + 1};
+            return close;
+          }
+          pos = close + 1;
+          continue;
+        }
+        pos += 2;
+        continue;
+      }
+      ++pos;
+    }
+    if (!unclosed_) unclosed_ = Opener{'"', open};
+    return std::string_view::npos;
+  }
+
+  const std::vector<Name>& names() const { return names_; }
+  // The innermost opener left open when a scan returned npos.
+  const std::optional<Opener>& unclosed() const { return unclosed_; }
+
+ private:
+  static bool IsIdentStart(char c) {
+    return std::isalpha(static_cast<unsigned char>(c)) || c == '_';
+  }
+  static bool IsIdentChar(char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '_';
+  }
+
+  // jq identifiers may be module-qualified: `a::b`.
+  size_t IdentEnd(size_t pos) const {
+    const size_t n = text_.size();
+    while (true) {
+      while (pos < n && IsIdentChar(text_[pos])) ++pos;
+      if (pos + 2 < n && text_[pos] == ':' && text_[pos + 1] == ':' &&
+          IsIdentStart(text_[pos + 2])) {
+        pos += 2;
+        continue;
+      }
+      return pos;
+    }
+  }
+
+  size_t NumberEnd(size_t pos) const {
+    const size_t n = text_.size();
+    while (pos < n && (std::isdigit(static_cast<unsigned char>(text_[pos])) || text_[pos] == '.'))
+      ++pos;
+    if (pos < n && (text_[pos] == 'e' || text_[pos] == 'E')) {
+      size_t p = pos + 1;
+      if (p < n && (text_[p] == '+' || text_[p] == '-')) ++p;
+      if (p < n && std::isdigit(static_cast<unsigned char>(text_[p]))) {
+        while (p < n && std::isdigit(static_cast<unsigned char>(text_[p]))) ++p;
+        pos = p;
+      }
+    }
+    return pos;
+  }
+
+  bool FollowedBySingleColon(size_t pos) const {
+    while (pos < text_.size() && std::isspace(static_cast<unsigned char>(text_[pos]))) ++pos;
+    return pos < text_.size() && text_[pos] == ':' &&
+           (pos + 1 >= text_.size() || text_[pos + 1] != ':');
+  }
+
+  std::string_view text_;
+  std::vector<Name> names_;
+  std::optional<Opener> unclosed_;
+  char last_significant_ = '\0';
+};
+
+// Builtins that reach outside the case data (stdin, the environment, files, the terminal) or stop
+// the program. `stderr` writes straight to the process's stderr and `import`/`include` make
+// libjq 1.6 abort the process, so they must never reach jq_compile.
+struct DeniedName {
+  std::string_view name;
+  bool variable;
+  std::string_view why;
+};
+constexpr DeniedName kDeniedNames[] = {
+    {"input", false, "it reads input outside the case data"},
+    {"inputs", false, "it reads input outside the case data"},
+    {"input_filename", false, "it reads input outside the case data"},
+    {"input_line_number", false, "it reads input outside the case data"},
+    {"debug", false, "it writes to the engine's log"},
+    {"stderr", false, "it writes to the engine's error stream"},
+    {"env", false, "it reads the engine's environment"},
+    {"ENV", true, "it reads the engine's environment"},
+    {"__loc__", true, "it describes the program, not the case"},
+    {"halt", false, "it stops the engine's evaluator"},
+    {"halt_error", false, "it stops the engine's evaluator"},
+    {"import", false, "modules are not available in expressions"},
+    {"include", false, "modules are not available in expressions"},
+    {"modulemeta", false, "modules are not available in expressions"},
+    {"get_search_list", false, "modules are not available in expressions"},
+    {"get_prog_origin", false, "modules are not available in expressions"},
+    {"get_jq_origin", false, "modules are not available in expressions"},
+};
+
+bool FindDeniedName(std::string_view program, ExpressionError* error) {
+  JqLexer lexer(program);
+  lexer.ScanCode(0, '\0');
+  for (const Name& name : lexer.names()) {
+    for (const DeniedName& denied : kDeniedNames) {
+      if (denied.variable == name.variable && denied.name == name.text) {
+        error->offset = name.offset;
+        error->message = std::string("'") + (name.variable ? "$" : "") + std::string(name.text) +
+                         "' is not allowed in an expression: " + std::string(denied.why);
+        return true;
+      }
+    }
+  }
+  return false;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Compiled programs, one jq_state each, cached per thread.
+
+// Owns a jq_state and collects the messages libjq reports, so libjq never prints.
+class CompiledProgram {
+ public:
+  CompiledProgram() = default;
+  CompiledProgram(const CompiledProgram&) = delete;
+  CompiledProgram& operator=(const CompiledProgram&) = delete;
+  ~CompiledProgram() {
+    if (jq_ != nullptr) jq_teardown(&jq_);
+  }
+
+  // Returns false with the messages libjq reported when `program` does not compile.
+  bool Compile(const std::string& program) {
+    jq_ = jq_init();
+    if (jq_ == nullptr) {
+      messages_.push_back("jq could not be initialised");
+      return false;
+    }
+    jq_set_error_cb(jq_, &CompiledProgram::CollectMessage, this);
+    // Defence in depth: the denylist already rejects `debug`; nothing is printed either way.
+    jq_set_debug_cb(jq_, &CompiledProgram::DropMessage, nullptr);
+    return jq_compile(jq_, program.c_str()) != 0;
+  }
+
+  jq_state* jq() const { return jq_; }
+  const std::vector<std::string>& messages() const { return messages_; }
+
+ private:
+  static void CollectMessage(void* data, jv message) {
+    auto* self = static_cast<CompiledProgram*>(data);
+    if (jv_get_kind(message) == JV_KIND_STRING) {
+      self->messages_.emplace_back(jv_string_value(message));
+      jv_free(message);
+    } else {
+      jv dumped = jv_dump_string(message, 0);
+      self->messages_.emplace_back(jv_string_value(dumped));
+      jv_free(dumped);
+    }
+  }
+  static void DropMessage(void*, jv message) { jv_free(message); }
+
+  jq_state* jq_ = nullptr;
+  std::vector<std::string> messages_;
+};
+
+// The calling thread's compiled programs. Being thread_local, its destructor tears every
+// jq_state down when the thread exits.
+class ProgramCache {
+ public:
+  CompiledProgram* Find(const std::string& program) {
+    auto it = programs_.find(program);
+    return it == programs_.end() ? nullptr : it->second.get();
+  }
+  CompiledProgram* Insert(const std::string& program, std::unique_ptr<CompiledProgram> compiled) {
+    // Procedures have a bounded number of expressions; a process that loads endlessly many
+    // versions just recompiles after a reset.
+    if (programs_.size() >= kMaxCachedPrograms) programs_.clear();
+    CompiledProgram* raw = compiled.get();
+    programs_[program] = std::move(compiled);
+    return raw;
+  }
+
+ private:
+  std::unordered_map<std::string, std::unique_ptr<CompiledProgram>> programs_;
+};
+
+ProgramCache& ThreadProgramCache() {
+  thread_local ProgramCache cache;
+  return cache;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Compile error messages. libjq 1.6 reports
+//   "jq: error: <what> (Unix shell quoting issues?) at <top-level>, line N:\n<line text><spaces>"
+// where the number of spaces is the column of the error; then "jq: K compile errors".
+
+void ReplaceAll(std::string* s, std::string_view from, std::string_view to) {
+  size_t pos = 0;
+  while ((pos = s->find(from, pos)) != std::string::npos) {
+    s->replace(pos, from.size(), to);
+    pos += to.size();
+  }
+}
+
+size_t LineStart(std::string_view program, long line) {
+  size_t offset = 0;
+  for (long i = 1; i < line; ++i) {
+    const size_t nl = program.find('\n', offset);
+    if (nl == std::string_view::npos) return offset;
+    offset = nl + 1;
+  }
+  return offset;
+}
+
+struct ParsedMessage {
+  std::string what;
+  std::optional<size_t> offset;
+};
+
+ParsedMessage ParseJqMessage(std::string_view program, std::string message) {
+  ParsedMessage parsed;
+  constexpr std::string_view kPrefix = "jq: error: ";
+  if (message.rfind(kPrefix, 0) == 0) message.erase(0, kPrefix.size());
+  constexpr std::string_view kAt = " at <top-level>, line ";
+  const size_t at = message.find(kAt);
+  if (at != std::string::npos) {
+    const size_t number_begin = at + kAt.size();
+    size_t number_end = number_begin;
+    while (number_end < message.size() &&
+           std::isdigit(static_cast<unsigned char>(message[number_end]))) {
+      ++number_end;
+    }
+    const long line = number_end > number_begin
+                          ? std::stol(message.substr(number_begin, number_end - number_begin))
+                          : 1;
+    const size_t line_start = LineStart(program, line);
+    size_t line_end = program.find('\n', line_start);
+    if (line_end == std::string_view::npos) line_end = program.size();
+    const std::string_view line_text = program.substr(line_start, line_end - line_start);
+    parsed.offset = line_start;
+    // The echoed line, then one space per byte of column.
+    if (message.compare(number_end, 2, ":\n") == 0) {
+      const std::string_view echo = std::string_view(message).substr(number_end + 2);
+      if (echo.substr(0, line_text.size()) == line_text) {
+        size_t spaces = 0;
+        while (line_text.size() + spaces < echo.size() && echo[line_text.size() + spaces] == ' ')
+          ++spaces;
+        if (spaces <= line_text.size()) parsed.offset = line_start + spaces;
+      }
+    }
+    message.erase(at);
+  }
+  ReplaceAll(&message, " (Unix shell quoting issues?)", "");
+  parsed.what = std::move(message);
+  return parsed;
+}
+
+std::string Describe(std::string_view program, std::string what, size_t offset) {
+  // Bison's token names mean nothing to an author.
+  if (what.find("unexpected INVALID_CHARACTER") != std::string::npos && offset < program.size() &&
+      std::isprint(static_cast<unsigned char>(program[offset]))) {
+    ReplaceAll(&what, "INVALID_CHARACTER", std::string("'") + program[offset] + "'");
+  }
+  ReplaceAll(&what, "INVALID_CHARACTER", "character");
+  ReplaceAll(&what, "$end", "end of expression");
+  ReplaceAll(&what, "QQSTRING_INTERP_START", "'\\('");
+  ReplaceAll(&what, "QQSTRING_INTERP_END", "')'");
+  ReplaceAll(&what, "QQSTRING_START", "string");
+  ReplaceAll(&what, "QQSTRING_TEXT", "string text");
+  ReplaceAll(&what, "QQSTRING_END", "closing quote");
+  ReplaceAll(&what, "IDENT", "name");
+  ReplaceAll(&what, "FIELD", "field");
+  ReplaceAll(&what, "LITERAL", "literal");
+  ReplaceAll(&what, "FORMAT", "format");
+  // "foo/1 is not defined", "$x is not defined"
+  constexpr std::string_view kNotDefined = " is not defined";
+  if (what.size() > kNotDefined.size() &&
+      what.compare(what.size() - kNotDefined.size(), kNotDefined.size(), kNotDefined) == 0 &&
+      what.find(' ') == what.size() - kNotDefined.size()) {
+    const std::string name = what.substr(0, what.size() - kNotDefined.size());
+    const size_t slash = name.rfind('/');
+    if (name[0] == '$') {
+      what = "unknown variable " + name;
+    } else if (slash != std::string::npos) {
+      const std::string arity = name.substr(slash + 1);
+      what = "unknown function '" + name.substr(0, slash) + "' with " + arity +
+             (arity == "1" ? " argument" : " arguments");
+    }
+  }
+  return what;
+}
+
+void FillCompileError(std::string_view program, const std::vector<std::string>& messages,
+                      ExpressionError* error) {
+  std::string combined;
+  std::optional<size_t> first_offset;
+  bool unexpected_end = false;
+  for (const std::string& raw : messages) {
+    if (raw.rfind("jq: ", 0) == 0 && raw.find("compile error") != std::string::npos &&
+        raw.find("jq: error") == std::string::npos) {
+      continue;  // the "jq: 2 compile errors" summary
+    }
+    ParsedMessage parsed = ParseJqMessage(program, raw);
+    if (parsed.what.find("unexpected $end") != std::string::npos) unexpected_end = true;
+    const size_t offset = parsed.offset.value_or(0);
+    if (!first_offset) first_offset = offset;
+    std::string what = Describe(program, std::move(parsed.what), offset);
+    if (!what.empty()) {
+      what[0] = static_cast<char>(std::tolower(static_cast<unsigned char>(what[0])));
+    }
+    if (combined.find(what) != std::string::npos) continue;
+    if (!combined.empty()) combined += "; ";
+    combined += what;
+  }
+  if (combined.empty()) combined = "the expression does not compile";
+  size_t offset = first_offset.value_or(0);
+  if (unexpected_end) {
+    // jq points at the last token; the useful place is what was left open, else the end.
+    JqLexer lexer(program);
+    lexer.ScanCode(0, '\0');
+    if (lexer.unclosed()) {
+      const Opener& open = *lexer.unclosed();
+      offset = open.offset;
+      if (open.bracket == '"') {
+        combined = "unterminated string";
+      } else {
+        combined += std::string("; '") + open.bracket + "' is never closed";
+      }
+    } else {
+      size_t end = program.size();
+      while (end > 0 && std::isspace(static_cast<unsigned char>(program[end - 1]))) --end;
+      offset = end;
+    }
+  }
+  error->offset = offset;
+  error->message = std::move(combined);
+}
+
+bool IsBlank(std::string_view text) {
+  for (char c : text) {
+    if (!std::isspace(static_cast<unsigned char>(c))) return false;
+  }
+  return true;
+}
+
+// Compiles into the calling thread's cache; nullptr (and `error` filled) on failure.
+CompiledProgram* CompileCached(const std::string& program, ExpressionError* error) {
+  ProgramCache& cache = ThreadProgramCache();
+  if (CompiledProgram* found = cache.Find(program)) return found;
+  if (IsBlank(program)) {
+    *error = {0, "empty expression"};
+    return nullptr;
+  }
+  if (program.size() > kMaxProgramBytes) {
+    *error = {kMaxProgramBytes,
+              "expression longer than " + std::to_string(kMaxProgramBytes) + " bytes"};
+    return nullptr;
+  }
+  if (const size_t nul = program.find('\0'); nul != std::string::npos) {
+    *error = {nul, "expression contains a NUL byte"};
+    return nullptr;
+  }
+  if (FindDeniedName(program, error)) return nullptr;
+  auto compiled = std::make_unique<CompiledProgram>();
+  if (!compiled->Compile(program)) {
+    FillCompileError(program, compiled->messages(), error);
+    return nullptr;
+  }
+  return cache.Insert(program, std::move(compiled));
+}
+
+// ---------------------------------------------------------------------------------------------
+// nlohmann::json <-> jv. jv values are reference counted: every function below says whether it
+// consumes its argument, as libjq's own functions do.
+
+// Returns a new jv (invalid with a message when the value cannot be converted).
+jv ToJv(const json& value, int depth) {
+  if (depth > kMaxNesting) {
+    return jv_invalid_with_msg(jv_string("input nested more than 512 levels deep"));
+  }
+  switch (value.type()) {
+    case json::value_t::null:
+    case json::value_t::discarded:
+      return jv_null();
+    case json::value_t::boolean:
+      return jv_bool(value.get<bool>());
+    case json::value_t::number_integer:
+      return jv_number(static_cast<double>(value.get<int64_t>()));
+    case json::value_t::number_unsigned:
+      return jv_number(static_cast<double>(value.get<uint64_t>()));
+    case json::value_t::number_float:
+      return jv_number(value.get<double>());
+    case json::value_t::string: {
+      const auto& s = value.get_ref<const std::string&>();
+      if (s.size() > static_cast<size_t>(std::numeric_limits<int>::max())) {
+        return jv_invalid_with_msg(jv_string("string too long"));
+      }
+      return jv_string_sized(s.data(), static_cast<int>(s.size()));
+    }
+    case json::value_t::array: {
+      jv array = jv_array();
+      for (const json& element : value) {
+        jv converted = ToJv(element, depth + 1);
+        if (!jv_is_valid(converted)) {
+          jv_free(array);
+          return converted;
+        }
+        array = jv_array_append(array, converted);
+      }
+      return array;
+    }
+    case json::value_t::object: {
+      jv object = jv_object();
+      for (const auto& [key, member] : value.items()) {
+        jv converted = ToJv(member, depth + 1);
+        if (!jv_is_valid(converted)) {
+          jv_free(object);
+          return converted;
+        }
+        object = jv_object_set(object, jv_string_sized(key.data(), static_cast<int>(key.size())),
+                               converted);
+      }
+      return object;
+    }
+    case json::value_t::binary:
+      return jv_invalid_with_msg(jv_string("binary values are not JSON"));
+  }
+  return jv_null();
+}
+
+json NumberFromJv(double d) {
+  // jq prints NaN as null and infinities as the largest doubles; do the same.
+  if (std::isnan(d)) return nullptr;
+  if (std::isinf(d)) {
+    return d > 0 ? std::numeric_limits<double>::max() : -std::numeric_limits<double>::max();
+  }
+  constexpr double kTwo63 = 9223372036854775808.0;
+  constexpr double kTwo64 = 18446744073709551616.0;
+  if (std::trunc(d) == d) {
+    if (d >= -kTwo63 && d < kTwo63) return static_cast<int64_t>(d);
+    if (d >= kTwo63 && d < kTwo64) return static_cast<uint64_t>(d);
+  }
+  return d;
+}
+
+// Converts `value` (borrowed, not consumed) into `out`. False when nested too deeply.
+bool FromJv(jv value, int depth, json* out) {
+  if (depth > kMaxNesting) return false;
+  switch (jv_get_kind(value)) {
+    case JV_KIND_INVALID:
+    case JV_KIND_NULL:
+      *out = nullptr;
+      return true;
+    case JV_KIND_FALSE:
+      *out = false;
+      return true;
+    case JV_KIND_TRUE:
+      *out = true;
+      return true;
+    case JV_KIND_NUMBER:
+      *out = NumberFromJv(jv_number_value(value));
+      return true;
+    case JV_KIND_STRING:
+      *out = std::string(jv_string_value(value),
+                         static_cast<size_t>(jv_string_length_bytes(jv_copy(value))));
+      return true;
+    case JV_KIND_ARRAY: {
+      *out = json::array();
+      const int length = jv_array_length(jv_copy(value));
+      for (int i = 0; i < length; ++i) {
+        jv element = jv_array_get(jv_copy(value), i);
+        json converted;
+        const bool ok = FromJv(element, depth + 1, &converted);
+        jv_free(element);
+        if (!ok) return false;
+        out->push_back(std::move(converted));
+      }
+      return true;
+    }
+    case JV_KIND_OBJECT: {
+      *out = json::object();
+      for (int it = jv_object_iter(value); jv_object_iter_valid(value, it);
+           it = jv_object_iter_next(value, it)) {
+        jv key = jv_object_iter_key(value, it);
+        jv member = jv_object_iter_value(value, it);
+        json converted;
+        const bool ok = FromJv(member, depth + 1, &converted);
+        std::string key_text(jv_string_value(key),
+                             static_cast<size_t>(jv_string_length_bytes(jv_copy(key))));
+        jv_free(member);
+        jv_free(key);
+        if (!ok) return false;
+        (*out)[std::move(key_text)] = std::move(converted);
+      }
+      return true;
+    }
+  }
+  *out = nullptr;
+  return true;
+}
+
+// The text of a jq error value (consumed).
+std::string ErrorText(jv message) {
+  std::string text;
+  if (jv_get_kind(message) == JV_KIND_STRING) {
+    text = jv_string_value(message);
+    jv_free(message);
+  } else {
+    jv dumped = jv_dump_string(message, 0);
+    text = std::string(jv_string_value(dumped)) + " (not a string)";
+    jv_free(dumped);
+  }
+  return text;
+}
+
+Status EvaluationError(const std::string& program, const std::string& what) {
+  return Status::Invalid("expression `" + program + "`: " + what);
+}
+
+Result<json> EvaluateFirst(const std::string& program, const json& input) {
+  ExpressionError compile_error;
+  CompiledProgram* compiled = CompileCached(program, &compile_error);
+  if (compiled == nullptr) return EvaluationError(program, compile_error.message);
+  jq_state* jq = compiled->jq();
+
+  jv converted = ToJv(input, 0);
+  if (!jv_is_valid(converted)) {
+    return EvaluationError(program, ErrorText(jv_invalid_get_msg(converted)));
+  }
+  jq_start(jq, converted, 0);
+  jv output = jq_next(jq);
+
+  Result<json> result = json();
+  if (jv_is_valid(output)) {
+    json value;
+    if (FromJv(output, 0, &value)) {
+      result = std::move(value);
+    } else {
+      result = EvaluationError(program, "result nested more than 512 levels deep");
+    }
+    jv_free(output);
+  } else if (jq_halted(jq)) {
+    jv_free(output);
+    result = EvaluationError(program, "the program halted");
+  } else {
+    jv message = jv_invalid_get_msg(output);
+    if (jv_get_kind(message) == JV_KIND_NULL) {
+      jv_free(message);  // no output at all: null
+    } else {
+      result = EvaluationError(program, ErrorText(message));
+    }
+  }
+  // Only the first output is wanted: drop the rest of the computation (and the input it holds)
+  // now rather than at this thread's next evaluation.
+  jq_start(jq, jv_null(), 0);
+  return result;
+}
+
+// jq's truthiness.
+bool Truthy(const json& value) {
+  return !(value.is_null() || (value.is_boolean() && !value.get<bool>()));
+}
+
+std::string_view Trim(std::string_view text) {
+  size_t begin = 0;
+  size_t end = text.size();
+  while (begin < end && std::isspace(static_cast<unsigned char>(text[begin]))) ++begin;
+  while (end > begin && std::isspace(static_cast<unsigned char>(text[end - 1]))) --end;
+  return text.substr(begin, end - begin);
+}
+
+Result<json> RenderString(const std::string& text, const json& data) {
+  std::vector<EmbeddedExpression> found;
+  size_t error_offset = 0;
+  if (!FindExpressions(text, &found, &error_offset)) {
+    return Status::Invalid("unterminated `${` at offset " + std::to_string(error_offset) +
+                           " in \"" + text + "\"");
+  }
+  if (found.empty()) return json(text);
+
+  auto evaluate = [&data](const std::string& program) -> Result<json> {
+    ExpressionError error;
+    std::optional<Expression> expression = Expression::Compile(program, &error);
+    if (!expression) {
+      return Status::Invalid("expression `" + program + "`: " + error.message + " (at offset " +
+                             std::to_string(error.offset) + ")");
+    }
+    return expression->Evaluate(data);
+  };
+
+  const std::string_view trimmed = Trim(text);
+  if (found.size() == 1 && found[0].begin == static_cast<size_t>(trimmed.data() - text.data()) &&
+      found[0].end == found[0].begin + trimmed.size()) {
+    return evaluate(found[0].program);
+  }
+  std::string rendered;
+  size_t copied_to = 0;
+  for (const EmbeddedExpression& embedded : found) {
+    rendered.append(text, copied_to, embedded.begin - copied_to);
+    Result<json> value = evaluate(embedded.program);
+    if (!value) return value.error();
+    if (value->is_string()) {
+      rendered += value->get_ref<const std::string&>();
+    } else {
+      rendered += value->dump(-1, ' ', false, json::error_handler_t::replace);
+    }
+    copied_to = embedded.end;
+  }
+  rendered.append(text, copied_to);
+  return json(std::move(rendered));
+}
+
+Result<json> Render(const json& value_template, const json& data, int depth) {
+  if (depth > kMaxNesting) return Status::Invalid("template nested more than 512 levels deep");
+  if (value_template.is_string()) {
+    return RenderString(value_template.get_ref<const std::string&>(), data);
+  }
+  if (value_template.is_array()) {
+    json out = json::array();
+    for (const json& element : value_template) {
+      Result<json> rendered = Render(element, data, depth + 1);
+      if (!rendered) return rendered.error();
+      out.push_back(std::move(rendered).value());
+    }
+    return out;
+  }
+  if (value_template.is_object()) {
+    json out = json::object();
+    for (const auto& [key, member] : value_template.items()) {
+      Result<json> rendered = Render(member, data, depth + 1);
+      if (!rendered) return rendered.error();
+      out[key] = std::move(rendered).value();
+    }
+    return out;
+  }
+  return value_template;
+}
+
+}  // namespace
+
+std::optional<Expression> Expression::Compile(std::string program, ExpressionError* error) {
+  ExpressionError local;
+  ExpressionError* sink = error != nullptr ? error : &local;
+  try {
+    if (CompileCached(program, sink) == nullptr) return std::nullopt;
+    return Expression(std::move(program));
+  } catch (const std::exception& e) {
+    *sink = {0, std::string("internal error while compiling: ") + e.what()};
+    return std::nullopt;
+  }
+}
+
+Result<nlohmann::json> Expression::Evaluate(const nlohmann::json& input) const {
+  try {
+    return EvaluateFirst(program_, input);
+  } catch (const std::exception& e) {
+    return Status::Internal("expression `" + program_ + "`: " + e.what());
+  }
+}
+
+Result<bool> Expression::EvaluateCondition(const nlohmann::json& input) const {
+  Result<json> value = Evaluate(input);
+  if (!value) return value.error();
+  return Truthy(*value);
+}
+
+bool FindExpressions(std::string_view text, std::vector<EmbeddedExpression>* out,
+                     size_t* error_offset) {
+  size_t pos = 0;
+  while (true) {
+    const size_t dollar = text.find("${", pos);
+    if (dollar == std::string_view::npos) return true;
+    JqLexer lexer(text);
+    const size_t close = lexer.ScanCode(dollar + 2, '}');
+    if (close == std::string_view::npos) {
+      if (error_offset != nullptr) *error_offset = dollar;
+      return false;
+    }
+    const std::string_view inside = text.substr(dollar + 2, close - dollar - 2);
+    const std::string_view program = Trim(inside);
+    EmbeddedExpression embedded;
+    embedded.begin = dollar;
+    embedded.end = close + 1;
+    embedded.program_begin =
+        program.empty() ? dollar + 2 : static_cast<size_t>(program.data() - text.data());
+    embedded.program = std::string(program);
+    if (out != nullptr) out->push_back(std::move(embedded));
+    pos = close + 1;
+  }
+}
+
+std::optional<std::string> WholeExpression(std::string_view text) {
+  std::vector<EmbeddedExpression> found;
+  size_t error_offset = 0;
+  if (!FindExpressions(text, &found, &error_offset) || found.size() != 1) return std::nullopt;
+  const std::string_view trimmed = Trim(text);
+  const size_t begin = static_cast<size_t>(trimmed.data() - text.data());
+  if (found[0].begin != begin || found[0].end != begin + trimmed.size()) return std::nullopt;
+  return std::move(found[0].program);
+}
+
+Result<nlohmann::json> RenderTemplate(const nlohmann::json& value_template,
+                                      const nlohmann::json& data) {
+  try {
+    return Render(value_template, data, 0);
+  } catch (const std::exception& e) {
+    return Status::Internal(std::string("rendering a template: ") + e.what());
+  }
+}
+
+}  // namespace wf::workflows

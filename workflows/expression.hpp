@@ -22,15 +22,47 @@ struct ExpressionError {
 // A jq program, the text between `${` and `}` in a definition. Compiled when it is created, so a
 // syntax error is found when the procedure loads. Cheap to copy (it holds the text); evaluation
 // compiles once per thread and caches, so Evaluate is safe to call from many threads at once.
+//
+// Each thread keeps its own compiled jq_state per program text (libjq 1.6 compiles its builtins
+// with every program, some milliseconds each, so this matters); the states are torn down when the
+// thread exits. Compile leaves its result in the calling thread's cache too.
+//
+// What a program may do: read the case data it is given and compute. Refused when compiling,
+// wherever they appear outside string text, object keys and `.field` names:
+//   `input`, `inputs`, `input_filename`, `input_line_number` (input outside the case data),
+//   `env` and `$ENV` (the engine's environment holds department credentials),
+//   `debug` and `stderr` (libjq would print), `halt` and `halt_error`, `$__loc__`,
+//   `import`, `include`, `modulemeta`, `get_search_list`, `get_prog_origin`, `get_jq_origin`
+//   (modules read files, and libjq 1.6 aborts the process on an import without search paths).
+// Defining a function with one of those names is refused as well. libjq never prints: its
+// messages are captured.
+//
+// Limits: programs over 16 KiB are refused; input and output deeper than 512 levels are
+// refused. libjq 1.6 has no step or memory budget and cannot be interrupted, so evaluation stops
+// early only by taking the first output: `range(1e9)` costs one step, but `[range(1e9)]`,
+// `last(range(1e9))` or `def f: f; f` run until they finish or memory runs out, blocking the
+// calling thread. Programs come from reviewed definitions; case data cannot make a bounded
+// program unbounded except through values it supplies (`[range(.n)]`), so such programs should
+// clamp (`[range([.n, 100] | min)]`).
+//
+// Numbers: jq 1.6 holds every number as a double. An integral result within the int64 (or
+// uint64) range comes back as a JSON integer, anything else as a double; integers beyond 2^53
+// lose precision inside jq. NaN becomes null and infinities the largest finite doubles, as jq
+// prints them. Strings may hold NUL bytes; invalid UTF-8 is replaced with U+FFFD by libjq.
 class Expression {
  public:
-  // Compiles `program`. On failure returns nothing and fills `error`.
+  // Compiles `program`. On failure returns nothing and fills `error` (when not null) with a byte
+  // offset into `program` and a message without jq's "jq: error:" decoration: the offending
+  // token for a syntax error, the opener left unclosed for an unexpected end, the refused name.
+  // An empty or blank program is an error ("empty expression").
   static std::optional<Expression> Compile(std::string program, ExpressionError* error);
 
   const std::string& program() const { return program_; }
 
-  // Runs the program over `input` and returns its first output (null when it produces none).
-  // A runtime error (e.g. `.a + 1` on a string) comes back as kInvalid naming the program.
+  // Runs the program over `input` and returns its first output (null when it produces none;
+  // jq 1.6's `error(null)` is indistinguishable from no output and also gives null).
+  // A runtime error (e.g. `.a + 1` on a string) comes back as kInvalid
+  // "expression `<program>`: <jq's message>".
   Result<nlohmann::json> Evaluate(const nlohmann::json& input) const;
   // Evaluate, then jq's truthiness: false and null are false, everything else true.
   Result<bool> EvaluateCondition(const nlohmann::json& input) const;
@@ -49,7 +81,9 @@ struct EmbeddedExpression {
 };
 
 // Finds every `${ ... }` in `text`, matching braces and skipping braces inside jq string
-// literals. Returns false (and the offset of the problem) on an unterminated `${`.
+// literals (including `\( ... )` interpolations) and `#` comments. Appends to `out` in order.
+// Returns false (and the offset of the `$` of the unterminated `${`) on an unterminated `${`;
+// the expressions before it have been appended. `out` and `error_offset` may be null.
 bool FindExpressions(std::string_view text, std::vector<EmbeddedExpression>* out,
                      size_t* error_offset);
 
@@ -59,7 +93,8 @@ std::optional<std::string> WholeExpression(std::string_view text);
 // Renders a value template: every string that is exactly `${ p }` becomes p's output (any JSON
 // type); a string with `${ p }` among other text gets each output spliced in as text (strings
 // bare, other values as compact JSON); objects and arrays are rendered member by member.
-// Other values are copied. Errors name the failing program.
+// Other values are copied, object keys are never rendered. Errors (kInvalid) name the failing
+// program: compile errors, runtime errors, an unterminated `${`.
 Result<nlohmann::json> RenderTemplate(const nlohmann::json& value_template,
                                       const nlohmann::json& data);
 

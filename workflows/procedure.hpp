@@ -24,6 +24,8 @@ enum class StepKind {
   kDecision,       // only `next:` with conditions
 };
 
+// The kind's name as written in a definition and in messages: "adapter", "task", "parallel",
+// "wait", "call_procedure", "end", "decision".
 const char* StepKindName(StepKind kind);
 
 // An expression together with where it was written.
@@ -52,6 +54,7 @@ struct FormField {
   bool required = false;
   std::vector<std::string> choices;  // `enum:` as text
   std::string label;                 // `label:` shown to the clerk
+  std::string pattern;               // `pattern:` an ECMAScript regex a string value must match
   SourceLocation where;
 };
 
@@ -60,6 +63,7 @@ struct Step {
   StepKind kind = StepKind::kDecision;
   SourceLocation where;                          // of the step's key
   std::map<std::string, SourceLocation> keys;    // where each of its keys was written
+  std::map<std::string, SourceLocation> values;  // where each of its keys' values was written
 
   // kAdapter
   std::string department;            // `adapter:` names a department of the deployment config
@@ -79,6 +83,7 @@ struct Step {
 
   // kParallel
   std::vector<std::string> branches;
+  std::vector<SourceLocation> branch_where;  // where each branch id was written
 
   // kWait
   std::string signal;                // `wait:` the signal name
@@ -100,10 +105,13 @@ struct Step {
   std::string description;
 };
 
+// A role declared under `roles:`. `agency` defaults to the procedure's agency when omitted.
 struct Role {
   std::string name;
   std::string agency;
-  SourceLocation where;
+  std::string description;
+  SourceLocation where;         // of the role's key
+  SourceLocation agency_where;  // of its `agency:` value (the role's key when omitted)
 };
 
 // A procedure as loaded and checked. Immutable once loaded; safe to share between threads.
@@ -123,6 +131,8 @@ struct Procedure {
   std::string start;
   std::vector<Step> steps;           // in file order
   std::map<std::string, SourceLocation> keys;  // where each top-level key was written
+  std::map<std::string, SourceLocation> values;  // where each top-level key's value was written
+  std::string description;
 
   // The step with this id, or nullptr.
   const Step* FindStep(const std::string& id) const;

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <variant>
 
@@ -60,6 +61,10 @@ class Status {
 template <typename T>
 class Result {
  public:
+  // Like std::expected: default-constructs a value (Asio's co_spawn needs it).
+  Result()
+    requires std::is_default_constructible_v<T>
+      : v_(T{}) {}
   Result(T value) : v_(std::move(value)) {}  // NOLINT: implicit like std::expected
   Result(Status error) : v_(std::move(error)) {}  // NOLINT: must not be ok()
 

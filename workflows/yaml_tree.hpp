@@ -28,6 +28,10 @@ struct YamlNode {
   std::vector<YamlNode> items;
   std::vector<std::pair<YamlNode, YamlNode>> entries;
 
+  // Written out because clang (the fuzz build) cannot check the implicit default constructor
+  // while `entries` names the still incomplete YamlNode.
+  YamlNode() {}
+
   bool IsNull() const { return kind == Kind::kNull; }
   bool IsScalar() const { return kind == Kind::kScalar; }
   bool IsSequence() const { return kind == Kind::kSequence; }

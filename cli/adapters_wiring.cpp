@@ -1,0 +1,50 @@
+#include "cli/adapters_wiring.hpp"
+
+#include <memory>
+#include <string>
+
+#include <spdlog/spdlog.h>
+
+#include "adapters/noop.hpp"
+
+namespace wf::cli {
+
+namespace {
+
+// Stands in for a department whose kind this program cannot call: every attempt fails
+// permanently, so the step becomes an incident whose message says what is missing (rather than
+// the engine's "no department" for a department the config does name).
+class UnsupportedAdapter final : public adapters::Adapter {
+ public:
+  UnsupportedAdapter(std::string department, std::string kind)
+      : message_("department '" + department + "': adapter kind '" + kind +
+                 "' is not supported by this program; change its `adapter:` in the deployment "
+                 "config, then `wf retry` the incident") {}
+
+  Status Validate(const adapters::StepCall&) const override { return Status::Ok(); }
+  asio::awaitable<adapters::StepOutcome> Invoke(adapters::StepRequest) override {
+    co_return adapters::StepOutcome::Failed(message_);
+  }
+
+ private:
+  std::string message_;
+};
+
+}  // namespace
+
+Status BuildRegistry(const engine::Deployment& deployment, adapters::Registry* registry) {
+  for (const auto& [name, department] : deployment.departments) {
+    if (department.adapter == "noop") {
+      registry->Add(name, std::make_unique<adapters::NoopAdapter>());
+      continue;
+    }
+    spdlog::warn(
+        "department '{}' ({}:{}): adapter kind '{}' is not supported by this program yet; steps "
+        "calling it will become incidents",
+        name, deployment.file, department.where.line, department.adapter);
+    registry->Add(name, std::make_unique<UnsupportedAdapter>(name, department.adapter));
+  }
+  return Status::Ok();
+}
+
+}  // namespace wf::cli

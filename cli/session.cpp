@@ -1,0 +1,128 @@
+#include "cli/session.hpp"
+
+#include <set>
+
+#include "cli/output.hpp"
+#include "engine/calendar.hpp"
+#include "engine/machine.hpp"
+
+namespace wf::cli {
+
+namespace {
+engine::TimePoint ToTimePoint(engine::Timestamp t) {
+  return engine::TimePoint(std::chrono::duration_cast<engine::TimePoint::duration>(
+      t.time_since_epoch()));
+}
+}  // namespace
+
+Result<engine::Deployment> LoadDeploymentFor(const GlobalOptions& globals) {
+  return engine::LoadDeployment(globals.config);
+}
+
+Result<std::unique_ptr<Session>> OpenSession(const GlobalOptions& globals, int pool_size) {
+  auto session = std::make_unique<Session>();
+  auto deployment = LoadDeploymentFor(globals);
+  if (!deployment) return deployment.error();
+  session->deployment = std::move(*deployment);
+  auto store = engine::Store::Open(globals.db, pool_size);
+  if (!store) {
+    const Status& error = store.error();
+    if (error.code() == ErrorCode::kUsage) {
+      return Status::Usage(error.message() +
+                           "; give --db sqlite:PATH or --db postgresql://... (or set WF_DB)");
+    }
+    return error;
+  }
+  session->store = std::move(*store);
+  session->runtime = std::make_unique<engine::Runtime>(*session->store, session->deployment);
+  return session;
+}
+
+Result<std::string> RequireActor(const GlobalOptions& globals, const std::string& command) {
+  if (globals.actor.empty()) {
+    return Status::Usage("`wf " + command +
+                         "` needs to know who is acting: give --as NAME or set WF_ACTOR");
+  }
+  return globals.actor;
+}
+
+std::string ActorOrAnonymous(const GlobalOptions& globals) {
+  return globals.actor.empty() ? std::string("anonymous") : globals.actor;
+}
+
+std::vector<std::pair<std::string, std::string>> AgencyRolesOf(const engine::Deployment& deployment,
+                                                               const std::string& actor) {
+  std::vector<std::pair<std::string, std::string>> pairs;
+  for (const auto& agency : deployment.AgenciesOf(actor)) {
+    for (const auto& role : deployment.RolesOf(actor, agency)) pairs.emplace_back(agency, role);
+  }
+  return pairs;
+}
+
+Result<nlohmann::json> ReadJsonInput(const std::string& path, const std::string& what) {
+  std::string text;
+  std::string error;
+  if (!ReadInput(path, &text, &error)) {
+    return Status::NotFound(what + ": " + error + "; give an existing file or - for stdin");
+  }
+  try {
+    return nlohmann::json::parse(text);
+  } catch (const nlohmann::json::parse_error& e) {
+    return Status::Invalid((path == "-" ? std::string("stdin") : path) + ": not valid JSON: " +
+                           e.what());
+  }
+}
+
+std::string JsonTime(engine::Timestamp t) { return engine::FormatRfc3339(t); }
+
+nlohmann::json JsonTime(const std::optional<engine::Timestamp>& t) {
+  return t ? nlohmann::json(JsonTime(*t)) : nlohmann::json(nullptr);
+}
+
+std::string LocalTime(const engine::Deployment& deployment, const std::string& agency,
+                      engine::Timestamp t) {
+  // "2026-01-07T23:59:59+07:00" -> "2026-01-07 23:59": minutes are enough for people, and the
+  // offset is the agency's, the same for every row of a table.
+  std::string text = deployment.CalendarOf(agency).FormatLocal(ToTimePoint(t));
+  if (text.size() >= 16) {
+    text = text.substr(0, 16);
+    text[10] = ' ';
+  }
+  return text;
+}
+
+std::string DescribeDeadline(const engine::Deployment& deployment, const std::string& agency,
+                             engine::Timestamp deadline, engine::Timestamp now) {
+  engine::Calendar calendar = deployment.CalendarOf(agency);
+  return LocalTime(deployment, agency, deadline) + " (" +
+         calendar.DescribeTimeLeft(ToTimePoint(now), ToTimePoint(deadline)) + ")";
+}
+
+std::vector<std::string> CurrentSteps(const std::string& state_json) {
+  std::vector<std::string> steps;
+  nlohmann::json json = nlohmann::json::parse(state_json, nullptr, false);
+  if (json.is_discarded()) return steps;
+  auto state = engine::CaseState::FromJson(json);
+  if (!state) return steps;
+  bool has_other = false;
+  for (const auto& token : state->tokens) {
+    if (token.waiting != engine::Waiting::kBranches) has_other = true;
+  }
+  std::set<std::string> seen;
+  for (const auto& token : state->tokens) {
+    if (has_other && token.waiting == engine::Waiting::kBranches) continue;
+    if (seen.insert(token.step).second) steps.push_back(token.step);
+  }
+  return steps;
+}
+
+std::string JoinComma(const std::vector<std::string>& items) {
+  std::string out;
+  for (const auto& item : items) {
+    if (!out.empty()) out += ',';
+    out += item;
+  }
+  return out;
+}
+
+}  // namespace wf::cli

@@ -1,0 +1,71 @@
+#pragma once
+
+// What the case, task and audit commands share: the deployment and the store a command works
+// on, reading JSON input, and how times and case positions are written for people. Internal to
+// the `wf` program (cli/ only).
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "cli/command.hpp"
+#include "engine/config.hpp"
+#include "engine/runtime.hpp"
+#include "engine/store.hpp"
+
+namespace wf::cli {
+
+// The deployment config, the store and a runtime over both, opened from the global options.
+// Not movable: the runtime refers to the other two members.
+struct Session {
+  engine::Deployment deployment;
+  std::unique_ptr<engine::Store> store;
+  std::unique_ptr<engine::Runtime> runtime;
+
+  Session() = default;
+  Session(const Session&) = delete;
+  Session& operator=(const Session&) = delete;
+};
+
+// Loads --config (Deployment::Empty() without one): kNotFound / kInvalid as LoadDeployment says.
+Result<engine::Deployment> LoadDeploymentFor(const GlobalOptions& globals);
+
+// Loads the deployment and opens --db (which applies pending migrations) with `pool_size`
+// connections. Errors name the config file or the database and say what to do.
+Result<std::unique_ptr<Session>> OpenSession(const GlobalOptions& globals, int pool_size = 2);
+
+// The actor of a command that needs one; kUsage telling how to give one when there is none.
+Result<std::string> RequireActor(const GlobalOptions& globals, const std::string& command);
+
+// The actor recorded for a command that does not need one: --as, or "anonymous".
+std::string ActorOrAnonymous(const GlobalOptions& globals);
+
+// The (agency, role) pairs `actor` holds in the deployment, by agency then role as written.
+std::vector<std::pair<std::string, std::string>> AgencyRolesOf(const engine::Deployment& deployment,
+                                                               const std::string& actor);
+
+// Reads `path` ("-": standard input) as one JSON value. kNotFound when the file cannot be read,
+// kInvalid "PATH: not valid JSON: ..." when it does not parse. `what` names the option.
+Result<nlohmann::json> ReadJsonInput(const std::string& path, const std::string& what);
+
+// Times: RFC 3339 UTC for machines, the agency's local time for people.
+std::string JsonTime(engine::Timestamp t);
+nlohmann::json JsonTime(const std::optional<engine::Timestamp>& t);  // null when unset
+std::string LocalTime(const engine::Deployment& deployment, const std::string& agency,
+                      engine::Timestamp t);
+// A deadline for people on the agency's calendar: "2026-01-07 23:59 (1.5 working days left)".
+std::string DescribeDeadline(const engine::Deployment& deployment, const std::string& agency,
+                             engine::Timestamp deadline, engine::Timestamp now);
+
+// The steps the case is at, from its stored state: one per active token, leaving out parallel
+// steps that only wait for their branches when some branch is shown; in token order, without
+// duplicates. Empty for a finished case or a state that does not parse.
+std::vector<std::string> CurrentSteps(const std::string& state_json);
+
+// "a,b,c".
+std::string JoinComma(const std::vector<std::string>& items);
+
+}  // namespace wf::cli

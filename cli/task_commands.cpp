@@ -1,0 +1,306 @@
+// wf inbox, claim, release, complete: a clerk's work on the tasks of their roles.
+#include <charconv>
+#include <iostream>
+#include <memory>
+
+#include <nlohmann/json.hpp>
+
+#include "cli/command.hpp"
+#include "cli/output.hpp"
+#include "cli/session.hpp"
+#include "engine/calendar.hpp"
+
+namespace wf::cli {
+
+namespace {
+
+using nlohmann::json;
+
+void PrintJson(const json& value) { std::cout << value.dump(2) << '\n'; }
+
+std::string TaskRef(int64_t id) { return "task " + std::to_string(id); }
+
+// --- inbox -----------------------------------------------------------------------------------
+
+int Inbox(const GlobalOptions& globals, const std::string& role) {
+  auto actor = RequireActor(globals, "inbox");
+  if (!actor) return Fail(actor.error());
+  auto session = OpenSession(globals);
+  if (!session) return Fail(session.error());
+  const engine::Deployment& deployment = (*session)->deployment;
+
+  auto pairs = AgencyRolesOf(deployment, *actor);
+  if (!role.empty()) {
+    std::erase_if(pairs, [&](const auto& pair) { return pair.second != role; });
+    if (pairs.empty()) {
+      return Fail(Status::NotPermitted(
+          *actor + " does not hold role '" + role +
+          "' in any agency; the deployment config's agency members say who does"));
+    }
+  }
+  std::vector<engine::TaskRecord> tasks;
+  if (pairs.empty()) {
+    // An empty filter would mean every role of every agency: say why the inbox is empty instead.
+    std::cerr << "wf: " << *actor << " holds no role in "
+              << (globals.config.empty() ? std::string("the deployment (no --config given)")
+                                         : globals.config)
+              << "; the inbox is empty\n";
+  } else {
+    Status status = (*session)->store->Read([&](engine::StoreTx& tx) {
+      engine::TaskFilter filter;
+      filter.agency_roles = pairs;
+      auto list = tx.ListTasks(filter);
+      if (!list) return list.error();
+      tasks = std::move(*list);
+      return Status::Ok();
+    });
+    if (!status.ok()) return Fail(status);
+  }
+
+  engine::Timestamp now = engine::Now();
+  if (globals.json) {
+    json out = json::array();
+    for (const auto& t : tasks) {
+      out.push_back({{"id", t.id},
+                     {"case", t.case_id},
+                     {"step", t.step},
+                     {"role", t.role},
+                     {"status", engine::TaskStatusName(t.status)},
+                     {"title", t.title},
+                     {"agency", t.agency},
+                     {"assignee", t.assignee ? json(*t.assignee) : json(nullptr)},
+                     {"created_at", JsonTime(t.created_at)},
+                     {"due", JsonTime(t.due_at)},
+                     {"overdue", t.due_at.has_value() && *t.due_at < now}});
+    }
+    PrintJson(out);
+    return 0;
+  }
+  if (tasks.empty()) {
+    std::cout << "no open tasks for " << *actor << '\n';
+    return 0;
+  }
+  Table table({"TASK", "CASE", "STEP", "TITLE", "ROLE", "AGENCY", "STATUS", "ASSIGNEE", "DUE"});
+  for (const auto& t : tasks) {
+    table.AddRow({std::to_string(t.id), t.case_id, t.step, t.title, t.role, t.agency,
+                  engine::TaskStatusName(t.status), t.assignee.value_or("-"),
+                  t.due_at ? DescribeDeadline(deployment, t.agency, *t.due_at, now) : "-"});
+  }
+  table.Print(std::cout);
+  return 0;
+}
+
+// --- claim, release --------------------------------------------------------------------------
+
+int ClaimOrRelease(const GlobalOptions& globals, int64_t task_id, bool claim) {
+  auto actor = RequireActor(globals, claim ? "claim" : "release");
+  if (!actor) return Fail(actor.error());
+  auto session = OpenSession(globals);
+  if (!session) return Fail(session.error());
+  Status status = claim ? (*session)->runtime->ClaimTask(task_id, *actor)
+                        : (*session)->runtime->ReleaseTask(task_id, *actor);
+  if (!status.ok()) return Fail(status);
+  if (globals.json) {
+    PrintJson({{"id", task_id},
+               {"status", claim ? "claimed" : "open"},
+               {"assignee", claim ? json(*actor) : json(nullptr)}});
+  } else {
+    std::cout << TaskRef(task_id) << (claim ? " claimed by " : " released by ") << *actor
+              << '\n';
+  }
+  return 0;
+}
+
+// --- complete --------------------------------------------------------------------------------
+
+struct CompleteOptions {
+  int64_t task = 0;
+  std::vector<std::string> sets;
+  std::string data;
+};
+
+// The form's fields, for messages: "approved (boolean), note (string)".
+std::string DescribeFields(const json& properties) {
+  if (!properties.is_object() || properties.empty()) return "it has no form fields";
+  std::string out = "its fields: ";
+  bool first = true;
+  for (const auto& [name, schema] : properties.items()) {
+    if (!first) out += ", ";
+    first = false;
+    out += name;
+    if (schema.is_object() && schema.contains("type") && schema["type"].is_string()) {
+      std::string type = schema["type"].get<std::string>();
+      if (type == "string" && schema.value("format", "") == "date") type = "date";
+      out += " (" + type + ")";
+    }
+  }
+  return out;
+}
+
+// Turns the text of `--set name=text` into the JSON value the form's schema asks for.
+Result<json> TypedValue(const std::string& name, const std::string& text, const json& schema) {
+  std::string type = schema.is_object() ? schema.value("type", std::string("string")) : "string";
+  if (type == "string" && schema.value("format", "") == "date") type = "date";
+  auto bad = [&](const std::string& expected) {
+    return Status::Invalid("--set " + name + "=" + text + ": '" + name + "' is " + expected);
+  };
+  if (type == "boolean") {
+    std::string lower;
+    for (char c : text) lower.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
+    if (lower == "true" || lower == "yes") return json(true);
+    if (lower == "false" || lower == "no") return json(false);
+    return bad("a boolean: write true or false");
+  }
+  if (type == "integer") {
+    int64_t value = 0;
+    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+    if (ec != std::errc() || end != text.data() + text.size() || text.empty()) {
+      return bad("an integer: write e.g. 42");
+    }
+    return json(value);
+  }
+  if (type == "number") {
+    json value = json::parse(text, nullptr, false);
+    if (value.is_discarded() || !value.is_number()) return bad("a number: write e.g. 12.5");
+    return value;
+  }
+  if (type == "date") {
+    if (!engine::ParseDate(text)) return bad("a date: write YYYY-MM-DD, e.g. 2026-03-02");
+    return json(text);
+  }
+  if (type == "object" || type == "array") {
+    json value = json::parse(text, nullptr, false);
+    if (value.is_discarded() || (type == "object" ? !value.is_object() : !value.is_array())) {
+      return bad(std::string(type == "object" ? "an object" : "an array") +
+                 ": write it as JSON");
+    }
+    return value;
+  }
+  return json(text);
+}
+
+int Complete(const GlobalOptions& globals, const CompleteOptions& options) {
+  auto actor = RequireActor(globals, "complete");
+  if (!actor) return Fail(actor.error());
+  if (options.sets.empty() && options.data.empty()) {
+    return Fail(Status::Usage("`wf complete " + std::to_string(options.task) +
+                              "` needs the form's values: --set NAME=VALUE ... or --data FILE"));
+  }
+  json values = json::object();
+  if (!options.data.empty()) {
+    auto data = ReadJsonInput(options.data, "--data");
+    if (!data) return Fail(data.error());
+    if (!data->is_object()) {
+      return Fail(Status::Invalid("--data: the form's values must be a JSON object"));
+    }
+    values = std::move(*data);
+  }
+  auto session = OpenSession(globals);
+  if (!session) return Fail(session.error());
+
+  if (!options.sets.empty()) {
+    engine::TaskRecord task;
+    Status found = (*session)->store->Read([&](engine::StoreTx& tx) {
+      auto got = tx.GetTask(options.task);
+      if (!got) {
+        if (got.error().code() == ErrorCode::kNotFound) {
+          return Status::NotFound("no " + TaskRef(options.task) + "; `wf inbox` lists yours");
+        }
+        return got.error();
+      }
+      task = std::move(*got);
+      return Status::Ok();
+    });
+    if (!found.ok()) return Fail(found);
+    json form = json::parse(task.form, nullptr, false);
+    json properties = form.is_object() && form.contains("properties") ? form["properties"]
+                                                                      : json::object();
+    for (const auto& set : options.sets) {
+      size_t eq = set.find('=');
+      if (eq == std::string::npos || eq == 0) {
+        return Fail(Status::Usage("--set " + set + ": write NAME=VALUE, e.g. --set approved=true"));
+      }
+      std::string name = set.substr(0, eq);
+      std::string text = set.substr(eq + 1);
+      if (!properties.is_object() || !properties.contains(name)) {
+        return Fail(Status::Invalid("the form of " + TaskRef(options.task) + " (" + task.title +
+                                    ") has no field '" + name + "'; " +
+                                    DescribeFields(properties)));
+      }
+      auto value = TypedValue(name, text, properties[name]);
+      if (!value) return Fail(value.error());
+      values[name] = std::move(*value);
+    }
+  }
+
+  Status status = (*session)->runtime->CompleteTask(options.task, *actor, values);
+  if (!status.ok()) return Fail(status);
+  // Where the case went, for the clerk's confirmation.
+  std::string case_id;
+  json after = json::object();
+  (void)(*session)->store->Read([&](engine::StoreTx& tx) {
+    auto task = tx.GetTask(options.task);
+    if (!task) return task.error();
+    case_id = task->case_id;
+    auto record = tx.GetCase(case_id);
+    if (!record) return record.error();
+    after = {{"status", record->status}, {"steps", CurrentSteps(record->state)}};
+    return Status::Ok();
+  });
+  if (globals.json) {
+    PrintJson({{"id", options.task},
+               {"status", "completed"},
+               {"completed_by", *actor},
+               {"values", values},
+               {"case", case_id},
+               {"case_status", after.value("status", json(nullptr))},
+               {"case_steps", after.value("steps", json::array())}});
+  } else {
+    std::cout << TaskRef(options.task) << " completed by " << *actor;
+    if (!case_id.empty()) {
+      std::cout << "; case " << case_id << " is " << after.value("status", std::string("?"));
+      if (after.contains("steps") && !after["steps"].empty()) {
+        std::cout << " at " << JoinComma(after["steps"].get<std::vector<std::string>>());
+      }
+    }
+    std::cout << '\n';
+  }
+  return 0;
+}
+
+}  // namespace
+
+void AddTaskCommands(CLI::App& app, const GlobalOptions& globals, CommandAction* selected) {
+  {
+    auto* cmd = app.add_subcommand("inbox", "open tasks for your roles (--as / WF_ACTOR)");
+    auto role = std::make_shared<std::string>();
+    cmd->add_option("--role", *role, "only tasks of this role");
+    cmd->callback([&globals, role, selected] {
+      *selected = [&globals, role] { return Inbox(globals, *role); };
+    });
+  }
+  for (bool claim : {true, false}) {
+    auto* cmd = app.add_subcommand(claim ? "claim" : "release",
+                                   claim ? "take a task so that others see you work on it"
+                                         : "give a claimed task back to its role's inbox");
+    auto task = std::make_shared<int64_t>(0);
+    cmd->add_option("task", *task, "the task id (`wf inbox`)")->required();
+    cmd->callback([&globals, task, claim, selected] {
+      *selected = [&globals, task, claim] { return ClaimOrRelease(globals, *task, claim); };
+    });
+  }
+  {
+    auto* cmd = app.add_subcommand("complete", "fill a task's form and complete it");
+    auto options = std::make_shared<CompleteOptions>();
+    cmd->add_option("task", options->task, "the task id (`wf inbox`)")->required();
+    cmd->add_option("--set", options->sets,
+                    "NAME=VALUE of a form field, typed by the form (repeat it)")
+        ->allow_extra_args(false);
+    cmd->add_option("--data", options->data, "the form's values: a JSON file, - for stdin");
+    cmd->callback([&globals, options, selected] {
+      *selected = [&globals, options] { return Complete(globals, *options); };
+    });
+  }
+}
+
+}  // namespace wf::cli

@@ -1,0 +1,480 @@
+#include "engine/config.hpp"
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <optional>
+#include <set>
+#include <sstream>
+#include <system_error>
+#include <utility>
+
+#include "workflows/yaml_tree.hpp"
+
+namespace wf::engine {
+
+namespace {
+
+using workflows::DiagnosticSink;
+using workflows::NearestMatch;
+using workflows::SourceLocation;
+using workflows::YamlNode;
+
+// Big enough for a province's clerks, small enough to refuse a wrong file quickly.
+constexpr size_t kMaxConfigBytes = 4 * 1024 * 1024;
+// A holiday range longer than this is surely a typo in a year.
+constexpr int kMaxHolidayRangeDays = 366;
+
+const std::vector<std::string> kTopLevelKeys = {"departments", "agencies", "calendars"};
+const std::vector<std::string> kAgencyKeys = {"title", "calendar", "members"};
+const std::vector<std::string> kCalendarKeys = {"weekend", "holidays", "working_days", "cutoff",
+                                                "utc_offset"};
+const std::vector<std::string> kWeekdayNames = {"monday", "tuesday",  "wednesday", "thursday",
+                                                "friday", "saturday", "sunday"};
+
+std::string Quote(const std::string& s) { return "'" + s + "'"; }
+
+std::string JoinNames(const std::vector<std::string>& names) {
+  std::string out;
+  for (size_t i = 0; i < names.size(); ++i) {
+    if (i > 0) out += i + 1 == names.size() ? " or " : ", ";
+    out += names[i];
+  }
+  return out;
+}
+
+// "; did you mean 'x'?" when a candidate is close, else "; expected a, b or c" (or nothing).
+std::string Suggestion(const std::string& word, const std::vector<std::string>& candidates,
+                       bool list_when_far) {
+  std::string near = NearestMatch(word, candidates);
+  if (!near.empty()) return "; did you mean " + Quote(near) + "?";
+  if (list_when_far && !candidates.empty()) return "; expected " + JoinNames(candidates);
+  return "";
+}
+
+// Walks the parsed tree once, filling a Deployment and reporting every problem to the sink.
+class ConfigReader {
+ public:
+  ConfigReader(DiagnosticSink& sink, const DeploymentOptions& options)
+      : sink_(sink), options_(options) {}
+
+  Deployment Read(const YamlNode& root) {
+    Deployment out;
+    out.file = sink_.file();
+    if (!root.IsNull() && !root.IsMapping()) {
+      Error(root.where, std::string("a deployment config is a mapping with departments, "
+                                    "agencies and calendars, not ") +
+                            root.KindName());
+    }
+    for (const auto& [key, value] : root.entries) {
+      if (key.scalar == "departments") {
+        ReadDepartments(value, out);
+      } else if (key.scalar == "agencies") {
+        ReadAgencies(value, out);
+      } else if (key.scalar == "calendars") {
+        ReadCalendars(value, out);
+      } else {
+        Error(key.where, "unknown key " + Quote(key.scalar) +
+                             Suggestion(key.scalar, kTopLevelKeys, /*list_when_far=*/true));
+      }
+    }
+    if (!out.calendars.count(kDefaultCalendarName)) {
+      out.calendars[kDefaultCalendarName] = CalendarSpec{};
+    }
+    CheckAgencyCalendars(out);
+    return out;
+  }
+
+ private:
+  void Error(SourceLocation where, std::string message) { sink_.Error(where, std::move(message)); }
+
+  // True for a mapping; null is an empty section and false without a diagnostic.
+  bool IsSection(const YamlNode& node, const std::string& what) {
+    if (node.IsMapping()) return true;
+    if (!node.IsNull()) {
+      Error(node.where, what + " must be a mapping, not " + node.KindName());
+    }
+    return false;
+  }
+
+  // The text of a scalar that names something, or nullopt with a diagnostic.
+  std::optional<std::string> Name(const YamlNode& node, const std::string& what) {
+    if (node.IsScalar() && !node.scalar.empty()) return node.scalar;
+    Error(node.where, what + " must be a name, not " +
+                          (node.IsScalar() ? std::string("empty") : node.KindName()));
+    return std::nullopt;
+  }
+
+  // Items of a list; a single scalar counts as a list of one. Null is empty.
+  std::vector<const YamlNode*> ListItems(const YamlNode& node, const std::string& what) {
+    std::vector<const YamlNode*> out;
+    if (node.IsSequence()) {
+      for (const auto& item : node.items) out.push_back(&item);
+    } else if (node.IsScalar()) {
+      out.push_back(&node);
+    } else if (node.IsMapping()) {
+      Error(node.where, what + " must be a list, not a mapping");
+    }
+    return out;
+  }
+
+  void ReadDepartments(const YamlNode& section, Deployment& out) {
+    if (!IsSection(section, "'departments'")) return;
+    for (const auto& [key, value] : section.entries) {
+      const std::string context = "department " + Quote(key.scalar);
+      Department department;
+      department.name = key.scalar;
+      department.where = key.where;
+      if (!value.IsMapping()) {
+        Error(value.IsNull() ? key.where : value.where,
+              context + " must be a mapping with at least 'adapter', not " + value.KindName());
+        continue;
+      }
+      bool has_adapter = false;
+      for (const auto& [setting, setting_value] : value.entries) {
+        if (setting.scalar == "adapter") {
+          has_adapter = true;
+          if (auto kind = Name(setting_value, context + ": 'adapter'")) {
+            department.adapter = *kind;
+            CheckAdapterKind(setting_value, context, *kind);
+          }
+        } else {
+          department.settings[setting.scalar] = workflows::YamlToJson(setting_value);
+        }
+      }
+      if (!has_adapter) {
+        Error(key.where, context +
+                             " has no 'adapter' (the kind of system: http, command, sql, "
+                             "notify, noop, ...)");
+      }
+      out.departments[department.name] = std::move(department);
+    }
+  }
+
+  void CheckAdapterKind(const YamlNode& node, const std::string& context, const std::string& kind) {
+    const auto& kinds = options_.adapter_kinds;
+    if (kinds.empty() || std::find(kinds.begin(), kinds.end(), kind) != kinds.end()) return;
+    std::vector<std::string> sorted = kinds;
+    std::sort(sorted.begin(), sorted.end());
+    Error(node.where, context + ": unknown adapter " + Quote(kind) +
+                          Suggestion(kind, sorted, /*list_when_far=*/true));
+  }
+
+  void ReadAgencies(const YamlNode& section, Deployment& out) {
+    if (!IsSection(section, "'agencies'")) return;
+    for (const auto& [key, value] : section.entries) {
+      const std::string context = "agency " + Quote(key.scalar);
+      Agency agency;
+      agency.name = key.scalar;
+      agency.where = key.where;
+      if (!value.IsNull() && !value.IsMapping()) {
+        Error(value.where, context + " must be a mapping, not " + value.KindName());
+        continue;
+      }
+      for (const auto& [field, field_value] : value.entries) {
+        if (field.scalar == "title") {
+          if (field_value.IsScalar()) {
+            agency.title = field_value.scalar;
+          } else if (!field_value.IsNull()) {
+            Error(field_value.where,
+                  context + ": 'title' must be text, not " + field_value.KindName());
+          }
+        } else if (field.scalar == "calendar") {
+          if (auto name = Name(field_value, context + ": 'calendar'")) {
+            agency.calendar = *name;
+            calendar_refs_.push_back({agency.name, *name, field_value.where});
+          }
+        } else if (field.scalar == "members") {
+          ReadMembers(field_value, context, agency);
+        } else {
+          Error(field.where, "unknown key " + Quote(field.scalar) + " in " + context +
+                                 Suggestion(field.scalar, kAgencyKeys, /*list_when_far=*/true));
+        }
+      }
+      out.agencies[agency.name] = std::move(agency);
+    }
+  }
+
+  void ReadMembers(const YamlNode& node, const std::string& context, Agency& agency) {
+    if (node.IsNull()) return;
+    if (!node.IsMapping()) {
+      Error(node.where,
+            context + ": 'members' must map each actor to a list of roles, not " + node.KindName());
+      return;
+    }
+    for (const auto& [actor, roles] : node.entries) {
+      std::vector<std::string>& held = agency.members[actor.scalar];
+      const std::string what = context + ": the roles of " + Quote(actor.scalar);
+      for (const YamlNode* role : ListItems(roles, what)) {
+        auto name = Name(*role, context + ": a role of " + Quote(actor.scalar));
+        if (name && std::find(held.begin(), held.end(), *name) == held.end()) {
+          held.push_back(*name);
+        }
+      }
+    }
+  }
+
+  void ReadCalendars(const YamlNode& section, Deployment& out) {
+    if (!IsSection(section, "'calendars'")) return;
+    for (const auto& [key, value] : section.entries) {
+      const std::string context = "calendar " + Quote(key.scalar);
+      CalendarSpec spec;
+      spec.name = key.scalar;
+      spec.where = key.where;
+      if (!value.IsNull() && !value.IsMapping()) {
+        Error(value.where, context + " must be a mapping, not " + value.KindName());
+        continue;
+      }
+      for (const auto& [field, field_value] : value.entries) {
+        if (field.scalar == "weekend") {
+          ReadWeekend(field_value, context, spec);
+        } else if (field.scalar == "holidays") {
+          spec.holidays = ReadDates(field_value, context, "holiday", /*ranges=*/true);
+        } else if (field.scalar == "working_days") {
+          spec.working_days = ReadDates(field_value, context, "working day", /*ranges=*/false);
+        } else if (field.scalar == "cutoff") {
+          ReadCutoff(field_value, context, spec);
+        } else if (field.scalar == "utc_offset") {
+          ReadUtcOffset(field_value, context, spec);
+        } else {
+          Error(field.where, "unknown key " + Quote(field.scalar) + " in " + context +
+                                 Suggestion(field.scalar, kCalendarKeys, /*list_when_far=*/true));
+        }
+      }
+      out.calendars[spec.name] = std::move(spec);
+    }
+  }
+
+  void ReadWeekend(const YamlNode& node, const std::string& context, CalendarSpec& spec) {
+    if (node.IsNull()) return;  // `weekend:` with nothing keeps the default; [] means none
+    spec.weekend.clear();
+    for (const YamlNode* item : ListItems(node, context + ": 'weekend'")) {
+      if (!item->IsScalar()) {
+        Error(item->where, context + ": a weekend day must be a day name, not " + item->KindName());
+        continue;
+      }
+      auto day = ParseWeekday(item->scalar);
+      if (!day) {
+        Error(item->where, context + ": unknown weekday " + Quote(item->scalar) +
+                               Suggestion(item->scalar, kWeekdayNames, /*list_when_far=*/true));
+        continue;
+      }
+      if (std::find(spec.weekend.begin(), spec.weekend.end(), *day) == spec.weekend.end()) {
+        spec.weekend.push_back(*day);
+      }
+    }
+    std::sort(spec.weekend.begin(), spec.weekend.end(),
+              [](std::chrono::weekday a, std::chrono::weekday b) {
+                return a.c_encoding() < b.c_encoding();
+              });
+    if (spec.weekend.size() == 7) {
+      Error(node.where, context + ": every day of the week is a weekend day; nothing is worked");
+    }
+  }
+
+  // A list of dates; with `ranges`, items may also be `first..last`, inclusive.
+  std::vector<Date> ReadDates(const YamlNode& node, const std::string& context,
+                              const std::string& what, bool ranges) {
+    std::vector<Date> dates;
+    for (const YamlNode* item : ListItems(node, context + ": '" + what + "s'")) {
+      if (!item->IsScalar()) {
+        Error(item->where,
+              context + ": a " + what + " must be a date (YYYY-MM-DD), not " + item->KindName());
+        continue;
+      }
+      const std::string& text = item->scalar;
+      size_t dots = ranges ? text.find("..") : std::string::npos;
+      if (dots == std::string::npos) {
+        if (auto date = DateAt(*item, text, context, what)) dates.push_back(*date);
+        continue;
+      }
+      auto first = DateAt(*item, text.substr(0, dots), context, what);
+      auto last = DateAt(*item, text.substr(dots + 2), context, what);
+      if (!first || !last) continue;
+      if (*last < *first) {
+        Error(item->where,
+              context + ": " + what + " range " + Quote(text) + " ends before it starts");
+      } else if ((*last - *first).count() >= kMaxHolidayRangeDays) {
+        Error(item->where,
+              context + ": " + what + " range " + Quote(text) + " is longer than a year");
+      } else {
+        for (Date d = *first; d <= *last; d += std::chrono::days{1}) dates.push_back(d);
+      }
+    }
+    std::sort(dates.begin(), dates.end());
+    dates.erase(std::unique(dates.begin(), dates.end()), dates.end());
+    return dates;
+  }
+
+  std::optional<Date> DateAt(const YamlNode& item, const std::string& text,
+                             const std::string& context, const std::string& what) {
+    auto date = ParseDate(text);
+    if (!date) {
+      Error(item.where,
+            context + ": " + what + " " + Quote(text) + " is not a real date written YYYY-MM-DD");
+    }
+    return date;
+  }
+
+  void ReadCutoff(const YamlNode& node, const std::string& context, CalendarSpec& spec) {
+    if (node.IsNull()) return;
+    std::optional<int> minutes;
+    if (node.IsScalar()) minutes = ParseClockTime(node.scalar);
+    if (!minutes) {
+      Error(node.where, context + ": cutoff " +
+                            (node.IsScalar() ? Quote(node.scalar) : std::string(node.KindName())) +
+                            " is not a time of day; write it as \"HH:MM\", e.g. \"15:00\"");
+      return;
+    }
+    spec.cutoff_minutes = minutes;
+  }
+
+  void ReadUtcOffset(const YamlNode& node, const std::string& context, CalendarSpec& spec) {
+    std::optional<int> offset;
+    if (node.IsScalar()) offset = ParseUtcOffset(node.scalar);
+    if (!offset) {
+      Error(node.where, context + ": utc_offset " +
+                            (node.IsScalar() ? Quote(node.scalar) : std::string(node.KindName())) +
+                            " is not an offset from UTC; write it as \"+HH:MM\", e.g. \"+07:00\"");
+      return;
+    }
+    spec.utc_offset_minutes = *offset;
+  }
+
+  void CheckAgencyCalendars(const Deployment& out) {
+    std::vector<std::string> names;
+    for (const auto& [name, spec] : out.calendars) names.push_back(name);
+    for (const auto& ref : calendar_refs_) {
+      if (out.calendars.count(ref.calendar)) continue;
+      Error(ref.where, "agency " + Quote(ref.agency) + " uses calendar " + Quote(ref.calendar) +
+                           ", which is not defined under 'calendars'" +
+                           Suggestion(ref.calendar, names, /*list_when_far=*/false));
+    }
+  }
+
+  struct CalendarRef {
+    std::string agency;
+    std::string calendar;
+    SourceLocation where;
+  };
+
+  DiagnosticSink& sink_;
+  const DeploymentOptions& options_;
+  std::vector<CalendarRef> calendar_refs_;
+};
+
+std::string JoinDiagnostics(const DiagnosticSink& sink) {
+  std::string out;
+  for (const auto& diagnostic : sink.Sorted()) {
+    if (!out.empty()) out += '\n';
+    out += diagnostic.ToString();
+  }
+  return out;
+}
+
+}  // namespace
+
+// --- Deployment -------------------------------------------------------------------------------
+
+Deployment Deployment::Empty() {
+  Deployment out;
+  out.calendars[kDefaultCalendarName] = CalendarSpec{};
+  return out;
+}
+
+std::vector<std::string> Deployment::RolesOf(const std::string& actor,
+                                             const std::string& agency) const {
+  auto found = agencies.find(agency);
+  if (found == agencies.end()) return {};
+  auto member = found->second.members.find(actor);
+  if (member == found->second.members.end()) return {};
+  return member->second;
+}
+
+std::vector<std::string> Deployment::AgenciesOf(const std::string& actor) const {
+  std::vector<std::string> out;
+  for (const auto& [name, agency] : agencies) {
+    if (agency.members.count(actor)) out.push_back(name);
+  }
+  return out;
+}
+
+bool Deployment::HasRole(const std::string& actor, const std::string& role,
+                         const std::string& agency) const {
+  for (const auto& [name, entry] : agencies) {
+    if (!agency.empty() && name != agency) continue;
+    auto member = entry.members.find(actor);
+    if (member == entry.members.end()) continue;
+    const auto& roles = member->second;
+    if (std::find(roles.begin(), roles.end(), role) != roles.end()) return true;
+  }
+  return false;
+}
+
+const CalendarSpec& Deployment::CalendarSpecOf(const std::string& agency) const {
+  static const CalendarSpec kBuiltIn{};
+  auto found = agencies.find(agency);
+  const std::string& name =
+      found == agencies.end() ? std::string(kDefaultCalendarName) : found->second.calendar;
+  auto spec = calendars.find(name);
+  if (spec != calendars.end()) return spec->second;
+  auto fallback = calendars.find(kDefaultCalendarName);
+  return fallback != calendars.end() ? fallback->second : kBuiltIn;
+}
+
+workflows::DeploymentNames Deployment::Names() const {
+  workflows::DeploymentNames names;
+  for (const auto& [name, department] : departments) names.departments.push_back(name);
+  std::set<std::string> roles;
+  for (const auto& [name, agency] : agencies) {
+    names.agencies.push_back(name);
+    for (const auto& [actor, held] : agency.members) roles.insert(held.begin(), held.end());
+  }
+  names.roles.assign(roles.begin(), roles.end());
+  return names;
+}
+
+// --- Loading ----------------------------------------------------------------------------------
+
+Result<Deployment> LoadDeploymentText(std::string_view text, const std::string& file,
+                                      const DeploymentOptions& options) {
+  DiagnosticSink sink(file);
+  workflows::YamlLimits limits;
+  limits.max_bytes = kMaxConfigBytes;
+  limits.max_events = 4 * 1000 * 1000;
+  YamlNode root = workflows::ParseYaml(text, sink, limits);
+  // A tree cut short by a syntax error would only add misleading complaints (a calendar
+  // defined after the error looks undefined), so stop at the YAML errors.
+  if (!sink.empty()) return Status::Invalid(JoinDiagnostics(sink));
+  ConfigReader reader(sink, options);
+  Deployment deployment = reader.Read(root);
+  if (!sink.empty()) return Status::Invalid(JoinDiagnostics(sink));
+  return deployment;
+}
+
+Result<Deployment> LoadDeployment(const std::string& path, const DeploymentOptions& options) {
+  if (path.empty()) return Deployment::Empty();
+  const std::string how_to_set = "; give the deployment config with --config FILE or WF_CONFIG";
+  std::error_code ec;
+  auto status = std::filesystem::status(path, ec);
+  if (!std::filesystem::exists(status)) {
+    return Status::NotFound("config file '" + path + "' not found" + how_to_set);
+  }
+  if (std::filesystem::is_directory(status)) {
+    return Status::NotFound("config file '" + path + "' is a directory" + how_to_set);
+  }
+  auto size = std::filesystem::file_size(path, ec);
+  if (!ec && size > kMaxConfigBytes) {
+    return Status::Invalid(path + ":1:1: error: the config is " + std::to_string(size) +
+                           " bytes, more than the limit of " + std::to_string(kMaxConfigBytes) +
+                           " bytes");
+  }
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return Status::NotFound("config file '" + path + "' cannot be read" + how_to_set);
+  std::ostringstream content;
+  content << in.rdbuf();
+  if (in.bad()) return Status::NotFound("config file '" + path + "' cannot be read" + how_to_set);
+  return LoadDeploymentText(content.str(), path, options);
+}
+
+}  // namespace wf::engine

@@ -1,0 +1,360 @@
+#include "engine/dialect.hpp"
+
+#include <cctype>
+#include <map>
+
+namespace wf::engine {
+namespace {
+
+// Decodes %XX escapes; false on a malformed escape.
+bool PercentDecode(std::string_view in, std::string& out) {
+  out.clear();
+  for (size_t i = 0; i < in.size(); ++i) {
+    if (in[i] != '%') {
+      out.push_back(in[i]);
+      continue;
+    }
+    if (i + 2 >= in.size() || !std::isxdigit(static_cast<unsigned char>(in[i + 1])) ||
+        !std::isxdigit(static_cast<unsigned char>(in[i + 2]))) {
+      return false;
+    }
+    out.push_back(static_cast<char>(std::stoi(std::string(in.substr(i + 1, 2)), nullptr, 16)));
+    i += 2;
+  }
+  return true;
+}
+
+// A libpq conninfo value: single-quoted, with \ and ' escaped.
+std::string ConninfoValue(std::string_view value) {
+  std::string out = "'";
+  for (char c : value) {
+    if (c == '\\' || c == '\'') out.push_back('\\');
+    out.push_back(c);
+  }
+  out.push_back('\'');
+  return out;
+}
+
+Result<DatabaseTarget> ParsePostgresUrl(std::string_view url, std::string_view rest) {
+  auto bad = [&](const std::string& why) {
+    return Status::Usage("invalid PostgreSQL URL: " + why +
+                         " (expected postgresql://user@host:port/db)");
+  };
+  std::string_view query;
+  if (size_t q = rest.find('?'); q != std::string_view::npos) {
+    query = rest.substr(q + 1);
+    rest = rest.substr(0, q);
+  }
+  std::string_view path;
+  if (size_t slash = rest.find('/'); slash != std::string_view::npos) {
+    path = rest.substr(slash + 1);
+    rest = rest.substr(0, slash);
+  }
+  std::string_view userinfo;
+  if (size_t at = rest.rfind('@'); at != std::string_view::npos) {
+    userinfo = rest.substr(0, at);
+    rest = rest.substr(at + 1);
+  }
+  std::string_view user_part = userinfo, password_part;
+  bool has_password = false;
+  if (size_t colon = userinfo.find(':'); colon != std::string_view::npos) {
+    user_part = userinfo.substr(0, colon);
+    password_part = userinfo.substr(colon + 1);
+    has_password = true;
+  }
+  std::string_view host_part = rest, port_part;
+  if (!rest.empty() && rest.front() == '[') {  // [IPv6]:port
+    size_t close = rest.find(']');
+    if (close == std::string_view::npos) return bad("unclosed '[' in host");
+    host_part = rest.substr(1, close - 1);
+    std::string_view after = rest.substr(close + 1);
+    if (!after.empty()) {
+      if (after.front() != ':') return bad("junk after ']'");
+      port_part = after.substr(1);
+    }
+  } else if (size_t colon = rest.rfind(':'); colon != std::string_view::npos) {
+    host_part = rest.substr(0, colon);
+    port_part = rest.substr(colon + 1);
+  }
+  for (char c : port_part) {
+    if (!std::isdigit(static_cast<unsigned char>(c))) return bad("port is not a number");
+  }
+
+  std::string user, password, host, db;
+  if (!PercentDecode(user_part, user) || !PercentDecode(password_part, password) ||
+      !PercentDecode(host_part, host) || !PercentDecode(path, db)) {
+    return bad("malformed %-escape");
+  }
+
+  std::map<std::string, std::string> params;
+  while (!query.empty()) {
+    size_t amp = query.find('&');
+    std::string_view pair = query.substr(0, amp);
+    query = amp == std::string_view::npos ? std::string_view() : query.substr(amp + 1);
+    if (pair.empty()) continue;
+    size_t eq = pair.find('=');
+    if (eq == std::string_view::npos) return bad("query parameter without '='");
+    std::string key, value;
+    if (!PercentDecode(pair.substr(0, eq), key) || !PercentDecode(pair.substr(eq + 1), value)) {
+      return bad("malformed %-escape");
+    }
+    if (key.empty()) return bad("empty query parameter name");
+    for (char c : key) {
+      if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_') {
+        return bad("bad query parameter name '" + key + "'");
+      }
+    }
+    params[key] = value;
+  }
+
+  DatabaseTarget target;
+  target.backend = Backend::kPostgres;
+  std::string& ci = target.connect_string;
+  auto add = [&ci](const std::string& key, const std::string& value) {
+    if (!ci.empty()) ci.push_back(' ');
+    ci += key + "=" + ConninfoValue(value);
+  };
+  if (!host.empty()) add("host", host);
+  if (!port_part.empty()) add("port", std::string(port_part));
+  if (!user.empty()) add("user", user);
+  if (has_password) add("password", password);
+  if (!db.empty()) add("dbname", db);
+  params.emplace("connect_timeout", "10");
+  params.emplace("application_name", "wf");
+  for (const auto& [key, value] : params) add(key, value);
+
+  std::string redacted(url.substr(0, url.find("://") + 3));
+  if (!user_part.empty()) redacted += std::string(user_part) + "@";
+  redacted += std::string(rest);
+  if (!path.empty()) redacted += "/" + std::string(path);
+  target.redacted_url = redacted;
+  return target;
+}
+
+}  // namespace
+
+const char* BackendName(Backend backend) {
+  return backend == Backend::kPostgres ? "postgresql" : "sqlite";
+}
+
+Result<DatabaseTarget> ParseDatabaseUrl(std::string_view url) {
+  constexpr std::string_view kSqlite = "sqlite:";
+  if (url.substr(0, kSqlite.size()) == kSqlite) {
+    std::string_view path = url.substr(kSqlite.size());
+    if (path.substr(0, 2) == "//") path = path.substr(2);
+    if (path.empty())
+      return Status::Usage("invalid SQLite URL '" + std::string(url) + "': expected sqlite:PATH");
+    DatabaseTarget target;
+    target.backend = Backend::kSqlite;
+    // SOCI reads a connect string with '=' as key=value pairs; a plain path is taken whole.
+    if (path.find('=') != std::string_view::npos) {
+      if (path.find(' ') != std::string_view::npos) {
+        return Status::Usage("SQLite path '" + std::string(path) +
+                             "' may not contain both '=' and a space");
+      }
+      target.connect_string = "db=" + std::string(path);
+    } else {
+      target.connect_string = std::string(path);
+    }
+    target.redacted_url = std::string(url);
+    return target;
+  }
+  for (std::string_view scheme : {"postgresql://", "postgres://"}) {
+    if (url.substr(0, scheme.size()) == scheme) {
+      return ParsePostgresUrl(url, url.substr(scheme.size()));
+    }
+  }
+  return Status::Usage("unsupported database URL '" + std::string(url.substr(0, url.find('@'))) +
+                       "': expected sqlite:PATH or postgresql://user@host:port/db");
+}
+
+std::int64_t AdvisoryKey(std::string_view name) {
+  std::uint64_t h = 14695981039346656037ull;
+  for (char c : name) {
+    h ^= static_cast<unsigned char>(c);
+    h *= 1099511628211ull;
+  }
+  return static_cast<std::int64_t>(h >> 1);
+}
+
+std::string Dialect::CreateSchemaTableSql() const {
+  return "CREATE TABLE IF NOT EXISTS wf_schema (version INTEGER NOT NULL PRIMARY KEY, "
+         "description TEXT NOT NULL, applied_at BIGINT NOT NULL)";
+}
+
+std::vector<Migration> Dialect::Migrations() const {
+  const bool pg = is_postgres();
+  const std::string json = pg ? "JSONB" : "TEXT";
+  // A database-assigned row id, and the primary key clause that goes with it.
+  const std::string serial_id =
+      pg ? "id BIGSERIAL NOT NULL" : "id INTEGER PRIMARY KEY AUTOINCREMENT";
+  auto case_pk = [pg](const std::string& first) {
+    return pg ? ", PRIMARY KEY (" + first + ", id)" : std::string();
+  };
+
+  Migration initial;
+  initial.version = 1;
+  initial.description = "procedures, cases, work, tasks, incidents, evidence, history";
+  std::vector<std::string>& s = initial.statements;
+  s.push_back(
+      "CREATE TABLE procedures ("
+      " name TEXT NOT NULL, version INTEGER NOT NULL, content_hash TEXT NOT NULL,"
+      " source TEXT NOT NULL, title TEXT NOT NULL DEFAULT '', agency TEXT NOT NULL DEFAULT '',"
+      " deployed_at BIGINT NOT NULL,"
+      " PRIMARY KEY (name, version), UNIQUE (name, content_hash))");
+  s.push_back(
+      "CREATE TABLE cases ("
+      " id TEXT NOT NULL PRIMARY KEY, procedure TEXT NOT NULL, version INTEGER NOT NULL,"
+      " status TEXT NOT NULL, data " +
+      json + " NOT NULL, state " + json +
+      " NOT NULL,"
+      " dedupe_key TEXT, agency TEXT NOT NULL DEFAULT '', started_by TEXT NOT NULL DEFAULT '',"
+      " started_at BIGINT NOT NULL, updated_at BIGINT NOT NULL, deadline_at BIGINT,"
+      " clock_paused_at BIGINT, row_version BIGINT NOT NULL, parent_case TEXT,"
+      " parent_activation BIGINT, ended_at BIGINT)");
+  // Only one open case per (procedure, dedupe key); NULL keys never collide on either database.
+  s.push_back(
+      "CREATE UNIQUE INDEX cases_open_dedupe ON cases (procedure, dedupe_key)"
+      " WHERE status = 'open'");
+  s.push_back("CREATE INDEX cases_started ON cases (started_at)");
+  s.push_back("CREATE INDEX cases_status ON cases (status, started_at)");
+  s.push_back("CREATE INDEX cases_open_deadline ON cases (deadline_at) WHERE status = 'open'");
+  s.push_back("CREATE INDEX cases_parent ON cases (parent_case) WHERE parent_case IS NOT NULL");
+  s.push_back(
+      "CREATE TABLE work ("
+      " case_id TEXT NOT NULL REFERENCES cases (id), " +
+      serial_id +
+      ","
+      " kind TEXT NOT NULL, step TEXT NOT NULL DEFAULT '', activation BIGINT NOT NULL DEFAULT 0,"
+      " payload " +
+      json +
+      " NOT NULL, state TEXT NOT NULL, run_at BIGINT NOT NULL, owner TEXT,"
+      " lease_until BIGINT, attempt INTEGER NOT NULL DEFAULT 0, created_at BIGINT NOT NULL" +
+      case_pk("case_id") + ")");
+  // Claiming scans only unfinished rows by the time they become claimable (see ClaimWorkSql).
+  s.push_back("CREATE INDEX work_claim ON work (run_at) WHERE state <> 'done'");
+  if (!pg) s.push_back("CREATE INDEX work_case ON work (case_id, activation)");
+  s.push_back(
+      "CREATE TABLE tasks ("
+      " case_id TEXT NOT NULL REFERENCES cases (id), " +
+      serial_id +
+      ","
+      " activation BIGINT NOT NULL DEFAULT 0, step TEXT NOT NULL, title TEXT NOT NULL DEFAULT '',"
+      " role TEXT NOT NULL, agency TEXT NOT NULL DEFAULT '', form " +
+      json +
+      " NOT NULL,"
+      " status TEXT NOT NULL, assignee TEXT, created_at BIGINT NOT NULL, due_at BIGINT,"
+      " escalated_to TEXT, completed_by TEXT, completed_at BIGINT, submitted " +
+      json + case_pk("case_id") + ")");
+  s.push_back(
+      "CREATE INDEX tasks_inbox ON tasks (agency, role, created_at)"
+      " WHERE status IN ('open', 'claimed')");
+  if (pg)
+    s.push_back("CREATE INDEX tasks_by_id ON tasks (id)");
+  else
+    s.push_back("CREATE INDEX tasks_case ON tasks (case_id, activation)");
+  s.push_back(
+      "CREATE TABLE incidents ("
+      " case_id TEXT NOT NULL REFERENCES cases (id), " +
+      serial_id +
+      ","
+      " activation BIGINT NOT NULL DEFAULT 0, step TEXT NOT NULL DEFAULT '',"
+      " message TEXT NOT NULL, status TEXT NOT NULL, created_at BIGINT NOT NULL,"
+      " resolved_at BIGINT, resolved_by TEXT" +
+      case_pk("case_id") + ")");
+  s.push_back("CREATE INDEX incidents_open ON incidents (created_at) WHERE status = 'open'");
+  if (pg)
+    s.push_back("CREATE INDEX incidents_by_id ON incidents (id)");
+  else
+    s.push_back("CREATE INDEX incidents_case ON incidents (case_id)");
+  // Evidence is shared between cases (once-only reuse), so it is keyed by its subject, not a case.
+  s.push_back(
+      "CREATE TABLE evidence ("
+      " subject TEXT NOT NULL, " +
+      serial_id +
+      ", department TEXT NOT NULL,"
+      " result " +
+      json +
+      " NOT NULL, verified_at BIGINT NOT NULL, case_id TEXT NOT NULL,"
+      " step TEXT NOT NULL DEFAULT ''" +
+      case_pk("subject") + ")");
+  s.push_back("CREATE INDEX evidence_subject ON evidence (subject, verified_at)");
+  s.push_back(
+      "CREATE TABLE history ("
+      " case_id TEXT NOT NULL REFERENCES cases (id), seq BIGINT NOT NULL, at TEXT NOT NULL,"
+      " actor TEXT NOT NULL, action TEXT NOT NULL, step TEXT NOT NULL DEFAULT '',"
+      " details TEXT NOT NULL, prev_hash TEXT NOT NULL, hash TEXT NOT NULL,"
+      " PRIMARY KEY (case_id, seq))");
+  // History is append-only (decision 11): the database itself refuses UPDATE and DELETE.
+  if (pg) {
+    s.push_back(
+        "CREATE FUNCTION wf_history_append_only() RETURNS trigger LANGUAGE plpgsql AS $fn$"
+        " BEGIN RAISE EXCEPTION 'history is append-only' USING ERRCODE = 'insufficient_privilege';"
+        " END $fn$");
+    s.push_back(
+        "CREATE TRIGGER history_append_only BEFORE UPDATE OR DELETE ON history"
+        " FOR EACH ROW EXECUTE FUNCTION wf_history_append_only()");
+    s.push_back(
+        "CREATE TRIGGER history_no_truncate BEFORE TRUNCATE ON history"
+        " FOR EACH STATEMENT EXECUTE FUNCTION wf_history_append_only()");
+  } else {
+    s.push_back(
+        "CREATE TRIGGER history_no_update BEFORE UPDATE ON history"
+        " BEGIN SELECT RAISE(ABORT, 'history is append-only'); END");
+    s.push_back(
+        "CREATE TRIGGER history_no_delete BEFORE DELETE ON history"
+        " BEGIN SELECT RAISE(ABORT, 'history is append-only'); END");
+  }
+  // One row per named lock with a lease; used to keep a single engine on an SQLite file.
+  s.push_back(
+      "CREATE TABLE engine_lock (name TEXT NOT NULL PRIMARY KEY, owner TEXT NOT NULL,"
+      " lease_until BIGINT NOT NULL)");
+  return {initial};
+}
+
+int Dialect::LatestSchemaVersion() const { return Migrations().back().version; }
+
+std::string Dialect::BeginSql(bool write) const {
+  if (is_postgres()) return write ? "BEGIN" : "BEGIN READ ONLY";
+  return write ? "BEGIN IMMEDIATE" : "BEGIN DEFERRED";
+}
+
+std::string Dialect::AdvisoryLockSql() const {
+  return is_postgres() ? "SELECT pg_advisory_xact_lock(:key)" : std::string();
+}
+
+std::string Dialect::JsonText(std::string_view column) const {
+  return is_postgres() ? std::string(column) + "::text" : std::string(column);
+}
+
+std::string Dialect::WorkColumns(std::string_view alias) const {
+  std::string a = alias.empty() ? std::string() : std::string(alias) + ".";
+  return a + "case_id, " + a + "id, " + a + "kind, " + a + "step, " + a + "activation, " +
+         JsonText(a + "payload") + ", " + a + "state, " + a + "run_at, " + a + "owner, " + a +
+         "lease_until, " + a + "attempt, " + a + "created_at";
+}
+
+// A leased row's run_at moves to its lease expiry: run_at always says when a row next becomes
+// claimable, so one partial index (run_at WHERE state <> 'done') serves both due rows and
+// expired leases.
+std::string Dialect::ClaimWorkSql() const {
+  if (is_postgres()) {
+    return "UPDATE work AS w SET state = 'leased', owner = :owner, lease_until = :lease_until,"
+           " run_at = :lease_run_at, attempt = w.attempt + 1"
+           " FROM (SELECT case_id, id FROM work WHERE state <> 'done' AND run_at <= :now"
+           " ORDER BY run_at LIMIT :limit FOR UPDATE SKIP LOCKED) AS due"
+           " WHERE w.case_id = due.case_id AND w.id = due.id RETURNING " +
+           WorkColumns("w");
+  }
+  return "UPDATE work SET state = 'leased', owner = :owner, lease_until = :lease_until,"
+         " run_at = :lease_run_at, attempt = attempt + 1"
+         " WHERE id IN (SELECT id FROM work WHERE state <> 'done' AND run_at <= :now"
+         " ORDER BY run_at LIMIT :limit) RETURNING " +
+         WorkColumns("");
+}
+
+std::string Dialect::NotifyWorkSql() const {
+  return is_postgres() ? "NOTIFY wf_work" : std::string();
+}
+
+}  // namespace wf::engine

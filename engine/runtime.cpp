@@ -1,0 +1,612 @@
+#include "engine/runtime.hpp"
+
+#include <algorithm>
+#include <type_traits>
+
+#include "workflows/loader.hpp"
+
+namespace wf::engine {
+
+namespace {
+
+TimePoint ToTimePoint(Timestamp t) { return TimePoint(t.time_since_epoch()); }
+Timestamp ToTimestamp(TimePoint t) { return std::chrono::floor<std::chrono::microseconds>(t); }
+
+int Depth(const nlohmann::json& value, int limit) {
+  if (!value.is_structured()) return 0;
+  int deepest = 0;
+  for (const auto& item : value) {
+    deepest = std::max(deepest, Depth(item, limit));
+    if (deepest > limit) break;  // no need to measure further
+  }
+  return deepest + 1;
+}
+
+template <class... F>
+struct Overloaded : F... {
+  using F::operator()...;
+};
+template <class... F>
+Overloaded(F...) -> Overloaded<F...>;
+
+NewWork EventWork(const std::string& case_id, const std::string& step, int64_t activation,
+                  const Event& event, Timestamp run_at) {
+  return NewWork{case_id, kWorkEvent, step, activation, EventToJson(event).dump(), run_at};
+}
+
+}  // namespace
+
+Status CheckDataLimits(const nlohmann::json& data) {
+  if (!data.is_object()) return Status::Invalid("case data must be a JSON object");
+  // Measuring the dump is simpler than summing sizes and errs on the safe side.
+  if (data.dump().size() > kMaxCaseDataBytes) {
+    return Status::Invalid("case data is larger than " + std::to_string(kMaxCaseDataBytes) +
+                           " bytes");
+  }
+  if (Depth(data, kMaxCaseDataDepth) > kMaxCaseDataDepth) {
+    return Status::Invalid("case data is nested deeper than " + std::to_string(kMaxCaseDataDepth) +
+                           " levels");
+  }
+  return Status::Ok();
+}
+
+// --- InvokePayload
+
+nlohmann::json InvokePayload::ToJson() const {
+  nlohmann::json out = {{"department", department}, {"operation", operation},
+                        {"fields", fields},         {"attempt", attempt},
+                        {"timeout_ms", timeout_ms}, {"subject", subject}};
+  if (reuse_seconds) out["reuse_seconds"] = *reuse_seconds;
+  return out;
+}
+
+Result<InvokePayload> InvokePayload::FromJson(const nlohmann::json& json) {
+  try {
+    InvokePayload p;
+    p.department = json.at("department").get<std::string>();
+    p.operation = json.at("operation").get<std::string>();
+    p.fields = json.at("fields");
+    p.attempt = json.at("attempt").get<int>();
+    p.timeout_ms = json.at("timeout_ms").get<int64_t>();
+    p.subject = json.value("subject", "");
+    if (json.contains("reuse_seconds")) p.reuse_seconds = json.at("reuse_seconds").get<int64_t>();
+    return p;
+  } catch (const nlohmann::json::exception& e) {
+    return Status::Internal(std::string("malformed invoke payload: ") + e.what());
+  }
+}
+
+// --- ProcedureCache
+
+Result<const workflows::Procedure*> ProcedureCache::Put(const ProcedureRecord& record) {
+  std::lock_guard lock(mutex_);
+  auto key = std::make_pair(record.name, record.version);
+  if (auto it = procedures_.find(key); it != procedures_.end()) return it->second.get();
+  workflows::LoadResult loaded = workflows::LoadProcedure(record.source, record.name + ".yaml");
+  if (!loaded.ok()) {
+    std::string first = loaded.diagnostics.empty() ? "" : loaded.diagnostics.front().ToString();
+    return Status::Internal("stored procedure " + record.name + " v" +
+                            std::to_string(record.version) + " no longer loads: " + first);
+  }
+  auto procedure = std::make_unique<workflows::Procedure>(std::move(*loaded.procedure));
+  procedure->version = record.version;  // the deployed version, not the file's `version:`
+  const workflows::Procedure* out = procedure.get();
+  procedures_.emplace(key, std::move(procedure));
+  return out;
+}
+
+Result<const workflows::Procedure*> ProcedureCache::Get(StoreTx& tx, const std::string& name,
+                                                        int version) {
+  {
+    std::lock_guard lock(mutex_);
+    if (auto it = procedures_.find({name, version}); it != procedures_.end()) {
+      return it->second.get();
+    }
+  }
+  auto record = tx.GetProcedure(name, version);
+  if (!record) return record.error();
+  return Put(*record);
+}
+
+// --- Runtime
+
+Result<DeployOutcome> Runtime::Deploy(const workflows::Procedure& procedure) {
+  ProcedureRecord record;
+  record.name = procedure.name;
+  record.content_hash = procedure.content_hash;
+  record.source = procedure.source;
+  record.title = procedure.title;
+  record.agency = procedure.agency;
+  record.deployed_at = Now();
+  std::optional<DeployOutcome> outcome;
+  Status status = store_.Transact([&](StoreTx& tx) {
+    auto deployed = tx.DeployProcedure(record);
+    if (!deployed) return deployed.error();
+    outcome = *deployed;
+    return Status::Ok();
+  });
+  if (!status.ok()) return status;
+  return *outcome;
+}
+
+Result<Started> Runtime::StartCase(const std::string& procedure_name, const nlohmann::json& data,
+                                   const std::string& actor) {
+  std::optional<Started> started;
+  Status status = store_.Transact([&](StoreTx& tx) {
+    auto record = tx.LatestProcedure(procedure_name);
+    if (!record) {
+      if (record.error().code() != ErrorCode::kNotFound) return record.error();
+      return Status::NotFound("no procedure named '" + procedure_name +
+                              "' is deployed; deploy it with `wf deploy FILE`");
+    }
+    auto procedure = procedures_.Put(*record);
+    if (!procedure) return procedure.error();
+    auto result = StartInTx(tx, **procedure, data, actor, Now(), std::nullopt, std::nullopt);
+    if (!result) return result.error();
+    started = *result;
+    return Status::Ok();
+  });
+  if (!status.ok()) return status;
+  return *started;
+}
+
+Result<std::vector<Started>> Runtime::StartBatch(const std::string& procedure_name,
+                                                 const std::vector<nlohmann::json>& data,
+                                                 const std::string& actor, int batch_size,
+                                                 std::vector<std::string>* errors) {
+  std::vector<Started> all;
+  const workflows::Procedure* procedure = nullptr;
+  Status status = store_.Read([&](StoreTx& tx) {
+    auto record = tx.LatestProcedure(procedure_name);
+    if (!record) {
+      if (record.error().code() != ErrorCode::kNotFound) return record.error();
+      return Status::NotFound("no procedure named '" + procedure_name +
+                              "' is deployed; deploy it with `wf deploy FILE`");
+    }
+    auto loaded = procedures_.Put(*record);
+    if (!loaded) return loaded.error();
+    procedure = *loaded;
+    return Status::Ok();
+  });
+  if (!status.ok()) return status;
+
+  batch_size = std::max(1, batch_size);
+  for (size_t begin = 0; begin < data.size(); begin += batch_size) {
+    size_t end = std::min(data.size(), begin + batch_size);
+    std::vector<Started> batch;
+    std::vector<size_t> rejected;
+    // A case that fails is left out and the batch tried again without it: one bad line must
+    // not take its neighbours down, and a doomed transaction cannot continue.
+    for (int round = 0; round < batch_size + 1; ++round) {
+      batch.clear();
+      std::optional<size_t> failed_index;
+      Status failure;
+      Status committed = store_.Transact([&](StoreTx& tx) {
+        Timestamp now = Now();
+        for (size_t i = begin; i < end; ++i) {
+          if (std::find(rejected.begin(), rejected.end(), i) != rejected.end()) continue;
+          auto one = StartInTx(tx, *procedure, data[i], actor, now, std::nullopt, std::nullopt);
+          if (!one) {
+            failed_index = i;
+            failure = one.error();
+            return one.error();
+          }
+          batch.push_back(*one);
+        }
+        return Status::Ok();
+      });
+      if (committed.ok()) break;
+      if (!failed_index || failure.code() == ErrorCode::kUnavailable ||
+          failure.code() == ErrorCode::kInternal) {
+        return committed;
+      }
+      rejected.push_back(*failed_index);
+      errors->push_back("line " + std::to_string(*failed_index + 1) + ": " + failure.message());
+    }
+    all.insert(all.end(), batch.begin(), batch.end());
+  }
+  return all;
+}
+
+Result<Started> Runtime::StartInTx(StoreTx& tx, const workflows::Procedure& procedure,
+                                   const nlohmann::json& data, const std::string& actor,
+                                   Timestamp now, std::optional<std::string> parent_case,
+                                   std::optional<int64_t> parent_activation) {
+  if (Status limits = CheckDataLimits(data); !limits.ok()) return limits;
+  CaseRecord record;
+  record.procedure = procedure.name;
+  record.version = procedure.version;
+  record.agency = procedure.agency;
+  record.started_by = actor;
+  record.started_at = now;
+  record.updated_at = now;
+  record.parent_case = std::move(parent_case);
+  record.parent_activation = parent_activation;
+  if (procedure.dedupe) {
+    auto key = procedure.dedupe->expression.Evaluate(data);
+    if (!key) return Status::Invalid("dedupe key: " + key.error().message());
+    record.dedupe_key = key->is_string() ? key->get<std::string>() : key->dump();
+    auto existing = tx.FindOpenCaseByDedupe(procedure.name, *record.dedupe_key);
+    if (!existing) return existing.error();
+    if (*existing) {
+      return Status::Conflict("a case of " + procedure.name + " with the same dedupe key (" +
+                              *record.dedupe_key + ") is already open: " + (*existing)->id);
+    }
+  }
+  if (procedure.deadline) {
+    Calendar calendar = deployment_.CalendarOf(procedure.agency);
+    record.deadline_at = ToTimestamp(calendar.DueAfter(ToTimePoint(now), *procedure.deadline));
+  }
+  auto advance =
+      Apply(procedure, CaseState{}, event::Start{data}, Context{ToTimePoint(now), actor});
+  if (!advance) return advance.error();
+  record.status = advance->state.status;
+  record.data = advance->state.data.dump();
+  record.state = advance->state.ToJson().dump();
+  auto id = tx.InsertCase(record);
+  if (!id) return id.error();
+  record.id = *id;
+  record.row_version = 1;
+  if (Status persisted = Persist(tx, record, procedure, *advance, actor, now); !persisted.ok()) {
+    return persisted;
+  }
+  return Started{record.id, procedure.name, procedure.version};
+}
+
+Status Runtime::ApplyInTx(StoreTx& tx, CaseRecord& record, const Event& event,
+                          const std::string& actor, Timestamp now) {
+  auto procedure = procedures_.Get(tx, record.procedure, record.version);
+  if (!procedure) return procedure.error();
+  nlohmann::json state_json = nlohmann::json::parse(record.state, nullptr, false);
+  if (state_json.is_discarded()) {
+    return Status::Internal("case " + record.id + ": stored state is not JSON");
+  }
+  auto state = CaseState::FromJson(state_json);
+  if (!state) return Status::Internal("case " + record.id + ": " + state.error().message());
+  auto advance = Apply(**procedure, *state, event, Context{ToTimePoint(now), actor});
+  if (!advance) {
+    return Status(advance.error().code(), "case " + record.id + ": " + advance.error().message());
+  }
+  if (advance->stale) return Status::Ok();
+  return Persist(tx, record, **procedure, *advance, actor, now);
+}
+
+Status Runtime::Persist(StoreTx& tx, CaseRecord& record, const workflows::Procedure& procedure,
+                        const Advance& advance, const std::string& actor, Timestamp now) {
+  const std::string& case_id = record.id;
+  record.status = advance.state.status;
+  record.data = advance.state.data.dump();
+  record.state = advance.state.ToJson().dump();
+  record.updated_at = now;
+  std::vector<NewWork> work;
+  std::vector<HistoryNote> notes = advance.notes;
+  Calendar calendar = deployment_.CalendarOf(procedure.agency);
+  auto step_of = [&](int64_t activation) {
+    const Token* token = advance.state.FindByActivation(activation);
+    return token ? token->step : std::string();
+  };
+
+  for (const Command& command : advance.commands) {
+    Status status = std::visit(
+        Overloaded{
+            [&](const command::InvokeAdapter& c) -> Status {
+              const workflows::Step* step = procedure.FindStep(c.step);
+              InvokePayload payload;
+              payload.department = c.department;
+              payload.fields = c.call.is_object() ? c.call : nlohmann::json::object();
+              if (payload.fields.contains("operation") && payload.fields["operation"].is_string()) {
+                payload.operation = payload.fields["operation"].get<std::string>();
+                payload.fields.erase("operation");
+              }
+              payload.attempt = c.attempt;
+              if (c.timeout) payload.timeout_ms = c.timeout->ApproximateSeconds() * 1000;
+              if (c.reuse) {
+                payload.reuse_seconds = c.reuse->ApproximateSeconds();
+                payload.subject =
+                    EvidenceSubject(c.department, payload.operation, payload.fields.dump());
+              }
+              (void)step;
+              work.push_back(NewWork{case_id, kWorkInvoke, c.step, c.activation,
+                                     payload.ToJson().dump(), now});
+              return Status::Ok();
+            },
+            [&](const command::ScheduleRetry& c) -> Status {
+              work.push_back(EventWork(case_id, step_of(c.activation), c.activation,
+                                       event::TimerFired{c.activation, TimerKind::kRetry},
+                                       now + std::chrono::seconds(c.delay_seconds)));
+              return Status::Ok();
+            },
+            [&](const command::OpenTask& c) -> Status {
+              TaskRecord task;
+              task.case_id = case_id;
+              task.activation = c.activation;
+              task.step = c.step;
+              task.title = c.title;
+              task.role = c.role;
+              task.agency = c.agency;
+              task.form = c.form_schema.is_null() ? "{}" : c.form_schema.dump();
+              task.created_at = now;
+              if (c.deadline) {
+                task.due_at = ToTimestamp(
+                    deployment_.CalendarOf(c.agency).DueAfter(ToTimePoint(now), *c.deadline));
+              }
+              auto id = tx.InsertTask(task);
+              if (!id) return id.error();
+              for (auto& note : notes) {
+                if (note.action == "task.opened" &&
+                    note.details.value("activation", int64_t{0}) == c.activation) {
+                  note.details["task"] = *id;
+                }
+              }
+              return Status::Ok();
+            },
+            [&](const command::CloseTask& c) -> Status {
+              auto n = tx.CancelTasks(case_id, c.activation);
+              return n ? Status::Ok() : n.error();
+            },
+            [&](const command::EscalateTask& c) -> Status {
+              TaskFilter filter;
+              filter.case_id = case_id;
+              auto tasks = tx.ListTasks(filter);
+              if (!tasks) return tasks.error();
+              for (const auto& task : *tasks) {
+                if (task.activation != c.activation) continue;
+                Status s = tx.EscalateTask(task.id, c.to_role, std::nullopt);
+                if (!s.ok() && s.code() != ErrorCode::kConflict) return s;
+              }
+              return Status::Ok();
+            },
+            [&](const command::SetTimer& c) -> Status {
+              Timestamp due = ToTimestamp(calendar.DueAfter(ToTimePoint(now), c.after));
+              work.push_back(EventWork(case_id, step_of(c.activation), c.activation,
+                                       event::TimerFired{c.activation, c.kind}, due));
+              return Status::Ok();
+            },
+            [&](const command::CancelTimers& c) -> Status {
+              auto n = tx.CancelWork(case_id, c.activation);
+              return n ? Status::Ok() : n.error();
+            },
+            [&](const command::StartChild& c) -> Status {
+              auto child_record = tx.LatestProcedure(c.procedure);
+              Status failure;
+              if (child_record) {
+                auto child_procedure = procedures_.Put(*child_record);
+                if (child_procedure) {
+                  auto child =
+                      StartInTx(tx, **child_procedure, c.input, actor, now, case_id, c.activation);
+                  if (child) return Status::Ok();
+                  failure = child.error();
+                } else {
+                  failure = child_procedure.error();
+                }
+              } else {
+                failure = child_record.error();
+              }
+              if (failure.code() == ErrorCode::kUnavailable ||
+                  failure.code() == ErrorCode::kInternal) {
+                return failure;
+              }
+              // The sub-case cannot start (no such procedure, bad input, a duplicate): the parent
+              // hears it as a sub-case that ended "failed", and its next decides.
+              work.push_back(EventWork(
+                  case_id, step_of(c.activation), c.activation,
+                  event::ChildEnded{c.activation, "", "failed", {{"error", failure.message()}}},
+                  now));
+              return Status::Ok();
+            },
+            [&](const command::CancelChild& c) -> Status {
+              auto children = tx.ListChildCases(case_id);
+              if (!children) return children.error();
+              for (const auto& child : *children) {
+                if (child.parent_activation == c.activation && child.status == kCaseOpen) {
+                  work.push_back(EventWork(
+                      child.id, "", 0, event::Cancel{"parent case " + case_id + " ended"}, now));
+                }
+              }
+              return Status::Ok();
+            },
+            [&](const command::OpenIncident& c) -> Status {
+              IncidentRecord incident;
+              incident.case_id = case_id;
+              incident.activation = c.activation;
+              incident.step = c.step;
+              incident.message = c.message;
+              incident.created_at = now;
+              auto id = tx.InsertIncident(incident);
+              return id ? Status::Ok() : id.error();
+            },
+            [&](const command::CloseIncident& c) -> Status {
+              auto incidents = tx.ListIncidents(case_id);
+              if (!incidents) return incidents.error();
+              for (const auto& incident : *incidents) {
+                if (incident.activation != c.activation ||
+                    incident.status != IncidentStatus::kOpen) {
+                  continue;
+                }
+                Status s = tx.ResolveIncident(incident.id, actor, now);
+                if (!s.ok()) return s;
+              }
+              return Status::Ok();
+            },
+            [&](const command::PauseClock&) -> Status {
+              if (!record.clock_paused_at) record.clock_paused_at = now;
+              return Status::Ok();
+            },
+            [&](const command::ResumeClock&) -> Status {
+              if (record.clock_paused_at && record.deadline_at) {
+                record.deadline_at = ToTimestamp(calendar.ExtendForPause(
+                    ToTimePoint(*record.deadline_at), ToTimePoint(*record.clock_paused_at),
+                    ToTimePoint(now)));
+              }
+              record.clock_paused_at.reset();
+              return Status::Ok();
+            },
+            [&](const command::Finish& c) -> Status {
+              record.status = c.status;
+              record.ended_at = now;
+              if (record.clock_paused_at && record.deadline_at) {
+                record.deadline_at = ToTimestamp(calendar.ExtendForPause(
+                    ToTimePoint(*record.deadline_at), ToTimePoint(*record.clock_paused_at),
+                    ToTimePoint(now)));
+              }
+              record.clock_paused_at.reset();
+              if (record.parent_case && record.parent_activation) {
+                work.push_back(EventWork(*record.parent_case, "", *record.parent_activation,
+                                         event::ChildEnded{*record.parent_activation, case_id,
+                                                           c.status, advance.state.data},
+                                         now));
+              }
+              return Status::Ok();
+            },
+        },
+        command);
+    if (!status.ok()) return status;
+  }
+
+  if (Status updated = tx.UpdateCase(record); !updated.ok()) return updated;
+  for (const auto& note : notes) {
+    auto event = tx.AppendHistory(case_id, actor, note.action, note.step, note.details.dump(), now);
+    if (!event) return event.error();
+  }
+  if (!work.empty()) return tx.InsertWork(work);
+  return Status::Ok();
+}
+
+Status Runtime::SaveEvidence(StoreTx& tx, const std::string& case_id, const std::string& step,
+                             const InvokePayload& payload, const nlohmann::json& result,
+                             Timestamp now) {
+  if (!payload.reuse_seconds || payload.subject.empty()) return Status::Ok();
+  EvidenceRecord evidence;
+  evidence.subject = payload.subject;
+  evidence.department = payload.department;
+  evidence.result = result.dump();
+  evidence.verified_at = now;
+  evidence.case_id = case_id;
+  evidence.step = step;
+  auto id = tx.InsertEvidence(evidence);
+  return id ? Status::Ok() : id.error();
+}
+
+Status Runtime::ApplyEvent(const std::string& case_id, const Event& event,
+                           const std::string& actor) {
+  return store_.Transact([&](StoreTx& tx) {
+    auto record = tx.GetCaseForUpdate(case_id);
+    if (!record) {
+      if (record.error().code() == ErrorCode::kNotFound) {
+        return Status::NotFound("no case " + case_id + "; `wf cases` lists them");
+      }
+      return record.error();
+    }
+    return ApplyInTx(tx, *record, event, actor, Now());
+  });
+}
+
+Status Runtime::CheckTaskPermission(const TaskRecord& task, const std::string& actor) const {
+  if (actor.empty()) {
+    return Status::NotPermitted("who is acting? give --as NAME or set WF_ACTOR");
+  }
+  if (!deployment_.HasRole(actor, task.role, task.agency)) {
+    return Status::NotPermitted(actor + " does not hold role '" + task.role + "' in agency '" +
+                                task.agency + "' (task " + std::to_string(task.id) +
+                                "); the deployment config's agency members say who does");
+  }
+  return Status::Ok();
+}
+
+namespace {
+Result<TaskRecord> FindTask(StoreTx& tx, int64_t task_id) {
+  auto task = tx.GetTask(task_id);
+  if (!task && task.error().code() == ErrorCode::kNotFound) {
+    return Status::NotFound("no task " + std::to_string(task_id) + "; `wf inbox` lists yours");
+  }
+  return task;
+}
+
+Status DescribeTaskState(const TaskRecord& task, const std::string& actor) {
+  switch (task.status) {
+    case TaskStatus::kCompleted:
+      return Status::Conflict("task " + std::to_string(task.id) + " is already completed" +
+                              (task.completed_by ? " by " + *task.completed_by : ""));
+    case TaskStatus::kCancelled:
+      return Status::Conflict("task " + std::to_string(task.id) +
+                              " was cancelled (its case moved on or ended)");
+    case TaskStatus::kClaimed:
+      if (task.assignee && *task.assignee != actor) {
+        return Status::Conflict("task " + std::to_string(task.id) + " is claimed by " +
+                                *task.assignee);
+      }
+      return Status::Ok();
+    case TaskStatus::kOpen:
+      return Status::Ok();
+  }
+  return Status::Ok();
+}
+}  // namespace
+
+Status Runtime::CompleteTask(int64_t task_id, const std::string& actor,
+                             const nlohmann::json& values) {
+  return store_.Transact([&](StoreTx& tx) {
+    auto task = FindTask(tx, task_id);
+    if (!task) return task.error();
+    if (Status s = CheckTaskPermission(*task, actor); !s.ok()) return s;
+    if (Status s = DescribeTaskState(*task, actor); !s.ok()) return s;
+    auto record = tx.GetCaseForUpdate(task->case_id);
+    if (!record) return record.error();
+    Timestamp now = Now();
+    if (Status s = tx.CompleteTask(task_id, actor, values.dump(), now); !s.ok()) return s;
+    return ApplyInTx(tx, *record, event::TaskCompleted{task->activation, actor, values}, actor,
+                     now);
+  });
+}
+
+Status Runtime::ClaimTask(int64_t task_id, const std::string& actor) {
+  return store_.Transact([&](StoreTx& tx) {
+    auto task = FindTask(tx, task_id);
+    if (!task) return task.error();
+    if (Status s = CheckTaskPermission(*task, actor); !s.ok()) return s;
+    if (Status s = DescribeTaskState(*task, actor); !s.ok()) return s;
+    auto record = tx.GetCaseForUpdate(task->case_id);
+    if (!record) return record.error();
+    if (Status s = tx.ClaimTask(task_id, actor); !s.ok()) return s;
+    auto event = tx.AppendHistory(task->case_id, actor, "task.claimed", task->step,
+                                  nlohmann::json{{"task", task_id}}.dump(), Now());
+    return event ? Status::Ok() : event.error();
+  });
+}
+
+Status Runtime::ReleaseTask(int64_t task_id, const std::string& actor) {
+  return store_.Transact([&](StoreTx& tx) {
+    auto task = FindTask(tx, task_id);
+    if (!task) return task.error();
+    if (task->status != TaskStatus::kClaimed || task->assignee != actor) {
+      return Status::Conflict("task " + std::to_string(task_id) + " is not claimed by " + actor);
+    }
+    auto record = tx.GetCaseForUpdate(task->case_id);
+    if (!record) return record.error();
+    if (Status s = tx.ReleaseTask(task_id, actor); !s.ok()) return s;
+    auto event = tx.AppendHistory(task->case_id, actor, "task.released", task->step,
+                                  nlohmann::json{{"task", task_id}}.dump(), Now());
+    return event ? Status::Ok() : event.error();
+  });
+}
+
+Status Runtime::RetryIncident(int64_t incident_id, const std::string& actor) {
+  return store_.Transact([&](StoreTx& tx) {
+    auto incident = tx.GetIncident(incident_id);
+    if (!incident) {
+      if (incident.error().code() == ErrorCode::kNotFound) {
+        return Status::NotFound("no incident " + std::to_string(incident_id) +
+                                "; `wf show CASE` lists a case's incidents");
+      }
+      return incident.error();
+    }
+    if (incident->status != IncidentStatus::kOpen) {
+      return Status::Conflict("incident " + std::to_string(incident_id) + " is already resolved");
+    }
+    auto record = tx.GetCaseForUpdate(incident->case_id);
+    if (!record) return record.error();
+    return ApplyInTx(tx, *record, event::RetryIncident{incident->activation}, actor, Now());
+  });
+}
+
+}  // namespace wf::engine

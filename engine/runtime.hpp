@@ -1,0 +1,141 @@
+#pragma once
+
+// The runtime: where the pure state machine (machine.hpp) meets the store (store.hpp). It loads
+// a case, applies one event, and writes everything the event caused in one transaction
+// (decision 3): the case row with its optimistic version check, the history events, and the
+// commands turned into rows (work for the engine, tasks for clerks, incidents, sub-cases,
+// timers, the statutory clock). The CLI and the engine both change cases only through here.
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "engine/config.hpp"
+#include "engine/machine.hpp"
+#include "engine/store.hpp"
+#include "workflows/procedure.hpp"
+
+namespace wf::engine {
+
+// Work kinds the runtime enqueues and the engine carries out.
+inline constexpr const char* kWorkInvoke = "invoke";  // call a department (payload: InvokePayload)
+inline constexpr const char* kWorkEvent = "event";    // apply an event (payload: EventToJson)
+
+// Limits on case data (DESIGN.md decision 12): hostile data is refused with kInvalid.
+inline constexpr size_t kMaxCaseDataBytes = 1 << 20;
+inline constexpr int kMaxCaseDataDepth = 32;
+
+// The actor recorded for what the engine does on its own.
+inline constexpr const char* kEngineActor = "engine";
+
+// What an `invoke` work row carries: one attempt of one adapter step.
+struct InvokePayload {
+  std::string department;
+  std::string operation;
+  nlohmann::json fields = nlohmann::json::object();  // the rendered call without `operation`
+  int attempt = 1;
+  int64_t timeout_ms = 30000;
+  std::optional<int64_t> reuse_seconds;
+  // The evidence subject when `reuse` is set (EvidenceSubject over department, operation, call).
+  std::string subject;
+
+  nlohmann::json ToJson() const;
+  static Result<InvokePayload> FromJson(const nlohmann::json& json);
+};
+
+// Procedures parsed from their stored source, by name and version, parsed once per process.
+// Thread-safe; the pointers stay valid as long as the cache lives.
+class ProcedureCache {
+ public:
+  // The procedure `name` at `version`, read through `tx` on first use.
+  Result<const workflows::Procedure*> Get(StoreTx& tx, const std::string& name, int version);
+  // Parses `record.source` and keeps it.
+  Result<const workflows::Procedure*> Put(const ProcedureRecord& record);
+
+ private:
+  std::mutex mutex_;
+  std::map<std::pair<std::string, int>, std::unique_ptr<workflows::Procedure>> procedures_;
+};
+
+// The result of starting one case.
+struct Started {
+  std::string id;
+  std::string procedure;
+  int version = 0;
+};
+
+// Carries out the engine's decisions on a store. Thread-safe: it holds only the cache and
+// references to the store and deployment, which outlive it.
+class Runtime {
+ public:
+  Runtime(Store& store, const Deployment& deployment) : store_(store), deployment_(deployment) {}
+
+  Store& store() { return store_; }
+  const Deployment& deployment() const { return deployment_; }
+  ProcedureCache& procedures() { return procedures_; }
+
+  // Stores `procedure` as a new version when its content changed (same content: a no-op that
+  // returns the existing version).
+  Result<DeployOutcome> Deploy(const workflows::Procedure& procedure);
+
+  // Starts a case of the newest version of `procedure` with `data`: checks size and depth, the
+  // input schema (kInvalid listing every JSON path), the dedupe key (kConflict naming the open
+  // case), sets the statutory deadline on the owning agency's calendar, and runs the case up to
+  // its first wait, all in one transaction.
+  Result<Started> StartCase(const std::string& procedure, const nlohmann::json& data,
+                            const std::string& actor);
+  // Starts one case per element of `data`, committing `batch_size` at a time. A case that fails
+  // (bad data, duplicate) is reported in `errors` as "line N: message" and the others go on.
+  Result<std::vector<Started>> StartBatch(const std::string& procedure,
+                                          const std::vector<nlohmann::json>& data,
+                                          const std::string& actor, int batch_size,
+                                          std::vector<std::string>* errors);
+
+  // Applies `event` to the case (a signal, a cancellation, an incident retry) in its own
+  // transaction, retrying a few times when a concurrent change wins the optimistic check.
+  Status ApplyEvent(const std::string& case_id, const Event& event, const std::string& actor);
+
+  // Completes task `task_id` with form `values` for `actor`: kNotFound, kNotPermitted when the
+  // actor lacks the task's role in its agency, kConflict when it is completed, cancelled or
+  // claimed by someone else, kInvalid when the values fail the form.
+  Status CompleteTask(int64_t task_id, const std::string& actor, const nlohmann::json& values);
+  // Claims / releases a task for `actor` (the same permission rule as CompleteTask).
+  Status ClaimTask(int64_t task_id, const std::string& actor);
+  Status ReleaseTask(int64_t task_id, const std::string& actor);
+  // Retries the incident: resolves it and sends RetryIncident to its case.
+  Status RetryIncident(int64_t incident_id, const std::string& actor);
+
+  // Inside an open transaction: applies `event` to the case row (already read, ideally for
+  // update) and writes everything it caused; `record` is updated in place (row_version too).
+  // kConflict/kInvalid from the machine, or the store's errors.
+  Status ApplyInTx(StoreTx& tx, CaseRecord& record, const Event& event, const std::string& actor,
+                   Timestamp now);
+
+  // Inside an open transaction: evidence an adapter step with `reuse` verified.
+  Status SaveEvidence(StoreTx& tx, const std::string& case_id, const std::string& step,
+                      const InvokePayload& payload, const nlohmann::json& result, Timestamp now);
+
+ private:
+  // Checks that `actor` holds the task's role in the task's agency.
+  Status CheckTaskPermission(const TaskRecord& task, const std::string& actor) const;
+  Result<Started> StartInTx(StoreTx& tx, const workflows::Procedure& procedure,
+                            const nlohmann::json& data, const std::string& actor, Timestamp now,
+                            std::optional<std::string> parent_case,
+                            std::optional<int64_t> parent_activation);
+  Status Persist(StoreTx& tx, CaseRecord& record, const workflows::Procedure& procedure,
+                 const Advance& advance, const std::string& actor, Timestamp now);
+
+  Store& store_;
+  const Deployment& deployment_;
+  ProcedureCache procedures_;
+};
+
+// Checks case data against the size and depth limits; kInvalid naming the limit.
+Status CheckDataLimits(const nlohmann::json& data);
+
+}  // namespace wf::engine

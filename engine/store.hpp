@@ -1,0 +1,393 @@
+#pragma once
+
+// The durable store (DESIGN.md decisions 2-4, 11, 13): procedures, cases, work, tasks,
+// incidents, evidence and history in SQL through SOCI, on PostgreSQL (production, many engines)
+// or SQLite (embedded default, one machine). SOCI stays inside store.cpp.
+//
+// Every change happens inside Store::Transact: the callback gets a StoreTx and may do any number
+// of row operations; they commit together or not at all (decision 3). Expected failures come back
+// as Status values and never as exceptions:
+//   kNotFound     no such row
+//   kConflict     a unique key is taken (duplicate case, dedupe key), a stale row_version, a task
+//                 or incident in the wrong state
+//   kUnavailable  the database is away or busy (connection lost, SQLite busy past its timeout,
+//                 PostgreSQL deadlock or serialisation failure): roll back, back off, retry
+//   kInternal     anything else, with the database's message
+// After a database error inside a transaction the transaction is doomed: later calls on that
+// StoreTx fail with the same status and Transact rolls back, whatever the callback returns.
+//
+// Times are Timestamps (engine/timestamp.hpp), kept as BIGINT microseconds since the epoch.
+// JSON documents (case data and state, work payloads, forms, task values, evidence results,
+// history details) cross this interface as JSON text; the store does not interpret them.
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "engine/dialect.hpp"
+#include "engine/history.hpp"
+#include "engine/timestamp.hpp"
+#include "workflows/status.hpp"
+
+namespace wf::engine {
+
+namespace detail {
+struct TxContext;
+struct StoreState;
+}  // namespace detail
+
+// ---------------------------------------------------------------------------------------------
+// Rows
+
+// A deployed procedure (decision 7): immutable; versions count 1, 2, ... per name, one per
+// distinct content.
+struct ProcedureRecord {
+  std::string name;
+  int version = 0;           // assigned by DeployProcedure
+  std::string content_hash;  // SHA-256 hex of source
+  std::string source;        // the YAML text; empty in ListProcedures
+  std::string title;
+  std::string agency;
+  Timestamp deployed_at{};
+};
+
+struct DeployOutcome {
+  int version = 0;
+  bool created = false;  // false: this content was already deployed as `version`
+};
+
+// The status of a case that is still running. Ended cases carry "completed", "refused",
+// "cancelled" or their end step's outcome.
+inline constexpr std::string_view kCaseOpen = "open";
+
+struct CaseRecord {
+  std::string id;  // assigned by InsertCase when empty
+  std::string procedure;
+  int version = 0;  // of the procedure
+  std::string status{kCaseOpen};
+  std::string data = "{}";   // JSON text: the case data
+  std::string state = "{}";  // JSON text: the machine's run-time state, opaque here
+  std::optional<std::string> dedupe_key;
+  std::string agency;
+  std::string started_by;  // actor who started it
+  Timestamp started_at{};
+  Timestamp updated_at{};
+  std::optional<Timestamp> deadline_at;
+  std::optional<Timestamp> clock_paused_at;  // set while the statutory clock is stopped
+  std::optional<Timestamp> ended_at;
+  std::int64_t row_version = 0;            // optimistic concurrency: 1 after insert, +1 per update
+  std::optional<std::string> parent_case;  // set for a sub-case (call_procedure)
+  std::optional<std::int64_t> parent_activation;  // the parent step's activation
+};
+
+struct CaseFilter {
+  std::optional<std::string> status;
+  std::optional<std::string> procedure;
+  std::optional<std::string> agency;
+  // Only open cases whose deadline passed before this time (and before the clock was paused).
+  std::optional<Timestamp> overdue_at;
+  int limit = 50;  // 0: all
+};
+
+enum class WorkState { kReady, kLeased, kDone };
+const char* WorkStateName(WorkState state);
+
+// Work to enqueue: something the engine must do for a case at or after run_at.
+struct NewWork {
+  std::string case_id;
+  std::string kind;  // "invoke", "timer", "child_ended", "signal", ... (the engine's)
+  std::string step;
+  std::int64_t activation = 0;
+  std::string payload = "{}";  // JSON text
+  Timestamp run_at{};
+};
+
+struct WorkItem {
+  std::string case_id;
+  std::int64_t id = 0;
+  std::string kind;
+  std::string step;
+  std::int64_t activation = 0;
+  std::string payload;
+  WorkState state = WorkState::kReady;
+  Timestamp run_at{};  // when the row is next claimable: its due time, or its lease expiry
+  std::string owner;   // the leaseholder; empty when never leased
+  std::optional<Timestamp> lease_until;
+  int attempt = 0;  // claims so far; the fencing token of the current lease
+  Timestamp created_at{};
+};
+
+struct WorkCounts {
+  std::int64_t ready = 0;   // ready rows, due or not
+  std::int64_t due = 0;     // claimable now: ready and due, or leased with the lease expired
+  std::int64_t leased = 0;  // leased rows (live or expired)
+};
+
+enum class TaskStatus { kOpen, kClaimed, kCompleted, kCancelled };
+const char* TaskStatusName(TaskStatus status);
+
+struct TaskRecord {
+  std::string case_id;
+  std::int64_t id = 0;  // assigned by InsertTask; unique across cases
+  std::int64_t activation = 0;
+  std::string step;
+  std::string title;
+  std::string role;
+  std::string agency;
+  std::string form = "{}";  // JSON text
+  TaskStatus status = TaskStatus::kOpen;
+  std::optional<std::string> assignee;
+  Timestamp created_at{};
+  std::optional<Timestamp> due_at;
+  std::optional<std::string> escalated_to;
+  std::optional<std::string> completed_by;
+  std::optional<Timestamp> completed_at;
+  std::optional<std::string> values;  // JSON text submitted on completion
+};
+
+struct TaskFilter {
+  // Tasks for any of these (agency, role) pairs; empty: every agency and role.
+  std::vector<std::pair<std::string, std::string>> agency_roles;
+  std::optional<std::string> case_id;
+  bool open_only = true;  // only open and claimed tasks
+  int limit = 0;          // 0: all
+};
+
+enum class IncidentStatus { kOpen, kResolved };
+
+struct IncidentRecord {
+  std::string case_id;
+  std::int64_t id = 0;  // assigned by InsertIncident; unique across cases
+  std::int64_t activation = 0;
+  std::string step;
+  std::string message;
+  IncidentStatus status = IncidentStatus::kOpen;
+  Timestamp created_at{};
+  std::optional<Timestamp> resolved_at;
+  std::optional<std::string> resolved_by;
+};
+
+// What a department verified about a subject, reusable by other cases (decision 8).
+struct EvidenceRecord {
+  std::string subject;  // EvidenceSubject(...)
+  std::int64_t id = 0;  // assigned by InsertEvidence
+  std::string department;
+  std::string result = "{}";  // JSON text
+  Timestamp verified_at{};
+  std::string case_id;  // the case whose call produced it
+  std::string step;
+};
+
+// The subject key of a call: SHA-256 over department, operation and the rendered call as JSON
+// text. Render the call with sorted keys (nlohmann's dump does) so equal calls give equal keys.
+std::string EvidenceSubject(std::string_view department, std::string_view operation,
+                            std::string_view rendered_call_json);
+
+struct HistorySummary {
+  std::int64_t cases = 0;
+  std::int64_t events = 0;
+};
+
+// ---------------------------------------------------------------------------------------------
+// A transaction in progress. Valid only inside the Store::Transact callback that received it; not
+// thread-safe. Every method is one or a few statements on the transaction's connection.
+class StoreTx {
+ public:
+  StoreTx(const StoreTx&) = delete;
+  StoreTx& operator=(const StoreTx&) = delete;
+
+  // --- procedures
+  // Stores `procedure` (name, content_hash, source, title, agency, deployed_at) as the next
+  // version of its name unless the same content is already deployed, whose version then returns.
+  Result<DeployOutcome> DeployProcedure(const ProcedureRecord& procedure);
+  Result<ProcedureRecord> LatestProcedure(const std::string& name);            // kNotFound
+  Result<ProcedureRecord> GetProcedure(const std::string& name, int version);  // kNotFound
+  // Every version of every procedure, by name then version; `source` left empty.
+  Result<std::vector<ProcedureRecord>> ListProcedures();
+
+  // --- cases
+  // Inserts `record` with row_version 1 and returns its id (record.id, or a new one when empty:
+  // the start date and random letters, e.g. "20260102-k3v9x2m7qa"). A second open case of the
+  // same procedure with the same dedupe key is kConflict naming the open one.
+  Result<std::string> InsertCase(const CaseRecord& record);
+  Result<CaseRecord> GetCase(const std::string& id);  // kNotFound
+  // As GetCase, and locks the row until the transaction ends (PostgreSQL FOR UPDATE; on SQLite
+  // the write transaction already excludes other writers).
+  Result<CaseRecord> GetCaseForUpdate(const std::string& id);
+  // Writes status, data, state, deadline_at, clock_paused_at, ended_at and updated_at of
+  // `record` if its row_version is still `record.row_version`, then increments record.row_version.
+  // kConflict when another change got there first; kNotFound when there is no such case.
+  Status UpdateCase(CaseRecord& record);
+  // Newest first (started_at, then id). `data` and `state` are left empty: use GetCase.
+  Result<std::vector<CaseRecord>> ListCases(const CaseFilter& filter);
+  Result<std::optional<CaseRecord>> FindOpenCaseByDedupe(const std::string& procedure,
+                                                         const std::string& dedupe_key);
+  // Sub-cases of `parent_case`, oldest first, without data and state.
+  Result<std::vector<CaseRecord>> ListChildCases(const std::string& parent_case);
+
+  // --- work (decision 4)
+  // Enqueues `work` as ready rows (multi-row INSERTs). Engines waiting in WaitForWork are woken
+  // after the commit.
+  Status InsertWork(const std::vector<NewWork>& work);
+  // Leases up to `limit` rows that are ready and due at `now`, or leased with an expired lease,
+  // oldest due first: state leased, owner, lease_until = now + lease, attempt + 1. Concurrent
+  // claimers (threads, processes, hosts) never get the same row while its lease lives.
+  Result<std::vector<WorkItem>> ClaimWork(const std::string& owner, Timestamp now,
+                                          std::chrono::microseconds lease, int limit);
+  // Marks a leased row done if `owner` still holds it at `attempt`. False (and no change) when the
+  // lease was lost: expired and re-claimed, or the work cancelled.
+  Result<bool> CompleteWork(const std::string& case_id, std::int64_t id, int attempt,
+                            const std::string& owner);
+  // Puts a leased row back to ready at `run_at` (a retry with backoff), fenced as CompleteWork.
+  Result<bool> RescheduleWork(const std::string& case_id, std::int64_t id, int attempt,
+                              const std::string& owner, Timestamp run_at);
+  // Marks the case's unfinished work done: all of it, or one activation's. Returns how many rows.
+  // A worker that held one of them then fails its fenced completion.
+  Result<std::int64_t> CancelWork(const std::string& case_id,
+                                  std::optional<std::int64_t> activation = std::nullopt);
+  Result<WorkCounts> CountWork(Timestamp now);
+  // The earliest time any unfinished row becomes claimable; nullopt when there is none.
+  Result<std::optional<Timestamp>> NextWorkDue();
+  // All work rows of a case, by id.
+  Result<std::vector<WorkItem>> ListWork(const std::string& case_id);
+
+  // --- tasks
+  Result<std::int64_t> InsertTask(const TaskRecord& task);  // returns the new id
+  Result<TaskRecord> GetTask(std::int64_t id);              // kNotFound
+  // Oldest first.
+  Result<std::vector<TaskRecord>> ListTasks(const TaskFilter& filter);
+  // open -> claimed by `actor`. Claiming a task one already holds is ok. kConflict when another
+  // actor holds it or it is completed or cancelled (exit 5); kNotFound when there is none.
+  Status ClaimTask(std::int64_t id, const std::string& actor);
+  // claimed by `actor` -> open. kConflict otherwise.
+  Status ReleaseTask(std::int64_t id, const std::string& actor);
+  // open, or claimed by `actor` -> completed with `values_json`. kConflict when it is completed,
+  // cancelled or claimed by someone else, so two clerks never both complete it.
+  Status CompleteTask(std::int64_t id, const std::string& actor, const std::string& values_json,
+                      Timestamp now);
+  // Hands an open or claimed task to `role` (its deadline passed): role and escalated_to become
+  // `role`, the claim is dropped, the due time becomes `due_at`. kConflict when it has ended.
+  Status EscalateTask(std::int64_t id, const std::string& role, std::optional<Timestamp> due_at);
+  // Cancels the case's open and claimed tasks (one activation's, or all). Returns how many.
+  Result<std::int64_t> CancelTasks(const std::string& case_id,
+                                   std::optional<std::int64_t> activation = std::nullopt);
+
+  // --- incidents
+  Result<std::int64_t> InsertIncident(const IncidentRecord& incident);
+  Result<IncidentRecord> GetIncident(std::int64_t id);  // kNotFound
+  // Of one case (all statuses) or, with no case, every open incident; oldest first.
+  Result<std::vector<IncidentRecord>> ListIncidents(const std::optional<std::string>& case_id);
+  // open -> resolved. kConflict when it is already resolved.
+  Status ResolveIncident(std::int64_t id, const std::string& actor, Timestamp now);
+
+  // --- evidence (decision 8)
+  Result<std::int64_t> InsertEvidence(const EvidenceRecord& evidence);
+  // The newest evidence about `subject` verified at or after `not_before`; nullopt when none.
+  Result<std::optional<EvidenceRecord>> FindEvidence(const std::string& subject,
+                                                     Timestamp not_before);
+
+  // --- history (decision 11)
+  // Appends the next event of `case_id`'s chain: seq, prev_hash and hash follow the case's last
+  // event. The caller must have updated or locked the case row in this transaction, which
+  // serialises appends per case; a concurrent append that slipped past is kConflict (primary key).
+  Result<HistoryEvent> AppendHistory(const std::string& case_id, const std::string& actor,
+                                     const std::string& action, const std::string& step,
+                                     const std::string& details_json, Timestamp at);
+  Result<std::vector<HistoryEvent>> ListHistory(const std::string& case_id);  // by seq
+
+  // --- single engine on SQLite
+  // Takes or renews the lease `name` for `owner` until `until`; false when another owner holds
+  // an unexpired lease. The SQLite engine takes "engine" so that two engine processes do not
+  // contend for the file's single write lock (claims stay correct without it); PostgreSQL engines
+  // need no lock and share the work.
+  Result<bool> TryLockEngine(const std::string& name, const std::string& owner, Timestamp now,
+                             Timestamp until);
+  Status UnlockEngine(const std::string& name, const std::string& owner);
+
+ private:
+  friend class Store;
+  explicit StoreTx(detail::TxContext& context) : context_(context) {}
+  detail::TxContext& context_;
+};
+
+// ---------------------------------------------------------------------------------------------
+// A connection pool to one database. Thread-safe: any number of threads may call Transact at
+// once; each call takes a connection (waiting while all are busy). Do not call Transact from
+// inside a Transact callback: with every connection taken it would wait forever.
+//
+// A connection that breaks (PostgreSQL restarted, the backend terminated) is dropped and
+// reopened on its next use; until the server answers, operations return kUnavailable. A
+// transaction that fails to begin on a connection that turns out dead is retried once on a fresh
+// one, so a server restart between two transactions goes unnoticed.
+class Store {
+ public:
+  // Connects to `url` (ParseDatabaseUrl) with up to `pool_size` connections (at least 1; an
+  // in-memory SQLite database gets exactly 1), then applies pending migrations.
+  // SQLite connections run with journal_mode=WAL (readers never block the writer),
+  // busy_timeout=10 s, foreign_keys=ON and synchronous=FULL: FULL because decision 3 promises
+  // that a committed change survives a crash, and in WAL mode NORMAL may lose the last
+  // commits on power loss; the throughput target is PostgreSQL's, not the embedded default's.
+  // kUsage for a bad URL; kUnavailable "cannot connect to <url without password>: ..." when the
+  // database cannot be reached; kInternal when its schema is newer than this program.
+  static Result<std::unique_ptr<Store>> Open(std::string_view url, int pool_size = 4);
+
+  ~Store();
+  Store(const Store&) = delete;
+  Store& operator=(const Store&) = delete;
+
+  Backend backend() const;
+  const std::string& redacted_url() const;
+
+  // Applies the migrations this database lacks, each in its own transaction together with its
+  // `wf_schema` row. Safe against concurrent starters: PostgreSQL serialises them with
+  // pg_advisory_xact_lock, SQLite with BEGIN IMMEDIATE; a migration applied meanwhile is skipped.
+  // Returns how many were applied (0 when up to date). `wf migrate` calls it; Open already did.
+  Result<int> Migrate();
+  // The highest applied schema version (0 for an empty database).
+  Result<int> SchemaVersion();
+
+  // Runs `body` in one write transaction and commits when it returns ok; rolls back otherwise
+  // and returns its status (or the database error that doomed the transaction). On SQLite the
+  // write lock is taken at BEGIN. If COMMIT itself fails with the connection lost, the outcome is
+  // unknown and kUnavailable returns: the fenced and optimistic checks make a retry safe.
+  Status Transact(const std::function<Status(StoreTx&)>& body);
+  // Same for reading only (PostgreSQL BEGIN READ ONLY; SQLite a deferred transaction that never
+  // blocks writers under WAL). Always ends with ROLLBACK.
+  Status Read(const std::function<Status(StoreTx&)>& body);
+
+  // Recomputes the history chain of one case, or of every case (in pages, without holding one
+  // long transaction). kHistoryBroken "case X: event seq N does not verify (hash mismatch)" for
+  // the first event that fails; kNotFound when `case_id` has no history.
+  Result<HistorySummary> VerifyHistory(const std::optional<std::string>& case_id = std::nullopt);
+  // Calls `visit` for every history event (of one case, or all cases by case then seq), whose
+  // `at` is at or after `since_at` (RFC 3339 text) when given. Stops at the first non-ok status
+  // from `visit` and returns it.
+  Status ForEachHistory(const std::optional<std::string>& case_id,
+                        const std::optional<std::string>& since_at,
+                        const std::function<Status(const HistoryEvent&)>& visit);
+
+  // Blocks until work may be available or `timeout` passes. True when woken (a transaction
+  // inserted or rescheduled work, Wake was called, or the listening connection was re-opened, when
+  // notifications may have been missed), false on timeout; spurious wake-ups are possible, so
+  // re-check with ClaimWork/NextWorkDue. PostgreSQL: LISTEN wf_work on a dedicated connection
+  // (notifications from every process). SQLite: woken only by this process's commits and Wake;
+  // another process's work (a `wf start` next to a running engine) is seen after the timeout.
+  // One thread at a time may wait. kUnavailable when the listening connection cannot be opened.
+  Result<bool> WaitForWork(std::chrono::milliseconds timeout);
+  // Wakes the thread in WaitForWork (e.g. to shut down). Thread-safe, never blocks.
+  void Wake();
+
+ private:
+  explicit Store(std::unique_ptr<detail::StoreState> state);
+  Status Run(bool write, const std::function<Status(detail::TxContext&)>& body);
+
+  std::unique_ptr<detail::StoreState> state_;
+};
+
+}  // namespace wf::engine

@@ -1,0 +1,1 @@
+.review.note // "none"

@@ -1,0 +1,1 @@
+[.items[] | numbers] | add

@@ -1,0 +1,1 @@
+.mother.age >= 18 and (.child.full_name | length) > 0

@@ -1,0 +1,1 @@
+@base64 "x\(.mother.citizen_id)"

@@ -1,0 +1,1 @@
+if .review.approved then "register" else "refused" end

@@ -1,0 +1,1 @@
+"id \(.mother.citizen_id)"

@@ -1,0 +1,1 @@
+"id \(.mohttr.mohtt©ie.d)"

@@ -1,0 +1,1 @@
+.mother.citizen_id

@@ -1,0 +1,1 @@
+reduce range(0; 10) as $i (0; . + $i)

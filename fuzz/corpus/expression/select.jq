@@ -1,0 +1,1 @@
+.items | map(select(type == "number")) | length

@@ -1,0 +1,1 @@
+.child.full_name + 1

@@ -1,0 +1,742 @@
+// End-to-end tests of the `wf` program: each test runs the real binary (WF_BINARY) in a fresh
+// temporary directory against a fresh database, on SQLite and, when WF_TEST_PG_URL is set, on a
+// fresh PostgreSQL database created for the test and dropped after it. Without WF_TEST_PG_URL
+// the PostgreSQL variant is skipped with a warning, or fails when WF_REQUIRE_PG=1 (CI).
+//
+// The database is reached only through `wf`, except to tamper with the history (the sqlite3 and
+// psql command-line tools), which is what an attacker with database access would do.
+#include <sys/wait.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <optional>
+#include <random>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
+
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+std::string Fixture(const std::string& name) { return std::string(WF_CLI_FIXTURES) + "/" + name; }
+
+// Single-quotes `text` for /bin/sh.
+std::string ShellQuote(const std::string& text) {
+  std::string out = "'";
+  for (char c : text) {
+    if (c == '\'') {
+      out += "'\\''";
+    } else {
+      out += c;
+    }
+  }
+  return out + "'";
+}
+
+std::string ReadFile(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream buffer;
+  buffer << in.rdbuf();
+  return buffer.str();
+}
+
+std::string RandomSuffix() {
+  static constexpr char kAlphabet[] = "0123456789abcdefghijklmnopqrstuvwxyz";
+  std::random_device device;
+  std::mt19937_64 random(device());
+  std::string out;
+  for (int i = 0; i < 12; ++i) out.push_back(kAlphabet[random() % 36]);
+  return out;
+}
+
+// Runs a shell command line; returns its exit code (128 + signal when it was killed).
+int System(const std::string& command) {
+  int status = std::system(command.c_str());
+  if (status == -1) return -1;
+  if (WIFEXITED(status)) return WEXITSTATUS(status);
+  if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
+  return -1;
+}
+
+// `url` with its database path replaced by `database`.
+std::string WithDatabase(const std::string& url, const std::string& database) {
+  size_t scheme = url.find("://");
+  size_t start = scheme == std::string::npos ? 0 : scheme + 3;
+  size_t query = url.find('?', start);
+  size_t slash = url.find('/', start);
+  if (slash == std::string::npos || (query != std::string::npos && slash > query)) slash = query;
+  std::string head = url.substr(0, slash == std::string::npos ? url.size() : slash);
+  std::string tail = query == std::string::npos ? std::string() : url.substr(query);
+  return head + "/" + database + tail;
+}
+
+// What one run of `wf` produced.
+struct Run {
+  int code = -1;
+  std::string out;
+  std::string err;
+
+  json Json() const {
+    json value = json::parse(out, nullptr, false);
+    INFO("stdout: " << out << "\nstderr: " << err);
+    REQUIRE_FALSE(value.is_discarded());
+    return value;
+  }
+  // The first line of stdout.
+  std::string Line() const { return out.substr(0, out.find('\n')); }
+};
+
+// A temporary directory and an empty database for one test, removed afterwards.
+class Sandbox {
+ public:
+  // "sqlite" or "postgresql". Returns null when PostgreSQL is not configured (after WARN, or
+  // FAIL when WF_REQUIRE_PG=1).
+  static std::unique_ptr<Sandbox> Create(const std::string& backend) {
+    auto box = std::unique_ptr<Sandbox>(new Sandbox());
+    box->dir_ = fs::temp_directory_path() / ("wf_cli_" + RandomSuffix());
+    fs::create_directories(box->dir_);
+    if (backend == "sqlite") {
+      box->db_ = "sqlite:" + (box->dir_ / "wf.db").string();
+      return box;
+    }
+    const char* admin = std::getenv("WF_TEST_PG_URL");
+    if (admin == nullptr || *admin == '\0') {
+      const char* require = std::getenv("WF_REQUIRE_PG");
+      if (require != nullptr && std::string(require) == "1") {
+        FAIL("WF_REQUIRE_PG=1 but WF_TEST_PG_URL is not set: cannot run the PostgreSQL CLI test");
+      }
+      WARN("PostgreSQL CLI test skipped: set WF_TEST_PG_URL to run it");
+      return nullptr;
+    }
+    box->admin_url_ = admin;
+    box->pg_name_ = "wf_cli_" + RandomSuffix();
+    int created = System("psql -X -q -v ON_ERROR_STOP=1 " + ShellQuote(box->admin_url_) +
+                         " -c " + ShellQuote("CREATE DATABASE " + box->pg_name_) +
+                         " >/dev/null 2>&1");
+    if (created != 0) {
+      std::string where = box->admin_url_;
+      box->pg_name_.clear();
+      FAIL("cannot create a test database with psql on " << where);
+    }
+    box->db_ = WithDatabase(box->admin_url_, box->pg_name_);
+    return box;
+  }
+
+  ~Sandbox() {
+    if (!pg_name_.empty()) {
+      System("psql -X -q " + ShellQuote(admin_url_) + " -c " +
+             ShellQuote("DROP DATABASE IF EXISTS " + pg_name_ + " WITH (FORCE)") +
+             " >/dev/null 2>&1");
+    }
+    std::error_code ignored;
+    fs::remove_all(dir_, ignored);
+  }
+
+  const std::string& db() const { return db_; }
+  const fs::path& dir() const { return dir_; }
+  bool postgres() const { return !pg_name_.empty(); }
+
+  // Runs `wf args...` in the sandbox directory with WF_DB and WF_CONFIG pointing at the test's
+  // database and config, and WF_ACTOR unset; `env` overrides them (an empty value unsets).
+  Run Wf(const std::vector<std::string>& args, const std::string& input = "",
+         const std::map<std::string, std::string>& env = {}) {
+    std::map<std::string, std::string> vars = {{"WF_DB", db_},
+                                               {"WF_CONFIG", Fixture("config.yaml")},
+                                               {"WF_ACTOR", ""}};
+    for (const auto& [k, v] : env) vars[k] = v;
+    std::string command = "cd " + ShellQuote(dir_.string()) + " && env";
+    for (const auto& [k, v] : vars) {
+      command += v.empty() ? " -u " + k : " " + k + "=" + ShellQuote(v);
+    }
+    command += " " + ShellQuote(WF_BINARY);
+    for (const auto& arg : args) command += " " + ShellQuote(arg);
+    fs::path in = dir_ / "stdin.txt";
+    fs::path out = dir_ / "stdout.txt";
+    fs::path err = dir_ / "stderr.txt";
+    {
+      std::ofstream write(in, std::ios::binary);
+      write << input;
+    }
+    command += " <" + ShellQuote(in.string()) + " >" + ShellQuote(out.string()) + " 2>" +
+               ShellQuote(err.string());
+    Run run;
+    run.code = System(command);
+    run.out = ReadFile(out);
+    run.err = ReadFile(err);
+    UNSCOPED_INFO("wf " << Joined(args) << "\n  exit " << run.code << "\n  stdout: " << run.out
+                        << "\n  stderr: " << run.err);
+    return run;
+  }
+
+  // Runs SQL on the test database behind wf's back (sqlite3 or psql); true on success.
+  bool Sql(const std::string& sql) {
+    if (postgres()) {
+      return System("psql -X -q -v ON_ERROR_STOP=1 " + ShellQuote(db_) + " -c " +
+                    ShellQuote(sql) + " >/dev/null 2>&1") == 0;
+    }
+    return System("sqlite3 " + ShellQuote((dir_ / "wf.db").string()) + " " + ShellQuote(sql) +
+                  " >/dev/null 2>&1") == 0;
+  }
+
+ private:
+  Sandbox() = default;
+  static std::string Joined(const std::vector<std::string>& args) {
+    std::string out;
+    for (const auto& a : args) out += (out.empty() ? "" : " ") + a;
+    return out;
+  }
+
+  fs::path dir_;
+  std::string db_;
+  std::string admin_url_;
+  std::string pg_name_;
+};
+
+// Runs the rest of the enclosing TEST_CASE once per backend with `box` a fresh Sandbox.
+#define WF_CLI_FOR_EACH_BACKEND(box)                                              \
+  const std::string wf_backend_ = GENERATE(as<std::string>{}, "sqlite", "postgresql"); \
+  INFO("backend: " << wf_backend_);                                               \
+  std::unique_ptr<Sandbox> box = Sandbox::Create(wf_backend_);                    \
+  if (!box) return
+
+std::string Trimmed(const std::string& text) {
+  size_t end = text.find_last_not_of(" \r\n\t");
+  return end == std::string::npos ? std::string() : text.substr(0, end + 1);
+}
+
+size_t CountLines(const std::string& text) {
+  return static_cast<size_t>(std::count(text.begin(), text.end(), '\n'));
+}
+
+// Deploys the permit procedure and starts one case of it; returns the case id.
+std::string DeployAndStartPermit(Sandbox& box, const std::string& data = "applicant.json") {
+  Run deployed = box.Wf({"deploy", Fixture("permit.yaml")});
+  REQUIRE(deployed.code == 0);
+  Run started = box.Wf({"start", "cli-permit", "--data", Fixture(data)});
+  REQUIRE(started.code == 0);
+  std::string id = Trimmed(started.out);
+  REQUIRE_FALSE(id.empty());
+  return id;
+}
+
+// Runs the engine until nothing is left to do now.
+void RunEngine(Sandbox& box) {
+  Run engine = box.Wf({"engine", "--until-idle"});
+  REQUIRE(engine.code == 0);
+  REQUIRE(engine.out.find("engine: claimed") != std::string::npos);
+}
+
+// The id of the one task in `actor`'s inbox for `case_id`.
+int64_t TaskOf(Sandbox& box, const std::string& case_id, const std::string& actor = "ann") {
+  Run inbox = box.Wf({"inbox", "--as", actor, "--json"});
+  REQUIRE(inbox.code == 0);
+  json tasks = inbox.Json();
+  for (const auto& task : tasks) {
+    if (task["case"] == case_id) return task["id"].get<int64_t>();
+  }
+  FAIL("no task for case " << case_id << " in " << actor << "'s inbox: " << inbox.out);
+  return 0;
+}
+
+// Starts a permit case, which waits at once for a clerk's review; returns (case, task).
+std::pair<std::string, int64_t> PermitAtReview(Sandbox& box) {
+  std::string id = DeployAndStartPermit(box);
+  return {id, TaskOf(box, id)};
+}
+
+}  // namespace
+
+TEST_CASE("a clerk carries a permit from deploy to a verified history", "[cli][flow]") {
+  WF_CLI_FOR_EACH_BACKEND(box);
+
+  Run deployed = box->Wf({"deploy", Fixture("permit.yaml")});
+  REQUIRE(deployed.code == 0);
+  CHECK(Trimmed(deployed.out) == "deployed cli-permit v1 (new)");
+  Run again = box->Wf({"deploy", Fixture("permit.yaml")});
+  REQUIRE(again.code == 0);
+  CHECK(Trimmed(again.out) == "cli-permit v1 unchanged");
+
+  Run procedures = box->Wf({"procedures", "--json"});
+  REQUIRE(procedures.code == 0);
+  json listed = procedures.Json();
+  REQUIRE(listed.size() == 1);
+  CHECK(listed[0]["name"] == "cli-permit");
+  CHECK(listed[0]["version"] == 1);
+  CHECK(listed[0]["agency"] == "town-hall");
+  CHECK(box->Wf({"procedures"}).out.find("cli-permit") != std::string::npos);
+
+  Run started = box->Wf({"start", "cli-permit", "--data", Fixture("applicant.json"), "--as", "ann"});
+  REQUIRE(started.code == 0);
+  std::string id = Trimmed(started.out);
+  REQUIRE_FALSE(id.empty());
+  CHECK(id.find('\n') == std::string::npos);
+
+  Run inbox = box->Wf({"inbox", "--as", "ann", "--json"});
+  REQUIRE(inbox.code == 0);
+  json tasks = inbox.Json();
+  REQUIRE(tasks.size() == 1);
+  CHECK(tasks[0]["case"] == id);
+  CHECK(tasks[0]["step"] == "review");
+  CHECK(tasks[0]["role"] == "clerk");
+  CHECK(tasks[0]["status"] == "open");
+  CHECK(tasks[0]["title"] == "Review the permit");
+  CHECK_FALSE(tasks[0]["due"].is_null());
+  int64_t task = tasks[0]["id"].get<int64_t>();
+  std::string task_id = std::to_string(task);
+  CHECK(box->Wf({"inbox", "--as", "carl", "--json"}).Json().empty());
+
+  json waiting = box->Wf({"show", id, "--json"}).Json();
+  REQUIRE(waiting["steps"].size() == 1);
+  CHECK(waiting["steps"][0]["step"] == "review");
+  CHECK(waiting["steps"][0]["waiting"] == "task");
+  CHECK(waiting["status"] == "open");
+
+  Run claimed = box->Wf({"claim", task_id, "--as", "ann"});
+  REQUIRE(claimed.code == 0);
+  CHECK(Trimmed(claimed.out) == "task " + task_id + " claimed by ann");
+  json after_claim = box->Wf({"inbox", "--as", "ann", "--json"}).Json();
+  REQUIRE(after_claim.size() == 1);
+  CHECK(after_claim[0]["status"] == "claimed");
+  CHECK(after_claim[0]["assignee"] == "ann");
+  Run human_show = box->Wf({"show", id});
+  REQUIRE(human_show.code == 0);
+  CHECK(human_show.out.find("claimed by ann") != std::string::npos);
+  CHECK(human_show.out.find("working day") != std::string::npos);
+
+  Run completed = box->Wf({"complete", task_id, "--as", "ann", "--set", "approved=true", "--set",
+                           "fee=15", "--set", "visit_on=2026-03-02", "--set", "note=all good"});
+  REQUIRE(completed.code == 0);
+  CHECK(completed.out.find("completed by ann") != std::string::npos);
+  CHECK(completed.out.find("is open at register") != std::string::npos);
+  CHECK(box->Wf({"inbox", "--as", "ann", "--json"}).Json().empty());
+
+  // The registry department (noop) records the permit when the engine runs.
+  json recording = box->Wf({"show", id, "--json"}).Json();
+  REQUIRE(recording["steps"].size() == 1);
+  CHECK(recording["steps"][0]["step"] == "register");
+  CHECK(recording["steps"][0]["waiting"] == "adapter");
+  RunEngine(*box);
+
+  json shown = box->Wf({"show", id, "--json"}).Json();
+  CHECK(shown["id"] == id);
+  CHECK(shown["procedure"] == "cli-permit");
+  CHECK(shown["version"] == 1);
+  CHECK(shown["status"] == "completed");
+  CHECK(shown["agency"] == "town-hall");
+  CHECK(shown["data"]["review"]["approved"] == true);
+  CHECK(shown["data"]["review"]["fee"] == 15);
+  CHECK(shown["data"]["review"]["fee"].is_number_integer());
+  CHECK(shown["data"]["review"]["visit_on"] == "2026-03-02");
+  CHECK(shown["data"]["registration"]["id"] == "1234");  // the noop department's answer
+  CHECK(shown["data"]["registration"]["fee"] == 15);
+  REQUIRE(shown["tasks"].size() == 1);
+  CHECK(shown["tasks"][0]["status"] == "completed");
+  CHECK(shown["tasks"][0]["completed_by"] == "ann");
+  CHECK(shown["incidents"].empty());
+  REQUIRE(shown["deadline"].is_object());
+  CHECK_FALSE(shown["deadline"]["at"].is_null());
+  CHECK_FALSE(shown["ended_at"].is_null());
+  CHECK(shown["steps"].empty());
+  CHECK(box->Wf({"show", id}).out.find("status: completed") != std::string::npos);
+
+  Run history = box->Wf({"history", id, "--json"});
+  REQUIRE(history.code == 0);
+  json events = history.Json();
+  REQUIRE(events.size() >= 4);
+  bool task_completed = false;
+  for (size_t i = 0; i < events.size(); ++i) {
+    CHECK(events[i]["seq"] == static_cast<int64_t>(i + 1));
+    CHECK(events[i]["hash"].get<std::string>().size() == 64);
+    if (i > 0) CHECK(events[i]["prev_hash"] == events[i - 1]["hash"]);
+    if (events[i]["action"] == "task.completed") {
+      task_completed = true;
+      CHECK(events[i]["actor"] == "ann");
+      CHECK(events[i]["step"] == "review");
+    }
+  }
+  CHECK(task_completed);
+  CHECK(events[0]["action"] == "case.started");
+  CHECK(events[0]["actor"] == "ann");
+  CHECK(box->Wf({"history", id}).out.find("task.completed") != std::string::npos);
+
+  Run verified = box->Wf({"audit", "verify"});
+  REQUIRE(verified.code == 0);
+  CHECK(Trimmed(verified.out) ==
+        "history verifies: 1 cases, " + std::to_string(events.size()) + " events");
+  CHECK(box->Wf({"audit", "verify", id}).code == 0);
+
+  Run jsonl = box->Wf({"audit", "export"});
+  REQUIRE(jsonl.code == 0);
+  CHECK(CountLines(jsonl.out) == events.size());
+  json first = json::parse(jsonl.out.substr(0, jsonl.out.find('\n')));
+  CHECK(first["case"] == id);
+  CHECK(first["hash"] == events[0]["hash"]);
+  Run csv = box->Wf({"audit", "export", "--format", "csv"});
+  REQUIRE(csv.code == 0);
+  CHECK(CountLines(csv.out) == events.size() + 1);
+  CHECK(csv.out.rfind("case,seq,at,actor,action,step,details,prev_hash,hash\n", 0) == 0);
+  Run later = box->Wf({"audit", "export", "--since", "2999-01-01"});
+  REQUIRE(later.code == 0);
+  CHECK(later.out.empty());
+
+  json cases = box->Wf({"cases", "--json"}).Json();
+  REQUIRE(cases.size() == 1);
+  CHECK(cases[0]["id"] == id);
+  CHECK(cases[0]["case"] == id);
+  CHECK(cases[0]["status"] == "completed");
+}
+
+TEST_CASE("commands without what they need are usage errors", "[cli][exit]") {
+  WF_CLI_FOR_EACH_BACKEND(box);
+  Run inbox = box->Wf({"inbox"});
+  CHECK(inbox.code == 2);
+  CHECK(inbox.err.find("--as") != std::string::npos);
+  CHECK(inbox.err.find("WF_ACTOR") != std::string::npos);
+  CHECK(box->Wf({"frobnicate"}).code == 2);
+  CHECK(box->Wf({"cancel", "some-case"}).code == 2);  // --reason is required
+  CHECK(box->Wf({"start", "cli-permit"}).code == 2);  // neither --data nor --batch
+  CHECK(box->Wf({"claim", "not-a-number", "--as", "ann"}).code == 2);
+  CHECK(box->Wf({"cases", "--mine"}).code == 2);
+  Run bad_db = box->Wf({"cases"}, "", {{"WF_DB", "mysql://nowhere"}});
+  CHECK(bad_db.code == 2);
+  CHECK(bad_db.err.find("--db") != std::string::npos);
+}
+
+TEST_CASE("a broken definition is reported where it is wrong and nothing is deployed",
+          "[cli][exit]") {
+  WF_CLI_FOR_EACH_BACKEND(box);
+  Run deployed = box->Wf({"deploy", Fixture("permit.yaml"), Fixture("bad.yaml")});
+  CHECK(deployed.code == 3);
+  CHECK(deployed.err.find("bad.yaml:1:") != std::string::npos);
+  CHECK(deployed.err.find(": error: ") != std::string::npos);
+  CHECK(deployed.err.find("nowhere") != std::string::npos);
+  CHECK(deployed.out.find("deployed") == std::string::npos);
+  CHECK(box->Wf({"procedures", "--json"}).Json().empty());
+}
+
+TEST_CASE("case data that fails the input schema names every path", "[cli][exit]") {
+  WF_CLI_FOR_EACH_BACKEND(box);
+  REQUIRE(box->Wf({"deploy", Fixture("permit.yaml")}).code == 0);
+  Run started = box->Wf({"start", "cli-permit", "--data", Fixture("bad_applicant.json")});
+  CHECK(started.code == 3);
+  CHECK(started.err.find("$.applicant.id") != std::string::npos);
+  CHECK(started.err.find("$.applicant.name") != std::string::npos);
+  Run not_json = box->Wf({"start", "cli-permit", "--data", "-"}, "{not json");
+  CHECK(not_json.code == 3);
+  CHECK(not_json.err.find("not valid JSON") != std::string::npos);
+  CHECK(box->Wf({"start", "cli-permit", "--data", "missing.json"}).code == 4);
+  CHECK(box->Wf({"cases", "--json"}).Json().empty());
+}
+
+TEST_CASE("unknown procedures, cases, tasks and incidents are not found", "[cli][exit]") {
+  WF_CLI_FOR_EACH_BACKEND(box);
+  Run start = box->Wf({"start", "no-such-procedure", "--data", Fixture("applicant.json")});
+  CHECK(start.code == 4);
+  CHECK(start.err.find("no-such-procedure") != std::string::npos);
+  CHECK(start.err.find("wf deploy") != std::string::npos);
+  Run show = box->Wf({"show", "20260101-nope"});
+  CHECK(show.code == 4);
+  CHECK(show.err.find("20260101-nope") != std::string::npos);
+  CHECK(box->Wf({"history", "20260101-nope"}).code == 4);
+  CHECK(box->Wf({"audit", "verify", "20260101-nope"}).code == 4);
+  CHECK(box->Wf({"signal", "20260101-nope", "documents"}).code == 4);
+  CHECK(box->Wf({"cancel", "20260101-nope", "--reason", "test"}).code == 4);
+  CHECK(box->Wf({"claim", "987654", "--as", "ann"}).code == 4);
+  CHECK(box->Wf({"complete", "987654", "--as", "ann", "--set", "approved=true"}).code == 4);
+  CHECK(box->Wf({"retry", "987654"}).code == 4);
+}
+
+TEST_CASE("a second open case with the same dedupe key names the first", "[cli][exit]") {
+  WF_CLI_FOR_EACH_BACKEND(box);
+  std::string first = DeployAndStartPermit(*box);
+  Run second = box->Wf({"start", "cli-permit", "--data", Fixture("applicant.json")});
+  CHECK(second.code == 5);
+  CHECK(second.err.find(first) != std::string::npos);
+  CHECK(box->Wf({"cases", "--json"}).Json().size() == 1);
+}
+
+TEST_CASE("a clerk without the task's role is not permitted", "[cli][exit]") {
+  WF_CLI_FOR_EACH_BACKEND(box);
+  auto [id, task] = PermitAtReview(*box);
+  std::string task_id = std::to_string(task);
+  Run claim = box->Wf({"claim", task_id, "--as", "carl"});
+  CHECK(claim.code == 6);
+  CHECK(claim.err.find("clerk") != std::string::npos);
+  CHECK(box->Wf({"complete", task_id, "--as", "carl", "--set", "approved=true"}).code == 6);
+  CHECK(box->Wf({"complete", task_id, "--as", "mallory", "--set", "approved=true"}).code == 6);
+  CHECK(box->Wf({"inbox", "--as", "ann", "--role", "archivist"}).code == 6);
+  json shown = box->Wf({"show", id, "--json"}).Json();
+  CHECK(shown["status"] == "open");
+}
+
+TEST_CASE("two clerks completing one task: the second gets a conflict", "[cli][exit]") {
+  WF_CLI_FOR_EACH_BACKEND(box);
+  auto [id, task] = PermitAtReview(*box);
+  std::string task_id = std::to_string(task);
+  REQUIRE(box->Wf({"claim", task_id, "--as", "ann"}).code == 0);
+  Run stolen = box->Wf({"claim", task_id, "--as", "bob"});
+  CHECK(stolen.code == 5);
+  CHECK(stolen.err.find("claimed by ann") != std::string::npos);
+  CHECK(box->Wf({"release", task_id, "--as", "bob"}).code == 5);
+  REQUIRE(box->Wf({"release", task_id, "--as", "ann"}).code == 0);
+
+  Run first = box->Wf({"complete", task_id, "--as", "ann", "--set", "approved=false", "--set",
+                       "note=missing stamp"});
+  REQUIRE(first.code == 0);
+  Run second = box->Wf({"complete", task_id, "--as", "bob", "--set", "approved=true"});
+  CHECK(second.code == 5);
+  CHECK(second.err.find("already completed by ann") != std::string::npos);
+
+  json shown = box->Wf({"show", id, "--json"}).Json();
+  CHECK(shown["status"] == "refused");
+  CHECK(shown["reason"] == "missing stamp");
+  CHECK(shown["data"]["review"]["approved"] == false);
+  int completions = 0;
+  for (const auto& event : box->Wf({"history", id, "--json"}).Json()) {
+    if (event["action"] == "task.completed") ++completions;
+  }
+  CHECK(completions == 1);
+}
+
+TEST_CASE("form values are typed by the task's form", "[cli][exit][complete]") {
+  WF_CLI_FOR_EACH_BACKEND(box);
+  auto [id, task] = PermitAtReview(*box);
+  std::string task_id = std::to_string(task);
+
+  Run unknown = box->Wf({"complete", task_id, "--as", "ann", "--set", "aproved=true"});
+  CHECK(unknown.code == 3);
+  CHECK(unknown.err.find("'aproved'") != std::string::npos);
+  CHECK(unknown.err.find("approved (boolean)") != std::string::npos);
+  CHECK(unknown.err.find("visit_on (date)") != std::string::npos);
+  CHECK(box->Wf({"complete", task_id, "--as", "ann", "--set", "approved=maybe"}).code == 3);
+  CHECK(box->Wf({"complete", task_id, "--as", "ann", "--set", "approved=true", "--set",
+                 "fee=lots"})
+            .code == 3);
+  CHECK(box->Wf({"complete", task_id, "--as", "ann", "--set", "approved=true", "--set",
+                 "visit_on=next week"})
+            .code == 3);
+  // The form requires `approved`: the runtime's form check refuses its absence.
+  CHECK(box->Wf({"complete", task_id, "--as", "ann", "--set", "note=hm"}).code == 3);
+  CHECK(box->Wf({"complete", task_id, "--as", "ann", "--set", "approved"}).code == 2);
+  CHECK(box->Wf({"complete", task_id, "--as", "ann"}).code == 2);
+  json still = box->Wf({"show", id, "--json"}).Json();
+  CHECK(still["status"] == "open");
+
+  // --data takes the values as JSON, from stdin here.
+  Run completed = box->Wf({"complete", task_id, "--as", "bob", "--data", "-", "--json"},
+                          R"({"approved": true, "fee": 7})");
+  REQUIRE(completed.code == 0);
+  json answer = completed.Json();
+  CHECK(answer["id"] == task);
+  CHECK(answer["status"] == "completed");
+  CHECK(answer["case"] == id);
+  CHECK(answer["case_status"] == "open");
+  CHECK(answer["case_steps"] == json::array({"register"}));
+}
+
+TEST_CASE("a tampered history does not verify", "[cli][exit][audit]") {
+  WF_CLI_FOR_EACH_BACKEND(box);
+  auto [id, task] = PermitAtReview(*box);
+  REQUIRE(box->Wf({"audit", "verify"}).code == 0);
+  // An insider rewrites who did something, getting past the append-only triggers first.
+  std::string disable = box->postgres() ? "ALTER TABLE history DISABLE TRIGGER USER; "
+                                        : "DROP TRIGGER history_no_update; ";
+  REQUIRE(box->Sql(disable + "UPDATE history SET actor = 'mallory' WHERE case_id = '" + id +
+                   "' AND seq = 2;"));
+  Run all = box->Wf({"audit", "verify"});
+  CHECK(all.code == 7);
+  CHECK(all.err.find(id) != std::string::npos);
+  CHECK(all.err.find("seq 2") != std::string::npos);
+  Run one = box->Wf({"audit", "verify", id, "--json"});
+  CHECK(one.code == 7);
+  CHECK(one.Json()["ok"] == false);
+  (void)task;
+}
+
+TEST_CASE("a backlog starts line by line and refused lines are named", "[cli][start]") {
+  WF_CLI_FOR_EACH_BACKEND(box);
+  REQUIRE(box->Wf({"deploy", Fixture("permit.yaml")}).code == 0);
+  Run backlog = box->Wf({"start", "cli-permit", "--batch", Fixture("backlog.jsonl"),
+                         "--batch-size", "2"});
+  CHECK(backlog.code == 5);  // only a duplicate was refused
+  CHECK(backlog.out.find("started 3 cases") != std::string::npos);
+  CHECK(backlog.err.find("line 4: ") != std::string::npos);
+  CHECK(backlog.err.find("already open") != std::string::npos);
+  CHECK(box->Wf({"cases", "--json"}).Json().size() == 3);
+
+  Run bad = box->Wf({"start", "cli-permit", "--batch", "-", "--json"},
+                    ReadFile(Fixture("backlog_bad.jsonl")));
+  CHECK(bad.code == 3);
+  CHECK(bad.err.find("line 2: not valid JSON") != std::string::npos);
+  CHECK(bad.err.find("line 3: ") != std::string::npos);
+  CHECK(bad.err.find("$.applicant.id") != std::string::npos);
+  json answer = bad.Json();
+  CHECK(answer["started"] == 2);
+  CHECK(answer["ids"].size() == 2);
+  CHECK(answer["errors"].size() == 2);
+  CHECK(box->Wf({"cases", "--json", "--limit", "0"}).Json().size() == 5);
+  CHECK(box->Wf({"cases", "--json", "--limit", "2"}).Json().size() == 2);
+}
+
+TEST_CASE("a signal moves a waiting case on and the paused clock shows", "[cli][signal]") {
+  WF_CLI_FOR_EACH_BACKEND(box);
+  REQUIRE(box->Wf({"deploy", Fixture("wait.yaml")}).code == 0);
+  Run started = box->Wf({"start", "cli-wait", "--data", "-", "--json"}, "{}");
+  REQUIRE(started.code == 0);
+  std::string id = started.Json()["id"];
+
+  json waiting = box->Wf({"show", id, "--json"}).Json();
+  REQUIRE(waiting["steps"].size() == 1);
+  CHECK(waiting["steps"][0]["waiting"] == "signal");
+  CHECK(waiting["deadline"]["paused"] == true);
+  Run human = box->Wf({"show", id});
+  CHECK(human.out.find("wf signal " + id + " documents") != std::string::npos);
+  CHECK(human.out.find("paused") != std::string::npos);
+
+  Run wrong = box->Wf({"signal", id, "payment"});
+  CHECK(wrong.code == 5);
+  Run signal = box->Wf({"signal", id, "documents", "--data", "-"}, R"({"pages": 3})");
+  REQUIRE(signal.code == 0);
+  CHECK(signal.out.find("is completed") != std::string::npos);
+  json done = box->Wf({"show", id, "--json"}).Json();
+  CHECK(done["status"] == "completed");
+  CHECK(done["data"]["documents"]["pages"] == 3);
+  CHECK(done["deadline"]["paused"] == false);
+
+  // A finished case cannot be cancelled; an open one can, with a reason.
+  CHECK(box->Wf({"cancel", id, "--reason", "too late"}).code == 5);
+  std::string other = Trimmed(box->Wf({"start", "cli-wait", "--data", "-"}, "{}").out);
+  REQUIRE_FALSE(other.empty());
+  CHECK(box->Wf({"cancel", other, "--reason", " "}).code == 2);
+  Run cancelled = box->Wf({"cancel", other, "--reason", "applicant withdrew", "--as", "ann"});
+  REQUIRE(cancelled.code == 0);
+  json shown = box->Wf({"show", other, "--json"}).Json();
+  CHECK(shown["status"] == "cancelled");
+  CHECK(shown["reason"] == "applicant withdrew");
+}
+
+TEST_CASE("a department the program cannot call becomes an incident to retry",
+          "[cli][incident]") {
+  WF_CLI_FOR_EACH_BACKEND(box);
+  REQUIRE(box->Wf({"deploy", Fixture("mail.yaml")}).code == 0);
+  std::string id = Trimmed(box->Wf({"start", "cli-mail", "--data", "-"}, "{}").out);
+  REQUIRE_FALSE(id.empty());
+  Run engine = box->Wf({"engine", "--until-idle", "--json"});
+  REQUIRE(engine.code == 0);
+  CHECK(engine.Json()["committed"].get<int64_t>() >= 1);
+  CHECK(engine.err.find("carrier-pigeon") != std::string::npos);  // the warning, on stderr
+
+  json incidents = box->Wf({"incidents", "--json"}).Json();
+  REQUIRE(incidents.size() == 1);
+  CHECK(incidents[0]["case"] == id);
+  CHECK(incidents[0]["step"] == "send");
+  CHECK(incidents[0]["status"] == "open");
+  int64_t incident = incidents[0]["id"].get<int64_t>();
+  json shown = box->Wf({"show", id, "--json"}).Json();
+  CHECK(shown["incidents"].size() == 1);
+  CHECK(shown["steps"][0]["waiting"] == "incident");
+  CHECK(box->Wf({"show", id}).out.find("wf retry " + std::to_string(incident)) !=
+        std::string::npos);
+
+  Run retried = box->Wf({"retry", std::to_string(incident), "--as", "ann"});
+  REQUIRE(retried.code == 0);
+  CHECK(box->Wf({"incidents", "--json"}).Json().empty());
+  CHECK(box->Wf({"retry", std::to_string(incident)}).code == 5);  // already resolved
+  RunEngine(*box);
+  json again = box->Wf({"incidents", "--json"}).Json();
+  REQUIRE(again.size() == 1);
+  CHECK(again[0]["id"] != incident);
+}
+
+TEST_CASE("global options may follow the subcommand", "[cli][options]") {
+  WF_CLI_FOR_EACH_BACKEND(box);
+  std::map<std::string, std::string> no_env = {{"WF_DB", ""}, {"WF_CONFIG", ""}};
+  Run deployed = box->Wf({"deploy", Fixture("permit.yaml"), "--db", box->db(), "--config",
+                          Fixture("config.yaml"), "--json"},
+                         "", no_env);
+  REQUIRE(deployed.code == 0);
+  json answer = deployed.Json();
+  REQUIRE(answer.size() == 1);
+  CHECK(answer[0]["procedure"] == "cli-permit");
+  CHECK(answer[0]["created"] == true);
+
+  Run started = box->Wf({"start", "cli-permit", "--data", Fixture("applicant.json"), "--json",
+                         "--db", box->db(), "--as", "bob"},
+                        "", no_env);
+  REQUIRE(started.code == 0);
+  std::string id = started.Json()["id"];
+  Run show = box->Wf({"show", id, "--db", box->db(), "--json"}, "", no_env);
+  REQUIRE(show.code == 0);
+  CHECK(show.Json()["id"] == id);
+  Run inbox = box->Wf({"inbox", "--json", "--as", "bob", "--db", box->db(), "--config",
+                       Fixture("config.yaml")},
+                      "", no_env);
+  REQUIRE(inbox.code == 0);
+  REQUIRE(inbox.Json().size() == 1);
+  CHECK(inbox.Json()[0]["case"] == id);
+
+  // WF_ACTOR is the same as --as.
+  Run by_env = box->Wf({"inbox", "--json"}, "", {{"WF_ACTOR", "bob"}});
+  REQUIRE(by_env.code == 0);
+  CHECK(by_env.Json().size() == 1);
+}
+
+TEST_CASE("cases filter by status, procedure, overdue and the actor's own", "[cli][cases]") {
+  WF_CLI_FOR_EACH_BACKEND(box);
+  auto [id, task] = PermitAtReview(*box);
+  REQUIRE(box->Wf({"deploy", Fixture("wait.yaml")}).code == 0);
+  std::string waiting = Trimmed(box->Wf({"start", "cli-wait", "--data", "-", "--as", "carl"},
+                                        "{}").out);
+  REQUIRE_FALSE(waiting.empty());
+
+  json all = box->Wf({"cases", "--json"}).Json();
+  REQUIRE(all.size() == 2);
+  for (const auto& item : all) {
+    for (const char* key : {"id", "case", "step", "role", "status", "procedure", "version",
+                            "agency", "started_at", "deadline"}) {
+      CHECK(item.contains(key));
+    }
+  }
+  CHECK(all[0]["id"] == waiting);  // newest first
+  CHECK(all[0]["step"] == "documents");
+  CHECK(all[1]["step"] == "review");
+  CHECK(all[0]["role"] == "");
+  CHECK(all[1]["role"] == "clerk");
+
+  json permits = box->Wf({"cases", "--procedure", "cli-permit", "--json"}).Json();
+  REQUIRE(permits.size() == 1);
+  CHECK(permits[0]["id"] == id);
+  CHECK(box->Wf({"cases", "--status", "completed", "--json"}).Json().empty());
+  CHECK(box->Wf({"cases", "--overdue", "--json"}).Json().empty());
+  CHECK(box->Wf({"cases", "--agency", "elsewhere", "--json"}).Json().empty());
+
+  json anns = box->Wf({"cases", "--mine", "--as", "ann", "--json"}).Json();
+  REQUIRE(anns.size() == 1);  // the permit waits for a clerk
+  CHECK(anns[0]["id"] == id);
+  json carls = box->Wf({"cases", "--mine", "--as", "carl", "--json"}).Json();
+  REQUIRE(carls.size() == 1);  // carl started the waiting case
+  CHECK(carls[0]["id"] == waiting);
+
+  Run table = box->Wf({"cases"});
+  REQUIRE(table.code == 0);
+  CHECK(table.out.rfind("CASE", 0) == 0);
+  CHECK(table.out.find(id) != std::string::npos);
+  CHECK(table.out.find("working day") != std::string::npos);
+  (void)task;
+}
+
+TEST_CASE("migrate reports the schema version", "[cli][migrate]") {
+  WF_CLI_FOR_EACH_BACKEND(box);
+  Run migrated = box->Wf({"migrate", "--json"});
+  REQUIRE(migrated.code == 0);
+  CHECK(migrated.Json()["schema_version"].get<int>() >= 1);
+  CHECK(box->Wf({"migrate"}).out.find("is at version") != std::string::npos);
+}

@@ -1,0 +1,300 @@
+// The runtime and the engine together, on both stores: cases run end to end through the real
+// Store, the pure machine and the Asio scheduler with the built-in noop adapter.
+#include <catch2/catch.hpp>
+
+#include <map>
+#include <set>
+#include <thread>
+
+#include "adapters/adapter.hpp"
+#include "engine/runtime.hpp"
+#include "engine/scheduler.hpp"
+#include "tests/engine/test_db.hpp"
+#include "workflows/loader.hpp"
+
+namespace wf::engine {
+namespace {
+
+constexpr const char* kChain = R"(procedure: chain
+version: 1
+title: Five noop steps
+agency: test-agency
+deadline: 3 working days
+dedupe: ${ .applicant }
+input:
+  required: [applicant]
+  properties:
+    applicant: {type: string}
+steps:
+  s1: {adapter: noop, call: {operation: one, who: "${ .applicant }"}, save_as: r1, next: s2}
+  s2: {adapter: noop, call: {operation: two}, save_as: r2, next: s3}
+  s3: {adapter: noop, call: {operation: three}, save_as: r3, next: s4}
+  s4: {adapter: noop, call: {operation: four}, save_as: r4, next: s5}
+  s5: {adapter: noop, call: {operation: five}, save_as: r5, next: done}
+  done: {end: completed}
+)";
+
+constexpr const char* kReview = R"(procedure: review
+version: 1
+title: A decision and a fork
+agency: test-agency
+roles:
+  officer: {agency: test-agency}
+steps:
+  check:
+    adapter: noop
+    call: {operation: check, id: "${ .id }"}
+    save_as: checked
+    reuse: 30 days
+    next: decide
+  decide:
+    task: Decide
+    role: officer
+    form:
+      approved: {type: boolean, required: true}
+    save_as: decision
+    next:
+      - if: ${ .decision.approved }
+        goto: fork
+      - goto: refused
+  fork:
+    parallel: [a, b]
+    next: done
+  a: {adapter: noop, call: {operation: a}, save_as: ra}
+  b: {adapter: noop, call: {operation: b}, save_as: rb}
+  done: {end: completed}
+  refused: {end: refused}
+)";
+
+const workflows::Procedure& Load(const char* text) {
+  static std::map<std::string, workflows::Procedure> loaded;
+  auto it = loaded.find(text);
+  if (it == loaded.end()) {
+    auto result = workflows::LoadProcedure(text, "test.yaml");
+    for (const auto& d : result.diagnostics) UNSCOPED_INFO(d.ToString());
+    REQUIRE(result.ok());
+    it = loaded.emplace(text, std::move(*result.procedure)).first;
+  }
+  return it->second;
+}
+
+Deployment TestDeployment() {
+  auto deployment = LoadDeploymentText(R"(
+agencies:
+  test-agency:
+    members: {an.nguyen: [officer], binh.le: [officer]}
+)",
+                                       "test-config.yaml");
+  REQUIRE(deployment.has_value());
+  return *deployment;
+}
+
+std::string StatusOf(Store& store, const std::string& id) {
+  std::string status;
+  REQUIRE(store.Read([&](StoreTx& tx) {
+                 auto record = tx.GetCase(id);
+                 if (!record) return record.error();
+                 status = record->status;
+                 return Status::Ok();
+               })
+              .ok());
+  return status;
+}
+
+std::vector<HistoryEvent> HistoryOf(Store& store, const std::string& id) {
+  std::vector<HistoryEvent> events;
+  REQUIRE(store.Read([&](StoreTx& tx) {
+                 auto got = tx.ListHistory(id);
+                 if (!got) return got.error();
+                 events = *got;
+                 return Status::Ok();
+               })
+              .ok());
+  return events;
+}
+
+EngineOptions UntilIdle() {
+  EngineOptions options;
+  options.until_idle = true;
+  options.idle_wait = std::chrono::seconds(5);
+  options.concurrency = 64;
+  return options;
+}
+
+}  // namespace
+
+TEST_CASE("cases of a five-step noop procedure run to completion", "[engine][runtime]") {
+  WF_FOR_EACH_BACKEND(db);
+  auto store = Store::Open(db->url());
+  REQUIRE(store.has_value());
+  Deployment deployment = TestDeployment();
+  Runtime runtime(**store, deployment);
+  auto deployed = runtime.Deploy(Load(kChain));
+  REQUIRE(deployed.has_value());
+  CHECK(deployed->created);
+  CHECK_FALSE(runtime.Deploy(Load(kChain))->created);  // same content: a no-op
+
+  std::vector<std::string> ids;
+  for (int i = 0; i < 20; ++i) {
+    auto started = runtime.StartCase("chain", {{"applicant", "a" + std::to_string(i)}}, "an.nguyen");
+    REQUIRE(started.has_value());
+    ids.push_back(started->id);
+  }
+  adapters::Registry registry;
+  Engine engine(runtime, registry, UntilIdle());
+  REQUIRE(engine.Run().ok());
+  CHECK(engine.stats().invoked == 100);
+  for (const auto& id : ids) {
+    CHECK(StatusOf(**store, id) == "completed");
+    int succeeded = 0;
+    for (const auto& e : HistoryOf(**store, id)) succeeded += e.action == "step.succeeded";
+    CHECK(succeeded == 5);
+  }
+  CHECK((*store)->VerifyHistory().has_value());
+}
+
+TEST_CASE("a second open case with the same dedupe key is refused", "[engine][runtime]") {
+  WF_FOR_EACH_BACKEND(db);
+  auto store = Store::Open(db->url());
+  REQUIRE(store.has_value());
+  Deployment deployment = TestDeployment();
+  Runtime runtime(**store, deployment);
+  REQUIRE(runtime.Deploy(Load(kChain)).has_value());
+  auto first = runtime.StartCase("chain", {{"applicant", "same"}}, "an.nguyen");
+  REQUIRE(first.has_value());
+  auto second = runtime.StartCase("chain", {{"applicant", "same"}}, "an.nguyen");
+  REQUIRE_FALSE(second.has_value());
+  CHECK(second.error().code() == ErrorCode::kConflict);
+  CHECK_THAT(second.error().message(), Catch::Contains(first->id));
+  auto invalid = runtime.StartCase("chain", {{"applicant", 7}}, "an.nguyen");
+  REQUIRE_FALSE(invalid.has_value());
+  CHECK(invalid.error().code() == ErrorCode::kInvalid);
+  CHECK_THAT(invalid.error().message(), Catch::Contains("$.applicant"));
+}
+
+TEST_CASE("a task decides, a fork joins, and evidence is reused by the next case",
+          "[engine][runtime]") {
+  WF_FOR_EACH_BACKEND(db);
+  auto store = Store::Open(db->url());
+  REQUIRE(store.has_value());
+  Deployment deployment = TestDeployment();
+  Runtime runtime(**store, deployment);
+  REQUIRE(runtime.Deploy(Load(kReview)).has_value());
+  adapters::Registry registry;
+
+  auto first = runtime.StartCase("review", {{"id", "079123456789"}}, "an.nguyen");
+  REQUIRE(first.has_value());
+  {
+    Engine engine(runtime, registry, UntilIdle());
+    REQUIRE(engine.Run().ok());
+    CHECK(engine.stats().reused == 0);
+  }
+  std::vector<TaskRecord> tasks;
+  REQUIRE((*store)->Read([&](StoreTx& tx) {
+                     TaskFilter filter;
+                     filter.case_id = first->id;
+                     auto got = tx.ListTasks(filter);
+                     if (!got) return got.error();
+                     tasks = *got;
+                     return Status::Ok();
+                   })
+              .ok());
+  REQUIRE(tasks.size() == 1);
+  int64_t task = tasks[0].id;
+
+  CHECK(runtime.CompleteTask(task, "someone.else", {{"approved", true}}).code() ==
+        ErrorCode::kNotPermitted);
+  CHECK(runtime.CompleteTask(task, "an.nguyen", {{"approved", "yes"}}).code() ==
+        ErrorCode::kInvalid);
+  REQUIRE(runtime.ClaimTask(task, "an.nguyen").ok());
+  CHECK(runtime.CompleteTask(task, "binh.le", {{"approved", true}}).code() ==
+        ErrorCode::kConflict);
+  REQUIRE(runtime.CompleteTask(task, "an.nguyen", {{"approved", true}}).ok());
+  CHECK(runtime.CompleteTask(task, "an.nguyen", {{"approved", true}}).code() ==
+        ErrorCode::kConflict);
+  {
+    Engine engine(runtime, registry, UntilIdle());
+    REQUIRE(engine.Run().ok());
+  }
+  CHECK(StatusOf(**store, first->id) == "completed");
+
+  // The same citizen in another case: the check is answered from evidence, not the department.
+  auto second = runtime.StartCase("review", {{"id", "079123456789"}}, "an.nguyen");
+  REQUIRE(second.has_value());
+  Engine engine(runtime, registry, UntilIdle());
+  REQUIRE(engine.Run().ok());
+  CHECK(engine.stats().reused == 1);
+  bool reused = false;
+  for (const auto& e : HistoryOf(**store, second->id)) {
+    if (e.action == "step.reused") {
+      reused = true;
+      CHECK_THAT(e.details, Catch::Contains(first->id));
+    }
+  }
+  CHECK(reused);
+}
+
+TEST_CASE("two engines sharing one database carry out every step exactly once",
+          "[engine][runtime][concurrency]") {
+  WF_FOR_EACH_BACKEND(db);
+  if (db->backend() == Backend::kSqlite) return;  // SQLite runs one engine at a time
+  auto store = Store::Open(db->url(), 8);
+  REQUIRE(store.has_value());
+  Deployment deployment = TestDeployment();
+  Runtime runtime(**store, deployment);
+  REQUIRE(runtime.Deploy(Load(kChain)).has_value());
+  std::vector<nlohmann::json> data;
+  for (int i = 0; i < 200; ++i) data.push_back({{"applicant", "p" + std::to_string(i)}});
+  std::vector<std::string> errors;
+  auto started = runtime.StartBatch("chain", data, "an.nguyen", 50, &errors);
+  REQUIRE(started.has_value());
+  REQUIRE(started->size() == 200);
+  CHECK(errors.empty());
+
+  adapters::Registry registry;
+  EngineOptions a = UntilIdle(), b = UntilIdle();
+  a.owner = "engine-a";
+  b.owner = "engine-b";
+  a.claim_batch = b.claim_batch = 16;
+  Engine first(runtime, registry, a), second(runtime, registry, b);
+  Status status_a, status_b;
+  std::thread ta([&] { status_a = first.Run(); });
+  std::thread tb([&] { status_b = second.Run(); });
+  ta.join();
+  tb.join();
+  REQUIRE(status_a.ok());
+  REQUIRE(status_b.ok());
+  CHECK(first.stats().invoked + second.stats().invoked == 1000);
+  for (const auto& s : *started) {
+    CHECK(StatusOf(**store, s.id) == "completed");
+    std::set<std::string> steps;
+    for (const auto& e : HistoryOf(**store, s.id)) {
+      if (e.action == "step.succeeded") CHECK(steps.insert(e.step).second);
+    }
+    CHECK(steps.size() == 5);
+  }
+}
+
+TEST_CASE("a second engine on one SQLite database is refused clearly", "[engine][runtime]") {
+  WF_FOR_EACH_BACKEND(db);
+  if (db->backend() != Backend::kSqlite) return;
+  auto store = Store::Open(db->url());
+  REQUIRE(store.has_value());
+  Deployment deployment = TestDeployment();
+  Runtime runtime(**store, deployment);
+  REQUIRE((*store)->Transact([](StoreTx& tx) {
+                     auto got = tx.TryLockEngine("engine", "someone-else", Now(),
+                                                 Now() + std::chrono::minutes(5));
+                     if (!got) return got.error();
+                     REQUIRE(*got);
+                     return Status::Ok();
+                   })
+              .ok());
+  adapters::Registry registry;
+  Engine engine(runtime, registry, UntilIdle());
+  Status status = engine.Run();
+  CHECK(status.code() == ErrorCode::kConflict);
+  CHECK_THAT(status.message(), Catch::Contains("one engine at a time"));
+}
+
+}  // namespace wf::engine

@@ -1,0 +1,809 @@
+#include "engine/store.hpp"
+
+#include <algorithm>
+#include <set>
+#include <thread>
+
+#include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
+
+#include "tests/engine/test_db.hpp"
+
+namespace wf::engine {
+namespace {
+
+using namespace std::chrono_literals;
+
+std::unique_ptr<Store> OpenStore(const testing::TestDatabase& db, int pool_size = 2) {
+  Result<std::unique_ptr<Store>> store = Store::Open(db.url(), pool_size);
+  if (!store) FAIL("Store::Open(" << db.url() << "): " << store.error().message());
+  return std::move(*store);
+}
+
+// The status of a result, for bodies that only report success or failure.
+template <typename T>
+Status StatusOf(const Result<T>& result) {
+  return result.has_value() ? Status::Ok() : result.error();
+}
+
+// A fixed "now" so that tests never depend on the clock.
+const Timestamp kT0 = FromMicros(1'767'225'600'000'000);  // 2026-01-01T00:00:00Z
+
+CaseRecord NewCase(const std::string& procedure = "birth-registration",
+                   std::optional<std::string> dedupe = std::nullopt) {
+  CaseRecord c;
+  c.procedure = procedure;
+  c.version = 1;
+  c.data = R"({"child":{"full_name":"An"}})";
+  c.state = R"({"tokens":["verify_mother"]})";
+  c.dedupe_key = std::move(dedupe);
+  c.agency = "commune-justice";
+  c.started_by = "an.nguyen";
+  c.started_at = kT0;
+  c.updated_at = kT0;
+  return c;
+}
+
+std::string InsertCase(Store& store, const CaseRecord& record) {
+  std::string id;
+  Status status = store.Transact([&](StoreTx& tx) {
+    Result<std::string> inserted = tx.InsertCase(record);
+    if (!inserted) return inserted.error();
+    id = *inserted;
+    return Status::Ok();
+  });
+  REQUIRE(status.ok());
+  return id;
+}
+
+std::vector<WorkItem> Claim(Store& store, const std::string& owner, Timestamp now, int limit,
+                            std::chrono::microseconds lease = 30s) {
+  std::vector<WorkItem> items;
+  Status status = store.Transact([&](StoreTx& tx) {
+    Result<std::vector<WorkItem>> claimed = tx.ClaimWork(owner, now, lease, limit);
+    if (!claimed) return claimed.error();
+    items = std::move(*claimed);
+    return Status::Ok();
+  });
+  REQUIRE(status.ok());
+  return items;
+}
+
+void Enqueue(Store& store, const std::string& case_id, int count, Timestamp run_at) {
+  std::vector<NewWork> work;
+  for (int i = 0; i < count; ++i) {
+    work.push_back(NewWork{case_id, "invoke", "step" + std::to_string(i), i,
+                           R"({"n":)" + std::to_string(i) + "}", run_at});
+  }
+  REQUIRE(store.Transact([&](StoreTx& tx) { return tx.InsertWork(work); }).ok());
+}
+
+}  // namespace
+
+TEST_CASE("database URLs become SOCI connect strings and redact the password",
+          "[engine][store][url]") {
+  Result<DatabaseTarget> pg =
+      ParseDatabaseUrl("postgresql://wf:s%40cret@db.example:5433/wf?sslmode=require");
+  REQUIRE(pg.has_value());
+  CHECK(pg->backend == Backend::kPostgres);
+  CHECK(pg->connect_string ==
+        "host='db.example' port='5433' user='wf' password='s@cret' dbname='wf'"
+        " application_name='wf' connect_timeout='10' sslmode='require'");
+  CHECK(pg->redacted_url == "postgres" "ql://wf@db.example:5433/wf");
+
+  Result<DatabaseTarget> short_form = ParseDatabaseUrl("postgres://127.0.0.1/x?connect_timeout=3");
+  REQUIRE(short_form.has_value());
+  CHECK(short_form->connect_string ==
+        "host='127.0.0.1' dbname='x' application_name='wf' connect_timeout='3'");
+
+  Result<DatabaseTarget> lite = ParseDatabaseUrl("sqlite:wf.db");
+  REQUIRE(lite.has_value());
+  CHECK(lite->backend == Backend::kSqlite);
+  CHECK(lite->connect_string == "wf.db");
+  CHECK(ParseDatabaseUrl("sqlite:///var/lib/wf/a b.db")->connect_string == "/var/lib/wf/a b.db");
+  CHECK(ParseDatabaseUrl("sqlite:x=1.db")->connect_string == "db=x=1.db");
+
+  CHECK(ParseDatabaseUrl("mysql://x").error().code() == ErrorCode::kUsage);
+  CHECK(ParseDatabaseUrl("postgresql://h:port/x").error().code() == ErrorCode::kUsage);
+  CHECK(ParseDatabaseUrl("sqlite:").error().code() == ErrorCode::kUsage);
+}
+
+TEST_CASE("an unreachable database is unavailable and its URL is named without the password",
+          "[engine][store][url]") {
+  Result<std::unique_ptr<Store>> store =
+      Store::Open("postgresql://wf:topsecret@127.0.0.1:1/nowhere?connect_timeout=2", 1);
+  REQUIRE_FALSE(store.has_value());
+  CHECK(store.error().code() == ErrorCode::kUnavailable);
+  CHECK_THAT(store.error().message(),
+             Catch::Contains("cannot connect to postgresql://wf@127.0.0.1:1/nowhere"));
+  CHECK_THAT(store.error().message(), !Catch::Contains("topsecret"));
+}
+
+TEST_CASE("migrations apply once and applying them again changes nothing",
+          "[engine][store][migrations]") {
+  WF_FOR_EACH_BACKEND(db);
+  auto store = OpenStore(*db);
+  Result<int> version = store->SchemaVersion();
+  REQUIRE(version.has_value());
+  CHECK(*version == Dialect(db->backend()).LatestSchemaVersion());
+  Result<int> again = store->Migrate();
+  REQUIRE(again.has_value());
+  CHECK(*again == 0);
+  auto second = OpenStore(*db);
+  CHECK(db->QueryInt("SELECT COUNT(*) FROM wf_schema") ==
+        static_cast<long long>(Dialect(db->backend()).Migrations().size()));
+}
+
+TEST_CASE("two starters migrating an empty database at once both succeed",
+          "[engine][store][migrations]") {
+  WF_FOR_EACH_BACKEND(db);
+  Result<std::unique_ptr<Store>> a = Status::Internal("not run");
+  Result<std::unique_ptr<Store>> b = Status::Internal("not run");
+  std::thread first([&] { a = Store::Open(db->url(), 1); });
+  std::thread second([&] { b = Store::Open(db->url(), 1); });
+  first.join();
+  second.join();
+  REQUIRE(a.has_value());
+  REQUIRE(b.has_value());
+  CHECK(db->QueryInt("SELECT COUNT(*) FROM wf_schema") ==
+        static_cast<long long>(Dialect(db->backend()).Migrations().size()));
+}
+
+TEST_CASE("a procedure gets a new version only when its content changes",
+          "[engine][store][procedures]") {
+  WF_FOR_EACH_BACKEND(db);
+  auto store = OpenStore(*db);
+  auto deploy = [&](const std::string& source, const std::string& hash) {
+    DeployOutcome outcome;
+    ProcedureRecord p{"birth-registration", 0, hash, source, "Birth", "commune-justice", kT0};
+    REQUIRE(store->Transact([&](StoreTx& tx) {
+      Result<DeployOutcome> r = tx.DeployProcedure(p);
+      if (!r) return r.error();
+      outcome = *r;
+      return Status::Ok();
+    }).ok());
+    return outcome;
+  };
+  DeployOutcome v1 = deploy("procedure: birth-registration\n", "h1");
+  CHECK(v1.version == 1);
+  CHECK(v1.created);
+  DeployOutcome same = deploy("procedure: birth-registration\n", "h1");
+  CHECK(same.version == 1);
+  CHECK_FALSE(same.created);
+  DeployOutcome v2 = deploy("procedure: birth-registration\ntitle: x\n", "h2");
+  CHECK(v2.version == 2);
+  CHECK(v2.created);
+
+  REQUIRE(store->Read([&](StoreTx& tx) {
+    Result<ProcedureRecord> latest = tx.LatestProcedure("birth-registration");
+    REQUIRE(latest.has_value());
+    CHECK(latest->version == 2);
+    CHECK(latest->source == "procedure: birth-registration\ntitle: x\n");
+    Result<ProcedureRecord> first = tx.GetProcedure("birth-registration", 1);
+    REQUIRE(first.has_value());
+    CHECK(first->content_hash == "h1");
+    CHECK(first->deployed_at == kT0);
+    CHECK(tx.GetProcedure("birth-registration", 3).error().code() == ErrorCode::kNotFound);
+    CHECK(tx.LatestProcedure("nope").error().code() == ErrorCode::kNotFound);
+    Result<std::vector<ProcedureRecord>> all = tx.ListProcedures();
+    REQUIRE(all.has_value());
+    CHECK(all->size() == 2);
+    return Status::Ok();
+  }).ok());
+}
+
+TEST_CASE("a case round-trips and a stale row version is a conflict",
+          "[engine][store][cases]") {
+  WF_FOR_EACH_BACKEND(db);
+  auto store = OpenStore(*db);
+  CaseRecord record = NewCase();
+  record.deadline_at = kT0 + 72h;
+  record.parent_case = "parent-1";
+  record.parent_activation = 7;
+  std::string id = InsertCase(*store, record);
+  CHECK(id.size() == 19);  // "20260101-" and ten letters
+  CHECK(id.rfind("20260101-", 0) == 0);
+
+  CaseRecord first, second;
+  REQUIRE(store->Read([&](StoreTx& tx) {
+    Result<CaseRecord> a = tx.GetCase(id);
+    Result<CaseRecord> b = tx.GetCase(id);
+    REQUIRE(a.has_value());
+    REQUIRE(b.has_value());
+    first = *a;
+    second = *b;
+    CHECK(tx.GetCase("missing").error().code() == ErrorCode::kNotFound);
+    return Status::Ok();
+  }).ok());
+  CHECK(first.row_version == 1);
+  CHECK(first.procedure == "birth-registration");
+  CHECK(nlohmann::json::parse(first.data) == nlohmann::json::parse(record.data));
+  CHECK(nlohmann::json::parse(first.state) == nlohmann::json::parse(record.state));
+  CHECK(first.deadline_at == kT0 + 72h);
+  CHECK_FALSE(first.clock_paused_at.has_value());
+  CHECK(first.parent_case == std::optional<std::string>("parent-1"));
+  CHECK(first.parent_activation == std::optional<std::int64_t>(7));
+
+  first.state = R"({"tokens":["review"]})";
+  first.updated_at = kT0 + 1s;
+  REQUIRE(store->Transact([&](StoreTx& tx) { return tx.UpdateCase(first); }).ok());
+  CHECK(first.row_version == 2);
+
+  second.status = "cancelled";
+  Status stale = store->Transact([&](StoreTx& tx) { return tx.UpdateCase(second); });
+  CHECK(stale.code() == ErrorCode::kConflict);
+  CHECK_THAT(stale.message(), Catch::Contains("version 2, expected 1"));
+
+  REQUIRE(store->Transact([&](StoreTx& tx) {
+    Result<CaseRecord> locked = tx.GetCaseForUpdate(id);
+    REQUIRE(locked.has_value());
+    CHECK(locked->row_version == 2);
+    CHECK(locked->status == "open");
+    CHECK(nlohmann::json::parse(locked->state)["tokens"][0] == "review");
+    return Status::Ok();
+  }).ok());
+
+  CaseRecord ghost = NewCase();
+  ghost.id = "ghost";
+  ghost.row_version = 1;
+  CHECK(store->Transact([&](StoreTx& tx) { return tx.UpdateCase(ghost); }).code() ==
+        ErrorCode::kNotFound);
+}
+
+TEST_CASE("a second open case with the same dedupe key is refused and names the first",
+          "[engine][store][cases][dedupe]") {
+  WF_FOR_EACH_BACKEND(db);
+  auto store = OpenStore(*db);
+  std::string first = InsertCase(*store, NewCase("birth-registration", "0123/2026-01-01"));
+
+  Status again = store->Transact([&](StoreTx& tx) {
+    return StatusOf(tx.InsertCase(NewCase("birth-registration", "0123/2026-01-01")));
+  });
+  CHECK(again.code() == ErrorCode::kConflict);
+  CHECK_THAT(again.message(), Catch::Contains(first));
+
+  // Another procedure, or no key, does not collide.
+  InsertCase(*store, NewCase("health-card", "0123/2026-01-01"));
+  InsertCase(*store, NewCase("birth-registration"));
+  InsertCase(*store, NewCase("birth-registration"));
+
+  // The same id twice is a unique violation, mapped to kConflict.
+  CaseRecord duplicate = NewCase();
+  duplicate.id = first;
+  Status dup = store->Transact([&](StoreTx& tx) { return StatusOf(tx.InsertCase(duplicate)); });
+  CHECK(dup.code() == ErrorCode::kConflict);
+
+  // Ending the first frees the key ...
+  CaseRecord ended;
+  REQUIRE(store->Transact([&](StoreTx& tx) {
+    Result<CaseRecord> c = tx.GetCaseForUpdate(first);
+    if (!c) return c.error();
+    ended = *c;
+    ended.status = "completed";
+    ended.ended_at = kT0 + 1h;
+    return tx.UpdateCase(ended);
+  }).ok());
+  std::string second = InsertCase(*store, NewCase("birth-registration", "0123/2026-01-01"));
+  REQUIRE(store->Read([&](StoreTx& tx) {
+    Result<std::optional<CaseRecord>> open =
+        tx.FindOpenCaseByDedupe("birth-registration", "0123/2026-01-01");
+    REQUIRE(open.has_value());
+    REQUIRE(open->has_value());
+    CHECK((*open)->id == second);
+    return Status::Ok();
+  }).ok());
+
+  // ... and reopening it while the second is open hits the partial unique index.
+  ended.status = "open";
+  Status reopen = store->Transact([&](StoreTx& tx) { return tx.UpdateCase(ended); });
+  CHECK(reopen.code() == ErrorCode::kConflict);
+}
+
+TEST_CASE("cases are listed newest first with filters", "[engine][store][cases]") {
+  WF_FOR_EACH_BACKEND(db);
+  auto store = OpenStore(*db);
+  std::vector<std::string> ids;
+  for (int i = 0; i < 5; ++i) {
+    CaseRecord c = NewCase(i % 2 == 0 ? "birth-registration" : "health-card");
+    c.started_at = kT0 + std::chrono::hours(i);
+    c.agency = i < 4 ? "commune-justice" : "district-police";
+    c.deadline_at = kT0 + std::chrono::hours(10 * i);
+    if (i == 1) c.clock_paused_at = kT0 + 1h;  // paused before its deadline passed
+    ids.push_back(InsertCase(*store, c));
+  }
+  auto list = [&](const CaseFilter& filter) {
+    std::vector<std::string> out;
+    REQUIRE(store->Read([&](StoreTx& tx) {
+      Result<std::vector<CaseRecord>> cases = tx.ListCases(filter);
+      if (!cases) return cases.error();
+      for (const CaseRecord& c : *cases) out.push_back(c.id);
+      return Status::Ok();
+    }).ok());
+    return out;
+  };
+  CHECK(list({}) == std::vector<std::string>{ids[4], ids[3], ids[2], ids[1], ids[0]});
+  CaseFilter limited;
+  limited.limit = 2;
+  CHECK(list(limited) == std::vector<std::string>{ids[4], ids[3]});
+  CaseFilter by_procedure;
+  by_procedure.procedure = "health-card";
+  CHECK(list(by_procedure) == std::vector<std::string>{ids[3], ids[1]});
+  CaseFilter by_agency;
+  by_agency.agency = "district-police";
+  CHECK(list(by_agency) == std::vector<std::string>{ids[4]});
+  CaseFilter overdue;
+  overdue.overdue_at = kT0 + 25h;  // deadlines 0h, 10h (paused at 1h), 20h, 30h, 40h
+  CHECK(list(overdue) == std::vector<std::string>{ids[2], ids[0]});
+  CaseFilter closed;
+  closed.status = "completed";
+  CHECK(list(closed).empty());
+}
+
+TEST_CASE("two owners claiming at once never get the same work", "[engine][store][work]") {
+  WF_FOR_EACH_BACKEND(db);
+  auto setup = OpenStore(*db);
+  std::string case_id = InsertCase(*setup, NewCase());
+  constexpr int kRows = 300;
+  Enqueue(*setup, case_id, kRows, kT0);
+
+  auto engine_a = OpenStore(*db, 1);
+  auto engine_b = OpenStore(*db, 1);
+  std::vector<std::int64_t> got_a, got_b;
+  auto drain = [](Store& store, const std::string& owner, std::vector<std::int64_t>& got) {
+    for (;;) {
+      std::vector<WorkItem> items;
+      Status status = store.Transact([&](StoreTx& tx) {
+        Result<std::vector<WorkItem>> claimed = tx.ClaimWork(owner, kT0 + 1s, 30s, 7);
+        if (!claimed) return claimed.error();
+        items = std::move(*claimed);
+        return Status::Ok();
+      });
+      if (!status.ok()) {
+        if (status.IsRetryable()) continue;
+        return;
+      }
+      if (items.empty()) return;
+      for (const WorkItem& item : items) got.push_back(item.id);
+    }
+  };
+  std::thread a([&] { drain(*engine_a, "engine-a", got_a); });
+  std::thread b([&] { drain(*engine_b, "engine-b", got_b); });
+  a.join();
+  b.join();
+
+  std::set<std::int64_t> all(got_a.begin(), got_a.end());
+  for (std::int64_t id : got_b) {
+    CHECK(all.count(id) == 0);
+    all.insert(id);
+  }
+  CHECK(got_a.size() + got_b.size() == static_cast<size_t>(kRows));
+  CHECK(all.size() == static_cast<size_t>(kRows));
+}
+
+TEST_CASE("an expired lease is claimed again and the stale owner's completion is refused",
+          "[engine][store][work]") {
+  WF_FOR_EACH_BACKEND(db);
+  auto store = OpenStore(*db);
+  std::string case_id = InsertCase(*store, NewCase());
+  Enqueue(*store, case_id, 1, kT0);
+  Enqueue(*store, case_id, 1, kT0 + 1h);  // not due yet
+
+  std::vector<WorkItem> first = Claim(*store, "engine-a", kT0, 10);
+  REQUIRE(first.size() == 1);
+  CHECK(first[0].attempt == 1);
+  CHECK(first[0].owner == "engine-a");
+  CHECK(first[0].state == WorkState::kLeased);
+  CHECK(first[0].kind == "invoke");
+  CHECK(nlohmann::json::parse(first[0].payload)["n"] == 0);
+  CHECK(first[0].lease_until == kT0 + 30s);
+
+  CHECK(Claim(*store, "engine-b", kT0 + 10s, 10).empty());  // lease still live
+  std::vector<WorkItem> again = Claim(*store, "engine-b", kT0 + 31s, 10);
+  REQUIRE(again.size() == 1);
+  CHECK(again[0].id == first[0].id);
+  CHECK(again[0].attempt == 2);
+
+  auto complete = [&](const WorkItem& item, const std::string& owner) {
+    bool done = false;
+    REQUIRE(store->Transact([&](StoreTx& tx) {
+      Result<bool> r = tx.CompleteWork(item.case_id, item.id, item.attempt, owner);
+      if (!r) return r.error();
+      done = *r;
+      return Status::Ok();
+    }).ok());
+    return done;
+  };
+  CHECK_FALSE(complete(first[0], "engine-a"));  // stale: attempt 1 was superseded
+  CHECK(complete(again[0], "engine-b"));
+  CHECK_FALSE(complete(again[0], "engine-b"));  // already done
+
+  REQUIRE(store->Read([&](StoreTx& tx) {
+    Result<std::vector<WorkItem>> rows = tx.ListWork(case_id);
+    REQUIRE(rows.has_value());
+    REQUIRE(rows->size() == 2);
+    CHECK((*rows)[0].state == WorkState::kDone);
+    CHECK((*rows)[1].state == WorkState::kReady);
+    Result<std::optional<Timestamp>> next = tx.NextWorkDue();
+    REQUIRE(next.has_value());
+    CHECK(*next == std::optional<Timestamp>(kT0 + 1h));
+    Result<WorkCounts> counts = tx.CountWork(kT0 + 2h);
+    REQUIRE(counts.has_value());
+    CHECK(counts->ready == 1);
+    CHECK(counts->due == 1);
+    CHECK(counts->leased == 0);
+    return Status::Ok();
+  }).ok());
+}
+
+TEST_CASE("rescheduled work waits for its time and cancelled work cannot complete",
+          "[engine][store][work]") {
+  WF_FOR_EACH_BACKEND(db);
+  auto store = OpenStore(*db);
+  std::string case_id = InsertCase(*store, NewCase());
+  Enqueue(*store, case_id, 3, kT0);
+  std::vector<WorkItem> items = Claim(*store, "engine", kT0, 3);
+  REQUIRE(items.size() == 3);
+
+  bool rescheduled = false, stale = true, completed = true;
+  REQUIRE(store->Transact([&](StoreTx& tx) {
+    rescheduled = *tx.RescheduleWork(case_id, items[0].id, items[0].attempt, "engine", kT0 + 5s);
+    stale = *tx.RescheduleWork(case_id, items[1].id, items[1].attempt, "other", kT0 + 5s);
+    Result<std::int64_t> cancelled = tx.CancelWork(case_id, items[2].activation);
+    REQUIRE(cancelled.has_value());
+    CHECK(*cancelled == 1);
+    completed = *tx.CompleteWork(case_id, items[2].id, items[2].attempt, "engine");
+    return Status::Ok();
+  }).ok());
+  CHECK(rescheduled);
+  CHECK_FALSE(stale);
+  CHECK_FALSE(completed);
+
+  CHECK(Claim(*store, "engine", kT0 + 1s, 10).empty());  // one waits, one is leased until 30s
+  std::vector<WorkItem> retry = Claim(*store, "engine", kT0 + 5s, 10);
+  REQUIRE(retry.size() == 1);
+  CHECK(retry[0].id == items[0].id);
+  CHECK(retry[0].attempt == 2);
+}
+
+TEST_CASE("a task claimed by one clerk is a conflict for another, and completion is fenced",
+          "[engine][store][tasks]") {
+  WF_FOR_EACH_BACKEND(db);
+  auto store = OpenStore(*db);
+  std::string case_id = InsertCase(*store, NewCase());
+  std::int64_t task_id = 0, police_task = 0;
+  REQUIRE(store->Transact([&](StoreTx& tx) {
+    TaskRecord t;
+    t.case_id = case_id;
+    t.activation = 3;
+    t.step = "review";
+    t.title = "Review the birth declaration";
+    t.role = "justice_officer";
+    t.agency = "commune-justice";
+    t.form = R"({"approved":{"type":"boolean"}})";
+    t.created_at = kT0;
+    t.due_at = kT0 + 24h;
+    Result<std::int64_t> id = tx.InsertTask(t);
+    if (!id) return id.error();
+    task_id = *id;
+    t.role = "police_officer";
+    t.agency = "district-police";
+    Result<std::int64_t> other = tx.InsertTask(t);
+    if (!other) return other.error();
+    police_task = *other;
+    return Status::Ok();
+  }).ok());
+  CHECK(task_id != police_task);
+
+  auto run = [&](const std::function<Status(StoreTx&)>& body) { return store->Transact(body); };
+  CHECK(run([&](StoreTx& tx) { return tx.ClaimTask(task_id, "an.nguyen"); }).ok());
+  CHECK(run([&](StoreTx& tx) { return tx.ClaimTask(task_id, "an.nguyen"); }).ok());
+  Status taken = run([&](StoreTx& tx) { return tx.ClaimTask(task_id, "binh.le"); });
+  CHECK(taken.code() == ErrorCode::kConflict);
+  CHECK_THAT(taken.message(), Catch::Contains("claimed by an.nguyen"));
+  CHECK(run([&](StoreTx& tx) { return tx.ClaimTask(999999, "binh.le"); }).code() ==
+        ErrorCode::kNotFound);
+  CHECK(run([&](StoreTx& tx) {
+          return tx.CompleteTask(task_id, "binh.le", R"({"approved":true})", kT0 + 1h);
+        }).code() == ErrorCode::kConflict);
+  CHECK(run([&](StoreTx& tx) { return tx.ReleaseTask(task_id, "binh.le"); }).code() ==
+        ErrorCode::kConflict);
+  CHECK(run([&](StoreTx& tx) {
+          return tx.CompleteTask(task_id, "an.nguyen", R"({"approved":true})", kT0 + 1h);
+        }).ok());
+  Status twice = run([&](StoreTx& tx) {
+    return tx.CompleteTask(task_id, "an.nguyen", R"({"approved":false})", kT0 + 2h);
+  });
+  CHECK(twice.code() == ErrorCode::kConflict);
+  CHECK_THAT(twice.message(), Catch::Contains("completed"));
+
+  REQUIRE(store->Read([&](StoreTx& tx) {
+    Result<TaskRecord> done = tx.GetTask(task_id);
+    REQUIRE(done.has_value());
+    CHECK(done->status == TaskStatus::kCompleted);
+    CHECK(done->completed_by == std::optional<std::string>("an.nguyen"));
+    CHECK(done->completed_at == std::optional<Timestamp>(kT0 + 1h));
+    REQUIRE(done->values.has_value());
+    CHECK(nlohmann::json::parse(*done->values)["approved"] == true);
+    CHECK(done->due_at == std::optional<Timestamp>(kT0 + 24h));
+
+    TaskFilter inbox;
+    inbox.agency_roles = {{"district-police", "police_officer"}, {"x", "y"}};
+    Result<std::vector<TaskRecord>> police = tx.ListTasks(inbox);
+    REQUIRE(police.has_value());
+    REQUIRE(police->size() == 1);
+    CHECK(police->front().id == police_task);
+    TaskFilter justice;
+    justice.agency_roles = {{"commune-justice", "justice_officer"}};
+    CHECK(tx.ListTasks(justice)->empty());  // completed tasks leave the inbox
+    justice.open_only = false;
+    CHECK(tx.ListTasks(justice)->size() == 1);
+    return Status::Ok();
+  }).ok());
+
+  CHECK(run([&](StoreTx& tx) { return tx.EscalateTask(police_task, "police_head", kT0 + 48h); })
+            .ok());
+  REQUIRE(store->Transact([&](StoreTx& tx) {
+    Result<std::int64_t> cancelled = tx.CancelTasks(case_id);
+    REQUIRE(cancelled.has_value());
+    CHECK(*cancelled == 1);
+    Result<TaskRecord> escalated = tx.GetTask(police_task);
+    REQUIRE(escalated.has_value());
+    CHECK(escalated->role == "police_head");
+    CHECK(escalated->escalated_to == std::optional<std::string>("police_head"));
+    CHECK(escalated->status == TaskStatus::kCancelled);
+    return Status::Ok();
+  }).ok());
+  CHECK(run([&](StoreTx& tx) { return tx.ClaimTask(police_task, "binh.le"); }).code() ==
+        ErrorCode::kConflict);
+}
+
+TEST_CASE("an incident is resolved once", "[engine][store][incidents]") {
+  WF_FOR_EACH_BACKEND(db);
+  auto store = OpenStore(*db);
+  std::string case_id = InsertCase(*store, NewCase());
+  std::int64_t id = 0;
+  REQUIRE(store->Transact([&](StoreTx& tx) {
+    IncidentRecord incident;
+    incident.case_id = case_id;
+    incident.step = "verify_mother";
+    incident.message = "population-db: 503 after 5 attempts";
+    incident.created_at = kT0;
+    Result<std::int64_t> r = tx.InsertIncident(incident);
+    if (!r) return r.error();
+    id = *r;
+    return Status::Ok();
+  }).ok());
+  REQUIRE(store->Read([&](StoreTx& tx) {
+    Result<std::vector<IncidentRecord>> open = tx.ListIncidents(std::nullopt);
+    REQUIRE(open.has_value());
+    REQUIRE(open->size() == 1);
+    CHECK(open->front().message == "population-db: 503 after 5 attempts");
+    return Status::Ok();
+  }).ok());
+  CHECK(store->Transact([&](StoreTx& tx) { return tx.ResolveIncident(id, "an", kT0 + 1h); }).ok());
+  CHECK(store->Transact([&](StoreTx& tx) { return tx.ResolveIncident(id, "an", kT0 + 2h); })
+            .code() == ErrorCode::kConflict);
+  REQUIRE(store->Read([&](StoreTx& tx) {
+    CHECK(tx.ListIncidents(std::nullopt)->empty());
+    Result<std::vector<IncidentRecord>> of_case = tx.ListIncidents(case_id);
+    REQUIRE(of_case->size() == 1);
+    CHECK(of_case->front().status == IncidentStatus::kResolved);
+    CHECK(of_case->front().resolved_by == std::optional<std::string>("an"));
+    return Status::Ok();
+  }).ok());
+}
+
+TEST_CASE("evidence is reused only within its period, newest first", "[engine][store][evidence]") {
+  WF_FOR_EACH_BACKEND(db);
+  auto store = OpenStore(*db);
+  std::string case_id = InsertCase(*store, NewCase());
+  const std::string subject =
+      EvidenceSubject("population-db", "get_citizen", R"({"citizen_id":"012345678901"})");
+  CHECK(subject.size() == 64);
+  CHECK(subject != EvidenceSubject("population-db", "get_citizen", R"({"citizen_id":"1"})"));
+  const Timestamp now = kT0 + 200 * 24h;
+  REQUIRE(store->Transact([&](StoreTx& tx) {
+    for (auto [age, name] : {std::pair{100, "old"}, std::pair{10, "recent"}}) {
+      EvidenceRecord e{subject, 0, "population-db", std::string(R"({"name":")") + name + "\"}",
+                       now - std::chrono::hours(24 * age), case_id, "verify_mother"};
+      Result<std::int64_t> id = tx.InsertEvidence(e);
+      if (!id) return id.error();
+    }
+    return Status::Ok();
+  }).ok());
+  REQUIRE(store->Read([&](StoreTx& tx) {
+    Result<std::optional<EvidenceRecord>> within = tx.FindEvidence(subject, now - 90 * 24h);
+    REQUIRE(within.has_value());
+    REQUIRE(within->has_value());
+    CHECK(nlohmann::json::parse((*within)->result)["name"] == "recent");
+    CHECK((*within)->verified_at == now - 10 * 24h);
+    CHECK((*within)->case_id == case_id);
+    Result<std::optional<EvidenceRecord>> outside = tx.FindEvidence(subject, now - 5 * 24h);
+    REQUIRE(outside.has_value());
+    CHECK_FALSE(outside->has_value());
+    CHECK_FALSE(tx.FindEvidence("other", now - 1000 * 24h)->has_value());
+    return Status::Ok();
+  }).ok());
+}
+
+TEST_CASE("history chains per case and a tampered row is named by case and seq",
+          "[engine][store][history]") {
+  WF_FOR_EACH_BACKEND(db);
+  auto store = OpenStore(*db);
+  std::string a = InsertCase(*store, NewCase());
+  std::string b = InsertCase(*store, NewCase());
+  std::vector<HistoryEvent> appended;
+  REQUIRE(store->Transact([&](StoreTx& tx) {
+    for (int i = 0; i < 3; ++i) {
+      Result<HistoryEvent> e = tx.AppendHistory(a, "an.nguyen", "step_completed",
+                                                "step" + std::to_string(i),
+                                                R"({"n":)" + std::to_string(i) + "}",
+                                                kT0 + std::chrono::seconds(i));
+      if (!e) return e.error();
+      appended.push_back(*e);
+    }
+    for (int i = 0; i < 2; ++i) {
+      Result<HistoryEvent> e = tx.AppendHistory(b, "engine", "started", "", "{}", kT0);
+      if (!e) return e.error();
+    }
+    return Status::Ok();
+  }).ok());
+  REQUIRE(appended.size() == 3);
+  CHECK(appended[0].seq == 1);
+  CHECK(appended[0].prev_hash == kGenesisHash);
+  CHECK(appended[2].seq == 3);
+  CHECK(appended[2].prev_hash == appended[1].hash);
+  CHECK(appended[1].at == "2026-01-01T00:00:01.000000Z");
+
+  REQUIRE(store->Read([&](StoreTx& tx) {
+    Result<std::vector<HistoryEvent>> listed = tx.ListHistory(a);
+    REQUIRE(listed.has_value());
+    REQUIRE(listed->size() == 3);
+    CHECK((*listed)[2].hash == appended[2].hash);
+    CHECK((*listed)[1].details == R"({"n":1})");
+    return Status::Ok();
+  }).ok());
+  CHECK(store->Transact([&](StoreTx& tx) {
+          return StatusOf(tx.AppendHistory(a, "x", "y", "", "not json", kT0));
+        }).code() == ErrorCode::kInvalid);
+
+  Result<HistorySummary> ok = store->VerifyHistory();
+  REQUIRE(ok.has_value());
+  CHECK(ok->cases == 2);
+  CHECK(ok->events == 5);
+  CHECK(store->VerifyHistory(std::string("nobody")).error().code() == ErrorCode::kNotFound);
+
+  // The database refuses to change history ...
+  CHECK_THROWS(db->Execute("UPDATE history SET actor = 'mallory' WHERE case_id = '" + a +
+                           "' AND seq = 2"));
+  CHECK_THROWS(db->Execute("DELETE FROM history WHERE case_id = '" + a + "'"));
+  // ... so an attacker with the owner's rights lifts the guard first; verify still catches it.
+  if (db->backend() == Backend::kPostgres) {
+    db->Execute("ALTER TABLE history DISABLE TRIGGER USER");
+  } else {
+    db->Execute("DROP TRIGGER history_no_update");
+  }
+  db->Execute("UPDATE history SET actor = 'mallory' WHERE case_id = '" + a + "' AND seq = 2");
+
+  Result<HistorySummary> broken = store->VerifyHistory();
+  REQUIRE_FALSE(broken.has_value());
+  CHECK(broken.error().code() == ErrorCode::kHistoryBroken);
+  CHECK(broken.error().message() ==
+        "case " + a + ": event seq 2 does not verify (hash mismatch)");
+  CHECK(store->VerifyHistory(a).error().code() == ErrorCode::kHistoryBroken);
+  Result<HistorySummary> other = store->VerifyHistory(b);
+  REQUIRE(other.has_value());
+  CHECK(other->events == 2);
+}
+
+TEST_CASE("history is exported in pages across many cases", "[engine][store][history]") {
+  WF_FOR_EACH_BACKEND(db);
+  auto store = OpenStore(*db);
+  std::vector<std::string> cases;
+  for (int i = 0; i < 3; ++i) cases.push_back(InsertCase(*store, NewCase()));
+  REQUIRE(store->Transact([&](StoreTx& tx) {
+    for (int i = 0; i < 1200; ++i) {  // more than one page
+      Result<HistoryEvent> e = tx.AppendHistory(cases[i % 3], "engine", "tick", "", "{}",
+                                                kT0 + std::chrono::seconds(i));
+      if (!e) return e.error();
+    }
+    return Status::Ok();
+  }).ok());
+  Result<HistorySummary> verified = store->VerifyHistory();
+  REQUIRE(verified.has_value());
+  CHECK(verified->events == 1200);
+  CHECK(verified->cases == 3);
+  long long since = 0;
+  REQUIRE(store->ForEachHistory(std::nullopt, FormatRfc3339(kT0 + 1000s),
+                                [&](const HistoryEvent&) {
+                                  ++since;
+                                  return Status::Ok();
+                                })
+              .ok());
+  CHECK(since == 200);
+}
+
+TEST_CASE("a waiting engine wakes up when work is enqueued", "[engine][store][wakeup]") {
+  WF_FOR_EACH_BACKEND(db);
+  auto engine = OpenStore(*db);
+  auto client = OpenStore(*db);
+  std::string case_id = InsertCase(*client, NewCase());
+  Result<bool> idle = engine->WaitForWork(0ms);  // starts listening; nothing happened yet
+  REQUIRE(idle.has_value());
+  CHECK_FALSE(*idle);
+
+  // On PostgreSQL the other store's NOTIFY arrives; on SQLite only this process's commits wake.
+  Store& writer = db->backend() == Backend::kPostgres ? *client : *engine;
+  Enqueue(writer, case_id, 1, kT0);
+  Result<bool> woken = engine->WaitForWork(60s);
+  REQUIRE(woken.has_value());
+  CHECK(*woken);
+
+  engine->Wake();
+  Result<bool> poked = engine->WaitForWork(60s);
+  REQUIRE(poked.has_value());
+  CHECK(*poked);
+}
+
+TEST_CASE("the engine lock admits one owner until its lease expires", "[engine][store][lock]") {
+  WF_FOR_EACH_BACKEND(db);
+  auto store = OpenStore(*db);
+  auto lock = [&](const std::string& owner, Timestamp now) {
+    bool got = false;
+    REQUIRE(store->Transact([&](StoreTx& tx) {
+      Result<bool> r = tx.TryLockEngine("engine", owner, now, now + 30s);
+      if (!r) return r.error();
+      got = *r;
+      return Status::Ok();
+    }).ok());
+    return got;
+  };
+  CHECK(lock("a", kT0));
+  CHECK(lock("a", kT0 + 10s));  // renewal
+  CHECK_FALSE(lock("b", kT0 + 20s));
+  CHECK(lock("b", kT0 + 41s));  // a's lease ran out at 40s
+  REQUIRE(store->Transact([&](StoreTx& tx) { return tx.UnlockEngine("engine", "b"); }).ok());
+  CHECK(lock("a", kT0 + 42s));
+}
+
+TEST_CASE("the store reconnects after PostgreSQL drops its connections",
+          "[engine][store][reconnect]") {
+  WF_FOR_EACH_BACKEND(db);
+  if (db->backend() != Backend::kPostgres) return;
+  auto store = OpenStore(*db, 2);
+  std::string case_id = InsertCase(*store, NewCase());
+  REQUIRE(store->WaitForWork(0ms).has_value());
+  CHECK(db->TerminateOtherConnections() >= 2);  // the pooled and the listening connection
+
+  // The next transactions find their connections dead and reopen them.
+  for (int i = 0; i < 3; ++i) {
+    Status status = store->Read([&](StoreTx& tx) { return StatusOf(tx.GetCase(case_id)); });
+    INFO(status.message());
+    CHECK(status.code() == ErrorCode::kOk);
+  }
+  Enqueue(*store, case_id, 1, kT0);
+
+  // The listener notices the loss, listens again and reports a (possibly spurious) wake-up.
+  Result<bool> after = store->WaitForWork(0ms);
+  REQUIRE(after.has_value());
+  CHECK(*after);
+  for (int i = 0; i < 5 && *store->WaitForWork(0ms); ++i) {
+  }
+  REQUIRE_FALSE(*store->WaitForWork(0ms));
+  // Work enqueued by another process (here: another store) wakes it through NOTIFY again.
+  auto client = OpenStore(*db, 1);
+  Enqueue(*client, case_id, 1, kT0);
+  Result<bool> woken = store->WaitForWork(60s);
+  REQUIRE(woken.has_value());
+  CHECK(*woken);
+
+  // A transaction that loses its connection midway fails as unavailable, not internal.
+  Status lost = store->Transact([&](StoreTx& tx) {
+    db->TerminateOtherConnections();
+    return StatusOf(tx.GetCase(case_id));
+  });
+  CHECK(lost.code() == ErrorCode::kUnavailable);
+  CHECK(store->Read([&](StoreTx& tx) { return StatusOf(tx.GetCase(case_id)); }).ok());
+}
+
+}  // namespace wf::engine

@@ -32,7 +32,9 @@ class UnsupportedAdapter final : public adapters::Adapter {
 
 }  // namespace
 
-Status BuildRegistry(const engine::Deployment& deployment, adapters::Registry* registry) {
+Status BuildRegistry(const engine::Deployment& deployment, asio::any_io_executor executor,
+                     adapters::Registry* registry) {
+  (void)executor;
   for (const auto& [name, department] : deployment.departments) {
     if (department.adapter == "noop") {
       registry->Add(name, std::make_unique<adapters::NoopAdapter>());

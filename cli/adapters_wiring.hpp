@@ -15,6 +15,8 @@ namespace wf::cli {
 // the department and its kind, so the steps calling it become incidents an operator sees
 // (`wf incidents`) and can retry once the config is fixed. Returns a non-ok status only when a supported adapter refuses
 // its settings; `registry` may then hold the departments wired before it.
-Status BuildRegistry(const engine::Deployment& deployment, adapters::Registry* registry);
+// Adapters that do I/O run it on `executor` (the engine's).
+Status BuildRegistry(const engine::Deployment& deployment, asio::any_io_executor executor,
+                     adapters::Registry* registry);
 
 }  // namespace wf::cli

@@ -819,6 +819,7 @@ struct EngineCommandOptions {
   int concurrency = 256;
   bool until_idle = false;
   int idle_wait_seconds = 60;
+  int lease_seconds = 120;
 };
 
 int RunEngine(const GlobalOptions& globals, const EngineCommandOptions& options) {
@@ -827,15 +828,18 @@ int RunEngine(const GlobalOptions& globals, const EngineCommandOptions& options)
   auto session = OpenSession(globals, 4);
   if (!session) return Fail(session.error());
   adapters::Registry registry;
-  if (Status wired = BuildRegistry((*session)->deployment, &registry); !wired.ok()) {
-    return Fail(wired);
-  }
   engine::EngineOptions engine_options;
   engine_options.concurrency = options.concurrency;
   engine_options.claim_batch = std::min(engine_options.claim_batch, options.concurrency);
   engine_options.until_idle = options.until_idle;
   engine_options.idle_wait = std::chrono::seconds(options.idle_wait_seconds);
+  engine_options.lease = std::chrono::seconds(options.lease_seconds);
   engine::Engine engine(*(*session)->runtime, registry, engine_options);
+  // Adapters run their I/O on the engine's executor, so they are made once it exists.
+  if (Status wired = BuildRegistry((*session)->deployment, engine.executor(), &registry);
+      !wired.ok()) {
+    return Fail(wired);
+  }
   Status status = engine.Run();
   engine::EngineStats stats = engine.stats();
   if (globals.json) {
@@ -960,6 +964,10 @@ void AddCaseCommands(CLI::App& app, const GlobalOptions& globals, CommandAction*
     cmd->add_option("--idle-wait", options->idle_wait_seconds,
                     "with --until-idle: wait for work due within this many seconds (default 60)")
         ->check(CLI::Range(0, 86400));
+    cmd->add_option("--lease", options->lease_seconds,
+                    "seconds a claim holds its work; a dead engine's work is taken again after "
+                    "this long (default 120; keep it well above the longest step timeout)")
+        ->check(CLI::Range(1, 86400));
     cmd->callback([&globals, options, selected] {
       *selected = [&globals, options] { return RunEngine(globals, *options); };
     });

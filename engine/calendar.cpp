@@ -77,7 +77,7 @@ std::optional<int> Digits(std::string_view text, size_t pos, size_t width) {
 // "HH:MM:SS" of a non-negative time of day.
 std::string FormatTimeOfDay(Duration since_midnight) {
   auto secs = std::chrono::floor<seconds>(since_midnight).count();
-  char buffer[16];
+  char buffer[32];
   std::snprintf(buffer, sizeof buffer, "%02d:%02d:%02d", static_cast<int>(secs / 3600),
                 static_cast<int>(secs / 60 % 60), static_cast<int>(secs % 60));
   return buffer;
@@ -333,7 +333,7 @@ std::optional<int> ParseClockTime(std::string_view text) {
 }
 
 std::string FormatClockTime(int minutes_after_midnight) {
-  char buffer[16];
+  char buffer[32];
   std::snprintf(buffer, sizeof buffer, "%02d:%02d", minutes_after_midnight / 60,
                 minutes_after_midnight % 60);
   return buffer;
@@ -360,7 +360,7 @@ std::optional<int> ParseUtcOffset(std::string_view text) {
 
 std::string FormatUtcOffset(int offset_minutes) {
   int magnitude = offset_minutes < 0 ? -offset_minutes : offset_minutes;
-  char buffer[16];
+  char buffer[32];
   std::snprintf(buffer, sizeof buffer, "%c%02d:%02d", offset_minutes < 0 ? '-' : '+',
                 magnitude / 60, magnitude % 60);
   return buffer;
@@ -417,7 +417,7 @@ std::string FormatWithZone(TimePoint local, int fraction_digits, const std::stri
   if (fraction_digits == 3 || fraction_digits == 6 || fraction_digits == 9) {
     int64_t ns = std::chrono::duration_cast<nanoseconds>(local - whole).count();
     for (int i = fraction_digits; i < 9; ++i) ns /= 10;
-    char buffer[16];
+    char buffer[32];
     std::snprintf(buffer, sizeof buffer, ".%0*lld", fraction_digits, static_cast<long long>(ns));
     out += buffer;
   }

@@ -426,6 +426,8 @@ void Engine::Stop() {
   });
 }
 
+asio::any_io_executor Engine::executor() { return impl_->io.get_executor(); }
+
 EngineStats Engine::stats() const {
   std::lock_guard lock(impl_->stats_mutex);
   return impl_->stats;

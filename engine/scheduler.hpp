@@ -59,6 +59,8 @@ class Engine {
   // Asks Run to stop claiming, let in-flight work finish, and return. Thread-safe.
   void Stop();
   EngineStats stats() const;
+  // The I/O executor adapter calls run on; adapters that do I/O are built with it.
+  asio::any_io_executor executor();
 
  private:
   struct Impl;

@@ -7,6 +7,7 @@
 // psql command-line tools), which is what an attacker with database access would do.
 #include <sys/wait.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -639,6 +640,8 @@ TEST_CASE("a department the program cannot call becomes an incident to retry",
   CHECK(incidents[0]["case"] == id);
   CHECK(incidents[0]["step"] == "send");
   CHECK(incidents[0]["status"] == "open");
+  CHECK(incidents[0]["message"].get<std::string>().find("adapter kind 'carrier-pigeon'") !=
+        std::string::npos);
   int64_t incident = incidents[0]["id"].get<int64_t>();
   json shown = box->Wf({"show", id, "--json"}).Json();
   CHECK(shown["incidents"].size() == 1);

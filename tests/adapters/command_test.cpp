@@ -1,0 +1,271 @@
+// The command adapter running the scripts in tests/adapters/fixtures/ (through /bin/sh, so that
+// they need no execute bit) on an io_context on the test's thread.
+#include <catch2/catch.hpp>
+
+#include <signal.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <filesystem>
+#include <fstream>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "engine/asio.hpp"
+
+#include "adapters/command.hpp"
+
+namespace wf::adapters {
+namespace {
+
+using Kind = StepOutcome::Kind;
+
+std::string Fixture(const std::string& name) {
+  return std::string(WF_SOURCE_DIR) + "/tests/adapters/fixtures/" + name;
+}
+
+StepRequest MakeRequest(std::string operation, nlohmann::json fields = nlohmann::json::object(),
+                        std::chrono::milliseconds timeout = std::chrono::seconds(20)) {
+  StepRequest request;
+  request.case_id = "case-7";
+  request.step = "register_birth";
+  request.activation = 2;
+  request.attempt = 1;
+  request.idempotency_key = "case-7/register_birth/2";
+  request.operation = std::move(operation);
+  request.fields = std::move(fields);
+  request.timeout = timeout;
+  return request;
+}
+
+std::unique_ptr<CommandAdapter> MakeAdapter(nlohmann::json settings) {
+  auto adapter = CommandAdapter::Create("civil-registry", settings);
+  INFO((adapter ? std::string() : adapter.error().message()));
+  REQUIRE(adapter.has_value());
+  return std::move(adapter.value());
+}
+
+StepOutcome Call(Adapter& adapter, StepRequest request) {
+  asio::io_context io{1};
+  std::optional<StepOutcome> outcome;
+  std::exception_ptr error;
+  asio::co_spawn(io, adapter.Invoke(std::move(request)), [&](std::exception_ptr e, StepOutcome o) {
+    error = e;
+    outcome = std::move(o);
+  });
+  io.run();
+  REQUIRE_FALSE(error);
+  REQUIRE(outcome.has_value());
+  return *outcome;
+}
+
+// True while `pid` names a process that has not ended (a zombie has ended).
+bool Alive(pid_t pid) {
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  if (!std::getline(stat, line)) return false;
+  std::size_t close = line.rfind(')');
+  return close != std::string::npos && close + 2 < line.size() && line[close + 2] != 'Z';
+}
+
+TEST_CASE("a program that exits 0 with a JSON object answers the step, given the call on stdin",
+          "[adapters][command]") {
+  ::setenv("WF_COMMAND_TEST_NAME", "Lan", 1);
+  auto adapter = MakeAdapter({{"command", {"/bin/sh", Fixture("echo.sh")}},
+                              {"env", {{"GREETING", "hello ${env.WF_COMMAND_TEST_NAME}"}}}});
+  StepOutcome outcome = Call(*adapter, MakeRequest("register", {{"child", "Minh"}, {"n", 2}}));
+  INFO(outcome.message);
+  REQUIRE(outcome.kind == Kind::kDone);
+  CHECK(outcome.result["call"] == nlohmann::json({{"operation", "register"},
+                                                  {"fields", {{"child", "Minh"}, {"n", 2}}},
+                                                  {"case", "case-7"},
+                                                  {"step", "register_birth"},
+                                                  {"idempotency_key", "case-7/register_birth/2"},
+                                                  {"attempt", 1}}));
+  CHECK(outcome.result["key"] == "case-7/register_birth/2");
+  CHECK(outcome.result["case"] == "case-7");
+  CHECK(outcome.result["step"] == "register_birth");
+  CHECK(outcome.result["greeting"] == "hello Lan");
+}
+
+TEST_CASE("arguments reach the program literally, spaces and shell syntax included",
+          "[adapters][command]") {
+  auto adapter = MakeAdapter({{"command",
+                               {"/bin/sh", Fixture("echo.sh"), "two words", "$HOME", "a;b",
+                                "*", "`id`"}}});
+  StepOutcome outcome = Call(*adapter, MakeRequest("register"));
+  INFO(outcome.message);
+  REQUIRE(outcome.kind == Kind::kDone);
+  CHECK(outcome.result["args"] == nlohmann::json({"two words", "$HOME", "a;b", "*", "`id`"}));
+}
+
+TEST_CASE("exit 75 is retried with stderr in the message", "[adapters][command]") {
+  auto adapter = MakeAdapter({{"command", {"/bin/sh", Fixture("busy.sh")}}});
+  StepOutcome outcome = Call(*adapter, MakeRequest("register"));
+  CHECK(outcome.kind == Kind::kRetry);
+  CHECK(outcome.message ==
+        "civil-registry register: exited with status 75 (try again later): registry is in "
+        "maintenance until 02:00");
+}
+
+TEST_CASE("any other exit is a permanent failure with stderr's tail", "[adapters][command]") {
+  auto adapter = MakeAdapter({{"command", {"/bin/sh", Fixture("refuse.sh")}}});
+  StepOutcome outcome = Call(*adapter, MakeRequest("register"));
+  CHECK(outcome.kind == Kind::kFailed);
+  CHECK(outcome.message ==
+        "civil-registry register: exited with status 3: looking up 079123...\n"
+        "no citizen with id 079123");
+}
+
+TEST_CASE("a program killed by a signal is a permanent failure", "[adapters][command]") {
+  auto adapter = MakeAdapter({{"command", {"/bin/sh", Fixture("killed.sh")}}});
+  StepOutcome outcome = Call(*adapter, MakeRequest("register"));
+  CHECK(outcome.kind == Kind::kFailed);
+  CHECK(outcome.message == "civil-registry register: killed by SIGTERM: about to be terminated");
+}
+
+TEST_CASE("exit 0 with stdout that is not a JSON object is a permanent failure",
+          "[adapters][command]") {
+  auto adapter = MakeAdapter({{"command", {"/bin/sh", Fixture("not_json.sh")}}});
+  StepOutcome outcome = Call(*adapter, MakeRequest("register"));
+  CHECK(outcome.kind == Kind::kFailed);
+  CHECK(outcome.message ==
+        "civil-registry register: exited 0 but its stdout is not a JSON object: all good");
+}
+
+TEST_CASE("a program that cannot be started is a permanent failure", "[adapters][command]") {
+  auto adapter = MakeAdapter({{"command", {"/nonexistent/registry", "x"}}});
+  StepOutcome outcome = Call(*adapter, MakeRequest("register"));
+  CHECK(outcome.kind == Kind::kFailed);
+  CHECK(outcome.message ==
+        "civil-registry register: cannot run '/nonexistent/registry': No such file or directory");
+}
+
+TEST_CASE("a program past its timeout is killed with its whole process group and retried",
+          "[adapters][command]") {
+  std::string pattern =
+      (std::filesystem::temp_directory_path() / "wf-command-test-XXXXXX").string();
+  REQUIRE(::mkdtemp(pattern.data()) != nullptr);
+  std::string pid_file = pattern + "/sleep.pid";
+  auto adapter = MakeAdapter({{"command", {"/bin/sh", Fixture("hang.sh"), pid_file}}});
+  StepOutcome outcome =
+      Call(*adapter, MakeRequest("register", {}, std::chrono::milliseconds(1500)));
+  CHECK(outcome.kind == Kind::kRetry);
+  CHECK(outcome.message ==
+        "civil-registry register: timed out after 1500ms; its process group was killed");
+
+  std::ifstream in(pid_file);
+  pid_t grandchild = 0;
+  in >> grandchild;
+  INFO("the grandchild's pid file: " << pid_file);
+  REQUIRE(grandchild > 0);
+  CHECK_FALSE(Alive(grandchild));
+  std::filesystem::remove_all(pattern);
+}
+
+TEST_CASE("the department's timeout caps the step's", "[adapters][command]") {
+  auto adapter = MakeAdapter(
+      {{"command", {"/bin/sh", "-c", "sleep 1000"}}, {"timeout", 1}});
+  StepOutcome outcome = Call(*adapter, MakeRequest("register", {}, std::chrono::hours(1)));
+  CHECK(outcome.kind == Kind::kRetry);
+  CHECK(outcome.message ==
+        "civil-registry register: timed out after 1s; its process group was killed");
+}
+
+TEST_CASE("cwd sets the program's working directory", "[adapters][command]") {
+  std::string dir = std::filesystem::temp_directory_path().string();
+  auto adapter = MakeAdapter({{"command", {"/bin/sh", "-c", R"(printf '{"cwd": "%s"}' "$PWD")"}},
+                              {"cwd", dir}});
+  StepOutcome outcome = Call(*adapter, MakeRequest("where"));
+  INFO(outcome.message);
+  REQUIRE(outcome.kind == Kind::kDone);
+  CHECK(std::filesystem::equivalent(outcome.result["cwd"].get<std::string>(), dir));
+}
+
+TEST_CASE("many programs run at once on one I/O thread", "[adapters][command]") {
+  auto adapter = MakeAdapter({{"command", {"/bin/sh", Fixture("echo.sh")}}});
+  constexpr int kCalls = 40;
+  asio::io_context io{1};
+  std::vector<std::optional<StepOutcome>> outcomes(kCalls);
+  for (int i = 0; i < kCalls; ++i) {
+    StepRequest request = MakeRequest("register", {{"i", i}});
+    request.idempotency_key = "case-" + std::to_string(i) + "/register_birth/1";
+    asio::co_spawn(io, adapter->Invoke(std::move(request)),
+                   [&outcomes, i](std::exception_ptr, StepOutcome o) { outcomes[i] = o; });
+  }
+  io.run();
+  for (int i = 0; i < kCalls; ++i) {
+    REQUIRE(outcomes[i].has_value());
+    INFO(outcomes[i]->message);
+    REQUIRE(outcomes[i]->kind == Kind::kDone);
+    CHECK(outcomes[i]->result["key"] == "case-" + std::to_string(i) + "/register_birth/1");
+    CHECK(outcomes[i]->result["call"]["fields"]["i"] == i);
+  }
+}
+
+TEST_CASE("a large answer and a program that ignores its stdin both work",
+          "[adapters][command]") {
+  // 300 KB of output, more than a pipe holds, while stdin is never read.
+  auto adapter = MakeAdapter(
+      {{"command",
+        {"/bin/sh", "-c",
+         R"(printf '{"filler": "'; head -c 300000 /dev/zero | tr '\0' x; printf '"}')"}}});
+  StepOutcome outcome =
+      Call(*adapter, MakeRequest("big", {{"padding", std::string(200000, 'y')}}));
+  INFO(outcome.message);
+  REQUIRE(outcome.kind == Kind::kDone);
+  CHECK(outcome.result["filler"].get<std::string>().size() == 300000);
+}
+
+TEST_CASE("stdout beyond 1 MiB is a permanent failure", "[adapters][command]") {
+  auto adapter =
+      MakeAdapter({{"command", {"/bin/sh", "-c", "head -c 2000000 /dev/zero | tr '\\0' x"}}});
+  StepOutcome outcome = Call(*adapter, MakeRequest("huge"));
+  CHECK(outcome.kind == Kind::kFailed);
+  CHECK(outcome.message == "civil-registry huge: wrote more than 1048576 bytes on stdout");
+}
+
+// --- settings --------------------------------------------------------------------------------
+
+TEST_CASE("bad command settings are refused with the department and the key",
+          "[adapters][command][settings]") {
+  ::unsetenv("WF_COMMAND_TEST_MISSING");
+  struct Bad {
+    nlohmann::json settings;
+    std::string says;
+  };
+  std::vector<Bad> cases = {
+      {nlohmann::json::object(), "`command` is required"},
+      {{{"command", nlohmann::json::array()}}, "`command` must be a non-empty list"},
+      {{{"command", "bin/registry.sh --strict"}}, "`command` must be a non-empty list"},
+      {{{"command", {"bin/x", {{"a", 1}}}}}, "which is not text"},
+      {{{"command", {"bin/x"}}, {"timeout", "2 working days"}}, "`timeout`: working days"},
+      {{{"command", {"bin/x"}}, {"env", {{"TOKEN", "${env.WF_COMMAND_TEST_MISSING}"}}}},
+       "env.TOKEN: the environment variable WF_COMMAND_TEST_MISSING"},
+      {{{"command", {"bin/x"}}, {"env", {{"WF_IDEMPOTENCY_KEY", "x"}}}}, "sets this variable"},
+      {{{"command", {"bin/x"}}, {"cwd", 3}}, "`cwd` must be a directory name"},
+      {{{"command", {"bin/x"}}, {"shell", true}}, "unknown command setting `shell`"},
+  };
+  for (const auto& bad : cases) {
+    auto adapter = CommandAdapter::Create("civil-registry", bad.settings);
+    INFO(bad.settings.dump());
+    REQUIRE_FALSE(adapter.has_value());
+    CHECK(adapter.error().code() == ErrorCode::kInvalid);
+    CHECK_THAT(adapter.error().message(), Catch::StartsWith("department 'civil-registry': ") &&
+                                              Catch::Contains(bad.says));
+  }
+}
+
+TEST_CASE("a command call is validated without running anything",
+          "[adapters][command][settings]") {
+  auto adapter = MakeAdapter({{"command", {"/nonexistent/registry"}}});
+  CHECK(adapter->Validate({"civil-registry", {{"operation", "register"}}}).ok());
+  CHECK(adapter->Validate({"civil-registry", nlohmann::json::object()}).ok());
+  CHECK_FALSE(adapter->Validate({"civil-registry", {{"operation", {1, 2}}}}).ok());
+}
+
+}  // namespace
+}  // namespace wf::adapters

@@ -1,0 +1,57 @@
+# Shared by the fault tests: a scratch folder, the mock agency, a database, wf on PATH-less calls.
+# Expects WF (the wf binary), MOCK (wf-mock-agency) and BACKEND (sqlite or postgresql).
+set -euo pipefail
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+WORK=$(mktemp -d /tmp/wf-fault.XXXXXX)
+PIDS=()
+PG_ROOT=""
+cleanup() {
+  for pid in "${PIDS[@]}"; do kill -9 "$pid" 2>/dev/null || true; done
+  if [ -n "$PG_ROOT" ]; then bash "$ROOT/.ci/pg" stop "$PG_ROOT"; fi
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+fail() { echo "FAIL: $*" >&2; exit 1; }
+log() { echo "[$(date +%T)] $*"; }
+
+# Waits up to $2 seconds for file $1 to exist and be non-empty.
+wait_for_file() {
+  for _ in $(seq 1 $(( $2 * 10 ))); do [ -s "$1" ] && return 0; sleep 0.1; done
+  fail "timed out waiting for $1"
+}
+
+start_mock() {
+  "$MOCK" --port 0 --port-file "$WORK/mock.port" --quiet "$@" > "$WORK/mock.log" 2>&1 &
+  PIDS+=($!)
+  wait_for_file "$WORK/mock.port" 20
+  MOCK_PORT=$(cat "$WORK/mock.port")
+  cat > "$WORK/config.yaml" <<CONFIG
+departments:
+  registry: {adapter: http, url: "http://127.0.0.1:$MOCK_PORT/population-db", timeout: 5s}
+agencies:
+  test-agency: {members: {an.nguyen: [officer]}}
+CONFIG
+  export WF_CONFIG="$WORK/config.yaml"
+}
+
+# A throwaway PostgreSQL cluster of this test's own (it may be restarted), or SQLite.
+use_database() {
+  if [ "$BACKEND" = postgresql ]; then
+    [ "$(id -u)" -eq 0 ] || { echo "SKIP: needs root to run a PostgreSQL cluster"; exit 77; }
+    eval "$(bash "$ROOT/.ci/pg" | sed 's/WF_TEST_PG/FAULT_PG/')"
+    PG_ROOT=$FAULT_PG_ROOT
+    export WF_DB=$FAULT_PG_URL
+  else
+    export WF_DB="sqlite:$WORK/wf.db"
+  fi
+}
+
+http_get() {  # path -> body, through bash's /dev/tcp (no curl needed)
+  exec 3<>"/dev/tcp/127.0.0.1/$MOCK_PORT"
+  printf 'GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n' "$1" >&3
+  sed '1,/^\r$/d' <&3
+  exec 3<&-
+}
+
+count_open() { "$WF" cases --status open --limit 0 --json | jq length; }

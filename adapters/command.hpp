@@ -65,7 +65,7 @@ class CommandAdapter final : public Adapter {
     std::vector<std::string> argv;
     std::optional<std::chrono::milliseconds> timeout;
     std::vector<std::pair<std::string, std::string>> env;  // substituted already
-    std::string cwd;                                        // empty: the engine's
+    std::string cwd;                                       // empty: the engine's
   };
 
   // Reads `settings` of department `department`. kInvalid naming the department and the key for

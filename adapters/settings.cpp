@@ -10,9 +10,7 @@ namespace wf::adapters {
 
 namespace {
 
-bool IsNameChar(char c) {
-  return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '_';
-}
+bool IsNameChar(char c) { return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '_'; }
 
 // The length of the well-formed UTF-8 sequence starting at text[i], 0 if there is none (the
 // ranges of RFC 3629, so overlong forms and surrogates count as malformed, as nlohmann::json's

@@ -5,6 +5,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include "adapters/command.hpp"
+#include "adapters/http.hpp"
 #include "adapters/noop.hpp"
 
 namespace wf::cli {
@@ -30,14 +32,33 @@ class UnsupportedAdapter final : public adapters::Adapter {
   std::string message_;
 };
 
+// A department whose settings its adapter refuses: exit 3 pointing at the config.
+Status SettingsError(const engine::Deployment& deployment, const engine::Department& department,
+                     const Status& why) {
+  return Status::Invalid(deployment.file + ":" + std::to_string(department.where.line) + ":" +
+                         std::to_string(department.where.column) + ": error: department '" +
+                         department.name + "': " + why.message());
+}
+
 }  // namespace
 
-Status BuildRegistry(const engine::Deployment& deployment, asio::any_io_executor executor,
+Status BuildRegistry(const engine::Deployment& deployment, asio::any_io_executor /*executor*/,
                      adapters::Registry* registry) {
-  (void)executor;
   for (const auto& [name, department] : deployment.departments) {
     if (department.adapter == "noop") {
       registry->Add(name, std::make_unique<adapters::NoopAdapter>());
+      continue;
+    }
+    if (department.adapter == "http") {
+      auto adapter = adapters::HttpAdapter::Create(name, department.settings);
+      if (!adapter) return SettingsError(deployment, department, adapter.error());
+      registry->Add(name, std::move(*adapter));
+      continue;
+    }
+    if (department.adapter == "command") {
+      auto adapter = adapters::CommandAdapter::Create(name, department.settings);
+      if (!adapter) return SettingsError(deployment, department, adapter.error());
+      registry->Add(name, std::move(*adapter));
       continue;
     }
     spdlog::warn(

@@ -375,6 +375,7 @@ struct Position {
   std::string waiting;
   int64_t activation = 0;
   std::string detail;
+  std::string signal;  // the signal that wakes it, for waits and 202-parked steps
 };
 
 std::string TaskWho(const engine::TaskRecord& task) {
@@ -397,6 +398,7 @@ Position Describe(const engine::Token& token, const std::string& case_id,
   p.step = token.step;
   p.activation = token.activation;
   p.waiting = engine::WaitingName(token.waiting);
+  p.signal = token.signal;
   const workflows::Step* step = procedure ? procedure->FindStep(token.step) : nullptr;
   if (step) p.kind = workflows::StepKindName(step->kind);
   std::string department = step ? step->department : std::string("its department");
@@ -573,7 +575,8 @@ int Show(const GlobalOptions& globals, const std::string& case_id) {
                        {"kind", p.kind},
                        {"waiting", p.waiting},
                        {"activation", p.activation},
-                       {"detail", p.detail}});
+                       {"detail", p.detail},
+                       {"signal", p.signal.empty() ? json(nullptr) : json(p.signal)}});
     }
     json task_array = json::array();
     for (const auto& t : tasks) task_array.push_back(TaskJson(t));

@@ -71,7 +71,10 @@ int Inbox(const GlobalOptions& globals, const std::string& role) {
                      {"assignee", t.assignee ? json(*t.assignee) : json(nullptr)},
                      {"created_at", JsonTime(t.created_at)},
                      {"due", JsonTime(t.due_at)},
-                     {"overdue", t.due_at.has_value() && *t.due_at < now}});
+                     {"overdue", t.due_at.has_value() && *t.due_at < now},
+                     {"form", json::parse(t.form, nullptr, false).is_discarded()
+                                  ? json(nullptr)
+                                  : json::parse(t.form)}});
     }
     PrintJson(out);
     return 0;

@@ -144,8 +144,8 @@ Plan Agency::HandleCall(const Request& request, const std::string& department,
   };
   if (faults.status) {
     count(&Counts::faults);
-    return with_latency(Error(*faults.status, "fault switch: status " +
-                                                  std::to_string(*faults.status)));
+    return with_latency(
+        Error(*faults.status, "fault switch: status " + std::to_string(*faults.status)));
   }
   if (faults.fail_first && !key.empty() && attempt <= *faults.fail_first) {
     count(&Counts::faults);
@@ -155,8 +155,7 @@ Plan Agency::HandleCall(const Request& request, const std::string& department,
   }
   if (faults.failure_rate) {
     const std::string draw_key = key.empty() ? "#" + std::to_string(sequence_) : key;
-    if (UnitDraw(options_.seed, draw_key, static_cast<uint64_t>(attempt)) <
-        *faults.failure_rate) {
+    if (UnitDraw(options_.seed, draw_key, static_cast<uint64_t>(attempt)) < *faults.failure_rate) {
       count(&Counts::faults);
       return with_latency(Error(503, "fault switch: failure_rate"));
     }
@@ -167,8 +166,7 @@ Plan Agency::HandleCall(const Request& request, const std::string& department,
       Entry& entry = ledger_[found->second];
       ++entry.replays;
       count(&Counts::replays);
-      if (entry.department != department || entry.operation != operation ||
-          entry.request != body) {
+      if (entry.department != department || entry.operation != operation || entry.request != body) {
         ++conflicts_;
       }
       Plan plan;

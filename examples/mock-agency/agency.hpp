@@ -22,8 +22,8 @@ namespace wf::mock {
 
 // One HTTP request as the agency sees it.
 struct Request {
-  std::string method;           // "GET", "POST"
-  std::string target;           // "/population-db/get_citizen", "/_stats"
+  std::string method;  // "GET", "POST"
+  std::string target;  // "/population-db/get_citizen", "/_stats"
   std::string body;
   std::string idempotency_key;  // header Idempotency-Key, "" when absent
   std::string case_id;          // header X-Wf-Case
@@ -42,15 +42,15 @@ struct Plan {
   int64_t delay_ms = 0;  // wait this long (on a timer) before answering
   bool hang = false;     // never answer; keep the connection until the client leaves
   int status = 200;
-  std::string body;      // JSON text
+  std::string body;  // JSON text
   std::vector<std::pair<std::string, std::string>> headers;
   std::optional<Callback> callback;
 };
 
 struct AgencyOptions {
-  uint64_t seed = 1;                           // for failure_rate's draws
-  Faults faults;                               // global switches from the command line
-  std::map<std::string, Faults> departments;   // per-department switches from the command line
+  uint64_t seed = 1;                          // for failure_rate's draws
+  Faults faults;                              // global switches from the command line
+  std::map<std::string, Faults> departments;  // per-department switches from the command line
   // The callback command, one word per element; a word may hold the placeholders {case},
   // {step}, {key}, {department}, {operation}. Empty: accepted calls get 202 and nothing more.
   std::vector<std::string> callback;
@@ -98,7 +98,7 @@ class Agency {
   std::map<std::string, size_t> ledger_index_;  // key -> position in ledger_
   std::map<std::string, int64_t> tries_;        // key -> tries seen, for fail_first
   int64_t unkeyed_ = 0;
-  int64_t sequence_ = 0;                        // every department call, for unkeyed draws
+  int64_t sequence_ = 0;  // every department call, for unkeyed draws
   Counts total_;
   int64_t conflicts_ = 0, rejected_ = 0, accepted_ = 0, hung_ = 0;
   int64_t callbacks_started_ = 0, callbacks_succeeded_ = 0, callbacks_failed_ = 0;

@@ -85,8 +85,7 @@ void Spawn(const std::shared_ptr<CallbackRunner::State>& state, const Callback& 
   argv.push_back(nullptr);
   pid_t pid = 0;
   std::unique_lock lock(state->mutex);
-  const int error =
-      posix_spawnp(&pid, argv[0], &actions, &attributes, argv.data(), environ);
+  const int error = posix_spawnp(&pid, argv[0], &actions, &attributes, argv.data(), environ);
   posix_spawn_file_actions_destroy(&actions);
   posix_spawnattr_destroy(&attributes);
   close(pipe_fds[0]);
@@ -100,8 +99,8 @@ void Spawn(const std::shared_ptr<CallbackRunner::State>& state, const Callback& 
   state->running.insert(pid);
   lock.unlock();
   if (!state->quiet) {
-    std::fprintf(stderr, "wf-mock-agency: callback started (pid %d): %s\n",
-                 static_cast<int>(pid), argv[0]);
+    std::fprintf(stderr, "wf-mock-agency: callback started (pid %d): %s\n", static_cast<int>(pid),
+                 argv[0]);
   }
   auto input = std::make_shared<std::string>(callback.input);
   auto pipe = std::make_shared<asio::posix::stream_descriptor>(executor, pipe_fds[1]);
@@ -113,8 +112,7 @@ void Spawn(const std::shared_ptr<CallbackRunner::State>& state, const Callback& 
 
 }  // namespace
 
-CallbackRunner::CallbackRunner(asio::io_context& io, std::function<void(bool)> on_exit,
-                               bool quiet)
+CallbackRunner::CallbackRunner(asio::io_context& io, std::function<void(bool)> on_exit, bool quiet)
     : state_(std::make_shared<State>(io, std::move(on_exit), quiet)) {
   WatchChildren(state_);
 }

@@ -30,9 +30,8 @@ bool AllDigits(const std::string& text, size_t length) {
 }
 
 bool IsDate(const std::string& text) {
-  return text.size() == 10 && text[4] == '-' && text[7] == '-' &&
-         AllDigits(text.substr(0, 4), 4) && AllDigits(text.substr(5, 2), 2) &&
-         AllDigits(text.substr(8, 2), 2);
+  return text.size() == 10 && text[4] == '-' && text[7] == '-' && AllDigits(text.substr(0, 4), 4) &&
+         AllDigits(text.substr(5, 2), 2) && AllDigits(text.substr(8, 2), 2);
 }
 
 std::string Serial(int64_t value, size_t width) {
@@ -94,11 +93,11 @@ const char* Pick(const std::array<const char*, N>& items, uint64_t hash) {
 // were merged).
 std::string ProvinceOfCitizen(const std::string& code) {
   static const std::map<std::string, std::string> kNames = {
-      {"001", "Thành phố Hà Nội"},  {"031", "Thành phố Hải Phòng"},
-      {"046", "Thành phố Huế"},     {"048", "Thành phố Đà Nẵng"},
-      {"072", "tỉnh Tây Ninh"},     {"074", "Thành phố Hồ Chí Minh"},
-      {"075", "tỉnh Đồng Nai"},     {"079", "Thành phố Hồ Chí Minh"},
-      {"080", "tỉnh Tây Ninh"},     {"092", "Thành phố Cần Thơ"},
+      {"001", "Thành phố Hà Nội"}, {"031", "Thành phố Hải Phòng"},
+      {"046", "Thành phố Huế"},    {"048", "Thành phố Đà Nẵng"},
+      {"072", "tỉnh Tây Ninh"},    {"074", "Thành phố Hồ Chí Minh"},
+      {"075", "tỉnh Đồng Nai"},    {"079", "Thành phố Hồ Chí Minh"},
+      {"080", "tỉnh Tây Ninh"},    {"092", "Thành phố Cần Thơ"},
   };
   auto found = kNames.find(code);
   return found != kNames.end() ? found->second : "tỉnh mã " + code;
@@ -144,11 +143,10 @@ std::string FullName(uint64_t hash, bool female) {
   static constexpr std::array<const char*, 12> kFamily = {
       "Nguyễn", "Trần", "Lê", "Phạm", "Hoàng", "Huỳnh", "Phan", "Võ", "Đặng", "Bùi", "Đỗ", "Ngô"};
   static constexpr std::array<const char*, 5> kMiddleMale = {"Văn", "Minh", "Quốc", "Đức", "Hữu"};
-  static constexpr std::array<const char*, 5> kMiddleFemale = {"Thị", "Ngọc", "Thu", "Thanh",
-                                                               "Mỹ"};
+  static constexpr std::array<const char*, 5> kMiddleFemale = {"Thị", "Ngọc", "Thu", "Thanh", "Mỹ"};
   static constexpr std::array<const char*, 8> kGivenMale = {"Hùng", "Dũng", "Tuấn", "Khang",
                                                             "Phúc", "Long", "Nam",  "Bảo"};
-  static constexpr std::array<const char*, 8> kGivenFemale = {"Lan", "Hương", "Mai",  "Linh",
+  static constexpr std::array<const char*, 8> kGivenFemale = {"Lan", "Hương", "Mai",   "Linh",
                                                               "Hà",  "Trang", "Nhung", "Thảo"};
   std::string name = Pick(kFamily, hash);
   name += ' ';
@@ -162,8 +160,8 @@ std::string Address(uint64_t hash, const std::string& province) {
   static constexpr std::array<const char*, 6> kStreets = {
       "đường Cách Mạng Tháng Tám", "đường 30/4",   "đường Trần Hưng Đạo",
       "đường Nguyễn Trãi",         "đường Lê Lợi", "đường Hùng Vương"};
-  return "Số " + std::to_string(1 + hash % 199) + ", " + Pick(kStreets, hash >> 24) +
-         ", khu phố " + std::to_string(1 + (hash >> 32) % 9) + ", " + province;
+  return "Số " + std::to_string(1 + hash % 199) + ", " + Pick(kStreets, hash >> 24) + ", khu phố " +
+         std::to_string(1 + (hash >> 32) % 9) + ", " + province;
 }
 
 std::string Date(int year, uint64_t hash) {
@@ -224,7 +222,8 @@ Answer RegisterBirth(const json& request, Registry& registry) {
   if (auto refusal = NeedDigits(request, "mother_citizen_id", 12, mother)) return *refusal;
   if (auto refusal = NeedDate(request, "child.birth_date", birth_date)) return *refusal;
   auto full_name = StringAt(request, "child.full_name");
-  if (!full_name || full_name->empty()) return Refuse("child.full_name", "child.full_name is required");
+  if (!full_name || full_name->empty())
+    return Refuse("child.full_name", "child.full_name is required");
   const int year = std::stoi(birth_date.substr(0, 4));
   const bool female = StringAt(request, "child.sex").value_or("") == "female";
   // The child's personal id: the mother's province, the sex and century digit, the year, and
@@ -285,14 +284,14 @@ Answer IssueCard(const json& request, Registry&) {
   // A child's card: object code TE, benefit level 1, the province's two digits, and the social
   // insurance number (the last 10 digits of the personal id).
   const std::string social_insurance_no = personal_id.substr(2);
-  json answer = {{"card_no", "TE1" + personal_id.substr(1, 2) + social_insurance_no},
-                 {"social_insurance_no", social_insurance_no},
-                 {"personal_id", personal_id},
-                 {"full_name", ValueOr(request, "full_name", nullptr)},
-                 {"benefit_level", 1},
-                 {"initial_hospital",
-                  "Trung tâm Y tế " + ProvinceOfCitizen(personal_id.substr(0, 3))},
-                 {"status", "issued"}};
+  json answer = {
+      {"card_no", "TE1" + personal_id.substr(1, 2) + social_insurance_no},
+      {"social_insurance_no", social_insurance_no},
+      {"personal_id", personal_id},
+      {"full_name", ValueOr(request, "full_name", nullptr)},
+      {"benefit_level", 1},
+      {"initial_hospital", "Trung tâm Y tế " + ProvinceOfCitizen(personal_id.substr(0, 3))},
+      {"status", "issued"}};
   if (auto birth_date = StringAt(request, "birth_date"); birth_date && IsDate(*birth_date)) {
     answer["valid_from"] = *birth_date;
     answer["valid_until"] =
@@ -395,15 +394,15 @@ Answer LookupEnterprise(const json& request, Registry&) {
                                                         "Sao Việt",   "Hòa Bình",  "Tân Tiến"};
   const uint64_t hash = Fnv1a(code);
   const std::string province = ProvinceOfEnterprise(code.substr(0, 2));
-  return {200,
-          {{"enterprise_code", code},
-           {"name", std::string("Công ty TNHH ") + Pick(kTrades, hash) + " " +
-                        Pick(kNames, hash >> 8)},
-           {"status", enterprise.status},
-           {"founded_on", enterprise.founded_on},
-           {"legal_form", "limited_liability_company"},
-           {"head_office", Address(hash, province)},
-           {"legal_representative", FullName(hash >> 3, (hash & 1) == 1)}}};
+  return {
+      200,
+      {{"enterprise_code", code},
+       {"name", std::string("Công ty TNHH ") + Pick(kTrades, hash) + " " + Pick(kNames, hash >> 8)},
+       {"status", enterprise.status},
+       {"founded_on", enterprise.founded_on},
+       {"legal_form", "limited_liability_company"},
+       {"head_office", Address(hash, province)},
+       {"legal_representative", FullName(hash >> 3, (hash & 1) == 1)}}};
 }
 
 Answer GetTaxStatus(const json& request, Registry&) {
@@ -425,7 +424,8 @@ Answer GetRevenue(const json& request, Registry&) {
     return Refuse("year", "year is required (an integer)");
   }
   const int year = request["year"].get<int>();
-  if (year >= kReferenceYear) return Refuse("year", "no tax return filed for " + std::to_string(year));
+  if (year >= kReferenceYear)
+    return Refuse("year", "no tax return filed for " + std::to_string(year));
   const Enterprise enterprise = ReadEnterprise(code);
   // A full-grown company turns over (sequence % 900 + 100) hundred million VND a year; a young
   // one a tenth of that per year of age; before it was founded, nothing.
@@ -527,17 +527,15 @@ const std::map<std::string, std::vector<std::string>>& Catalogue() {
   return kCatalogue;
 }
 
-bool IsKnownDepartment(const std::string& department) {
-  return Handlers().count(department) > 0;
-}
+bool IsKnownDepartment(const std::string& department) { return Handlers().count(department) > 0; }
 
 bool IsKnownOperation(const std::string& department, const std::string& operation) {
   auto found = Handlers().find(department);
   return found != Handlers().end() && found->second.count(operation) > 0;
 }
 
-Answer AnswerCall(const std::string& department, const std::string& operation,
-                  const json& request, Registry& registry) {
+Answer AnswerCall(const std::string& department, const std::string& operation, const json& request,
+                  Registry& registry) {
   if (!IsKnownOperation(department, operation)) {
     return {404, {{"error", "no operation " + department + "/" + operation}}};
   }

@@ -122,7 +122,8 @@ std::optional<std::string> ParseFlags(int argc, char** argv, Flags& flags, bool&
   for (size_t i = 0; i < args.size(); ++i) {
     std::string flag = args[i];
     std::optional<std::string> inline_value;
-    if (const size_t equals = flag.find('='); flag.starts_with("--") && equals != std::string::npos) {
+    if (const size_t equals = flag.find('=');
+        flag.starts_with("--") && equals != std::string::npos) {
       inline_value = flag.substr(equals + 1);
       flag = flag.substr(0, equals);
     }

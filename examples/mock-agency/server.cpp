@@ -71,18 +71,19 @@ asio::awaitable<void> Serve(beast::tcp_stream stream, Agency* agency, CallbackRu
       co_return;
     }
     const http::request<http::string_body>& request = parser.get();
-    Request call{std::string(request.method_string()), std::string(request.target()),
+    Request call{std::string(request.method_string()),
+                 std::string(request.target()),
                  request.body(),
                  Header(request, "Idempotency-Key"),
                  Header(request, "X-Wf-Case"),
                  Header(request, "X-Wf-Step")};
     Plan plan = agency->Handle(call);
     if (!quiet) {
-      std::fprintf(stderr, "%s %s key=%s -> %s%s\n", call.method.c_str(), call.target.c_str(),
-                   call.idempotency_key.empty() ? "-" : call.idempotency_key.c_str(),
-                   plan.hang ? "hang" : std::to_string(plan.status).c_str(),
-                   plan.delay_ms > 0 ? (" after " + std::to_string(plan.delay_ms) + "ms").c_str()
-                                     : "");
+      std::fprintf(
+          stderr, "%s %s key=%s -> %s%s\n", call.method.c_str(), call.target.c_str(),
+          call.idempotency_key.empty() ? "-" : call.idempotency_key.c_str(),
+          plan.hang ? "hang" : std::to_string(plan.status).c_str(),
+          plan.delay_ms > 0 ? (" after " + std::to_string(plan.delay_ms) + "ms").c_str() : "");
     }
     if (plan.delay_ms > 0) {
       stream.expires_never();

@@ -93,9 +93,8 @@ TEST_CASE("a program that exits 0 with a JSON object answers the step, given the
 
 TEST_CASE("arguments reach the program literally, spaces and shell syntax included",
           "[adapters][command]") {
-  auto adapter = MakeAdapter({{"command",
-                               {"/bin/sh", Fixture("echo.sh"), "two words", "$HOME", "a;b",
-                                "*", "`id`"}}});
+  auto adapter = MakeAdapter(
+      {{"command", {"/bin/sh", Fixture("echo.sh"), "two words", "$HOME", "a;b", "*", "`id`"}}});
   StepOutcome outcome = Call(*adapter, MakeRequest("register"));
   INFO(outcome.message);
   REQUIRE(outcome.kind == Kind::kDone);
@@ -166,9 +165,8 @@ TEST_CASE("a program past its timeout is killed with its whole process group and
   std::filesystem::remove_all(pattern);
 }
 
-TEST_CASE("the department's timeout caps the step's", "[adapters][command]") {
-  auto adapter = MakeAdapter(
-      {{"command", {"/bin/sh", "-c", "sleep 1000"}}, {"timeout", 1}});
+TEST_CASE("a command department's timeout caps the step's", "[adapters][command]") {
+  auto adapter = MakeAdapter({{"command", {"/bin/sh", "-c", "sleep 1000"}}, {"timeout", 1}});
   StepOutcome outcome = Call(*adapter, MakeRequest("register", {}, std::chrono::hours(1)));
   CHECK(outcome.kind == Kind::kRetry);
   CHECK(outcome.message ==
@@ -177,8 +175,8 @@ TEST_CASE("the department's timeout caps the step's", "[adapters][command]") {
 
 TEST_CASE("cwd sets the program's working directory", "[adapters][command]") {
   std::string dir = std::filesystem::temp_directory_path().string();
-  auto adapter = MakeAdapter({{"command", {"/bin/sh", "-c", R"(printf '{"cwd": "%s"}' "$PWD")"}},
-                              {"cwd", dir}});
+  auto adapter = MakeAdapter(
+      {{"command", {"/bin/sh", "-c", R"(printf '{"cwd": "%s"}' "$PWD")"}}, {"cwd", dir}});
   StepOutcome outcome = Call(*adapter, MakeRequest("where"));
   INFO(outcome.message);
   REQUIRE(outcome.kind == Kind::kDone);
@@ -206,15 +204,13 @@ TEST_CASE("many programs run at once on one I/O thread", "[adapters][command]") 
   }
 }
 
-TEST_CASE("a large answer and a program that ignores its stdin both work",
-          "[adapters][command]") {
+TEST_CASE("a large answer and a program that ignores its stdin both work", "[adapters][command]") {
   // 300 KB of output, more than a pipe holds, while stdin is never read.
   auto adapter = MakeAdapter(
       {{"command",
         {"/bin/sh", "-c",
          R"(printf '{"filler": "'; head -c 300000 /dev/zero | tr '\0' x; printf '"}')"}}});
-  StepOutcome outcome =
-      Call(*adapter, MakeRequest("big", {{"padding", std::string(200000, 'y')}}));
+  StepOutcome outcome = Call(*adapter, MakeRequest("big", {{"padding", std::string(200000, 'y')}}));
   INFO(outcome.message);
   REQUIRE(outcome.kind == Kind::kDone);
   CHECK(outcome.result["filler"].get<std::string>().size() == 300000);
@@ -254,13 +250,12 @@ TEST_CASE("bad command settings are refused with the department and the key",
     INFO(bad.settings.dump());
     REQUIRE_FALSE(adapter.has_value());
     CHECK(adapter.error().code() == ErrorCode::kInvalid);
-    CHECK_THAT(adapter.error().message(), Catch::StartsWith("department 'civil-registry': ") &&
-                                              Catch::Contains(bad.says));
+    CHECK_THAT(adapter.error().message(),
+               Catch::StartsWith("department 'civil-registry': ") && Catch::Contains(bad.says));
   }
 }
 
-TEST_CASE("a command call is validated without running anything",
-          "[adapters][command][settings]") {
+TEST_CASE("a command call is validated without running anything", "[adapters][command][settings]") {
   auto adapter = MakeAdapter({{"command", {"/nonexistent/registry"}}});
   CHECK(adapter->Validate({"civil-registry", {{"operation", "register"}}}).ok());
   CHECK(adapter->Validate({"civil-registry", nlohmann::json::object()}).ok());

@@ -47,6 +47,7 @@ struct Reply {
   bool hang = false;                   // never answer
   bool drop = false;                   // close the connection without answering
   bool close = false;                  // answer, then close the connection
+  bool chunked = false;                // send the body in chunks, without Content-Length
 };
 
 // A request as the server saw it.
@@ -110,14 +111,14 @@ class TestServer {
   asio::awaitable<void> Accept() {
     for (;;) {
       boost::system::error_code ec;
-      tcp::socket socket = co_await acceptor_.async_accept(
-          asio::redirect_error(asio::use_awaitable, ec));
+      tcp::socket socket =
+          co_await acceptor_.async_accept(asio::redirect_error(asio::use_awaitable, ec));
       if (ec) co_return;
       int number = ++connections_;
       if (tls_) {
-        asio::co_spawn(io_, Session(beast::ssl_stream<beast::tcp_stream>(std::move(socket), *tls_),
-                                    number),
-                       asio::detached);
+        asio::co_spawn(
+            io_, Session(beast::ssl_stream<beast::tcp_stream>(std::move(socket), *tls_), number),
+            asio::detached);
       } else {
         asio::co_spawn(io_, Session(beast::tcp_stream(std::move(socket)), number), asio::detached);
       }
@@ -161,7 +162,11 @@ class TestServer {
       response.set(http::field::content_type, "application/json");
       response.body() = reply.body;
       response.keep_alive(request.keep_alive() && !reply.close);
-      response.prepare_payload();
+      if (reply.chunked) {
+        response.chunked(true);
+      } else {
+        response.prepare_payload();
+      }
       co_await http::async_write(stream, response, asio::redirect_error(asio::use_awaitable, ec));
       if (!response.keep_alive()) break;
     }
@@ -241,9 +246,10 @@ TEST_CASE("a 200 answer is the step's result and the call carries its headers an
     nlohmann::json echoed = nlohmann::json::parse(request.body());
     return Answer(200, nlohmann::json{{"found", true}, {"got", echoed}}.dump());
   });
-  auto adapter = MakeAdapter({{"url", server.url("/population/")},
-                              {"headers", {{"Authorization", "Bearer ${env.WF_HTTP_TEST_TOKEN}"},
-                                           {"X-Agency", "commune"}}}});
+  auto adapter = MakeAdapter(
+      {{"url", server.url("/population/")},
+       {"headers",
+        {{"Authorization", "Bearer ${env.WF_HTTP_TEST_TOKEN}"}, {"X-Agency", "commune"}}}});
   Client client;
   StepOutcome outcome =
       client.Call(*adapter, MakeRequest("get_citizen", {{"id", "079123"}, {"n", 7}}));
@@ -295,8 +301,7 @@ TEST_CASE("a 4xx answer is a permanent failure naming the status and the body",
   CHECK_THAT(teapot.message, Catch::Contains("418") && Catch::Contains("short and stout"));
 }
 
-TEST_CASE("only the first 500 bytes of a refusal's body go into the message",
-          "[adapters][http]") {
+TEST_CASE("only the first 500 bytes of a refusal's body go into the message", "[adapters][http]") {
   TestServer server([](const Request&, int) { return Answer(400, std::string(5000, 'x')); });
   auto adapter = MakeAdapter({{"url", server.url()}});
   Client client;
@@ -317,8 +322,8 @@ TEST_CASE("408, 429 and 5xx answers are retried", "[adapters][http]") {
     StepOutcome outcome = client.Call(*adapter, MakeRequest(status));
     INFO(status << ": " << outcome.message);
     CHECK(outcome.kind == Kind::kRetry);
-    CHECK_THAT(outcome.message, Catch::StartsWith(std::string("population-db ") + status +
-                                                  ": answered " + status));
+    CHECK_THAT(outcome.message,
+               Catch::StartsWith(std::string("population-db ") + status + ": answered " + status));
   }
 }
 
@@ -366,7 +371,7 @@ TEST_CASE("a server that does not answer in time is cut off by the step's timeou
   CHECK(outcome.message == "population-db slow: timed out after 300ms");
 }
 
-TEST_CASE("the department's timeout caps the step's", "[adapters][http]") {
+TEST_CASE("an http department's timeout caps the step's", "[adapters][http]") {
   TestServer server([](const Request&, int) {
     Reply reply;
     reply.hang = true;
@@ -398,21 +403,26 @@ TEST_CASE("a host name that does not resolve is retried", "[adapters][http]") {
   Client client;
   StepOutcome outcome = client.Call(*adapter, MakeRequest("get_citizen"));
   CHECK(outcome.kind == Kind::kRetry);
-  CHECK_THAT(outcome.message,
-             Catch::StartsWith("population-db get_citizen: cannot resolve host "
-                               "'no-such-host.invalid'"));
+  CHECK_THAT(outcome.message, Catch::StartsWith("population-db get_citizen: cannot resolve host "
+                                                "'no-such-host.invalid'"));
 }
 
 TEST_CASE("an answer larger than max_response_bytes is refused", "[adapters][http]") {
   TestServer server([](const Request& request, int) {
-    std::string filler(request.target() == "/big" ? 5000 : 10, 'x');
-    return Answer(200, nlohmann::json{{"filler", filler}}.dump());
+    std::string target(request.target());
+    std::string filler(target == "/small" ? 10 : 5000, 'x');
+    Reply reply = Answer(200, nlohmann::json{{"filler", filler}}.dump());
+    reply.chunked = target == "/chunked";
+    return reply;
   });
   auto adapter = MakeAdapter({{"url", server.url()}, {"max_response_bytes", 1000}});
   Client client;
   StepOutcome big = client.Call(*adapter, MakeRequest("big"));
   CHECK(big.kind == Kind::kFailed);
   CHECK(big.message == "population-db big: answer larger than 1000 bytes");
+  StepOutcome chunked = client.Call(*adapter, MakeRequest("chunked"));
+  CHECK(chunked.kind == Kind::kFailed);
+  CHECK(chunked.message == "population-db chunked: answer larger than 1000 bytes");
   StepOutcome small = client.Call(*adapter, MakeRequest("small"));
   CHECK(small.kind == Kind::kDone);
 }
@@ -464,8 +474,7 @@ TEST_CASE("a reused connection that closes without answering is retried once on 
   CHECK(seen[1].headers["Idempotency-Key"] == seen[2].headers["Idempotency-Key"]);
 }
 
-TEST_CASE("a new connection that closes without answering is not tried again",
-          "[adapters][http]") {
+TEST_CASE("a new connection that closes without answering is not tried again", "[adapters][http]") {
   TestServer server([](const Request&, int) {
     Reply reply;
     reply.drop = true;
@@ -493,8 +502,7 @@ TEST_CASE("a connection the server closes after answering is not pooled", "[adap
   CHECK(server.connections() == 2);
 }
 
-TEST_CASE("pooled connections are released when their io_context goes first",
-          "[adapters][http]") {
+TEST_CASE("pooled connections are released when their io_context goes first", "[adapters][http]") {
   TestServer server([](const Request&, int) { return Answer(200, R"({"ok": true})"); });
   auto adapter = MakeAdapter({{"url", server.url()}});
   {
@@ -535,8 +543,8 @@ TEST_CASE("a thousand concurrent calls to a slow department complete on one I/O 
   io.run();
   auto elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(
       std::chrono::steady_clock::now() - started);
-  WARN(kCalls << " concurrent calls to a department answering after 200 ms took "
-              << elapsed.count() << " ms on one I/O thread");
+  WARN(kCalls << " concurrent calls to a department answering after 200 ms took " << elapsed.count()
+              << " ms on one I/O thread");
   int done = 0;
   for (int i = 0; i < kCalls; ++i) {
     REQUIRE(outcomes[i].has_value());
@@ -593,8 +601,8 @@ TEST_CASE("bad http settings are refused with the department and the key",
     INFO(bad.settings.dump());
     REQUIRE_FALSE(adapter.has_value());
     CHECK(adapter.error().code() == ErrorCode::kInvalid);
-    CHECK_THAT(adapter.error().message(), Catch::StartsWith("department 'population-db': ") &&
-                                              Catch::Contains(bad.says));
+    CHECK_THAT(adapter.error().message(),
+               Catch::StartsWith("department 'population-db': ") && Catch::Contains(bad.says));
   }
 }
 
@@ -614,6 +622,16 @@ TEST_CASE("an http call is validated without I/O", "[adapters][http][settings]")
 // A CA and a server certificate for DNS name "localhost" only (not 127.0.0.1), made once with
 // the openssl command in a temporary directory.
 struct Certificates {
+  Certificates() = default;
+  Certificates(Certificates&& other) noexcept
+      : dir(std::exchange(other.dir, {})),
+        ca(std::move(other.ca)),
+        server_cert(std::move(other.server_cert)),
+        server_key(std::move(other.server_key)) {}
+  ~Certificates() {
+    std::error_code ignored;
+    if (!dir.empty()) std::filesystem::remove_all(dir, ignored);
+  }
   std::filesystem::path dir;
   std::string ca, server_cert, server_key;
 };
@@ -621,8 +639,7 @@ struct Certificates {
 const Certificates& TestCertificates() {
   static const Certificates certificates = [] {
     Certificates c;
-    std::string pattern =
-        (std::filesystem::temp_directory_path() / "wf-http-tls-XXXXXX").string();
+    std::string pattern = (std::filesystem::temp_directory_path() / "wf-http-tls-XXXXXX").string();
     REQUIRE(::mkdtemp(pattern.data()) != nullptr);
     c.dir = pattern;
     c.ca = (c.dir / "ca.pem").string();

@@ -103,8 +103,8 @@ class MockAgency {
     REQUIRE(mkdtemp(pattern) != nullptr);
     dir_ = pattern;
     const std::string port_file = dir_ + "/port";
-    std::vector<std::string> args = {WF_MOCK_AGENCY_BIN, "--port", "0", "--port-file",
-                                     port_file,          "--quiet"};
+    std::vector<std::string> args = {WF_MOCK_AGENCY_BIN, "--port",  "0",
+                                     "--port-file",      port_file, "--quiet"};
     args.insert(args.end(), flags.begin(), flags.end());
     std::vector<char*> argv;
     for (std::string& arg : args) argv.push_back(arg.data());
@@ -203,9 +203,10 @@ bool Matches(const json& value, const char* pattern) {
 
 }  // namespace
 
-TEST_CASE("the mock agency answers every department's operations with the fields the "
-          "procedures read",
-          "[mock_agency]") {
+TEST_CASE(
+    "the mock agency answers every department's operations with the fields the "
+    "procedures read",
+    "[mock_agency]") {
   MockAgency mock;
 
   SECTION("population-db reads a citizen from the id") {
@@ -221,8 +222,8 @@ TEST_CASE("the mock agency answers every department's operations with the fields
   }
 
   SECTION("civil-status-db registers births and deaths with numbered certificates") {
-    const json child = {{"full_name", "Trần Minh Khôi"}, {"birth_date", "2026-03-02"},
-                        {"sex", "male"}};
+    const json child = {
+        {"full_name", "Trần Minh Khôi"}, {"birth_date", "2026-03-02"}, {"sex", "male"}};
     const json first = Answer(mock, "/civil-status-db/register_birth",
                               {{"child", child}, {"mother_citizen_id", "072195001234"}}, "b1");
     CHECK(first["certificate_no"] == "KS-2026-000001");
@@ -256,19 +257,20 @@ TEST_CASE("the mock agency answers every department's operations with the fields
     CHECK(card["valid_until"] == "2032-03-02");
 
     // A man born in 1958 with 278 months of contributions draws a pension.
-    const json history = Answer(mock, "/social-insurance/get_insurance_history",
-                                {{"citizen_id", "079058001962"}});
+    const json history =
+        Answer(mock, "/social-insurance/get_insurance_history", {{"citizen_id", "079058001962"}});
     CHECK(history["pensioner"] == true);
     CHECK(history["monthly_benefit"] == false);
     CHECK(history["compulsory_months"] == 278);
     // Someone born in 2000 has no pension and at most 8 years of contributions.
-    const json young = Answer(mock, "/social-insurance/get_insurance_history",
-                              {{"citizen_id", "079200000400"}});
+    const json young =
+        Answer(mock, "/social-insurance/get_insurance_history", {{"citizen_id", "079200000400"}});
     CHECK(young["pensioner"] == false);
     CHECK(young["compulsory_months"].get<int>() <= 96);
 
     CHECK(Answer(mock, "/social-insurance/grant_survivor_benefits",
-                 {{"citizen_id", "079058001962"}, {"beneficiary_citizen_id", "079162004410"},
+                 {{"citizen_id", "079058001962"},
+                  {"beneficiary_citizen_id", "079162004410"},
                   {"amount_vnd", 10000000}})["status"] == "approved");
   }
 
@@ -285,15 +287,15 @@ TEST_CASE("the mock agency answers every department's operations with the fields
   }
 
   SECTION("business-registry and tax-office decide the S&T enterprise examples") {
-    const json established = Answer(mock, "/business-registry/lookup_enterprise",
-                                    {{"enterprise_code", "3900456789"}});
+    const json established =
+        Answer(mock, "/business-registry/lookup_enterprise", {{"enterprise_code", "3900456789"}});
     CHECK(established["status"] == "active");
     CHECK(Matches(established["founded_on"], "20[0-9]{2}-[0-9]{2}-[0-9]{2}"));
     CHECK(established["founded_on"].get<std::string>() < "2021-03-09");
     CHECK_FALSE(established["name"].get<std::string>().empty());
     // The startup example is dated under 5 years before its filing date (2026-06-15).
-    const json startup = Answer(mock, "/business-registry/lookup_enterprise",
-                                {{"enterprise_code", "3902223344"}});
+    const json startup =
+        Answer(mock, "/business-registry/lookup_enterprise", {{"enterprise_code", "3902223344"}});
     CHECK(startup["founded_on"].get<std::string>() > "2021-06-15");
     CHECK(Answer(mock, "/business-registry/lookup_enterprise",
                  {{"enterprise_code", "3900120000"}})["status"] == "dissolved");
@@ -311,8 +313,8 @@ TEST_CASE("the mock agency answers every department's operations with the fields
 
   SECTION("payment-gateway, dost-records, most-portal and procedure-portal") {
     CHECK(Answer(mock, "/payment-gateway/request_payment",
-                 {{"payer_enterprise_code", "3901234567"}, {"amount_vnd", 3000000}})["amount_vnd"] ==
-          3000000);
+                 {{"payer_enterprise_code", "3901234567"},
+                  {"amount_vnd", 3000000}})["amount_vnd"] == 3000000);
     CHECK(Matches(Answer(mock, "/dost-records/issue_certificate",
                          {{"kind", "st_enterprise"}})["certificate_no"],
                   "GCN-KHCN-[0-9]{6}"));
@@ -351,8 +353,8 @@ TEST_CASE("a repeated idempotency key replays the first answer and is applied on
   CHECK(again.replayed);
   CHECK(again.body == first.body);
   // The replay took no number: the next key gets the second certificate.
-  CHECK(Answer(mock, "/civil-status-db/register_birth", body, "case-2/register_birth/1")
-            ["certificate_no"] == "KS-2026-000002");
+  CHECK(Answer(mock, "/civil-status-db/register_birth", body,
+               "case-2/register_birth/1")["certificate_no"] == "KS-2026-000002");
 
   const json stats = mock.Stats();
   CHECK(stats["requests"] == 3);
@@ -387,8 +389,7 @@ TEST_CASE("fail_first answers 503 for the first tries of each key, then succeeds
   CHECK(mock.Post("/tax-office/get_tax_status", body, "k1").status == 200);
   CHECK(mock.Post("/tax-office/get_tax_status", body, "k2").status == 503);
   // Other departments are not affected.
-  CHECK(mock.Post("/business-registry/lookup_enterprise", {{"enterprise_code", "3901234567"}},
-                  "k3")
+  CHECK(mock.Post("/business-registry/lookup_enterprise", {{"enterprise_code", "3901234567"}}, "k3")
             .status == 200);
   const json stats = mock.Stats();
   CHECK(stats["departments"]["tax-office"]["faults"] == 3);
@@ -400,8 +401,8 @@ TEST_CASE("failure_rate fails a seeded, repeatable share of the tries", "[mock_a
     MockAgency mock({"--failure-rate", rate, "--seed", seed});
     std::string pattern;
     for (int i = 0; i < 40; ++i) {
-      const Reply reply = mock.Post("/population-db/get_citizen",
-                                    {{"citizen_id", "072195001234"}}, "key-" + std::to_string(i));
+      const Reply reply = mock.Post("/population-db/get_citizen", {{"citizen_id", "072195001234"}},
+                                    "key-" + std::to_string(i));
       REQUIRE((reply.status == 200 || reply.status == 503));
       pattern += reply.status == 503 ? 'x' : '.';
     }
@@ -446,8 +447,7 @@ TEST_CASE("a slow department does not hold up a call to another one", "[mock_age
   CHECK(finished == std::vector<std::string>{"fast 200"});
 }
 
-TEST_CASE("a hanging department never answers but keeps the connection",
-          "[mock_agency][faults]") {
+TEST_CASE("a hanging department never answers but keeps the connection", "[mock_agency][faults]") {
   MockAgency mock;
   REQUIRE(mock.Post("/_faults", {{"department", "dolisa"}, {"hang", true}}).status == 200);
   Call call;
@@ -527,8 +527,7 @@ TEST_CASE("an accepted call answers 202 and delivers its result through the call
   CHECK(stats["callbacks"]["started"] == 1);
 }
 
-TEST_CASE("an accepted call without a callback command just answers 202",
-          "[mock_agency][faults]") {
+TEST_CASE("an accepted call without a callback command just answers 202", "[mock_agency][faults]") {
   MockAgency mock({"--accept"});
   const Reply reply = mock.Post("/dolisa/lookup_beneficiary", {{"citizen_id", "079058001962"}});
   CHECK(reply.status == 202);
@@ -561,8 +560,7 @@ TEST_CASE("a reset clears the ledger, the counters and the run-time faults",
   CHECK(again.Json()["certificate_no"] == "KT-2026-000001");
 }
 
-TEST_CASE("bad requests get 400, unknown departments and operations 404",
-          "[mock_agency][errors]") {
+TEST_CASE("bad requests get 400, unknown departments and operations 404", "[mock_agency][errors]") {
   MockAgency mock;
   Call call;
   call.target = "/population-db/get_citizen";

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Measures the engine alone: N cases of a 5-step noop procedure started with --batch, then one
+# `wf engine --until-idle` carrying them all to completion. Prints start rate, durable step
+# transitions per second, cases per second, engine CPU time and peak resident memory.
+# Usage: bench/engine_noop.sh [CASES] [--db URL]   (default: a throwaway PostgreSQL cluster)
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+CASES=${1:-10000}
+WF=${WF:-$ROOT/build/cli/wf}
+WORK=$(mktemp -d /tmp/wf-bench.XXXXXX)
+PG_ROOT=""
+cleanup() { [ -n "$PG_ROOT" ] && bash "$ROOT/.ci/pg" stop "$PG_ROOT"; rm -rf "$WORK"; }
+trap cleanup EXIT
+if [ "${2:-}" = "--db" ]; then
+  export WF_DB=$3
+else
+  eval "$(bash "$ROOT/.ci/pg" | sed 's/WF_TEST_PG/BENCH_PG/')"
+  PG_ROOT=$BENCH_PG_ROOT
+  export WF_DB=$BENCH_PG_URL
+fi
+unset WF_CONFIG
+"$WF" deploy "$ROOT/bench/chain5.yaml" > /dev/null
+for i in $(seq 1 "$CASES"); do printf '{"id": "%d"}\n' "$i"; done > "$WORK/cases.jsonl"
+t0=$(date +%s.%N)
+"$WF" start bench-chain --batch "$WORK/cases.jsonl" --batch-size 1000 > /dev/null
+t1=$(date +%s.%N)
+"$WF" engine --until-idle --idle-wait 1 --concurrency "${CONCURRENCY:-1024}" --json > "$WORK/engine.json" 2> "$WORK/engine.err" &
+pid=$!
+peak=0
+while kill -0 "$pid" 2>/dev/null; do
+  rss=$(awk '/VmRSS/ {print $2}' "/proc/$pid/status" 2>/dev/null || echo 0)
+  [ "${rss:-0}" -gt "$peak" ] && peak=$rss
+  cpu=$(awk '{print $14 + $15}' "/proc/$pid/stat" 2>/dev/null || echo "$cpu")
+  sleep 0.1
+done
+wait "$pid"
+t2=$(date +%s.%N)
+ticks=$(getconf CLK_TCK)
+completed=$("$WF" cases --status completed --limit 0 --json | jq length)
+transitions=$(jq .committed "$WORK/engine.json")
+awk -v n="$CASES" -v s="$t0" -v b="$t1" -v e="$t2" -v tr="$transitions" -v done="$completed" \
+    -v peak="$peak" -v cpu="${cpu:-0}" -v hz="$ticks" 'BEGIN {
+  printf "cases started:        %d in %.2f s (%.0f cases/s)\n", n, b - s, n / (b - s);
+  printf "engine run:           %.2f s for %d cases (%d completed)\n", e - b, n, done;
+  printf "step transitions:     %d committed, %.0f per second\n", tr, tr / (e - b);
+  printf "cases per second:     %.0f\n", done / (e - b);
+  printf "engine CPU time:      %.2f s\n", cpu / hz;
+  printf "engine peak RSS:      %.1f MB\n", peak / 1024;
+}'

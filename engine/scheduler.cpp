@@ -8,6 +8,7 @@
 #include <mutex>
 #include <optional>
 #include <random>
+#include <thread>
 #include <unordered_map>
 #include <vector>
 
@@ -106,13 +107,33 @@ struct Engine::Impl {
     co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
   }
 
+  // How long the SQLite engine lock lasts unless renewed: short, so that an engine started after
+  // one was killed waits at most this long for the dead one's lock.
+  std::chrono::seconds LockTtl() const {
+    return std::min<std::chrono::seconds>(options.lease, std::chrono::seconds(15));
+  }
+
+  // Takes the SQLite engine lock at start-up, waiting out the lock of an engine that died
+  // (it expires after LockTtl); a live engine keeps renewing it, so then kConflict.
+  Status TakeSqliteLock() {
+    auto give_up = std::chrono::steady_clock::now() + LockTtl() + std::chrono::seconds(1);
+    for (;;) {
+      Status status = LockSqlite(true);
+      if (status.code() != ErrorCode::kConflict ||
+          std::chrono::steady_clock::now() >= give_up) {
+        return status;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(250));
+    }
+  }
+
   Status LockSqlite(bool take) {
     if (runtime.store().backend() != Backend::kSqlite) return Status::Ok();
     std::optional<bool> locked;
     Status status = runtime.store().Transact([&](StoreTx& tx) {
       if (!take) return tx.UnlockEngine("engine", options.owner);
       Timestamp now = Now();
-      auto got = tx.TryLockEngine("engine", options.owner, now, now + options.lease);
+      auto got = tx.TryLockEngine("engine", options.owner, now, now + LockTtl());
       if (!got) return got.error();
       locked = *got;
       return Status::Ok();
@@ -129,7 +150,7 @@ struct Engine::Impl {
     auto backoff = std::chrono::milliseconds(100);
     auto last_lock = std::chrono::steady_clock::now();
     while (!stopping) {
-      if (std::chrono::steady_clock::now() - last_lock > options.lease / 3) {
+      if (std::chrono::steady_clock::now() - last_lock > LockTtl() / 3) {
         Status renewed = co_await OnDb([this] { return LockSqlite(true); });
         if (renewed.code() == ErrorCode::kConflict) {
           final_status = renewed;
@@ -435,7 +456,7 @@ EngineStats Engine::stats() const {
 
 Status Engine::Run() {
   Impl& impl = *impl_;
-  if (Status locked = impl.LockSqlite(true); !locked.ok()) return locked;
+  if (Status locked = impl.TakeSqliteLock(); !locked.ok()) return locked;
   asio::signal_set signals(impl.io, SIGINT, SIGTERM);
   signals.async_wait([this](const boost::system::error_code& ec, int signal) {
     if (ec) return;

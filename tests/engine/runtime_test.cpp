@@ -291,7 +291,9 @@ TEST_CASE("a second engine on one SQLite database is refused clearly", "[engine]
                    })
               .ok());
   adapters::Registry registry;
-  Engine engine(runtime, registry, UntilIdle());
+  EngineOptions options = UntilIdle();
+  options.lease = std::chrono::seconds(2);  // it waits out a dead engine's lock this long
+  Engine engine(runtime, registry, options);
   Status status = engine.Run();
   CHECK(status.code() == ErrorCode::kConflict);
   CHECK_THAT(status.message(), Catch::Contains("one engine at a time"));

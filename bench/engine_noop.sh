@@ -14,7 +14,8 @@ trap cleanup EXIT
 if [ "${2:-}" = "--db" ]; then
   export WF_DB=$3
 else
-  eval "$(bash "$ROOT/.ci/pg" | sed 's/WF_TEST_PG/BENCH_PG/')"
+  exports=$(bash "$ROOT/.ci/pg")
+  eval "$(sed 's/WF_TEST_PG/BENCH_PG/' <<< "$exports")"
   PG_ROOT=$BENCH_PG_ROOT
   export WF_DB=$BENCH_PG_URL
 fi

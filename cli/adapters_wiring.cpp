@@ -36,8 +36,7 @@ class UnsupportedAdapter final : public adapters::Adapter {
 Status SettingsError(const engine::Deployment& deployment, const engine::Department& department,
                      const Status& why) {
   return Status::Invalid(deployment.file + ":" + std::to_string(department.where.line) + ":" +
-                         std::to_string(department.where.column) + ": error: department '" +
-                         department.name + "': " + why.message());
+                         std::to_string(department.where.column) + ": error: " + why.message());
 }
 
 }  // namespace

@@ -39,7 +39,8 @@ CONFIG
 use_database() {
   if [ "$BACKEND" = postgresql ]; then
     [ "$(id -u)" -eq 0 ] || { echo "SKIP: needs root to run a PostgreSQL cluster"; exit 77; }
-    eval "$(bash "$ROOT/.ci/pg" | sed 's/WF_TEST_PG/FAULT_PG/')"
+    exports=$(bash "$ROOT/.ci/pg") || fail "could not start a PostgreSQL cluster"
+    eval "$(sed 's/WF_TEST_PG/FAULT_PG/' <<< "$exports")"
     PG_ROOT=$FAULT_PG_ROOT
     export WF_DB=$FAULT_PG_URL
   else

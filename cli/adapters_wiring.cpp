@@ -8,6 +8,7 @@
 #include "adapters/command.hpp"
 #include "adapters/http.hpp"
 #include "adapters/noop.hpp"
+#include "adapters/sql.hpp"
 
 namespace wf::cli {
 
@@ -50,6 +51,12 @@ Status BuildRegistry(const engine::Deployment& deployment, asio::any_io_executor
     }
     if (department.adapter == "http") {
       auto adapter = adapters::HttpAdapter::Create(name, department.settings);
+      if (!adapter) return SettingsError(deployment, department, adapter.error());
+      registry->Add(name, std::move(*adapter));
+      continue;
+    }
+    if (department.adapter == "sql") {
+      auto adapter = adapters::SqlAdapter::Create(name, department.settings);
       if (!adapter) return SettingsError(deployment, department, adapter.error());
       registry->Add(name, std::move(*adapter));
       continue;

@@ -34,6 +34,16 @@ NewWork EventWork(const std::string& case_id, const std::string& step, int64_t a
   return NewWork{case_id, kWorkEvent, step, activation, EventToJson(event).dump(), run_at};
 }
 
+// The newest version of a deployed procedure, with a message that says what to do if none.
+Result<ProcedureRecord> LatestDeployed(StoreTx& tx, const std::string& name) {
+  auto record = tx.LatestProcedure(name);
+  if (!record && record.error().code() == ErrorCode::kNotFound) {
+    return Status::NotFound("no procedure named '" + name +
+                            "' is deployed; deploy it with `wf deploy FILE`");
+  }
+  return record;
+}
+
 }  // namespace
 
 Status CheckDataLimits(const nlohmann::json& data) {
@@ -133,12 +143,8 @@ Result<Started> Runtime::StartCase(const std::string& procedure_name, const nloh
                                    const std::string& actor) {
   std::optional<Started> started;
   Status status = store_.Transact([&](StoreTx& tx) {
-    auto record = tx.LatestProcedure(procedure_name);
-    if (!record) {
-      if (record.error().code() != ErrorCode::kNotFound) return record.error();
-      return Status::NotFound("no procedure named '" + procedure_name +
-                              "' is deployed; deploy it with `wf deploy FILE`");
-    }
+    auto record = LatestDeployed(tx, procedure_name);
+    if (!record) return record.error();
     auto procedure = procedures_.Put(*record);
     if (!procedure) return procedure.error();
     auto result = StartInTx(tx, **procedure, data, actor, Now(), std::nullopt, std::nullopt);
@@ -157,12 +163,8 @@ Result<std::vector<Started>> Runtime::StartBatch(const std::string& procedure_na
   std::vector<Started> all;
   const workflows::Procedure* procedure = nullptr;
   Status status = store_.Read([&](StoreTx& tx) {
-    auto record = tx.LatestProcedure(procedure_name);
-    if (!record) {
-      if (record.error().code() != ErrorCode::kNotFound) return record.error();
-      return Status::NotFound("no procedure named '" + procedure_name +
-                              "' is deployed; deploy it with `wf deploy FILE`");
-    }
+    auto record = LatestDeployed(tx, procedure_name);
+    if (!record) return record.error();
     auto loaded = procedures_.Put(*record);
     if (!loaded) return loaded.error();
     procedure = *loaded;
@@ -522,6 +524,14 @@ Result<TaskRecord> FindTask(StoreTx& tx, int64_t task_id) {
   return task;
 }
 
+// A history event about a task that does not move its case (claimed, released).
+Status AppendTaskNote(StoreTx& tx, const TaskRecord& task, const std::string& actor,
+                      const std::string& action) {
+  auto event = tx.AppendHistory(task.case_id, actor, action, task.step,
+                                nlohmann::json{{"task", task.id}}.dump(), Now());
+  return event ? Status::Ok() : event.error();
+}
+
 Status DescribeTaskState(const TaskRecord& task, const std::string& actor) {
   switch (task.status) {
     case TaskStatus::kCompleted:
@@ -568,9 +578,7 @@ Status Runtime::ClaimTask(int64_t task_id, const std::string& actor) {
     auto record = tx.GetCaseForUpdate(task->case_id);
     if (!record) return record.error();
     if (Status s = tx.ClaimTask(task_id, actor); !s.ok()) return s;
-    auto event = tx.AppendHistory(task->case_id, actor, "task.claimed", task->step,
-                                  nlohmann::json{{"task", task_id}}.dump(), Now());
-    return event ? Status::Ok() : event.error();
+    return AppendTaskNote(tx, *task, actor, "task.claimed");
   });
 }
 
@@ -584,9 +592,7 @@ Status Runtime::ReleaseTask(int64_t task_id, const std::string& actor) {
     auto record = tx.GetCaseForUpdate(task->case_id);
     if (!record) return record.error();
     if (Status s = tx.ReleaseTask(task_id, actor); !s.ok()) return s;
-    auto event = tx.AppendHistory(task->case_id, actor, "task.released", task->step,
-                                  nlohmann::json{{"task", task_id}}.dump(), Now());
-    return event ? Status::Ok() : event.error();
+    return AppendTaskNote(tx, *task, actor, "task.released");
   });
 }
 

@@ -8,6 +8,7 @@
 #include "adapters/command.hpp"
 #include "adapters/http.hpp"
 #include "adapters/noop.hpp"
+#include "adapters/notify.hpp"
 #include "adapters/sql.hpp"
 
 namespace wf::cli {
@@ -51,6 +52,12 @@ Status BuildRegistry(const engine::Deployment& deployment, asio::any_io_executor
     }
     if (department.adapter == "http") {
       auto adapter = adapters::HttpAdapter::Create(name, department.settings);
+      if (!adapter) return SettingsError(deployment, department, adapter.error());
+      registry->Add(name, std::move(*adapter));
+      continue;
+    }
+    if (department.adapter == "notify") {
+      auto adapter = adapters::NotifyAdapter::Create(name, department.settings);
       if (!adapter) return SettingsError(deployment, department, adapter.error());
       registry->Add(name, std::move(*adapter));
       continue;

@@ -10,6 +10,7 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include "adapters/notify.hpp"
 #include "cli/adapters_wiring.hpp"
 #include "cli/command.hpp"
 #include "cli/output.hpp"
@@ -785,6 +786,45 @@ int Retry(const GlobalOptions& globals, int64_t incident_id) {
   return 0;
 }
 
+// The messages the notify departments of the deployment wrote into their outbox folders.
+int Outbox(const GlobalOptions& globals) {
+  auto deployment = LoadDeploymentFor(globals);
+  if (!deployment) return Fail(deployment.error());
+  json all = json::array();
+  for (const auto& [name, department] : deployment->departments) {
+    if (department.adapter != "notify" || !department.settings.contains("outbox")) continue;
+    auto messages =
+        adapters::NotifyAdapter::ListOutbox(department.settings["outbox"].get<std::string>());
+    if (!messages) {
+      if (messages.error().code() == ErrorCode::kNotFound) continue;  // nothing written yet
+      return Fail(messages.error());
+    }
+    for (auto& message : *messages) {
+      message["department"] = name;
+      all.push_back(std::move(message));
+    }
+  }
+  if (globals.json) {
+    PrintJson(all);
+    return 0;
+  }
+  if (all.empty()) {
+    std::cout << "the outbox is empty\n";
+    return 0;
+  }
+  Table table({"DEPARTMENT", "WRITTEN", "CASE", "TO", "SUBJECT"});
+  for (const auto& m : all) {
+    auto text = [&](const char* key) {
+      if (!m.contains(key)) return std::string();
+      return m[key].is_string() ? m[key].get<std::string>() : m[key].dump();
+    };
+    table.AddRow({text("department"), text("written_at"), text("case"), text("to"),
+                  m.contains("error") ? "(unreadable: " + text("error") + ")" : text("subject")});
+  }
+  table.Print(std::cout);
+  return 0;
+}
+
 int Incidents(const GlobalOptions& globals) {
   auto session = OpenSession(globals);
   if (!session) return Fail(session.error());
@@ -949,6 +989,13 @@ void AddCaseCommands(CLI::App& app, const GlobalOptions& globals, CommandAction*
     cmd->add_option("incident", *incident, "the incident id (`wf incidents`)")->required();
     cmd->callback([&globals, incident, selected] {
       *selected = [&globals, incident] { return Retry(globals, *incident); };
+    });
+  }
+  {
+    auto* outbox = app.add_subcommand(
+        "outbox", "messages the notify departments kept in their outbox (no mail server)");
+    outbox->callback([&globals, selected] {
+      *selected = [&globals] { return Outbox(globals); };
     });
   }
   {

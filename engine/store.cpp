@@ -1201,6 +1201,19 @@ Backend Store::backend() const { return state_->target.backend; }
 const std::string& Store::redacted_url() const { return state_->target.redacted_url; }
 
 Result<std::unique_ptr<Store>> Store::Open(std::string_view url, int pool_size) {
+  // SQLite answers BUSY without waiting in a few cases busy_timeout does not cover (two
+  // processes creating the same file and switching it to WAL at once): try again shortly.
+  for (int attempt = 1;; ++attempt) {
+    Result<std::unique_ptr<Store>> store = OpenOnce(url, pool_size);
+    if (store || store.error().code() != ErrorCode::kUnavailable || attempt == 5 ||
+        url.rfind("sqlite:", 0) != 0) {
+      return store;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50 * attempt));
+  }
+}
+
+Result<std::unique_ptr<Store>> Store::OpenOnce(std::string_view url, int pool_size) {
   Result<DatabaseTarget> target = ParseDatabaseUrl(url);
   if (!target) return target.error();
   if (target->backend == Backend::kSqlite && target->connect_string == ":memory:") pool_size = 1;

@@ -385,6 +385,8 @@ class Store {
 
  private:
   explicit Store(std::unique_ptr<detail::StoreState> state);
+  // One attempt of Open.
+  static Result<std::unique_ptr<Store>> OpenOnce(std::string_view url, int pool_size);
   Status Run(bool write, const std::function<Status(detail::TxContext&)>& body);
 
   std::unique_ptr<detail::StoreState> state_;

@@ -143,6 +143,8 @@ TEST_CASE("two starters migrating an empty database at once both succeed",
   std::thread second([&] { b = Store::Open(db->url(), 1); });
   first.join();
   second.join();
+  INFO("first: " << (a ? "ok" : a.error().message()));
+  INFO("second: " << (b ? "ok" : b.error().message()));
   REQUIRE(a.has_value());
   REQUIRE(b.has_value());
   CHECK(db->QueryInt("SELECT COUNT(*) FROM wf_schema") ==

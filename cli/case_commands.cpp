@@ -1,6 +1,9 @@
 // wf deploy, procedures, migrate, start, cases, show, signal, cancel, retry, incidents, engine:
 // putting procedures into the store, starting and looking up cases, and running the engine.
+#include <sys/resource.h>
+
 #include <algorithm>
+#include <chrono>
 #include <iostream>
 #include <memory>
 #include <set>
@@ -883,8 +886,16 @@ int RunEngine(const GlobalOptions& globals, const EngineCommandOptions& options)
       !wired.ok()) {
     return Fail(wired);
   }
+  auto started = std::chrono::steady_clock::now();
   Status status = engine.Run();
+  double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   engine::EngineStats stats = engine.stats();
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  auto seconds = [](const timeval& t) { return t.tv_sec + t.tv_usec / 1e6; };
+  double cpu = seconds(usage.ru_utime) + seconds(usage.ru_stime);
+  double peak_mb = usage.ru_maxrss / 1024.0;  // Linux reports KiB
+  const auto& dispatch = stats.dispatch;
   if (globals.json) {
     PrintJson({{"ok", status.ok()},
                {"claimed", stats.claimed},
@@ -892,11 +903,23 @@ int RunEngine(const GlobalOptions& globals, const EngineCommandOptions& options)
                {"reused", stats.reused},
                {"committed", stats.committed},
                {"stale", stats.stale},
-               {"transactions", stats.transactions}});
+               {"transactions", stats.transactions},
+               {"wall_seconds", wall},
+               {"cpu_seconds", cpu},
+               {"peak_rss_mb", peak_mb},
+               {"dispatch_ms",
+                {{"count", dispatch.count()},
+                 {"p50", dispatch.QuantileMs(0.50)},
+                 {"p90", dispatch.QuantileMs(0.90)},
+                 {"p99", dispatch.QuantileMs(0.99)},
+                 {"max", dispatch.max_ms()}}}});
   } else {
     std::cout << "engine: claimed " << stats.claimed << ", invoked " << stats.invoked
               << ", reused " << stats.reused << ", committed " << stats.committed << ", stale "
-              << stats.stale << ", in " << stats.transactions << " transactions\n";
+              << stats.stale << ", in " << stats.transactions << " transactions; "
+              << fmt::format("{:.1f} s, CPU {:.1f} s, peak {:.0f} MB, dispatch p50 {:.1f} ms",
+                             wall, cpu, peak_mb, dispatch.QuantileMs(0.5))
+              << ", p99 " << fmt::format("{:.1f}", dispatch.QuantileMs(0.99)) << " ms\n";
   }
   if (!status.ok()) return Fail(status);
   return 0;

@@ -341,16 +341,16 @@ std::string Dialect::ClaimWorkSql() const {
   if (is_postgres()) {
     return "UPDATE work AS w SET state = 'leased', owner = :owner, lease_until = :lease_until,"
            " run_at = :lease_run_at, attempt = w.attempt + 1"
-           " FROM (SELECT case_id, id FROM work WHERE state <> 'done' AND run_at <= :now"
+           " FROM (SELECT case_id, id, run_at FROM work WHERE state <> 'done' AND run_at <= :now"
            " ORDER BY run_at LIMIT :limit FOR UPDATE SKIP LOCKED) AS due"
            " WHERE w.case_id = due.case_id AND w.id = due.id RETURNING " +
-           WorkColumns("w");
+           WorkColumns("w") + ", due.run_at";
   }
   return "UPDATE work SET state = 'leased', owner = :owner, lease_until = :lease_until,"
          " run_at = :lease_run_at, attempt = attempt + 1"
          " WHERE id IN (SELECT id FROM work WHERE state <> 'done' AND run_at <= :now"
          " ORDER BY run_at LIMIT :limit) RETURNING " +
-         WorkColumns("");
+         WorkColumns("") + ", created_at";  // RETURNING sees only new values here
 }
 
 std::string Dialect::NotifyWorkSql() const {

@@ -35,6 +35,14 @@ struct Completion {
   bool reused = false;
 };
 
+// What committing a batch gave: the outcomes to try again (the database was away) and the new
+// work handed straight back to this engine.
+struct Committed {
+  Status status;
+  std::vector<Completion> failed;
+  std::vector<WorkItem> claimed;
+};
+
 Event EventFromOutcome(int64_t activation, const adapters::StepOutcome& outcome, int attempt) {
   using Kind = adapters::StepOutcome::Kind;
   switch (outcome.kind) {
@@ -57,10 +65,12 @@ struct Engine::Impl {
       : runtime(r),
         registry(a),
         options(std::move(o)),
-        db_pool(static_cast<size_t>(std::max(1, options.db_threads) + 1)),
-        wake(io),
-        commit_wake(io) {
+        db_pool(static_cast<size_t>(std::max(1, options.db_threads) + 2)),
+        wake(io) {
     if (options.owner.empty()) options.owner = DefaultOwner();
+    for (int i = 0; i < std::max(1, options.db_threads); ++i) {
+      committers.push_back(std::make_unique<Shard>(io));
+    }
   }
 
   Runtime& runtime;
@@ -71,13 +81,25 @@ struct Engine::Impl {
   asio::io_context io{1};
   asio::thread_pool db_pool;
   asio::steady_timer wake;         // the main loop sleeps on it; cancelled to wake it
-  asio::steady_timer commit_wake;  // the committer sleeps on it
+  // Outcomes are committed by one committer per database thread, each owning the cases that hash
+  // to it, so that no two of this engine's transactions ever wait for the same case row.
+  struct Shard {
+    explicit Shard(asio::io_context& io) : wake(io) {}
+    std::deque<Completion> done;  // outcomes waiting to be committed (io thread only)
+    asio::steady_timer wake;      // the committer sleeps on it
+  };
+  std::vector<std::unique_ptr<Shard>> committers;
+
+  Shard& ShardOf(const std::string& case_id) {
+    return *committers[std::hash<std::string>{}(case_id) % committers.size()];
+  }
+  void WakeCommitters() {
+    for (auto& shard : committers) shard->wake.cancel();
+  }
 
   std::atomic<bool> stopping{false};
   bool listener_done = false;
-  bool committer_done = false;
   int in_flight = 0;            // claimed and not yet committed (io thread only)
-  std::deque<Completion> done;  // outcomes waiting to be committed (io thread only)
   Status final_status;
 
   mutable std::mutex stats_mutex;
@@ -183,20 +205,7 @@ struct Engine::Impl {
         claimed = std::move(result.second);
       }
       Count(&EngineStats::claimed, static_cast<int64_t>(claimed.size()));
-      for (auto& item : claimed) {
-        ++in_flight;
-        asio::co_spawn(io, Carry(std::move(item)), [this](std::exception_ptr e) {
-          if (!e) return;
-          try {
-            std::rethrow_exception(e);
-          } catch (const std::exception& ex) {
-            // The last net: the row's lease runs out and it is carried out again.
-            spdlog::error("work failed with an exception: {}", ex.what());
-          }
-          --in_flight;
-          wake.cancel();
-        });
-      }
+      for (auto& item : claimed) Spawn(std::move(item));
       if (!claimed.empty() &&
           static_cast<int>(claimed.size()) == std::min(room, options.claim_batch)) {
         continue;  // there may be more due right now
@@ -232,8 +241,24 @@ struct Engine::Impl {
     while (in_flight > 0) co_await Sleep(wake, std::chrono::milliseconds(200));
     stopping = true;
     runtime.store().Wake();
-    commit_wake.cancel();
+    WakeCommitters();
     co_return;
+  }
+
+  // Starts carrying out a claimed row (on the I/O thread).
+  void Spawn(WorkItem item) {
+    ++in_flight;
+    asio::co_spawn(io, Carry(std::move(item)), [this](std::exception_ptr e) {
+      if (!e) return;
+      try {
+        std::rethrow_exception(e);
+      } catch (const std::exception& ex) {
+        // The last net: the row's lease runs out and it is carried out again.
+        spdlog::error("work failed with an exception: {}", ex.what());
+      }
+      --in_flight;
+      wake.cancel();
+    });
   }
 
   // Carries out one claimed row and queues its outcome for the committer.
@@ -260,8 +285,9 @@ struct Engine::Impl {
       spdlog::error("case {}: unknown work kind '{}'", item.case_id, item.kind);
     }
     completion.item = std::move(item);
-    done.push_back(std::move(completion));
-    commit_wake.cancel();
+    Shard& shard = ShardOf(completion.item.case_id);
+    shard.done.push_back(std::move(completion));
+    shard.wake.cancel();
   }
 
   asio::awaitable<Event> Invoke(const WorkItem& item, const InvokePayload& payload, bool* reused) {
@@ -302,7 +328,12 @@ struct Engine::Impl {
     request.operation = payload.operation;
     request.fields = payload.fields;
     request.timeout = std::chrono::milliseconds(payload.timeout_ms);
-    Count(&EngineStats::invoked);
+    {
+      std::lock_guard lock(stats_mutex);
+      ++stats.invoked;
+      stats.dispatch.Add(
+          std::chrono::duration_cast<std::chrono::microseconds>(Now() - item.ready_at));
+    }
     adapters::StepOutcome outcome;
     try {
       outcome = co_await adapter->Invoke(std::move(request));
@@ -313,84 +344,104 @@ struct Engine::Impl {
   }
 
   // Commits queued outcomes in batches until the main loop has stopped and none are left.
-  asio::awaitable<void> Committer() {
+  asio::awaitable<void> Committer(Shard& shard) {
     auto backoff = std::chrono::milliseconds(100);
+    std::deque<Completion>& done = shard.done;
     for (;;) {
       if (done.empty()) {
         if (stopping && in_flight == 0) break;
-        co_await Sleep(commit_wake, std::chrono::milliseconds(1000));
+        co_await Sleep(shard.wake, std::chrono::milliseconds(1000));
         continue;
       }
       size_t n = std::min(done.size(), static_cast<size_t>(options.commit_batch));
       std::vector<Completion> batch(std::make_move_iterator(done.begin()),
                                     std::make_move_iterator(done.begin() + n));
       done.erase(done.begin(), done.begin() + n);
-      auto commit = [this, batch = std::move(batch)]() mutable {
-        Status s = CommitBatch(batch);
-        if (s.ok() || batch.size() == 1 || s.code() == ErrorCode::kUnavailable) {
-          return std::make_pair(s, std::move(batch));
+      // Room for work the commit may hand straight back (StoreTx::ClaimNewWork): the batch's
+      // own slots, none once stopping.
+      int room = stopping ? 0 : static_cast<int>(n);
+      auto commit = [this, room, batch = std::move(batch)]() mutable {
+        Committed out;
+        out.status = CommitBatch(batch, room, &out.claimed);
+        if (out.status.ok() || batch.size() == 1 || out.status.code() == ErrorCode::kUnavailable) {
+          out.failed = std::move(batch);
+          if (out.status.ok()) out.failed.clear();
+          return out;
         }
         // One bad outcome must not hold back the rest: commit them one at a time.
-        std::vector<Completion> failed;
+        out.status = Status::Ok();
         for (auto& one : batch) {
           std::vector<Completion> single;
           single.push_back(std::move(one));
-          Status each = CommitBatch(single);
+          Status each = CommitBatch(single, 0, nullptr);
           if (each.code() == ErrorCode::kUnavailable) {
-            failed.push_back(std::move(single.front()));
+            out.failed.push_back(std::move(single.front()));
           } else if (!each.ok()) {
             spdlog::error("case {}: could not commit work {}: {}", single.front().item.case_id,
                           single.front().item.id, each.message());
           }
         }
-        return std::make_pair(failed.empty() ? Status::Ok() : Status::Unavailable("database away"),
-                              std::move(failed));
+        if (!out.failed.empty()) out.status = Status::Unavailable("database away");
+        return out;
       };
       auto result = co_await OnDb(std::move(commit));
-      if (result.first.code() == ErrorCode::kUnavailable) {
+      if (result.status.code() == ErrorCode::kUnavailable) {
         // The database is away: keep the outcomes and try again; the fenced completion makes a
         // late commit safe even if the lease was lost meanwhile.
-        spdlog::warn("committing outcomes failed ({}); retrying in {} ms", result.first.message(),
+        spdlog::warn("committing outcomes failed ({}); retrying in {} ms", result.status.message(),
                      backoff.count());
-        for (auto it = result.second.rbegin(); it != result.second.rend(); ++it) {
+        in_flight -= static_cast<int>(n - result.failed.size());
+        for (auto it = result.failed.rbegin(); it != result.failed.rend(); ++it) {
           done.push_front(std::move(*it));
         }
-        co_await Sleep(commit_wake, backoff);
+        co_await Sleep(shard.wake, backoff);
         backoff = std::min(backoff * 2, std::chrono::milliseconds(5000));
         continue;
       }
+      if (!result.status.ok()) {
+        spdlog::error("case {}: could not commit work {}: {}", result.failed.front().item.case_id,
+                      result.failed.front().item.id, result.status.message());
+      }
       backoff = std::chrono::milliseconds(100);
       in_flight -= static_cast<int>(n);
+      Count(&EngineStats::claimed, static_cast<int64_t>(result.claimed.size()));
+      for (auto& item : result.claimed) Spawn(std::move(item));
       wake.cancel();
     }
-    committer_done = true;
+    WakeCommitters();  // the others may be waiting for in_flight to reach 0
   }
 
-  // On a database thread: one transaction for the whole batch.
-  Status CommitBatch(std::vector<Completion>& batch) {
+  // On a database thread: one transaction for the whole batch. With room > 0, up to `room` rows
+  // of new work due now come back in `claimed`, already leased to this engine.
+  Status CommitBatch(std::vector<Completion>& batch, int room, std::vector<WorkItem>* claimed) {
     int64_t applied = 0, stale = 0;
     Status status = runtime.store().Transact([&](StoreTx& tx) {
       applied = stale = 0;
-      std::unordered_map<std::string, CaseRecord> cases;
+      tx.DeferWrites();  // the case rows are locked below: updates cannot conflict
       Timestamp now = Now();
-      for (const auto& c : batch) {
-        auto fenced = tx.CompleteWork(c.item.case_id, c.item.id, c.item.attempt, options.owner);
-        if (!fenced) return fenced.error();
-        if (!*fenced || !c.event) {
+      if (claimed != nullptr && room > 0) tx.ClaimNewWork(options.owner, now, options.lease, room);
+      std::vector<WorkFence> fences;
+      fences.reserve(batch.size());
+      for (const auto& c : batch) fences.push_back({c.item.case_id, c.item.id, c.item.attempt});
+      auto fenced = tx.CompleteWorkBatch(fences, options.owner);
+      if (!fenced) return fenced.error();
+      std::vector<std::string> ids;
+      for (size_t i = 0; i < batch.size(); ++i) {
+        if ((*fenced)[i] && batch[i].event) ids.push_back(batch[i].item.case_id);
+      }
+      auto locked = tx.GetCasesForUpdate(ids);
+      if (!locked) return locked.error();
+      std::unordered_map<std::string, CaseRecord> cases;
+      for (auto& record : *locked) {
+        std::string id = record.id;
+        cases.emplace(std::move(id), std::move(record));
+      }
+      for (size_t i = 0; i < batch.size(); ++i) {
+        const Completion& c = batch[i];
+        auto it = cases.find(c.item.case_id);
+        if (!(*fenced)[i] || !c.event || it == cases.end()) {
           ++stale;
           continue;
-        }
-        auto it = cases.find(c.item.case_id);
-        if (it == cases.end()) {
-          auto record = tx.GetCaseForUpdate(c.item.case_id);
-          if (!record) {
-            if (record.error().code() == ErrorCode::kNotFound) {
-              ++stale;
-              continue;
-            }
-            return record.error();
-          }
-          it = cases.emplace(c.item.case_id, std::move(*record)).first;
         }
         if (c.invoke && !c.reused) {
           if (const auto* ok = std::get_if<event::StepSucceeded>(&*c.event)) {
@@ -409,8 +460,14 @@ struct Engine::Impl {
         if (!s.ok()) return s;
         ++applied;
       }
+      if (claimed != nullptr && room > 0) {
+        auto rows = tx.InsertClaimedWork();
+        if (!rows) return rows.error();
+        *claimed = std::move(*rows);
+      }
       return Status::Ok();
     });
+    if (!status.ok() && claimed != nullptr) claimed->clear();
     Count(&EngineStats::transactions);
     if (status.ok()) {
       Count(&EngineStats::committed, applied);
@@ -443,7 +500,7 @@ void Engine::Stop() {
   impl_->runtime.store().Wake();
   asio::post(impl_->io, [impl = impl_.get()] {
     impl->wake.cancel();
-    impl->commit_wake.cancel();
+    impl->WakeCommitters();
   });
 }
 
@@ -477,11 +534,13 @@ Status Engine::Run() {
     log_failure("the engine's main loop")(e);
     impl.stopping = true;
     impl.runtime.store().Wake();
-    impl.commit_wake.cancel();
+    impl.WakeCommitters();
     boost::system::error_code ignored;
     signals.cancel(ignored);
   });
-  asio::co_spawn(impl.io, impl.Committer(), log_failure("the committer"));
+  for (auto& shard : impl.committers) {
+    asio::co_spawn(impl.io, impl.Committer(*shard), log_failure("a committer"));
+  }
   asio::co_spawn(impl.io, impl.Listener(), log_failure("the listener"));
   impl.io.run();
   impl.db_pool.join();

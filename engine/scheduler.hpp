@@ -11,6 +11,7 @@
 #include <string>
 
 #include "adapters/adapter.hpp"
+#include "engine/latency.hpp"
 #include "engine/runtime.hpp"
 #include "workflows/status.hpp"
 
@@ -39,6 +40,8 @@ struct EngineStats {
   int64_t committed = 0;  // outcomes applied
   int64_t stale = 0;      // outcomes dropped because the lease was lost or the case moved on
   int64_t transactions = 0;
+  // From the moment a row became claimable (due, or its lease expired) to its adapter call.
+  LatencyHistogram dispatch;
 };
 
 // One engine process. Not copyable; Run is called once, from one thread; Stop from any thread

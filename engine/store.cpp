@@ -13,10 +13,13 @@
 #include <condition_variable>
 #include <cstring>
 #include <deque>
+#include <map>
+#include <set>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <random>
 #include <tuple>
+#include <unordered_map>
 
 #include "workflows/hash.hpp"
 
@@ -48,6 +51,29 @@ struct StoreState {
   int wake_pipe[2] = {-1, -1};  // a byte in it means "wake the waiter"
 };
 
+// A statement sent in a pipeline (StoreTx::DeferWrites).
+struct DeferredWrite {
+  std::string what;  // for messages: "update cases"
+  std::string sql;   // PostgreSQL text with $1, $2, ... parameters
+  std::vector<std::optional<std::string>> params;
+  // For an UPDATE ... RETURNING id: the ids it must return; one missing means a stale
+  // row_version, kConflict naming it.
+  std::vector<std::string> expect_ids;
+};
+
+using Row = std::vector<std::optional<std::string>>;
+
+// Writes queued by StoreTx::DeferWrites, coalesced per table into multi-row statements.
+struct PendingWrites {
+  std::vector<Row> cases;  // id, status, data, state, deadline, paused, ended, updated,
+                           // expected version, new version
+  std::unordered_map<std::string, size_t> case_index;  // a case updated twice: one row
+  std::vector<Row> history;                            // the history columns, in order
+  std::vector<Row> work;  // case_id, kind, step, activation, payload, run_at, created_at
+  bool empty() const { return cases.empty() && history.empty() && work.empty(); }
+  void clear() { *this = PendingWrites(); }
+};
+
 // One transaction in progress.
 struct TxContext {
   soci::session& sql;
@@ -55,6 +81,18 @@ struct TxContext {
   bool work_changed = false;     // wake engines after commit
   Status failure;                // the database error that doomed this transaction
   bool connection_lost = false;  // ... and it was the connection itself
+  bool defer_writes = false;     // StoreTx::DeferWrites
+  PendingWrites pending;
+  // StoreTx::ClaimNewWork: due work kept back to insert as already leased.
+  struct {
+    int limit = 0;
+    std::string owner;
+    Timestamp now{};
+    std::chrono::microseconds lease{};
+    std::vector<NewWork> rows;
+  } claim_new;
+  // The last (seq, hash) of each case's history chain as this transaction left it.
+  std::unordered_map<std::string, std::pair<std::int64_t, std::string>> heads;
 };
 
 }  // namespace detail
@@ -62,6 +100,9 @@ struct TxContext {
 namespace {
 
 using detail::StoreState;
+using detail::DeferredWrite;
+using detail::PendingWrites;
+using detail::Row;
 using detail::TxContext;
 
 // ---------------------------------------------------------------------------------------------
@@ -91,6 +132,18 @@ std::string Trim(std::string text) {
   return text;
 }
 
+MappedError MapPostgresError(const std::string& state, bool healthy, const std::string& prefix,
+                             const std::string& brief, const std::string& full) {
+  bool lost = state.rfind("08", 0) == 0 || state == "57P01" || state == "57P02" ||
+              state == "57P03" || !healthy;
+  if (lost) return {Status::Unavailable(prefix + "database connection lost: " + brief), true};
+  if (state == "23505") return {Status::Conflict(prefix + "already exists: " + brief)};
+  if (state == "40001" || state == "40P01" || state == "55P03" || state.rfind("53", 0) == 0) {
+    return {Status::Unavailable(prefix + "database busy, retry: " + brief)};
+  }
+  return {Status::Internal(prefix + full)};
+}
+
 MappedError MapError(soci::session* sql, Backend backend, std::string_view what,
                      const std::exception& error) {
   const std::string prefix = std::string(what) + ": ";
@@ -102,14 +155,7 @@ MappedError MapError(soci::session* sql, Backend backend, std::string_view what,
     if (const auto* pg = dynamic_cast<const soci::postgresql_soci_error*>(&error)) {
       state = pg->sqlstate();
     }
-    bool lost = state.rfind("08", 0) == 0 || state == "57P01" || state == "57P02" ||
-                state == "57P03" || (sql != nullptr && !Healthy(*sql, backend));
-    if (lost) return {Status::Unavailable(prefix + "database connection lost: " + brief), true};
-    if (state == "23505") return {Status::Conflict(prefix + "already exists: " + brief)};
-    if (state == "40001" || state == "40P01" || state == "55P03" || state.rfind("53", 0) == 0) {
-      return {Status::Unavailable(prefix + "database busy, retry: " + brief)};
-    }
-    return {Status::Internal(prefix + full)};
+    return MapPostgresError(state, sql == nullptr || Healthy(*sql, backend), prefix, brief, full);
   }
   if (const auto* lite = dynamic_cast<const soci::sqlite3_soci_error*>(&error)) {
     int code = lite->result() & 0xff;
@@ -124,10 +170,139 @@ MappedError MapError(soci::session* sql, Backend backend, std::string_view what,
   return {Status::Internal(prefix + full)};
 }
 
+// Statements per pipeline round: the server's answers to one round (a few dozen bytes each) must
+// fit its socket buffer, because a blocking client reads them only after sending the round.
+constexpr size_t kPipelineRound = 512;
+
+// Sends `writes` in PostgreSQL pipeline mode, a round at a time, and reads every answer. The
+// first failure dooms the transaction (the server aborts the rest of the round anyway).
+Status SendPipelined(TxContext& ctx, const std::vector<DeferredWrite>& writes,
+                     std::vector<std::int64_t>* affected = nullptr) {
+  if (affected != nullptr) affected->assign(writes.size(), 0);
+  PGconn* conn = PgConnection(ctx.sql);
+  auto doom = [&](Status status, bool lost) {
+    ctx.failure = std::move(status);
+    ctx.connection_lost = lost;
+    return ctx.failure;
+  };
+  if (conn == nullptr || PQstatus(conn) != CONNECTION_OK) {
+    return doom(Status::Unavailable("database connection lost"), true);
+  }
+  for (size_t start = 0; start < writes.size(); start += kPipelineRound) {
+    size_t end = std::min(writes.size(), start + kPipelineRound);
+    if (PQenterPipelineMode(conn) != 1) {
+      return doom(Status::Unavailable(std::string("pipeline: ") + PQerrorMessage(conn)), true);
+    }
+    bool sent = true;
+    std::vector<const char*> values;
+    for (size_t i = start; i < end && sent; ++i) {
+      values.clear();
+      for (const auto& p : writes[i].params) values.push_back(p ? p->c_str() : nullptr);
+      sent = PQsendQueryParams(conn, writes[i].sql.c_str(), static_cast<int>(values.size()),
+                               nullptr, values.data(), nullptr, nullptr, 0) == 1;
+    }
+    if (!sent || PQpipelineSync(conn) != 1) {
+      return doom(Status::Unavailable(std::string("pipeline: ") + PQerrorMessage(conn)), true);
+    }
+    std::optional<MappedError> first;
+    for (size_t i = start; i < end; ++i) {
+      PGresult* result = PQgetResult(conn);
+      if (result == nullptr) {
+        return doom(Status::Unavailable(std::string("pipeline: ") + PQerrorMessage(conn)), true);
+      }
+      ExecStatusType kind = PQresultStatus(result);
+      if (kind == PGRES_FATAL_ERROR && !first) {
+        const char* state = PQresultErrorField(result, PG_DIAG_SQLSTATE);
+        std::string message = Trim(PQresultErrorMessage(result));
+        first = MapPostgresError(state ? state : "", PQstatus(conn) == CONNECTION_OK,
+                                 writes[i].what + ": ", message, message);
+      } else if (kind == PGRES_COMMAND_OK && affected != nullptr) {
+        (*affected)[i] = std::atoll(PQcmdTuples(result));
+      } else if (kind == PGRES_TUPLES_OK && !first && !writes[i].expect_ids.empty()) {
+        std::set<std::string> returned;
+        for (int row = 0; row < PQntuples(result); ++row) {
+          returned.insert(PQgetvalue(result, row, 0));
+        }
+        for (const auto& id : writes[i].expect_ids) {
+          if (returned.count(id) == 0) {
+            first = MappedError{Status::Conflict("case " + id + " was changed meanwhile")};
+            break;
+          }
+        }
+      }
+      PQclear(result);
+      while ((result = PQgetResult(conn)) != nullptr) PQclear(result);  // the query's end
+    }
+    PGresult* sync = PQgetResult(conn);
+    bool synced = sync != nullptr && PQresultStatus(sync) == PGRES_PIPELINE_SYNC;
+    PQclear(sync);
+    if (!synced || PQexitPipelineMode(conn) != 1) {
+      return doom(Status::Unavailable(std::string("pipeline: ") + PQerrorMessage(conn)), true);
+    }
+    if (first) return doom(first->status, first->connection_lost);
+  }
+  return Status::Ok();
+}
+
+// Multi-row statements for `rows`: `head`, then "($1, $2, ...), (...)" with `casts` applied
+// per column ("" for none), then `tail`; as many rows a statement as PostgreSQL's parameter limit
+// and a sensible statement size allow.
+void AddMultiRow(std::vector<DeferredWrite>& out, const std::string& what, const std::string& head,
+                 const std::vector<std::string>& casts, const std::string& tail,
+                 const std::vector<Row>& rows, bool expect_first_column) {
+  constexpr size_t kRowsPerStatement = 500;
+  for (size_t start = 0; start < rows.size(); start += kRowsPerStatement) {
+    size_t end = std::min(rows.size(), start + kRowsPerStatement);
+    DeferredWrite write{what, head, {}, {}};
+    for (size_t i = start; i < end; ++i) {
+      write.sql += i > start ? ", (" : "(";
+      for (size_t k = 0; k < casts.size(); ++k) {
+        if (k > 0) write.sql += ", ";
+        std::string param = "$" + std::to_string(write.params.size() + 1);
+        write.sql += casts[k].empty() ? param : "CAST(" + param + " AS " + casts[k] + ")";
+        write.params.push_back(rows[i][k]);
+      }
+      write.sql += ")";
+      if (expect_first_column) write.expect_ids.push_back(*rows[i][0]);
+    }
+    write.sql += tail;
+    out.push_back(std::move(write));
+  }
+}
+
+// Sends the queued writes, if any: cases, then history, then work, a few statements in all.
+Status FlushPending(TxContext& ctx) {
+  if (ctx.pending.empty()) return ctx.failure;
+  PendingWrites pending = std::move(ctx.pending);
+  ctx.pending.clear();
+  if (!ctx.failure.ok()) return ctx.failure;
+  std::vector<DeferredWrite> writes;
+  AddMultiRow(writes, "update cases",
+              "UPDATE cases AS c SET status = v.status, data = v.data, state = v.state,"
+              " deadline_at = v.deadline_at, clock_paused_at = v.paused, ended_at = v.ended,"
+              " updated_at = v.updated, row_version = v.new_version FROM (VALUES ",
+              {"text", "text", "jsonb", "jsonb", "bigint", "bigint", "bigint", "bigint", "bigint",
+               "bigint"},
+              ") AS v (id, status, data, state, deadline_at, paused, ended, updated, expected,"
+              " new_version) WHERE c.id = v.id AND c.row_version = v.expected RETURNING c.id",
+              pending.cases, true);
+  AddMultiRow(writes, "append history",
+              "INSERT INTO history (case_id, seq, at, actor, action, step, details, prev_hash,"
+              " hash) VALUES ",
+              {"", "bigint", "", "", "", "", "", "", ""}, "", pending.history, false);
+  AddMultiRow(writes, "enqueue work",
+              "INSERT INTO work (case_id, kind, step, activation, payload, run_at, created_at,"
+              " state, attempt) SELECT *, 'ready', 0 FROM (VALUES ",
+              {"text", "text", "text", "bigint", "jsonb", "bigint", "bigint"},
+              ") AS v", pending.work, false);
+  return SendPipelined(ctx, writes);
+}
+
 // Runs one database operation of a transaction: a thrown database error becomes a Status and
 // dooms the transaction; an already doomed transaction does nothing.
 template <typename F>
 auto Guard(TxContext& ctx, std::string_view what, F&& body) -> decltype(body()) {
+  if (!ctx.pending.empty()) FlushPending(ctx);  // queued writes come first
   if (!ctx.failure.ok()) return ctx.failure;
   try {
     return body();
@@ -654,6 +829,7 @@ Result<std::string> StoreTx::InsertCase(const CaseRecord& c) {
         .Bind("parent", c.parent_case)
         .Bind("parent_activation", c.parent_activation)
         .Execute();
+    context_.heads[id] = {0, std::string()};  // a new case has no history yet
     return id;
   });
 }
@@ -678,7 +854,54 @@ Result<CaseRecord> StoreTx::GetCaseForUpdate(const std::string& id) {
   return SelectCase(context_, id, true);
 }
 
+namespace {
+std::optional<std::string> MicrosParam(std::optional<Timestamp> t) {
+  return t ? std::optional<std::string>(std::to_string(ToMicros(*t))) : std::nullopt;
+}
+
+// A PostgreSQL array literal of `items`, for `= ANY(CAST(:x AS text[]))`.
+template <typename T, typename Field>
+std::string ArrayLiteral(const std::vector<T>& items, Field field) {
+  std::string out = "{";
+  for (size_t i = 0; i < items.size(); ++i) {
+    if (i > 0) out += ',';
+    out += '"';
+    for (char ch : std::string(field(items[i]))) {
+      if (ch == '"' || ch == '\\') out += '\\';
+      out += ch;
+    }
+    out += '"';
+  }
+  return out + "}";
+}
+}  // namespace
+
+void StoreTx::DeferWrites() { context_.defer_writes = context_.dialect.is_postgres(); }
+
 Status StoreTx::UpdateCase(CaseRecord& c) {
+  if (context_.defer_writes) {
+    if (!context_.failure.ok()) return context_.failure;
+    auto& pending = context_.pending;
+    Row row{c.id,
+            c.status,
+            c.data,
+            c.state,
+            MicrosParam(c.deadline_at),
+            MicrosParam(c.clock_paused_at),
+            MicrosParam(c.ended_at),
+            std::to_string(ToMicros(c.updated_at)),
+            std::to_string(c.row_version),
+            std::to_string(c.row_version + 1)};
+    auto [it, first] = pending.case_index.emplace(c.id, pending.cases.size());
+    if (first) {
+      pending.cases.push_back(std::move(row));
+    } else {
+      row[8] = pending.cases[it->second][8];  // expect the version the first update expected
+      pending.cases[it->second] = std::move(row);
+    }
+    ++c.row_version;
+    return Status::Ok();
+  }
   return Guard(context_, "update case " + c.id, [&]() -> Status {
     Query q(context_.sql,
             "UPDATE cases SET status = :status, data = :data, state = :state,"
@@ -705,6 +928,42 @@ Status StoreTx::UpdateCase(CaseRecord& c) {
     return Status::Conflict("case " + c.id + " was changed meanwhile (version " +
                             std::to_string(now.Int(0)) + ", expected " +
                             std::to_string(c.row_version) + ")");
+  });
+}
+
+Result<std::vector<CaseRecord>> StoreTx::GetCasesForUpdate(std::vector<std::string> ids) {
+  std::sort(ids.begin(), ids.end());
+  ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+  if (!context_.dialect.is_postgres()) {
+    std::vector<CaseRecord> cases;
+    for (const auto& id : ids) {
+      auto record = GetCaseForUpdate(id);
+      if (record) {
+        cases.push_back(std::move(*record));
+      } else if (record.error().code() != ErrorCode::kNotFound) {
+        return record.error();
+      }
+    }
+    return cases;
+  }
+  return Guard(context_, "read cases", [&]() -> Result<std::vector<CaseRecord>> {
+    if (ids.empty()) return std::vector<CaseRecord>();
+    const std::string array = ArrayLiteral(ids, [](const std::string& id) { return id; });
+    Query q(context_.sql, "SELECT " + CaseColumns(context_.dialect, true) +
+                              " FROM cases WHERE id = ANY(CAST(:ids AS text[])) ORDER BY id"
+                              " FOR UPDATE");
+    q.Bind("ids", array).Columns(kCaseKinds);
+    std::vector<CaseRecord> cases = ReadAll<CaseRecord>(q, ReadCase);
+    // The chain heads, read after the locks are held (a statement of its own, so that it sees
+    // what a transaction we waited for appended).
+    Query heads(context_.sql,
+                "SELECT DISTINCT ON (case_id) case_id, seq, hash FROM history"
+                " WHERE case_id = ANY(CAST(:ids AS text[])) ORDER BY case_id, seq DESC");
+    heads.Bind("ids", array).Columns("tit");
+    for (bool more = heads.Execute(); more; more = heads.Next()) {
+      context_.heads[heads.Text(0)] = {heads.Int(1), heads.Text(2)};
+    }
+    return cases;
   });
 }
 
@@ -755,7 +1014,83 @@ Result<std::vector<CaseRecord>> StoreTx::ListChildCases(const std::string& paren
 
 // --- work
 
-Status StoreTx::InsertWork(const std::vector<NewWork>& work) {
+void StoreTx::ClaimNewWork(const std::string& owner, Timestamp now,
+                           std::chrono::microseconds lease, int limit) {
+  auto& claim = context_.claim_new;
+  claim.limit = limit;
+  claim.owner = owner;
+  claim.now = now;
+  claim.lease = lease;
+  claim.rows.clear();
+}
+
+Result<std::vector<WorkItem>> StoreTx::InsertClaimedWork() {
+  auto& claim = context_.claim_new;
+  std::vector<NewWork> rows;
+  rows.swap(claim.rows);
+  claim.limit = 0;
+  return Guard(context_, "enqueue claimed work", [&]() -> Result<std::vector<WorkItem>> {
+    std::vector<WorkItem> items;
+    const Timestamp until = claim.now + claim.lease;
+    for (size_t start = 0; start < rows.size(); start += kWorkRowsPerInsert) {
+      size_t end = std::min(rows.size(), start + kWorkRowsPerInsert);
+      std::string text =
+          "INSERT INTO work (case_id, kind, step, activation, payload, state, run_at, owner,"
+          " lease_until, attempt, created_at) VALUES ";
+      for (size_t i = start; i < end; ++i) {
+        std::string n = std::to_string(i - start);
+        if (i > start) text += ", ";
+        text += "(:c" + n + ", :k" + n + ", :s" + n + ", :a" + n + ", :p" + n +
+                ", 'leased', :until, :owner, :until, 1, :now)";
+      }
+      Query q(context_.sql, text + " RETURNING " + context_.dialect.WorkColumns(""));
+      q.Bind("until", until).Bind("owner", claim.owner).Bind("now", claim.now);
+      for (size_t i = start; i < end; ++i) {
+        std::string n = std::to_string(i - start);
+        const NewWork& w = rows[i];
+        q.Bind("c" + n, w.case_id)
+            .Bind("k" + n, w.kind)
+            .Bind("s" + n, w.step)
+            .Bind("a" + n, w.activation)
+            .Bind("p" + n, w.payload);
+      }
+      q.Columns(kWorkKinds);
+      for (bool more = q.Execute(); more; more = q.Next()) {
+        WorkItem item = ReadWork(q);
+        item.ready_at = item.created_at;
+        items.push_back(std::move(item));
+      }
+    }
+    return items;
+  });
+}
+
+Status StoreTx::InsertWork(const std::vector<NewWork>& all) {
+  // The engine's fast path takes what is due now, up to its limit (ClaimNewWork).
+  std::vector<NewWork> kept;
+  const std::vector<NewWork>* rest = &all;
+  auto& claim = context_.claim_new;
+  if (static_cast<int>(claim.rows.size()) < claim.limit) {
+    for (const NewWork& w : all) {
+      if (static_cast<int>(claim.rows.size()) < claim.limit && w.run_at <= claim.now) {
+        claim.rows.push_back(w);
+      } else {
+        kept.push_back(w);
+      }
+    }
+    rest = &kept;
+  }
+  const std::vector<NewWork>& work = *rest;
+  if (context_.defer_writes) {
+    if (!context_.failure.ok()) return context_.failure;
+    const std::string now = std::to_string(ToMicros(Now()));
+    for (const NewWork& w : work) {
+      context_.pending.work.push_back(Row{w.case_id, w.kind, w.step, std::to_string(w.activation),
+                                          w.payload, std::to_string(ToMicros(w.run_at)), now});
+    }
+    if (!work.empty()) context_.work_changed = true;
+    return Status::Ok();
+  }
   return Guard(context_, "enqueue work", [&]() -> Status {
     const Timestamp now = Now();
     for (size_t start = 0; start < work.size(); start += kWorkRowsPerInsert) {
@@ -798,8 +1133,13 @@ Result<std::vector<WorkItem>> StoreTx::ClaimWork(const std::string& owner, Times
         .Bind("lease_run_at", now + lease)
         .Bind("now", now)
         .Bind("limit", std::int64_t{limit})
-        .Columns(kWorkKinds);
-    std::vector<WorkItem> items = ReadAll<WorkItem>(q, ReadWork);
+        .Columns(std::string(kWorkKinds) + "i");
+    const int ready = static_cast<int>(kWorkKinds.size());
+    std::vector<WorkItem> items = ReadAll<WorkItem>(q, [ready](const Query& row) {
+      WorkItem item = ReadWork(row);
+      item.ready_at = row.Time(ready);
+      return item;
+    });
     std::sort(items.begin(), items.end(), [](const WorkItem& a, const WorkItem& b) {
       return std::tie(a.created_at, a.id) < std::tie(b.created_at, b.id);
     });
@@ -811,7 +1151,7 @@ Result<bool> StoreTx::CompleteWork(const std::string& case_id, std::int64_t id, 
                                    const std::string& owner) {
   return Guard(context_, "complete work", [&]() -> Result<bool> {
     Query q(context_.sql,
-            "UPDATE work SET state = 'done' WHERE case_id = :case_id AND id = :id"
+            "DELETE FROM work WHERE case_id = :case_id AND id = :id"
             " AND state = 'leased' AND owner = :owner AND attempt = :attempt");
     q.Bind("case_id", case_id)
         .Bind("id", id)
@@ -820,6 +1160,37 @@ Result<bool> StoreTx::CompleteWork(const std::string& case_id, std::int64_t id, 
         .Execute();
     return q.AffectedRows() == 1;
   });
+}
+
+Result<std::vector<bool>> StoreTx::CompleteWorkBatch(const std::vector<WorkFence>& rows,
+                                                     const std::string& owner) {
+  std::vector<bool> done(rows.size(), false);
+  if (!context_.dialect.is_postgres()) {
+    for (size_t i = 0; i < rows.size(); ++i) {
+      auto one = CompleteWork(rows[i].case_id, rows[i].id, rows[i].attempt, owner);
+      if (!one) return one.error();
+      done[i] = *one;
+    }
+    return done;
+  }
+  // One fenced UPDATE by primary key a row, all in one pipeline: a join against an array of
+  // keys lets the planner scan the whole table when its statistics are thin.
+  if (rows.empty()) return done;
+  if (Status flushed = FlushPending(context_); !flushed.ok()) return flushed;
+  std::vector<DeferredWrite> writes;
+  writes.reserve(rows.size());
+  for (const WorkFence& f : rows) {
+    writes.push_back(DeferredWrite{
+        "complete work",
+        "DELETE FROM work WHERE case_id = $1 AND id = $2 AND attempt = $3"
+        " AND state = 'leased' AND owner = $4",
+        {f.case_id, std::to_string(f.id), std::to_string(f.attempt), owner},
+        {}});
+  }
+  std::vector<std::int64_t> affected;
+  if (Status sent = SendPipelined(context_, writes, &affected); !sent.ok()) return sent;
+  for (size_t i = 0; i < rows.size(); ++i) done[i] = affected[i] == 1;
+  return done;
 }
 
 Result<bool> StoreTx::RescheduleWork(const std::string& case_id, std::int64_t id, int attempt,
@@ -844,7 +1215,7 @@ Result<bool> StoreTx::RescheduleWork(const std::string& case_id, std::int64_t id
 Result<std::int64_t> StoreTx::CancelWork(const std::string& case_id,
                                          std::optional<std::int64_t> activation) {
   return Guard(context_, "cancel work", [&]() -> Result<std::int64_t> {
-    Query q(context_.sql, std::string("UPDATE work SET state = 'done' WHERE case_id = :case_id") +
+    Query q(context_.sql, std::string("DELETE FROM work WHERE case_id = :case_id") +
                               (activation ? " AND activation = :activation" : "") +
                               " AND state <> 'done'");
     q.Bind("case_id", case_id);
@@ -1131,17 +1502,33 @@ Result<HistoryEvent> StoreTx::AppendHistory(const std::string& case_id, const st
   if (!nlohmann::json::accept(event.details)) {
     return Status::Invalid("history details of case " + case_id + " are not JSON");
   }
-  return Guard(context_, "append history of case " + case_id, [&]() -> Result<HistoryEvent> {
-    Query last(context_.sql,
-               "SELECT seq, hash FROM history WHERE case_id = :case_id ORDER BY seq DESC LIMIT 1");
-    last.Bind("case_id", case_id).Columns("it");
-    HistoryEvent previous;
-    bool has_previous = last.Execute();
-    if (has_previous) {
-      previous.seq = last.Int(0);
-      previous.hash = last.Text(1);
-    }
-    SealEvent(event, has_previous ? &previous : nullptr);
+  auto head = context_.heads.find(case_id);
+  if (head == context_.heads.end()) {
+    auto last = Guard(context_, "append history of case " + case_id,
+                      [&]() -> Result<std::pair<std::int64_t, std::string>> {
+                        Query q(context_.sql,
+                                "SELECT seq, hash FROM history WHERE case_id = :case_id"
+                                " ORDER BY seq DESC LIMIT 1");
+                        q.Bind("case_id", case_id).Columns("it");
+                        if (!q.Execute()) return std::make_pair(std::int64_t{0}, std::string());
+                        return std::make_pair(q.Int(0), q.Text(1));
+                      });
+    if (!last) return last.error();
+    head = context_.heads.emplace(case_id, std::move(*last)).first;
+  }
+  HistoryEvent previous;
+  previous.seq = head->second.first;
+  previous.hash = head->second.second;
+  SealEvent(event, previous.seq > 0 ? &previous : nullptr);
+  if (context_.defer_writes) {
+    if (!context_.failure.ok()) return context_.failure;
+    context_.pending.history.push_back(Row{event.case_id, std::to_string(event.seq), event.at,
+                                           event.actor, event.action, event.step, event.details,
+                                           event.prev_hash, event.hash});
+    head->second = {event.seq, event.hash};
+    return event;
+  }
+  auto appended = Guard(context_, "append history of case " + case_id, [&]() -> Result<HistoryEvent> {
     Query insert(context_.sql, "INSERT INTO history (" + kHistoryColumns +
                                    ") VALUES (:case_id, :seq, :at, :actor, :action, :step,"
                                    " :details, :prev_hash, :hash)");
@@ -1157,6 +1544,8 @@ Result<HistoryEvent> StoreTx::AppendHistory(const std::string& case_id, const st
         .Execute();
     return event;
   });
+  if (appended) head->second = {event.seq, event.hash};
+  return appended;
 }
 
 Result<std::vector<HistoryEvent>> StoreTx::ListHistory(const std::string& case_id) {
@@ -1271,6 +1660,8 @@ Status Store::Run(bool write, const std::function<Status(detail::TxContext&)>& b
   } catch (const std::exception& e) {
     status = Status::Internal(std::string("transaction failed: ") + e.what());
   }
+  if (status.ok() && write) status = FlushPending(ctx);
+  ctx.pending.clear();
   if (status.ok() && !ctx.failure.ok()) status = ctx.failure;
 
   if (status.ok() && write) {

@@ -121,12 +121,22 @@ struct WorkItem {
   std::optional<Timestamp> lease_until;
   int attempt = 0;  // claims so far; the fencing token of the current lease
   Timestamp created_at{};
+  // Set by ClaimWork: when the row became claimable before this claim (its due time, or the
+  // expiry of the lease it was taken back from; on SQLite its creation time).
+  Timestamp ready_at{};
 };
 
 struct WorkCounts {
   std::int64_t ready = 0;   // ready rows, due or not
   std::int64_t due = 0;     // claimable now: ready and due, or leased with the lease expired
   std::int64_t leased = 0;  // leased rows (live or expired)
+};
+
+// Identifies a leased work row and the lease a completion is fenced on.
+struct WorkFence {
+  std::string case_id;
+  std::int64_t id = 0;
+  int attempt = 0;
 };
 
 enum class TaskStatus { kOpen, kClaimed, kCompleted, kCancelled };
@@ -202,6 +212,14 @@ class StoreTx {
   StoreTx(const StoreTx&) = delete;
   StoreTx& operator=(const StoreTx&) = delete;
 
+  // Write-behind (PostgreSQL only; a no-op on SQLite, which has no round trips to save): from now
+  // on UpdateCase, AppendHistory and InsertWork queue their statements instead of running them,
+  // and the queue goes to the server in one pipeline before the next statement that needs an
+  // answer, or before the commit. Their errors then surface from that statement or from the
+  // commit: a stale row_version in UpdateCase fails the whole transaction with kConflict.
+  // For callers that hold the case rows locked (GetCasesForUpdate), so a conflict cannot happen.
+  void DeferWrites();
+
   // --- procedures
   // Stores `procedure` (name, content_hash, source, title, agency, deployed_at) as the next
   // version of its name unless the same content is already deployed, whose version then returns.
@@ -220,6 +238,10 @@ class StoreTx {
   // As GetCase, and locks the row until the transaction ends (PostgreSQL FOR UPDATE; on SQLite
   // the write transaction already excludes other writers).
   Result<CaseRecord> GetCaseForUpdate(const std::string& id);
+  // GetCaseForUpdate for many cases in one statement, locked in id order (so two engines locking
+  // overlapping sets cannot deadlock). Cases that do not exist are left out. Also learns the
+  // head of each case's history chain, so AppendHistory need not read it.
+  Result<std::vector<CaseRecord>> GetCasesForUpdate(std::vector<std::string> ids);
   // Writes status, data, state, deadline_at, clock_paused_at, ended_at and updated_at of
   // `record` if its row_version is still `record.row_version`, then increments record.row_version.
   // kConflict when another change got there first; kNotFound when there is no such case.
@@ -235,19 +257,29 @@ class StoreTx {
   // Enqueues `work` as ready rows (multi-row INSERTs). Engines waiting in WaitForWork are woken
   // after the commit.
   Status InsertWork(const std::vector<NewWork>& work);
+  // The engine's fast path: from now on, up to `limit` rows that InsertWork would enqueue due by
+  // `now` are kept back, to be inserted already leased to `owner` (attempt 1, lease until
+  // now + lease) by InsertClaimedWork, so the engine carries them on without claiming them.
+  void ClaimNewWork(const std::string& owner, Timestamp now, std::chrono::microseconds lease,
+                    int limit);
+  // Inserts the rows ClaimNewWork kept back and returns them as claimed work items.
+  Result<std::vector<WorkItem>> InsertClaimedWork();
   // Leases up to `limit` rows that are ready and due at `now`, or leased with an expired lease,
   // oldest due first: state leased, owner, lease_until = now + lease, attempt + 1. Concurrent
   // claimers (threads, processes, hosts) never get the same row while its lease lives.
   Result<std::vector<WorkItem>> ClaimWork(const std::string& owner, Timestamp now,
                                           std::chrono::microseconds lease, int limit);
-  // Marks a leased row done if `owner` still holds it at `attempt`. False (and no change) when the
-  // lease was lost: expired and re-claimed, or the work cancelled.
+  // Finishes a leased row (deletes it) if `owner` still holds it at `attempt`. False (and no
+  // change) when the lease was lost: expired and re-claimed, or the work cancelled.
   Result<bool> CompleteWork(const std::string& case_id, std::int64_t id, int attempt,
                             const std::string& owner);
+  // CompleteWork for many rows in one statement: one flag per row of `rows`, in order.
+  Result<std::vector<bool>> CompleteWorkBatch(const std::vector<WorkFence>& rows,
+                                              const std::string& owner);
   // Puts a leased row back to ready at `run_at` (a retry with backoff), fenced as CompleteWork.
   Result<bool> RescheduleWork(const std::string& case_id, std::int64_t id, int attempt,
                               const std::string& owner, Timestamp run_at);
-  // Marks the case's unfinished work done: all of it, or one activation's. Returns how many rows.
+  // Deletes the case's unfinished work: all of it, or one activation's. Returns how many rows.
   // A worker that held one of them then fails its fenced completion.
   Result<std::int64_t> CancelWork(const std::string& case_id,
                                   std::optional<std::int64_t> activation = std::nullopt);

@@ -129,6 +129,11 @@ class Runtime {
                             std::optional<int64_t> parent_activation);
   Status Persist(StoreTx& tx, CaseRecord& record, const workflows::Procedure& procedure,
                  const Advance& advance, const std::string& actor, Timestamp now);
+  // After a start refused with kConflict (rolled back): records the refused duplicate in its own
+  // transaction when the procedure has a dedupe key (engine/refusal.cpp) and returns `refused`;
+  // when the record cannot be written, `refused` with a note saying so, never silently.
+  Status WithRefusal(const Status& refused, const std::string& procedure,
+                     const nlohmann::json& data, const std::string& actor);
 
   Store& store_;
   const Deployment& deployment_;

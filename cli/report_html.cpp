@@ -255,6 +255,7 @@ h1 { font-size: 22px; margin-bottom: 4px; } h2 { font-size: 18px; margin-top: 32
 .meta { color: #666; } .note { color: #555; font-size: 13px; max-width: 900px; }
 table { border-collapse: collapse; margin: 8px 0 16px; }
 th, td { border-bottom: 1px solid #e3e3e3; padding: 4px 10px; text-align: left; }
+td.num { white-space: nowrap; }
 th { background: #f5f5f7; font-weight: 600; } td.num, th.num { text-align: right; }
 td.bad { color: #b00020; font-weight: 600; } td.good { color: #17663a; }
 .tiles { display: flex; gap: 12px; flex-wrap: wrap; }

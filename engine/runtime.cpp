@@ -212,10 +212,12 @@ Result<std::vector<Started>> Runtime::StartBatch(const std::string& procedure_na
       errors->push_back("line " + std::to_string(*failed_index + 1) + ": " + failure.message());
     }
     all.insert(all.end(), batch.begin(), batch.end());
-    for (const auto& [index, error] : refusals) {
-      Status noted =
-          WithRefusal(Status::Conflict((*errors)[error]), procedure_name, data[index], actor);
-      (*errors)[error] = noted.message();
+    std::vector<const nlohmann::json*> refused;
+    for (const auto& [index, error] : refusals) refused.push_back(&data[index]);
+    if (Status recorded = RecordRefusals(procedure_name, refused, actor); !recorded.ok()) {
+      for (const auto& [index, error] : refusals) {
+        (*errors)[error] += " " + RefusalNotRecorded(recorded);
+      }
     }
   }
   return all;

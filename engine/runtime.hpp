@@ -134,6 +134,10 @@ class Runtime {
   // when the record cannot be written, `refused` with a note saying so, never silently.
   Status WithRefusal(const Status& refused, const std::string& procedure,
                      const nlohmann::json& data, const std::string& actor);
+  // Records several refused duplicates of `procedure` (the case data of each refused start) in
+  // one transaction; the store's error when it cannot.
+  Status RecordRefusals(const std::string& procedure,
+                        const std::vector<const nlohmann::json*>& data, const std::string& actor);
 
   Store& store_;
   const Deployment& deployment_;
@@ -142,5 +146,8 @@ class Runtime {
 
 // Checks case data against the size and depth limits; kInvalid naming the limit.
 Status CheckDataLimits(const nlohmann::json& data);
+
+// The note added to a refused start's message when its refusal could not be recorded.
+std::string RefusalNotRecorded(const Status& failure);
 
 }  // namespace wf::engine

@@ -33,6 +33,9 @@ void AddTaskCommands(CLI::App& app, const GlobalOptions& globals, CommandAction*
 // wf history, audit verify, audit export (cli/audit_commands.cpp).
 void AddAuditCommands(CLI::App& app, const GlobalOptions& globals, CommandAction* selected);
 
+// wf report (cli/report_commands.cpp).
+void AddReportCommands(CLI::App& app, const GlobalOptions& globals, CommandAction* selected);
+
 // Prints `status` to stderr as `wf: <message>` and returns its exit code.
 int Fail(const Status& status);
 

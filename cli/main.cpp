@@ -35,6 +35,7 @@ int main(int argc, char** argv) {
   wf::cli::AddCaseCommands(app, globals, &selected);
   wf::cli::AddTaskCommands(app, globals, &selected);
   wf::cli::AddAuditCommands(app, globals, &selected);
+  wf::cli::AddReportCommands(app, globals, &selected);
 
   try {
     app.parse(argc, argv);

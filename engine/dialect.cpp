@@ -309,7 +309,20 @@ std::vector<Migration> Dialect::Migrations() const {
   s.push_back(
       "CREATE TABLE engine_lock (name TEXT NOT NULL PRIMARY KEY, owner TEXT NOT NULL,"
       " lease_until BIGINT NOT NULL)");
-  return {initial};
+  // Version 3 (2 is another change's): refused duplicate applications, for reports. Not
+  // case-owned (the refused start never became a case), keyed by its own id.
+  Migration refusals;
+  refusals.version = 3;
+  refusals.description = "refused duplicate applications";
+  refusals.statements.push_back(
+      "CREATE TABLE refusals (" + serial_id +
+      ", procedure TEXT NOT NULL, dedupe_key TEXT NOT NULL,"
+      " open_case TEXT NOT NULL DEFAULT '', actor TEXT NOT NULL DEFAULT '',"
+      " refused_at BIGINT NOT NULL" +
+      (pg ? std::string(", PRIMARY KEY (id)") : std::string()) + ")");
+  refusals.statements.push_back(
+      "CREATE INDEX refusals_procedure ON refusals (procedure, refused_at)");
+  return {initial, refusals};
 }
 
 int Dialect::LatestSchemaVersion() const { return Migrations().back().version; }

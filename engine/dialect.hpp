@@ -59,7 +59,8 @@ class Dialect {
   Backend backend() const { return backend_; }
   bool is_postgres() const { return backend_ == Backend::kPostgres; }
 
-  // All migrations, ascending by version. The newest version is the last one's.
+  // All migrations, ascending by version. The newest version is the last one's. Versions may
+  // leave gaps (each is applied when its own row is missing from wf_schema).
   std::vector<Migration> Migrations() const;
   int LatestSchemaVersion() const;
 

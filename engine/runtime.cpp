@@ -152,6 +152,8 @@ Result<Started> Runtime::StartCase(const std::string& procedure_name, const nloh
     started = *result;
     return Status::Ok();
   });
+  if (status.code() == ErrorCode::kConflict)
+    return WithRefusal(status, procedure_name, data, actor);
   if (!status.ok()) return status;
   return *started;
 }
@@ -177,6 +179,7 @@ Result<std::vector<Started>> Runtime::StartBatch(const std::string& procedure_na
     size_t end = std::min(data.size(), begin + batch_size);
     std::vector<Started> batch;
     std::vector<size_t> rejected;
+    std::vector<std::pair<size_t, size_t>> refusals;  // (case index, its entry in `errors`)
     // A case that fails is left out and the batch tried again without it: one bad line must
     // not take its neighbours down, and a doomed transaction cannot continue.
     for (int round = 0; round < batch_size + 1; ++round) {
@@ -203,9 +206,19 @@ Result<std::vector<Started>> Runtime::StartBatch(const std::string& procedure_na
         return committed;
       }
       rejected.push_back(*failed_index);
+      // Recorded once the batch commits, so the refusal can name a case the batch itself opened.
+      if (failure.code() == ErrorCode::kConflict)
+        refusals.emplace_back(*failed_index, errors->size());
       errors->push_back("line " + std::to_string(*failed_index + 1) + ": " + failure.message());
     }
     all.insert(all.end(), batch.begin(), batch.end());
+    std::vector<const nlohmann::json*> refused;
+    for (const auto& [index, error] : refusals) refused.push_back(&data[index]);
+    if (Status recorded = RecordRefusals(procedure_name, refused, actor); !recorded.ok()) {
+      for (const auto& [index, error] : refusals) {
+        (*errors)[error] += " " + RefusalNotRecorded(recorded);
+      }
+    }
   }
   return all;
 }

@@ -129,6 +129,15 @@ class Runtime {
                             std::optional<int64_t> parent_activation);
   Status Persist(StoreTx& tx, CaseRecord& record, const workflows::Procedure& procedure,
                  const Advance& advance, const std::string& actor, Timestamp now);
+  // After a start refused with kConflict (rolled back): records the refused duplicate in its own
+  // transaction when the procedure has a dedupe key (engine/refusal.cpp) and returns `refused`;
+  // when the record cannot be written, `refused` with a note saying so, never silently.
+  Status WithRefusal(const Status& refused, const std::string& procedure,
+                     const nlohmann::json& data, const std::string& actor);
+  // Records several refused duplicates of `procedure` (the case data of each refused start) in
+  // one transaction; the store's error when it cannot.
+  Status RecordRefusals(const std::string& procedure,
+                        const std::vector<const nlohmann::json*>& data, const std::string& actor);
 
   Store& store_;
   const Deployment& deployment_;
@@ -137,5 +146,8 @@ class Runtime {
 
 // Checks case data against the size and depth limits; kInvalid naming the limit.
 Status CheckDataLimits(const nlohmann::json& data);
+
+// The note added to a refused start's message when its refusal could not be recorded.
+std::string RefusalNotRecorded(const Status& failure);
 
 }  // namespace wf::engine

@@ -1870,4 +1870,51 @@ Result<bool> Store::WaitForWork(std::chrono::milliseconds timeout) {
 
 void Store::Wake() { WakeWaiter(*state_); }
 
+// ---------------------------------------------------------------------------------------------
+// Reports (engine/report.hpp): cursors that read one page at a time, and refused duplicates.
+
+Result<std::vector<CaseRecord>> StoreTx::ListCasesAfter(const std::string& after_id, int limit) {
+  return Guard(context_, "list cases", [&]() -> Result<std::vector<CaseRecord>> {
+    Query q(context_.sql, "SELECT " + CaseColumns(context_.dialect, false) +
+                              " FROM cases WHERE id > :after ORDER BY id LIMIT :limit");
+    q.Bind("after", after_id).Bind("limit", std::int64_t{std::max(limit, 1)}).Columns(kCaseKinds);
+    return ReadAll<CaseRecord>(q, ReadCase);
+  });
+}
+
+Result<std::int64_t> StoreTx::InsertRefusal(const RefusalRecord& r) {
+  return Guard(context_, "record refused duplicate", [&]() -> Result<std::int64_t> {
+    Query q(context_.sql,
+            "INSERT INTO refusals (procedure, dedupe_key, open_case, actor, refused_at)"
+            " VALUES (:procedure, :key, :open_case, :actor, :at) RETURNING id");
+    q.Bind("procedure", r.procedure)
+        .Bind("key", r.dedupe_key)
+        .Bind("open_case", r.open_case)
+        .Bind("actor", r.actor)
+        .Bind("at", r.refused_at)
+        .Columns("i")
+        .Execute();
+    return q.Int(0);
+  });
+}
+
+Result<std::vector<RefusalRecord>> StoreTx::ListRefusalsAfter(std::int64_t after_id, int limit) {
+  return Guard(context_, "list refused duplicates", [&]() -> Result<std::vector<RefusalRecord>> {
+    Query q(context_.sql,
+            "SELECT id, procedure, dedupe_key, open_case, actor, refused_at FROM refusals"
+            " WHERE id > :after ORDER BY id LIMIT :limit");
+    q.Bind("after", after_id).Bind("limit", std::int64_t{std::max(limit, 1)}).Columns("itttti");
+    return ReadAll<RefusalRecord>(q, [](const Query& row) {
+      RefusalRecord r;
+      r.id = row.Int(0);
+      r.procedure = row.Text(1);
+      r.dedupe_key = row.Text(2);
+      r.open_case = row.Text(3);
+      r.actor = row.Text(4);
+      r.refused_at = row.Time(5);
+      return r;
+    });
+  });
+}
+
 }  // namespace wf::engine

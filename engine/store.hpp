@@ -199,6 +199,18 @@ struct EvidenceRecord {
 std::string EvidenceSubject(std::string_view department, std::string_view operation,
                             std::string_view rendered_call_json);
 
+// A refused duplicate application (decision 9): a start whose dedupe key matched an open case.
+// The refused start itself rolls back; this row, written in its own transaction afterwards, is
+// what reports count.
+struct RefusalRecord {
+  std::int64_t id = 0;  // assigned by InsertRefusal
+  std::string procedure;
+  std::string dedupe_key;
+  std::string open_case;  // the open case it collided with; empty when it ended meanwhile
+  std::string actor;
+  Timestamp refused_at{};
+};
+
 struct HistorySummary {
   std::int64_t cases = 0;
   std::int64_t events = 0;
@@ -332,6 +344,15 @@ class StoreTx {
                                      const std::string& action, const std::string& step,
                                      const std::string& details_json, Timestamp at);
   Result<std::vector<HistoryEvent>> ListHistory(const std::string& case_id);  // by seq
+
+  // --- reports (engine/report.hpp)
+  // Up to `limit` cases whose id sorts after `after_id` (all from ""), by id, without data and
+  // state: a cursor over every case that holds one page at a time.
+  Result<std::vector<CaseRecord>> ListCasesAfter(const std::string& after_id, int limit);
+  // Records a refused duplicate application; returns its id.
+  Result<std::int64_t> InsertRefusal(const RefusalRecord& refusal);
+  // Up to `limit` refusals with an id above `after_id`, by id.
+  Result<std::vector<RefusalRecord>> ListRefusalsAfter(std::int64_t after_id, int limit);
 
   // --- single engine on SQLite
   // Takes or renews the lease `name` for `owner` until `until`; false when another owner holds

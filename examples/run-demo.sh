@@ -145,4 +145,7 @@ exec 3<&-
 jq -r '"department calls: \(.requests // .total // 0) (replays of the same idempotency key: \(.replays // 0))"' "$OUT/mock-stats.json" 2>/dev/null || true
 jq -r '(.departments // {}) | to_entries[] | "   \(.key): \(.value | if type == "object" then (.requests // .total // .) else . end)"' "$OUT/mock-stats.json" 2>/dev/null || true
 "$WF" audit verify
+say "the auditor's report (also $OUT/report.html, one self-contained page)"
+"$WF" report
+"$WF" report --html "$OUT/report.html"
 echo "everything is in $OUT/"

@@ -743,3 +743,82 @@ TEST_CASE("migrate reports the schema version", "[cli][migrate]") {
   CHECK(migrated.Json()["schema_version"].get<int>() >= 1);
   CHECK(box->Wf({"migrate"}).out.find("is at version") != std::string::npos);
 }
+
+TEST_CASE("an auditor's report counts cases, times, refusals and overdue cases", "[cli][report]") {
+  WF_CLI_FOR_EACH_BACKEND(box);
+  auto [id, task] = PermitAtReview(*box);
+  // One duplicate refused at the counter, one in a backlog (line 4 repeats line 1).
+  CHECK(box->Wf({"start", "cli-permit", "--data", Fixture("applicant.json")}).code == 5);
+  Run backlog = box->Wf({"start", "cli-permit", "--batch", Fixture("backlog.jsonl")});
+  REQUIRE(backlog.code != 0);  // a refused line makes the batch report an error
+  REQUIRE(
+      box->Wf({"complete", std::to_string(task), "--as", "ann", "--set", "approved=true"}).code ==
+      0);
+  RunEngine(*box);
+
+  Run report = box->Wf({"report", "--json"});
+  REQUIRE(report.code == 0);
+  json figures = report.Json();
+  REQUIRE(figures["procedures"].size() == 1);
+  json p = figures["procedures"][0];
+  CHECK(p["name"] == "cli-permit");
+  CHECK(p["agency"] == "town-hall");
+  CHECK(p["limit"] == "3 working days");
+  CHECK(p["limit_days"] == 3.0);
+  CHECK(p["cases"] == 4);
+  CHECK(p["open"] == 3);
+  CHECK(p["finished"] == 1);
+  CHECK(p["outcomes"]["completed"] == 1);
+  CHECK(p["refused_duplicates"] == 2);
+  CHECK(figures["refused_duplicates"] == 2);
+  CHECK(p["processing_days"]["count"] == 1);
+  CHECK(p["processing_days"]["median"].get<double>() >= 0.0);
+  CHECK(p["processing_days"]["median"].get<double>() < 3.0);
+  CHECK(p["on_time"] == 1);
+  CHECK(p["on_time_rate"] == 1.0);
+  CHECK(p["overdue"] == 0);
+  bool review_seen = false;
+  for (const auto& step : p["steps"]) {
+    if (step["id"] != "review") continue;
+    review_seen = true;
+    CHECK(step["visits"] == 1);
+    CHECK(step["waiting_now"] == 3);
+    CHECK(step["who"] == "clerk @ town-hall");
+  }
+  CHECK(review_seen);
+  REQUIRE(figures["agencies"].size() == 1);
+  CHECK(figures["agencies"][0]["cases"] == 4);
+
+  // Backdate one open case's deadline behind wf's back: it becomes overdue in the report.
+  std::string open_case = box->Wf({"cases", "--status", "open", "--limit", "1", "--json"})
+                              .Json()[0]["id"]
+                              .get<std::string>();
+  REQUIRE(box->Sql("UPDATE cases SET deadline_at = 1000000 WHERE id = '" + open_case + "'"));
+  json overdue = box->Wf({"report", "--json"}).Json()["procedures"][0];
+  CHECK(overdue["overdue"] == 1);
+  REQUIRE(overdue["overdue_cases"].size() == 1);
+  CHECK(overdue["overdue_cases"][0]["id"] == open_case);
+  CHECK(overdue["overdue_cases"][0]["steps"] == json::array({"review"}));
+
+  Run table = box->Wf({"report"});
+  REQUIRE(table.code == 0);
+  CHECK(table.out.find("cli-permit") != std::string::npos);
+  CHECK(table.out.find(open_case) != std::string::npos);
+
+  Run html = box->Wf({"report", "--html", "report.html"});
+  REQUIRE(html.code == 0);
+  std::string page = ReadFile(box->dir() / "report.html");
+  CHECK(page.rfind("<!DOCTYPE html>", 0) == 0);
+  CHECK(page.find("<svg") != std::string::npos);
+  CHECK(page.find("id=\"procedure-cli-permit\"") != std::string::npos);
+  // Nothing fetched from the network (the SVG namespace is a name, not a fetch)...
+  for (const char* fetch : {"src=", "href=\"http", "url(http", "@import", "@font-face"}) {
+    CHECK(page.find(fetch) == std::string::npos);
+  }
+  CHECK(page.find("<script") == std::string::npos);  // ... and nothing run
+  CHECK_FALSE(fs::exists(box->dir() / "report.html.tmp"));
+
+  Run nowhere = box->Wf({"report", "--html", "no/such/folder/report.html"});
+  CHECK(nowhere.code == 4);
+  CHECK(nowhere.err.find("no/such/folder/report.html") != std::string::npos);
+}

@@ -8,6 +8,7 @@
 #include <mutex>
 #include <optional>
 #include <random>
+#include <set>
 #include <thread>
 #include <unordered_map>
 #include <vector>
@@ -100,6 +101,11 @@ struct Engine::Impl {
   std::atomic<bool> stopping{false};
   bool listener_done = false;
   int in_flight = 0;            // claimed and not yet committed (io thread only)
+  // The rows being carried out (io thread only), by (case, id).
+  std::set<std::pair<std::string, int64_t>> carrying;
+  // A commit that handed work back may have committed although it reported failure (the
+  // connection dropped during COMMIT): rows leased to this engine may then be nobody's.
+  bool adopt_orphans = false;
   Status final_status;
 
   mutable std::mutex stats_mutex;
@@ -180,6 +186,7 @@ struct Engine::Impl {
         }
         last_lock = std::chrono::steady_clock::now();
       }
+      if (adopt_orphans) co_await AdoptOrphans();
       int room = options.concurrency - in_flight;
       std::vector<WorkItem> claimed;
       if (room > 0) {
@@ -245,10 +252,35 @@ struct Engine::Impl {
     co_return;
   }
 
-  // Starts carrying out a claimed row (on the I/O thread).
+  // Carries out the rows leased to this engine that it is not carrying (see adopt_orphans).
+  asio::awaitable<void> AdoptOrphans() {
+    auto result = co_await OnDb([this] {
+      std::vector<WorkItem> rows;
+      Status s = runtime.store().Read([&](StoreTx& tx) {
+        auto got = tx.ListLeasedWork(options.owner);
+        if (!got) return got.error();
+        rows = std::move(*got);
+        return Status::Ok();
+      });
+      return std::make_pair(s, std::move(rows));
+    });
+    if (!result.first.ok()) co_return;  // the database is still away: try again later
+    adopt_orphans = false;
+    for (auto& item : result.second) {
+      if (carrying.count({item.case_id, item.id}) == 0) {
+        spdlog::info("case {}: carrying on work {} whose hand-over was lost", item.case_id,
+                     item.id);
+        Spawn(std::move(item));
+      }
+    }
+  }
+
+  // Starts carrying out a claimed row (on the I/O thread), unless it is being carried already.
   void Spawn(WorkItem item) {
+    if (!carrying.emplace(item.case_id, item.id).second) return;
     ++in_flight;
-    asio::co_spawn(io, Carry(std::move(item)), [this](std::exception_ptr e) {
+    std::pair<std::string, int64_t> key(item.case_id, item.id);
+    asio::co_spawn(io, Carry(std::move(item)), [this, key](std::exception_ptr e) {
       if (!e) return;
       try {
         std::rethrow_exception(e);
@@ -256,6 +288,7 @@ struct Engine::Impl {
         // The last net: the row's lease runs out and it is carried out again.
         spdlog::error("work failed with an exception: {}", ex.what());
       }
+      carrying.erase(key);  // its lease runs out and a claim takes it again
       --in_flight;
       wake.cancel();
     });
@@ -360,6 +393,8 @@ struct Engine::Impl {
       // Room for work the commit may hand straight back (StoreTx::ClaimNewWork): the batch's
       // own slots, none once stopping.
       int room = stopping ? 0 : static_cast<int>(n);
+      std::vector<std::pair<std::string, int64_t>> keys;
+      for (const auto& c : batch) keys.emplace_back(c.item.case_id, c.item.id);
       auto commit = [this, room, batch = std::move(batch)]() mutable {
         Committed out;
         out.status = CommitBatch(batch, room, &out.claimed);
@@ -385,7 +420,10 @@ struct Engine::Impl {
         return out;
       };
       auto result = co_await OnDb(std::move(commit));
+      for (const auto& key : keys) carrying.erase(key);
+      for (const auto& c : result.failed) carrying.emplace(c.item.case_id, c.item.id);
       if (result.status.code() == ErrorCode::kUnavailable) {
+        if (room > 0) adopt_orphans = true;
         // The database is away: keep the outcomes and try again; the fenced completion makes a
         // late commit safe even if the lease was lost meanwhile.
         spdlog::warn("committing outcomes failed ({}); retrying in {} ms", result.status.message(),

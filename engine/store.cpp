@@ -1245,6 +1245,19 @@ Result<std::optional<Timestamp>> StoreTx::NextWorkDue() {
   });
 }
 
+Result<std::vector<WorkItem>> StoreTx::ListLeasedWork(const std::string& owner) {
+  return Guard(context_, "list leased work", [&]() -> Result<std::vector<WorkItem>> {
+    Query q(context_.sql, "SELECT " + context_.dialect.WorkColumns("") +
+                              " FROM work WHERE state = 'leased' AND owner = :owner");
+    q.Bind("owner", owner).Columns(kWorkKinds);
+    return ReadAll<WorkItem>(q, [](const Query& row) {
+      WorkItem item = ReadWork(row);
+      item.ready_at = item.created_at;
+      return item;
+    });
+  });
+}
+
 Result<std::vector<WorkItem>> StoreTx::ListWork(const std::string& case_id) {
   return Guard(context_, "list work", [&]() -> Result<std::vector<WorkItem>> {
     Query q(context_.sql, "SELECT " + context_.dialect.WorkColumns("") +

@@ -300,6 +300,8 @@ class StoreTx {
   Result<std::optional<Timestamp>> NextWorkDue();
   // All work rows of a case, by id.
   Result<std::vector<WorkItem>> ListWork(const std::string& case_id);
+  // The rows leased to `owner` now (an engine looking for rows it lost track of).
+  Result<std::vector<WorkItem>> ListLeasedWork(const std::string& owner);
 
   // --- tasks
   Result<std::int64_t> InsertTask(const TaskRecord& task);  // returns the new id

@@ -130,14 +130,15 @@ Status Store::ForEachHistoryIn(const HistoryRange& range,
         if (range.case_id) where.push_back("case_id = :case_id");
         if (range.since_at) where.push_back("at >= :since");
         if (range.until_at) where.push_back("at < :until");
-        where.push_back("case_id > :after_case OR (case_id = :same_case AND seq > :after_seq)");
+        // A row value, not `case_id > x OR (case_id = x AND seq > y)`: both databases seek the
+        // primary key with it, where the OR made PostgreSQL filter every row before the page.
+        where.push_back("(case_id, seq) > (:after_case, :after_seq)");
         Query q(ctx.sql, "SELECT " + kHistoryColumns + " FROM history" + Where(where) +
                              " ORDER BY case_id, seq LIMIT :limit");
         if (range.case_id) q.Bind("case_id", *range.case_id);
         if (range.since_at) q.Bind("since", *range.since_at);
         if (range.until_at) q.Bind("until", *range.until_at);
         q.Bind("after_case", after_case)
-            .Bind("same_case", after_case)
             .Bind("after_seq", after_seq)
             .Bind("limit", std::int64_t{kAuditPage})
             .Columns(kHistoryKinds);

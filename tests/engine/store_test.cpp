@@ -813,6 +813,43 @@ TEST_CASE("the store reconnects after PostgreSQL drops its connections",
 namespace wf::engine {
 namespace {
 
+TEST_CASE("history ranges page by case and seq with time bounds", "[engine][store][history]") {
+  WF_FOR_EACH_BACKEND(db);
+  auto store = OpenStore(*db);
+  std::vector<std::string> cases;
+  for (int i = 0; i < 3; ++i) cases.push_back(InsertCase(*store, NewCase()));
+  REQUIRE(store->Transact([&](StoreTx& tx) {
+    for (int i = 0; i < 2500; ++i) {  // pages of 1,000 that end inside a case
+      Result<HistoryEvent> e = tx.AppendHistory(cases[i % 3], "engine", "tick", "", "{}",
+                                                kT0 + std::chrono::seconds(i));
+      if (!e) return e.error();
+    }
+    return Status::Ok();
+  }).ok());
+  auto collect = [&](const HistoryRange& range) {
+    std::vector<HistoryEvent> seen;
+    REQUIRE(store->ForEachHistoryIn(range, [&](const HistoryEvent& e) {
+      seen.push_back(e);
+      return Status::Ok();
+    }).ok());
+    return seen;
+  };
+  std::vector<HistoryEvent> all = collect({});
+  REQUIRE(all.size() == 2500);
+  ChainVerifier verifier;
+  for (const HistoryEvent& e : all) CHECK_FALSE(verifier.Feed(e).has_value());
+  CHECK(verifier.cases() == 3);
+  HistoryRange one;
+  one.case_id = cases[1];
+  CHECK(collect(one).size() == 833);
+  HistoryRange window;
+  window.since_at = FormatRfc3339(kT0 + 1000s);
+  window.until_at = FormatRfc3339(kT0 + 2200s);
+  CHECK(collect(window).size() == 1200);
+  window.case_id = cases[0];
+  CHECK(collect(window).size() == 400);
+}
+
 TEST_CASE("history rows leave only through the archive door, and only of an ended case",
           "[engine][store][history][archive]") {
   WF_FOR_EACH_BACKEND(db);

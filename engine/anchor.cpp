@@ -193,7 +193,8 @@ Result<std::int64_t> WriteAnchor(
     if (!out) return Status::Internal("cannot write the anchor");
     return Status::Ok();
   };
-  nlohmann::json header = {{"anchor", std::string(kAnchorFormat)}, {"at", at}, {"database", database}};
+  nlohmann::json header = {
+      {"anchor", std::string(kAnchorFormat)}, {"at", at}, {"database", database}};
   if (Status s = emit(header.dump()); !s.ok()) return s;
   std::int64_t chains = 0;
   Status walked = for_each_head([&](const ChainHead& head) {

@@ -309,7 +309,88 @@ std::vector<Migration> Dialect::Migrations() const {
   s.push_back(
       "CREATE TABLE engine_lock (name TEXT NOT NULL PRIMARY KEY, owner TEXT NOT NULL,"
       " lease_until BIGINT NOT NULL)");
-  // Version 3 (2 is another change's): refused duplicate applications, for reports. Not
+
+  Migration audit;
+  audit.version = 2;
+  audit.description = "archived chains, archive-only deletion of history, database roles";
+  std::vector<std::string>& a = audit.statements;
+  // The head each archived chain leaves behind (wf archive), append-only like history.
+  a.push_back(
+      "CREATE TABLE archived_chains ("
+      " case_id TEXT NOT NULL PRIMARY KEY, seq BIGINT NOT NULL, hash TEXT NOT NULL,"
+      " archive TEXT NOT NULL, archive_sha256 TEXT NOT NULL, archived_at BIGINT NOT NULL)");
+  // The one door through the append-only trigger: a case listed here and in archived_chains may
+  // have its history deleted. StoreTx::RemoveArchivedCase inserts and deletes its row within the
+  // transaction that records the head, so outside that transaction the table is always empty.
+  a.push_back("CREATE TABLE archiving (case_id TEXT NOT NULL PRIMARY KEY)");
+  if (pg) {
+    a.push_back(
+        "CREATE OR REPLACE FUNCTION wf_history_append_only() RETURNS trigger LANGUAGE plpgsql"
+        " AS $fn$ BEGIN"
+        " IF TG_OP = 'DELETE' AND TG_TABLE_NAME = 'history' AND EXISTS (SELECT 1 FROM archiving w"
+        " JOIN archived_chains c ON c.case_id = w.case_id WHERE w.case_id = OLD.case_id) THEN"
+        " RETURN OLD; END IF;"
+        " RAISE EXCEPTION '% is append-only', TG_TABLE_NAME"
+        " USING ERRCODE = 'insufficient_privilege'; END $fn$");
+    a.push_back(
+        "CREATE TRIGGER archived_chains_append_only BEFORE UPDATE OR DELETE ON archived_chains"
+        " FOR EACH ROW EXECUTE FUNCTION wf_history_append_only()");
+    a.push_back(
+        "CREATE TRIGGER archived_chains_no_truncate BEFORE TRUNCATE ON archived_chains"
+        " FOR EACH STATEMENT EXECUTE FUNCTION wf_history_append_only()");
+    // Roles (README "Database roles"): the migrating user owns the tables and keeps DDL;
+    // wf_engine and wf_clerk may read and write the case tables but only INSERT and SELECT
+    // history; wf_auditor only reads. Roles are cluster-wide: created NOLOGIN when missing and
+    // the migrating user may create roles (a concurrent creator is not an error); otherwise a
+    // warning names what a superuser must do. No colons in this text: SOCI would read them as
+    // bind parameters.
+    a.push_back(R"sql(DO $roles$
+DECLARE
+  may_create boolean;
+  r text;
+  tables text DEFAULT 'procedures, cases, work, tasks, incidents, evidence';
+BEGIN
+  SELECT rolsuper OR rolcreaterole INTO may_create FROM pg_roles WHERE rolname = current_user;
+  FOREACH r IN ARRAY ARRAY['wf_engine', 'wf_clerk', 'wf_auditor'] LOOP
+    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = r) THEN
+      IF may_create THEN
+        BEGIN
+          EXECUTE format('CREATE ROLE %I NOLOGIN', r);
+        EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL;
+        END;
+      ELSE
+        RAISE WARNING 'wf: role % is missing and % may not create roles; a superuser must CREATE ROLE % NOLOGIN and grant it as the README (Database roles) says', r, current_user, r;
+        CONTINUE;
+      END IF;
+    END IF;
+    EXECUTE format('GRANT USAGE ON SCHEMA %I TO %I', current_schema(), r);
+    IF r = 'wf_auditor' THEN
+      EXECUTE format('GRANT SELECT ON %s, history, archived_chains, engine_lock, wf_schema TO %I', tables, r);
+    ELSE
+      EXECUTE format('GRANT SELECT, INSERT, UPDATE ON %s TO %I', tables, r);
+      EXECUTE format('GRANT SELECT, INSERT ON history TO %I', r);
+      EXECUTE format('GRANT SELECT ON archived_chains, wf_schema TO %I', r);
+      EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON engine_lock TO %I', r);
+      EXECUTE format('GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA %I TO %I', current_schema(), r);
+    END IF;
+  END LOOP;
+END $roles$)sql");
+  } else {
+    a.push_back("DROP TRIGGER IF EXISTS history_no_delete");
+    a.push_back(
+        "CREATE TRIGGER history_no_delete BEFORE DELETE ON history"
+        " WHEN NOT EXISTS (SELECT 1 FROM archiving w JOIN archived_chains c"
+        " ON c.case_id = w.case_id WHERE w.case_id = OLD.case_id)"
+        " BEGIN SELECT RAISE(ABORT, 'history is append-only'); END");
+    a.push_back(
+        "CREATE TRIGGER archived_chains_no_update BEFORE UPDATE ON archived_chains"
+        " BEGIN SELECT RAISE(ABORT, 'archived_chains is append-only'); END");
+    a.push_back(
+        "CREATE TRIGGER archived_chains_no_delete BEFORE DELETE ON archived_chains"
+        " BEGIN SELECT RAISE(ABORT, 'archived_chains is append-only'); END");
+  }
+
+  // Version 3: refused duplicate applications, for reports. Not
   // case-owned (the refused start never became a case), keyed by its own id.
   Migration refusals;
   refusals.version = 3;
@@ -322,7 +403,27 @@ std::vector<Migration> Dialect::Migrations() const {
       (pg ? std::string(", PRIMARY KEY (id)") : std::string()) + ")");
   refusals.statements.push_back(
       "CREATE INDEX refusals_procedure ON refusals (procedure, refused_at)");
-  return {initial, refusals};
+  if (pg) {
+    // The roles of version 2 may write refusals, and finish work rows (the engine deletes a row
+    // once its outcome is committed; a cancellation deletes the case's pending rows).
+    refusals.statements.push_back(R"sql(DO $grants$
+DECLARE
+  r text;
+BEGIN
+  FOREACH r IN ARRAY ARRAY['wf_engine', 'wf_clerk', 'wf_auditor'] LOOP
+    IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = r) THEN
+      IF r = 'wf_auditor' THEN
+        EXECUTE format('GRANT SELECT ON refusals TO %I', r);
+      ELSE
+        EXECUTE format('GRANT SELECT, INSERT ON refusals TO %I', r);
+        EXECUTE format('GRANT DELETE ON work TO %I', r);
+        EXECUTE format('GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA %I TO %I', current_schema(), r);
+      END IF;
+    END IF;
+  END LOOP;
+END $grants$)sql");
+  }
+  return {initial, audit, refusals};
 }
 
 int Dialect::LatestSchemaVersion() const { return Migrations().back().version; }

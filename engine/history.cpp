@@ -58,6 +58,10 @@ std::optional<ChainBreak> ChainVerifier::Feed(const HistoryEvent& event) {
     last_seq_ = 0;
     last_hash_ = std::string(kGenesisHash);
     broken_ = false;
+    if (partial_ && event.seq > 1) {
+      last_seq_ = event.seq - 1;
+      last_hash_ = event.prev_hash;
+    }
   }
   if (broken_) return std::nullopt;
   std::optional<ChainBreak> failure;

@@ -62,18 +62,33 @@ struct ChainBreak {
   std::string Describe() const;
 };
 
+// The newest event of one case's chain: what an anchor signs and an archive leaves behind.
+struct ChainHead {
+  std::string case_id;
+  std::int64_t seq = 0;
+  std::string hash;
+};
+
 // Verifies a stream of events incrementally: events must be fed grouped by case and in seq order
 // within a case (ORDER BY case_id, seq), so the store can verify millions without holding them.
 class ChainVerifier {
  public:
+  ChainVerifier() = default;
+  // With `partial`, a case's chain may start after seq 1 (an export taken with --since): its
+  // first event's prev_hash is taken as given, and everything from there on is checked.
+  explicit ChainVerifier(bool partial) : partial_(partial) {}
+
   // Checks `event` against the previous event of its case. Returns the break, if any; after a
   // break the verifier keeps going with the next case.
   std::optional<ChainBreak> Feed(const HistoryEvent& event);
 
   std::int64_t events() const { return events_; }
   std::int64_t cases() const { return cases_; }
+  // The newest event fed so far: the head of the current case's chain (empty before any event).
+  ChainHead head() const { return {case_id_, last_seq_, last_hash_}; }
 
  private:
+  bool partial_ = false;
   std::string case_id_;
   std::int64_t last_seq_ = 0;
   std::string last_hash_;

@@ -21,154 +21,14 @@
 #include <tuple>
 #include <unordered_map>
 
+#include "engine/store_internal.hpp"
 #include "workflows/hash.hpp"
 
 namespace wf::engine {
 
-namespace detail {
-
-// What a Store owns: the parsed URL, the pool and the wake-up machinery.
-struct StoreState {
-  StoreState(DatabaseTarget t, int size) : target(std::move(t)), dialect(target.backend) {
-    for (int i = 0; i < size; ++i) idle.emplace_back();  // connected on first use
-    if (pipe2(wake_pipe, O_NONBLOCK | O_CLOEXEC) != 0) wake_pipe[0] = wake_pipe[1] = -1;
-  }
-  ~StoreState() {
-    if (wake_pipe[0] >= 0) close(wake_pipe[0]);
-    if (wake_pipe[1] >= 0) close(wake_pipe[1]);
-  }
-
-  DatabaseTarget target;
-  Dialect dialect;
-
-  std::mutex pool_mu;
-  std::condition_variable pool_cv;
-  std::vector<std::unique_ptr<soci::session>> idle;  // null: not connected (yet, or any more)
-
-  std::mutex listen_mu;
-  std::unique_ptr<soci::session> listen;  // PostgreSQL: the LISTEN wf_work connection
-  bool listened_before = false;
-  int wake_pipe[2] = {-1, -1};  // a byte in it means "wake the waiter"
-};
-
-// A statement sent in a pipeline (StoreTx::DeferWrites).
-struct DeferredWrite {
-  std::string what;  // for messages: "update cases"
-  std::string sql;   // PostgreSQL text with $1, $2, ... parameters
-  std::vector<std::optional<std::string>> params;
-  // For an UPDATE ... RETURNING id: the ids it must return; one missing means a stale
-  // row_version, kConflict naming it.
-  std::vector<std::string> expect_ids;
-};
-
-using Row = std::vector<std::optional<std::string>>;
-
-// Writes queued by StoreTx::DeferWrites, coalesced per table into multi-row statements.
-struct PendingWrites {
-  std::vector<Row> cases;  // id, status, data, state, deadline, paused, ended, updated,
-                           // expected version, new version
-  std::unordered_map<std::string, size_t> case_index;  // a case updated twice: one row
-  std::vector<Row> history;                            // the history columns, in order
-  std::vector<Row> work;  // case_id, kind, step, activation, payload, run_at, created_at
-  bool empty() const { return cases.empty() && history.empty() && work.empty(); }
-  void clear() { *this = PendingWrites(); }
-};
-
-// One transaction in progress.
-struct TxContext {
-  soci::session& sql;
-  const Dialect& dialect;
-  bool work_changed = false;     // wake engines after commit
-  Status failure;                // the database error that doomed this transaction
-  bool connection_lost = false;  // ... and it was the connection itself
-  bool defer_writes = false;     // StoreTx::DeferWrites
-  PendingWrites pending;
-  // StoreTx::ClaimNewWork: due work kept back to insert as already leased.
-  struct {
-    int limit = 0;
-    std::string owner;
-    Timestamp now{};
-    std::chrono::microseconds lease{};
-    std::vector<NewWork> rows;
-  } claim_new;
-  // The last (seq, hash) of each case's history chain as this transaction left it.
-  std::unordered_map<std::string, std::pair<std::int64_t, std::string>> heads;
-};
-
-}  // namespace detail
-
 namespace {
 
-using detail::StoreState;
-using detail::DeferredWrite;
-using detail::PendingWrites;
-using detail::Row;
-using detail::TxContext;
-
-// ---------------------------------------------------------------------------------------------
-// Errors
-
-struct MappedError {
-  Status status;
-  bool connection_lost = false;
-};
-
-// The libpq connection under a PostgreSQL session. (SOCI does not export the backend's type
-// information, so the backend name stands in for a dynamic_cast.)
-PGconn* PgConnection(soci::session& sql) {
-  soci::details::session_backend* backend = sql.get_backend();
-  if (backend == nullptr || backend->get_backend_name() != "postgresql") return nullptr;
-  return static_cast<soci::postgresql_session_backend*>(backend)->conn_;
-}
-
-bool Healthy(soci::session& sql, Backend backend) {
-  if (backend != Backend::kPostgres) return true;
-  PGconn* conn = PgConnection(sql);
-  return conn != nullptr && PQstatus(conn) == CONNECTION_OK;
-}
-
-std::string Trim(std::string text) {
-  while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
-  return text;
-}
-
-MappedError MapPostgresError(const std::string& state, bool healthy, const std::string& prefix,
-                             const std::string& brief, const std::string& full) {
-  bool lost = state.rfind("08", 0) == 0 || state == "57P01" || state == "57P02" ||
-              state == "57P03" || !healthy;
-  if (lost) return {Status::Unavailable(prefix + "database connection lost: " + brief), true};
-  if (state == "23505") return {Status::Conflict(prefix + "already exists: " + brief)};
-  if (state == "40001" || state == "40P01" || state == "55P03" || state.rfind("53", 0) == 0) {
-    return {Status::Unavailable(prefix + "database busy, retry: " + brief)};
-  }
-  return {Status::Internal(prefix + full)};
-}
-
-MappedError MapError(soci::session* sql, Backend backend, std::string_view what,
-                     const std::exception& error) {
-  const std::string prefix = std::string(what) + ": ";
-  const auto* soci_error = dynamic_cast<const soci::soci_error*>(&error);
-  const std::string brief = Trim(soci_error ? soci_error->get_error_message() : error.what());
-  const std::string full = Trim(error.what());
-  if (backend == Backend::kPostgres) {
-    std::string state;
-    if (const auto* pg = dynamic_cast<const soci::postgresql_soci_error*>(&error)) {
-      state = pg->sqlstate();
-    }
-    return MapPostgresError(state, sql == nullptr || Healthy(*sql, backend), prefix, brief, full);
-  }
-  if (const auto* lite = dynamic_cast<const soci::sqlite3_soci_error*>(&error)) {
-    int code = lite->result() & 0xff;
-    if (code == 5 || code == 6) {  // SQLITE_BUSY, SQLITE_LOCKED past busy_timeout
-      return {Status::Unavailable(prefix + "database busy, retry: " + brief)};
-    }
-    if (code == 19 && (brief.find("UNIQUE") != std::string::npos ||
-                       brief.find("PRIMARY KEY") != std::string::npos)) {
-      return {Status::Conflict(prefix + "already exists: " + brief)};
-    }
-  }
-  return {Status::Internal(prefix + full)};
-}
+using namespace detail;  // the shared internals in engine/store_internal.hpp
 
 // Statements per pipeline round: the server's answers to one round (a few dozen bytes each) must
 // fit its socket buffer, because a blocking client reads them only after sending the round.
@@ -270,8 +130,10 @@ void AddMultiRow(std::vector<DeferredWrite>& out, const std::string& what, const
   }
 }
 
+}  // namespace
+
 // Sends the queued writes, if any: cases, then history, then work, a few statements in all.
-Status FlushPending(TxContext& ctx) {
+Status detail::FlushPending(TxContext& ctx) {
   if (ctx.pending.empty()) return ctx.failure;
   PendingWrites pending = std::move(ctx.pending);
   ctx.pending.clear();
@@ -298,128 +160,7 @@ Status FlushPending(TxContext& ctx) {
   return SendPipelined(ctx, writes);
 }
 
-// Runs one database operation of a transaction: a thrown database error becomes a Status and
-// dooms the transaction; an already doomed transaction does nothing.
-template <typename F>
-auto Guard(TxContext& ctx, std::string_view what, F&& body) -> decltype(body()) {
-  if (!ctx.pending.empty()) FlushPending(ctx);  // queued writes come first
-  if (!ctx.failure.ok()) return ctx.failure;
-  try {
-    return body();
-  } catch (const std::exception& e) {
-    MappedError mapped = MapError(&ctx.sql, ctx.dialect.backend(), what, e);
-    ctx.failure = mapped.status;
-    ctx.connection_lost = mapped.connection_lost;
-    return ctx.failure;
-  }
-}
-
-// ---------------------------------------------------------------------------------------------
-// One SQL statement with named parameters and typed result columns, owning what it binds.
-
-class Query {
- public:
-  Query(soci::session& sql, std::string text) : sql_(sql), text_(std::move(text)) {}
-
-  Query& Bind(const std::string& name, const std::string& value) {
-    Slot& slot = params_.emplace_back(Slot{'t', name});
-    slot.text = value;
-    return *this;
-  }
-  Query& Bind(const std::string& name, const char* value) { return Bind(name, std::string(value)); }
-  Query& Bind(const std::string& name, const std::optional<std::string>& value) {
-    Slot& slot = params_.emplace_back(Slot{'t', name});
-    if (value)
-      slot.text = *value;
-    else
-      slot.ind = soci::i_null;
-    return *this;
-  }
-  Query& Bind(const std::string& name, std::int64_t value) {
-    Slot& slot = params_.emplace_back(Slot{'i', name});
-    slot.integer = value;
-    return *this;
-  }
-  Query& Bind(const std::string& name, std::optional<std::int64_t> value) {
-    Slot& slot = params_.emplace_back(Slot{'i', name});
-    if (value)
-      slot.integer = *value;
-    else
-      slot.ind = soci::i_null;
-    return *this;
-  }
-  Query& Bind(const std::string& name, Timestamp value) { return Bind(name, ToMicros(value)); }
-  Query& Bind(const std::string& name, std::optional<Timestamp> value) {
-    return Bind(name, value ? std::optional<std::int64_t>(ToMicros(*value)) : std::nullopt);
-  }
-
-  // The result columns: 't' text, 'i' integer, one letter per column.
-  Query& Columns(std::string_view kinds) {
-    for (char kind : kinds) columns_.push_back(Slot{kind, {}});
-    return *this;
-  }
-
-  // Executes the statement; true when it produced a first row (then readable).
-  bool Execute() {
-    statement_ = std::make_unique<soci::statement>(sql_);
-    for (Slot& c : columns_) {
-      if (c.kind == 't')
-        statement_->exchange(soci::into(c.text, c.ind));
-      else
-        statement_->exchange(soci::into(c.integer, c.ind));
-    }
-    for (Slot& p : params_) {
-      if (p.kind == 't')
-        statement_->exchange(soci::use(p.text, p.ind, p.name));
-      else
-        statement_->exchange(soci::use(p.integer, p.ind, p.name));
-    }
-    statement_->alloc();
-    statement_->prepare(text_, soci::details::st_one_time_query);
-    statement_->define_and_bind();
-    return statement_->execute(true) && !columns_.empty();
-  }
-  // Moves to the next row; false after the last.
-  bool Next() { return statement_->fetch(); }
-  std::int64_t AffectedRows() { return statement_->get_affected_rows(); }
-
-  bool IsNull(int i) const { return columns_[i].ind == soci::i_null; }
-  std::string Text(int i) const { return IsNull(i) ? std::string() : columns_[i].text; }
-  std::optional<std::string> OptText(int i) const {
-    return IsNull(i) ? std::nullopt : std::optional<std::string>(columns_[i].text);
-  }
-  std::int64_t Int(int i) const { return IsNull(i) ? 0 : columns_[i].integer; }
-  std::optional<std::int64_t> OptInt(int i) const {
-    return IsNull(i) ? std::nullopt : std::optional<std::int64_t>(columns_[i].integer);
-  }
-  Timestamp Time(int i) const { return FromMicros(Int(i)); }
-  std::optional<Timestamp> OptTime(int i) const {
-    return IsNull(i) ? std::nullopt : std::optional<Timestamp>(FromMicros(columns_[i].integer));
-  }
-
- private:
-  struct Slot {
-    char kind;
-    std::string name;
-    std::string text;
-    long long integer = 0;
-    soci::indicator ind = soci::i_ok;
-  };
-  soci::session& sql_;
-  std::string text_;
-  std::deque<Slot> params_;  // a deque: binding keeps pointers to the slots
-  std::deque<Slot> columns_;
-  std::unique_ptr<soci::statement> statement_;
-};
-
-void Exec(soci::session& sql, const std::string& text) { sql << text; }
-
-void AdvisoryLock(TxContext& ctx, std::string_view name) {
-  std::string text = ctx.dialect.AdvisoryLockSql();
-  if (text.empty()) return;
-  Query q(ctx.sql, "SELECT 1 FROM (" + text + ") AS l");
-  q.Bind("key", AdvisoryKey(name)).Columns("i").Execute();
-}
+namespace {
 
 // ---------------------------------------------------------------------------------------------
 // Rows
@@ -572,31 +313,6 @@ EvidenceRecord ReadEvidence(const Query& q) {
   return e;
 }
 
-const std::string kHistoryColumns =
-    "case_id, seq, at, actor, action, step, details, prev_hash, hash";
-constexpr std::string_view kHistoryKinds = "tittttttt";
-
-HistoryEvent ReadHistory(const Query& q) {
-  HistoryEvent e;
-  e.case_id = q.Text(0);
-  e.seq = q.Int(1);
-  e.at = q.Text(2);
-  e.actor = q.Text(3);
-  e.action = q.Text(4);
-  e.step = q.Text(5);
-  e.details = q.Text(6);
-  e.prev_hash = q.Text(7);
-  e.hash = q.Text(8);
-  return e;
-}
-
-template <typename T, typename Reader>
-std::vector<T> ReadAll(Query& q, Reader read) {
-  std::vector<T> rows;
-  for (bool more = q.Execute(); more; more = q.Next()) rows.push_back(read(q));
-  return rows;
-}
-
 // "20260102-k3v9x2m7qa": the start date and 50 random bits.
 std::string NewCaseId(Timestamp started_at) {
   static constexpr char kAlphabet[] = "0123456789abcdefghjkmnpqrstvwxyz";
@@ -607,16 +323,6 @@ std::string NewCaseId(Timestamp started_at) {
   std::string id = date + "-";
   for (int i = 0; i < 10; ++i, bits >>= 5) id.push_back(kAlphabet[bits & 31]);
   return id;
-}
-
-std::string Where(const std::vector<std::string>& conditions) {
-  if (conditions.empty()) return std::string();
-  std::string out = " WHERE ";
-  for (size_t i = 0; i < conditions.size(); ++i) {
-    if (i > 0) out += " AND ";
-    out += "(" + conditions[i] + ")";
-  }
-  return out;
 }
 
 std::string DescribeTask(const TaskRecord& task) {

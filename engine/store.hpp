@@ -216,6 +216,23 @@ struct HistorySummary {
   std::int64_t events = 0;
 };
 
+// A chain whose case was moved to an archive file by `wf archive`: its head stays behind in the
+// `archived_chains` table (append-only, like history) so verification and anchors still hold.
+struct ArchivedChain {
+  ChainHead head;
+  std::string archive;         // the archive file's name, as given to `wf archive --out`
+  std::string archive_sha256;  // the archive's body hash (its trailer's "sha256")
+  Timestamp archived_at{};
+};
+
+// Which history events to visit: of one case or all; `at` within [since, until) when given
+// (RFC 3339 text as FormatRfc3339 writes it).
+struct HistoryRange {
+  std::optional<std::string> case_id;
+  std::optional<std::string> since_at;
+  std::optional<std::string> until_at;
+};
+
 // ---------------------------------------------------------------------------------------------
 // A transaction in progress. Valid only inside the Store::Transact callback that received it; not
 // thread-safe. Every method is one or a few statements on the transaction's connection.
@@ -356,6 +373,20 @@ class StoreTx {
   // Up to `limit` refusals with an id above `after_id`, by id.
   Result<std::vector<RefusalRecord>> ListRefusalsAfter(std::int64_t after_id, int limit);
 
+  // --- audit and retention (engine/store_audit.cpp)
+  // Cases that ended (status not open, ended_at set) before `before`, by id after `after_id`,
+  // at most `limit`; without data and state. Archived cases are gone from `cases`, so never here.
+  Result<std::vector<CaseRecord>> ListEndedCases(Timestamp before, const std::string& after_id,
+                                                 int limit);
+  // Removes a case that was written to an archive: records `chain` (its head must still be the
+  // case's newest event, and the case still ended) in `archived_chains`, then deletes its history,
+  // work, tasks, incidents and the case row. The append-only trigger lets the history rows go only
+  // because the case is marked in `archiving` within this transaction (mark and unmark are both
+  // here). kConflict when the case has changed since it was archived; kNotFound without the case.
+  Status RemoveArchivedCase(const ArchivedChain& chain);
+  // The archived head of `case_id`; nullopt when it was never archived.
+  Result<std::optional<ArchivedChain>> GetArchivedChain(const std::string& case_id);
+
   // --- single engine on SQLite
   // Takes or renews the lease `name` for `owner` until `until`; false when another owner holds
   // an unexpired lease. The SQLite engine takes "engine" so that two engine processes do not
@@ -426,6 +457,17 @@ class Store {
   Status ForEachHistory(const std::optional<std::string>& case_id,
                         const std::optional<std::string>& since_at,
                         const std::function<Status(const HistoryEvent&)>& visit);
+
+  // --- audit and retention (engine/store_audit.cpp)
+  // As ForEachHistory, over `range` (cases by id, events by seq), in pages of 1,000 rows, each
+  // page its own short read transaction, so memory stays constant for any number of events.
+  Status ForEachHistoryIn(const HistoryRange& range,
+                          const std::function<Status(const HistoryEvent&)>& visit);
+  // Every chain head: first the live chains (each case's newest event), by case, then the
+  // archived chains, by case (`archived` true). Paged like ForEachHistoryIn.
+  Status ForEachChainHead(const std::function<Status(const ChainHead&, bool archived)>& visit);
+  // Every archived chain, by case.
+  Status ForEachArchivedChain(const std::function<Status(const ArchivedChain&)>& visit);
 
   // Blocks until work may be available or `timeout` passes. True when woken (a transaction
   // inserted or rescheduled work, Wake was called, or the listening connection was re-opened, when

@@ -21,6 +21,7 @@
 
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
+#include <openssl/evp.h>
 
 namespace {
 
@@ -821,4 +822,315 @@ TEST_CASE("an auditor's report counts cases, times, refusals and overdue cases",
   Run nowhere = box->Wf({"report", "--html", "no/such/folder/report.html"});
   CHECK(nowhere.code == 4);
   CHECK(nowhere.err.find("no/such/folder/report.html") != std::string::npos);
+}
+
+// --- auditors: timeline, anchors, append-only roles, exports, archives (issue 5) -------------
+
+namespace {
+
+// SHA-256 hex, computed here independently of wf.
+std::string Sha256(const std::string& bytes) {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int size = 0;
+  REQUIRE(EVP_Digest(bytes.data(), bytes.size(), digest, &size, EVP_sha256(), nullptr) == 1);
+  static constexpr char kDigits[] = "0123456789abcdef";
+  std::string out;
+  for (unsigned int i = 0; i < size; ++i) {
+    unsigned char b = digest[i];
+    out.push_back(kDigits[b >> 4]);
+    out.push_back(kDigits[b & 15]);
+  }
+  return out;
+}
+
+// The event's hash as history.hpp specifies it: SHA-256(prev_hash || compact JSON with sorted
+// keys of action, actor, at, case, details, prev_hash, seq, step).
+std::string EventHash(const json& e) {
+  json canonical = {{"action", e["action"]},   {"actor", e["actor"]},
+                    {"at", e["at"]},           {"case", e["case"]},
+                    {"details", e["details"]}, {"prev_hash", e["prev_hash"]},
+                    {"seq", e["seq"]},         {"step", e["step"]}};
+  return Sha256(e["prev_hash"].get<std::string>() + canonical.dump());
+}
+
+std::string SqlText(const std::string& text) {
+  std::string out = "'";
+  for (char c : text) out += c == '\'' ? std::string("''") : std::string(1, c);
+  return out + "'";
+}
+
+// A permit case carried to its end: approved by ann, recorded by the engine.
+std::string CompletedPermit(Sandbox& box, const std::string& data = "applicant.json") {
+  std::string id = DeployAndStartPermit(box, data);
+  int64_t task = TaskOf(box, id);
+  REQUIRE(box.Wf({"complete", std::to_string(task), "--as", "ann", "--set", "approved=true",
+                  "--set", "fee=15"})
+              .code == 0);
+  RunEngine(box);
+  REQUIRE(box.Wf({"show", id, "--json"}).Json()["status"] == "completed");
+  return id;
+}
+
+// Every event of `id`, from `wf history --json`.
+json EventsOf(Sandbox& box, const std::string& id) {
+  Run history = box.Wf({"history", id, "--json"});
+  REQUIRE(history.code == 0);
+  return history.Json();
+}
+
+}  // namespace
+
+TEST_CASE("the history reads as a timeline with agencies, decisions and time held",
+          "[cli][audit][history]") {
+  WF_CLI_FOR_EACH_BACKEND(box);
+  std::string id = CompletedPermit(*box);
+  Run text = box->Wf({"history", id});
+  REQUIRE(text.code == 0);
+  CHECK(text.out.find("AGENCY") != std::string::npos);
+  CHECK(text.out.find("ann (town-hall)") != std::string::npos);
+  CHECK(text.out.find("decision true") != std::string::npos);
+  CHECK(text.out.find("approved=true") != std::string::npos);
+  CHECK(text.out.find("time held, in working days") != std::string::npos);
+  CHECK(text.out.find("within the statutory limit") != std::string::npos);
+
+  json events = EventsOf(*box, id);
+  bool completed = false;
+  for (const json& e : events) {
+    if (e["action"] == "task.completed") {
+      completed = true;
+      CHECK(e["agency"] == "town-hall");
+      CHECK(e["decision"].get<std::string>().find("true") != std::string::npos);
+      CHECK(e["changed"].get<std::string>().find("fee=15") != std::string::npos);
+    }
+  }
+  CHECK(completed);
+
+  Run held = box->Wf({"history", id, "--by-agency", "--json"});
+  REQUIRE(held.code == 0);
+  json holders = held.Json();
+  std::map<std::string, json> by_holder;
+  for (const json& h : holders) by_holder[h["holder"].get<std::string>()] = h;
+  REQUIRE(by_holder.count("town-hall") == 1);
+  CHECK(by_holder["town-hall"]["steps"] == 1);
+  CHECK(by_holder["town-hall"]["limit_working_days"] == 2.0);
+  CHECK(by_holder["town-hall"]["over_limit"] == false);
+  CHECK(by_holder["town-hall"]["still_held"] == false);
+  REQUIRE(by_holder.count("department registry") == 1);
+  REQUIRE(by_holder.count("case") == 1);
+  CHECK(by_holder["case"]["within_limit"] == true);
+  CHECK(by_holder["case"]["limit"] == "3 working days");
+
+  CHECK(box->Wf({"history", "20260101-nosuchcase"}).code == 4);
+}
+
+TEST_CASE("a consistent rewrite by a superuser verifies as a chain and is caught by the anchor",
+          "[cli][audit][anchor]") {
+  WF_CLI_FOR_EACH_BACKEND(box);
+  std::string id = CompletedPermit(*box);
+  std::string other = CompletedPermit(*box, "applicant-2.json");
+  REQUIRE(box->Wf({"audit", "keygen"}).code == 0);
+  CHECK((fs::status(box->dir() / "wf-audit.key").permissions() & fs::perms::all) ==
+        (fs::perms::owner_read | fs::perms::owner_write));
+  CHECK(box->Wf({"audit", "keygen"}).code == 5);  // never overwrites a key
+  Run anchored = box->Wf({"audit", "anchor", "--key", "wf-audit.key", "--out", "a1.jsonl"});
+  REQUIRE(anchored.code == 0);
+  CHECK(anchored.out.find("anchored 2 chains") != std::string::npos);
+  CHECK(box->Wf({"audit", "anchor", "--key", "wf-audit.key", "--out", "a1.jsonl"}).code == 5);
+  Run fine = box->Wf({"audit", "verify", "--anchor", "a1.jsonl", "--pubkey", "wf-audit.pub"});
+  REQUIRE(fine.code == 0);
+  CHECK(fine.out.find("2 chains have only grown") != std::string::npos);
+  CHECK(box->Wf({"audit", "verify", "--anchor", "a1.jsonl"}).code == 2);
+
+  // The superuser rewrites who approved, then recomputes every later hash, bypassing triggers.
+  json events = EventsOf(*box, id);
+  const int64_t head = events.back()["seq"].get<int64_t>();
+  size_t changed = 0;
+  for (size_t i = 0; i < events.size(); ++i) {
+    if (events[i]["action"] == "task.completed") changed = i;
+  }
+  REQUIRE(changed > 0);
+  std::string sql = box->postgres() ? "ALTER TABLE history DISABLE TRIGGER ALL; "
+                                    : "DROP TRIGGER history_no_update; ";
+  events[changed]["actor"] = "mallory";
+  for (size_t i = changed; i < events.size(); ++i) {
+    events[i]["prev_hash"] = events[i - 1]["hash"];
+    events[i]["hash"] = EventHash(events[i]);
+    sql += "UPDATE history SET actor = " + SqlText(events[i]["actor"].get<std::string>()) +
+           ", prev_hash = " + SqlText(events[i]["prev_hash"].get<std::string>()) +
+           ", hash = " + SqlText(events[i]["hash"].get<std::string>()) +
+           " WHERE case_id = " + SqlText(id) +
+           " AND seq = " + std::to_string(events[i]["seq"].get<int64_t>()) + "; ";
+  }
+  REQUIRE(box->Sql(sql));
+  // The chain alone cannot tell: it was rewritten consistently.
+  REQUIRE(box->Wf({"audit", "verify"}).code == 0);
+  Run caught = box->Wf({"audit", "verify", "--anchor", "a1.jsonl", "--pubkey", "wf-audit.pub"});
+  CHECK(caught.code == 7);
+  CHECK(caught.err.find(id) != std::string::npos);
+  CHECK(caught.err.find("seq " + std::to_string(head)) != std::string::npos);
+  CHECK(caught.err.find("anchor") != std::string::npos);
+  Run json_caught = box->Wf(
+      {"audit", "verify", other, "--anchor", "a1.jsonl", "--pubkey", "wf-audit.pub", "--json"});
+  CHECK(json_caught.code == 0);  // the other case was not touched
+
+  // An altered anchor, or one checked with another key, does not verify either.
+  std::string anchor = ReadFile(box->dir() / "a1.jsonl");
+  size_t at = anchor.find(other);
+  REQUIRE(at != std::string::npos);
+  std::string forged = anchor;
+  size_t hash_at = forged.find("\"hash\":\"", at) + 8;
+  forged[hash_at] = forged[hash_at] == '0' ? '1' : '0';
+  std::ofstream(box->dir() / "forged.jsonl", std::ios::binary) << forged;
+  CHECK(box->Wf({"audit", "verify", "--anchor", "forged.jsonl", "--pubkey", "wf-audit.pub"}).code ==
+        7);
+  REQUIRE(box->Wf({"audit", "keygen", "--key", "k2", "--pubkey", "k2.pub"}).code == 0);
+  Run other_key = box->Wf({"audit", "verify", "--anchor", "a1.jsonl", "--pubkey", "k2.pub"});
+  CHECK(other_key.code == 7);
+  CHECK(other_key.err.find("signature does not verify") != std::string::npos);
+  CHECK(box->Wf({"audit", "verify", "--anchor", "a1.jsonl", "--pubkey", "applicant.json"}).code !=
+        0);
+}
+
+TEST_CASE("history refuses UPDATE, DELETE and TRUNCATE, even for its owner", "[cli][audit][pg]") {
+  WF_CLI_FOR_EACH_BACKEND(box);
+  std::string id = CompletedPermit(*box);
+  const std::string where = " WHERE case_id = " + SqlText(id);
+  CHECK_FALSE(box->Sql("UPDATE history SET actor = 'mallory'" + where));
+  CHECK_FALSE(box->Sql("DELETE FROM history" + where));
+  if (box->postgres()) {
+    CHECK_FALSE(box->Sql("DELETE FROM cases WHERE id = " + SqlText(id)));
+    CHECK_FALSE(box->Sql("TRUNCATE history CASCADE"));
+  }
+  REQUIRE(box->Wf({"audit", "verify", id}).code == 0);
+  if (!box->postgres()) return;
+
+  // A login in the engine role appends and reads history and updates cases, but may not change
+  // history: the grants refuse before the trigger is reached.
+  std::string user = "wf_test_engine_" + RandomSuffix();
+  REQUIRE(box->Sql("CREATE ROLE " + user + " LOGIN IN ROLE wf_engine"));
+  std::string url = box->db();
+  url.replace(url.find("://") + 3, url.find('@') - url.find("://") - 3, user);
+  auto as_engine = [&](const std::string& sql) {
+    return System("psql -X -q -v ON_ERROR_STOP=1 " + ShellQuote(url) + " -c " + ShellQuote(sql) +
+                  " >/dev/null 2>&1") == 0;
+  };
+  CHECK(as_engine("SELECT count(*) FROM history"));
+  CHECK(as_engine("UPDATE cases SET updated_at = updated_at" + std::string(" WHERE id = ") +
+                  SqlText(id)));
+  CHECK_FALSE(as_engine("UPDATE history SET actor = 'mallory'" + where));
+  CHECK_FALSE(as_engine("DELETE FROM history" + where));
+  CHECK_FALSE(as_engine("TRUNCATE history CASCADE"));
+  CHECK_FALSE(as_engine("DELETE FROM archived_chains"));
+  CHECK_FALSE(as_engine("ALTER TABLE history DISABLE TRIGGER ALL"));
+  REQUIRE(box->Wf({"audit", "verify", id}).code == 0);
+  box->Sql("DROP ROLE " + user);
+}
+
+TEST_CASE("an export streams events with hashes and verifies from the file alone",
+          "[cli][audit][export]") {
+  WF_CLI_FOR_EACH_BACKEND(box);
+  std::string id = CompletedPermit(*box);
+  CompletedPermit(*box, "applicant-2.json");
+  json events = EventsOf(*box, id);
+  Run jsonl = box->Wf({"audit", "export"});
+  REQUIRE(jsonl.code == 0);
+  std::ofstream(box->dir() / "all.jsonl", std::ios::binary) << jsonl.out;
+  Run ok = box->Wf({"audit", "verify", "--file", "all.jsonl", "--json"});
+  REQUIRE(ok.code == 0);
+  CHECK(ok.Json()["cases"] == 2);
+  CHECK(ok.Json()["events"] == static_cast<int64_t>(CountLines(jsonl.out)));
+  // The hashes in the export are the ones this test recomputes from the exported fields.
+  std::istringstream lines(jsonl.out);
+  for (std::string line; std::getline(lines, line);) {
+    json e = json::parse(line);
+    CHECK(e["hash"] == EventHash(e));
+  }
+
+  Run csv = box->Wf({"audit", "export", "--format", "csv", "--case", id});
+  REQUIRE(csv.code == 0);
+  CHECK(CountLines(csv.out) == events.size() + 1);
+  std::ofstream(box->dir() / "one.csv", std::ios::binary) << csv.out;
+  Run csv_ok = box->Wf({"audit", "verify", "--file", "one.csv"});
+  CHECK(csv_ok.code == 0);
+  CHECK(csv_ok.out.find("1 cases, " + std::to_string(events.size()) + " events") !=
+        std::string::npos);
+
+  // One changed field in the file is named by case and seq.
+  std::string tampered = jsonl.out;
+  size_t at = tampered.find("\"actor\":\"ann\"");
+  REQUIRE(at != std::string::npos);
+  tampered.replace(at, 13, "\"actor\":\"bob\"");
+  std::ofstream(box->dir() / "tampered.jsonl", std::ios::binary) << tampered;
+  Run bad = box->Wf({"audit", "verify", "--file", "tampered.jsonl"});
+  CHECK(bad.code == 7);
+  CHECK(bad.err.find("seq ") != std::string::npos);
+  std::ofstream(box->dir() / "junk.jsonl", std::ios::binary) << "{\"not\": \"an event\"}\n";
+  CHECK(box->Wf({"audit", "verify", "--file", "junk.jsonl"}).code == 3);
+  CHECK(box->Wf({"audit", "verify", "--file", "missing.jsonl"}).code == 4);
+
+  // --since and --until bound the events by time; a window that starts mid-chain still verifies.
+  std::string second_at = events[1]["at"].get<std::string>();
+  Run window = box->Wf({"audit", "export", "--case", id, "--since", second_at});
+  REQUIRE(window.code == 0);
+  CHECK(CountLines(window.out) >= 1);
+  CHECK(CountLines(window.out) < events.size() + 1);
+  std::ofstream(box->dir() / "window.jsonl", std::ios::binary) << window.out;
+  CHECK(box->Wf({"audit", "verify", "--file", "window.jsonl"}).code == 0);
+  Run none = box->Wf({"audit", "export", "--until", "2000-01-01"});
+  REQUIRE(none.code == 0);
+  CHECK(none.out.empty());
+  Run all_until = box->Wf({"audit", "export", "--until", "2999-01-01"});
+  CHECK(all_until.out == jsonl.out);
+  CHECK(box->Wf({"audit", "export", "--until", "soon"}).code == 2);
+}
+
+TEST_CASE("an archive takes ended cases away, verifies on its own and keeps anchors valid",
+          "[cli][audit][archive]") {
+  WF_CLI_FOR_EACH_BACKEND(box);
+  std::string done = CompletedPermit(*box);
+  auto [open_case, task] = PermitAtReview(*box);
+  (void)task;
+  json events = EventsOf(*box, done);
+  REQUIRE(box->Wf({"audit", "keygen"}).code == 0);
+  REQUIRE(box->Wf({"audit", "anchor", "--key", "wf-audit.key", "--out", "before.jsonl"}).code == 0);
+
+  Run archived = box->Wf({"archive", "--before", "2999-01-01", "--out", "old.jsonl"});
+  REQUIRE(archived.code == 0);
+  CHECK(archived.out.find("archived 1 cases (" + std::to_string(events.size()) + " events)") !=
+        std::string::npos);
+  CHECK(box->Wf({"show", done}).code == 4);
+  Run gone = box->Wf({"history", done});
+  CHECK(gone.code == 4);
+  CHECK(gone.err.find("archived to old.jsonl") != std::string::npos);
+  CHECK(box->Wf({"show", open_case, "--json"}).Json()["status"] == "open");  // never archived
+
+  Run verified = box->Wf({"audit", "verify", "--json"});
+  REQUIRE(verified.code == 0);
+  CHECK(verified.Json()["cases"] == 1);
+  CHECK(verified.Json()["archived_chains"] == 1);
+  CHECK(box->Wf({"audit", "verify", done}).code == 0);
+  CHECK(box->Wf({"audit", "verify", "--anchor", "before.jsonl", "--pubkey", "wf-audit.pub"}).code ==
+        0);
+  Run file = box->Wf({"audit", "verify", "--archive", "old.jsonl"});
+  CHECK(file.code == 0);
+  CHECK(file.out.find("1 cases, " + std::to_string(events.size()) + " events") !=
+        std::string::npos);
+  CHECK(box->Wf({"archive", "--before", "2999-01-01", "--out", "old.jsonl"}).code == 5);
+  Run again = box->Wf({"archive", "--before", "2999-01-01", "--out", "again.jsonl"});
+  CHECK(again.code == 0);
+  CHECK(again.out.find("nothing archived") != std::string::npos);
+  CHECK_FALSE(fs::exists(box->dir() / "again.jsonl"));
+  CHECK(box->Wf({"archive", "--before", "someday", "--out", "x.jsonl"}).code == 2);
+
+  // The kept head cannot be changed, and a changed archive file is caught.
+  CHECK_FALSE(box->Sql("UPDATE archived_chains SET hash = 'x'"));
+  CHECK_FALSE(box->Sql("DELETE FROM archived_chains"));
+  std::string archive = ReadFile(box->dir() / "old.jsonl");
+  size_t at = archive.find("\"actor\":\"ann\"");
+  REQUIRE(at != std::string::npos);
+  archive.replace(at, 13, "\"actor\":\"bob\"");
+  std::ofstream(box->dir() / "changed.jsonl", std::ios::binary) << archive;
+  Run changed = box->Wf({"audit", "verify", "--archive", "changed.jsonl"});
+  CHECK(changed.code == 7);
+  CHECK(changed.err.find(done) != std::string::npos);
 }

@@ -1,8 +1,12 @@
 #include "engine/history.hpp"
 
+#include <functional>
+#include <sstream>
+
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
+#include "engine/anchor.hpp"
 #include "workflows/hash.hpp"
 
 namespace wf::engine {
@@ -132,4 +136,70 @@ TEST_CASE("the verifier reports one break per case and carries on", "[engine][hi
   CHECK(breaks[1].seq == 3);
 }
 
+}  // namespace wf::engine
+
+namespace wf::engine {
+namespace {
+
+TEST_CASE("an anchor signs chain heads and any change to it or its key is refused",
+          "[engine][history][anchor]") {
+  Result<SigningKeys> keys = GenerateSigningKeys();
+  REQUIRE(keys.has_value());
+  CHECK(keys->private_pem.find("BEGIN PRIVATE KEY") != std::string::npos);
+  CHECK(keys->public_pem.find("BEGIN PUBLIC KEY") != std::string::npos);
+  std::vector<ChainHead> heads = {{"a", 3, std::string(64, 'a')}, {"b", 1, std::string(64, 'b')}};
+  std::ostringstream out;
+  Result<std::int64_t> written =
+      WriteAnchor(out, keys->private_pem, "2026-01-01T00:00:00.000000Z", "sqlite:x",
+                  [&](const std::function<Status(const ChainHead&)>& emit) {
+                    for (const ChainHead& h : heads) {
+                      if (Status s = emit(h); !s.ok()) return s;
+                    }
+                    return Status::Ok();
+                  });
+  REQUIRE(written.has_value());
+  CHECK(*written == 2);
+  std::istringstream in(out.str());
+  Result<Anchor> anchor = ReadAnchor(in, "a.jsonl", keys->public_pem);
+  REQUIRE(anchor.has_value());
+  CHECK(anchor->heads.size() == 2);
+  CHECK(anchor->heads["a"].seq == 3);
+
+  // History that grew past the anchor holds; a different event at the anchored seq does not.
+  AnchorCheck check(*anchor);
+  HistoryEvent e;
+  e.case_id = "a";
+  e.seq = 3;
+  e.hash = std::string(64, 'a');
+  CHECK_FALSE(check.Feed(e).has_value());
+  e.seq = 4;
+  CHECK_FALSE(check.Feed(e).has_value());
+  CHECK(check.FeedArchived({"b", 2, "zz"}) == std::nullopt);  // archived later: grew
+  CHECK_FALSE(check.Finish().has_value());
+  AnchorCheck rewritten(*anchor);
+  e.seq = 3;
+  e.hash = std::string(64, 'c');
+  std::optional<ChainBreak> failure = rewritten.Feed(e);
+  REQUIRE(failure.has_value());
+  CHECK(failure->seq == 3);
+  std::optional<ChainBreak> missing = rewritten.Finish();
+  REQUIRE(missing.has_value());
+  CHECK(missing->case_id == "b");
+
+  std::string text = out.str();
+  std::string forged = text;
+  forged[forged.find("\"seq\":3") + 6] = '4';
+  std::istringstream forged_in(forged);
+  CHECK(ReadAnchor(forged_in, "f", keys->public_pem).error().code() == ErrorCode::kHistoryBroken);
+  Result<SigningKeys> other = GenerateSigningKeys();
+  REQUIRE(other.has_value());
+  std::istringstream other_in(text);
+  CHECK(ReadAnchor(other_in, "a", other->public_pem).error().code() == ErrorCode::kHistoryBroken);
+  std::istringstream junk("hello\nworld\n");
+  CHECK(ReadAnchor(junk, "j", keys->public_pem).error().code() == ErrorCode::kInvalid);
+  std::istringstream bad_key(text);
+  CHECK(ReadAnchor(bad_key, "a", "not a key").error().code() == ErrorCode::kInvalid);
+}
+
+}  // namespace
 }  // namespace wf::engine

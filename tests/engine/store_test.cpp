@@ -808,3 +808,136 @@ TEST_CASE("the store reconnects after PostgreSQL drops its connections",
 }
 
 }  // namespace wf::engine
+
+namespace wf::engine {
+namespace {
+
+TEST_CASE("history ranges page by case and seq with time bounds", "[engine][store][history]") {
+  WF_FOR_EACH_BACKEND(db);
+  auto store = OpenStore(*db);
+  std::vector<std::string> cases;
+  for (int i = 0; i < 3; ++i) cases.push_back(InsertCase(*store, NewCase()));
+  REQUIRE(store->Transact([&](StoreTx& tx) {
+    for (int i = 0; i < 2500; ++i) {  // pages of 1,000 that end inside a case
+      Result<HistoryEvent> e = tx.AppendHistory(cases[i % 3], "engine", "tick", "", "{}",
+                                                kT0 + std::chrono::seconds(i));
+      if (!e) return e.error();
+    }
+    return Status::Ok();
+  }).ok());
+  auto collect = [&](const HistoryRange& range) {
+    std::vector<HistoryEvent> seen;
+    REQUIRE(store->ForEachHistoryIn(range, [&](const HistoryEvent& e) {
+      seen.push_back(e);
+      return Status::Ok();
+    }).ok());
+    return seen;
+  };
+  std::vector<HistoryEvent> all = collect({});
+  REQUIRE(all.size() == 2500);
+  ChainVerifier verifier;
+  for (const HistoryEvent& e : all) CHECK_FALSE(verifier.Feed(e).has_value());
+  CHECK(verifier.cases() == 3);
+  HistoryRange one;
+  one.case_id = cases[1];
+  CHECK(collect(one).size() == 833);
+  HistoryRange window;
+  window.since_at = FormatRfc3339(kT0 + 1000s);
+  window.until_at = FormatRfc3339(kT0 + 2200s);
+  CHECK(collect(window).size() == 1200);
+  window.case_id = cases[0];
+  CHECK(collect(window).size() == 400);
+}
+
+TEST_CASE("history rows leave only through the archive door, and only of an ended case",
+          "[engine][store][history][archive]") {
+  WF_FOR_EACH_BACKEND(db);
+  auto store = OpenStore(*db);
+  std::string id = InsertCase(*store, NewCase());
+  HistoryEvent head;
+  REQUIRE(store
+              ->Transact([&](StoreTx& tx) {
+                for (int i = 0; i < 3; ++i) {
+                  Result<HistoryEvent> e =
+                      tx.AppendHistory(id, "engine", "step.entered", "s", "{}", kT0);
+                  if (!e) return e.error();
+                  head = *e;
+                }
+                return Status::Ok();
+              })
+              .ok());
+  ArchivedChain chain{{id, head.seq, head.hash}, "a.jsonl", "abc", kT0};
+
+  // An open case is refused; nothing changes.
+  Status open = store->Transact([&](StoreTx& tx) { return tx.RemoveArchivedCase(chain); });
+  CHECK(open.code() == ErrorCode::kConflict);
+  db->Execute("UPDATE cases SET status = 'completed', ended_at = 1 WHERE id = '" + id + "'");
+  // A head that is not the newest event is refused.
+  ArchivedChain stale = chain;
+  stale.head.seq = 2;
+  CHECK(store->Transact([&](StoreTx& tx) { return tx.RemoveArchivedCase(stale); }).code() ==
+        ErrorCode::kConflict);
+  // Recording a head alone does not open the door: the `archiving` mark is needed too.
+  db->Execute("INSERT INTO archived_chains VALUES ('" + id + "', 3, 'h', 'x', 'y', 0)");
+  CHECK_THROWS(db->Execute("DELETE FROM history WHERE case_id = '" + id + "'"));
+  CHECK_THROWS(db->Execute("UPDATE archived_chains SET seq = 9"));
+  CHECK_THROWS(db->Execute("DELETE FROM archived_chains"));
+  CHECK(db->QueryInt("SELECT COUNT(*) FROM history WHERE case_id = '" + id + "'") == 3);
+
+  std::string other = InsertCase(*store, NewCase());
+  REQUIRE(store
+              ->Transact([&](StoreTx& tx) {
+                return StatusOf(tx.AppendHistory(other, "engine", "case.started", "", "{}", kT0));
+              })
+              .ok());
+  db->Execute("UPDATE cases SET status = 'refused', ended_at = 5 WHERE id = '" + other + "'");
+  REQUIRE(store
+              ->Read([&](StoreTx& tx) {
+                Result<std::vector<CaseRecord>> ended = tx.ListEndedCases(FromMicros(10), "", 10);
+                REQUIRE(ended.has_value());
+                CHECK(ended->size() == 2);
+                Result<std::vector<CaseRecord>> earlier = tx.ListEndedCases(FromMicros(5), "", 10);
+                REQUIRE(earlier.has_value());
+                CHECK(earlier->size() == 1);
+                return Status::Ok();
+              })
+              .ok());
+  Result<HistoryEvent> other_head = HistoryEvent{};
+  REQUIRE(store
+              ->Read([&](StoreTx& tx) {
+                auto list = tx.ListHistory(other);
+                REQUIRE(list.has_value());
+                other_head = list->back();
+                return Status::Ok();
+              })
+              .ok());
+  ArchivedChain removable{{other, other_head->seq, other_head->hash}, "a.jsonl", "abc", kT0};
+  REQUIRE(store->Transact([&](StoreTx& tx) { return tx.RemoveArchivedCase(removable); }).ok());
+  CHECK(db->QueryInt("SELECT COUNT(*) FROM history WHERE case_id = '" + other + "'") == 0);
+  CHECK(db->QueryInt("SELECT COUNT(*) FROM cases WHERE id = '" + other + "'") == 0);
+  CHECK(db->QueryInt("SELECT COUNT(*) FROM archiving") == 0);
+  REQUIRE(store
+              ->Read([&](StoreTx& tx) {
+                auto kept = tx.GetArchivedChain(other);
+                REQUIRE(kept.has_value());
+                REQUIRE(kept->has_value());
+                CHECK((*kept)->head.hash == other_head->hash);
+                return Status::Ok();
+              })
+              .ok());
+  std::vector<std::pair<ChainHead, bool>> heads;
+  REQUIRE(store
+              ->ForEachChainHead([&](const ChainHead& h, bool archived) {
+                heads.emplace_back(h, archived);
+                return Status::Ok();
+              })
+              .ok());
+  REQUIRE(heads.size() == 3);  // the live chain, then two archived heads (one recorded by hand)
+  CHECK(heads[0].first.case_id == id);
+  CHECK(heads[0].first.seq == 3);
+  CHECK_FALSE(heads[0].second);
+  CHECK(heads[1].second);
+}
+
+}  // namespace
+}  // namespace wf::engine

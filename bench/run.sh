@@ -2,6 +2,8 @@
 # wf's benchmark harness: one command, one table, one JSON file. See bench/README.md.
 #
 #   bench/run.sh [--quick] [--out FILE.json] [--peers|--no-peers] [--build-dir DIR]
+#   bench/run.sh --report FILE.json [--out FILE.json]   (the table of an earlier run's JSON;
+#                                    with --out, that JSON with its ratios recomputed)
 #
 # Measures on one PostgreSQL server (a throwaway cluster of its own from .ci/pg with
 # synchronous_commit=on, or WF_BENCH_PG_URL), a fresh database per measurement:
@@ -12,25 +14,29 @@
 #   3. peers (bench/peers, Node): graphile-worker and DBOS Transact on the same chain;
 #   4. growth: start rate, `wf show` and `wf inbox` with 1k, 100k and 1M cases stored.
 # Binaries: WF_BUILD_DIR or --build-dir (default build/), or WF and WF_MOCK for the two paths.
-# Exit codes: 0 done, 1 a measurement failed, 2 usage, 4 a binary or tool is missing.
+# Exit codes: 0 done, 1 a measurement failed, 2 usage, 3 not JSON (--report), 4 a binary, tool
+# or file is missing, 6 a throwaway cluster needs root.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BENCH=$ROOT/bench
 
-usage() { sed -n '4p' "$0" | sed 's/^#  *//'; }
+usage() { sed -n '4,6p' "$0" | sed 's/^#  *//'; }
 die() { echo "bench: $1" >&2; exit "${2:-1}"; }
 
 QUICK=0
 PEERS=1
 OUT=$BENCH/results/latest.json
 BUILD=${WF_BUILD_DIR:-$ROOT/build}
+REPORT=""
+OUT_GIVEN=0
 while [ $# -gt 0 ]; do
   case $1 in
     --quick) QUICK=1 ;;
     --peers) PEERS=1 ;;
     --no-peers) PEERS=0 ;;
-    --out) [ $# -ge 2 ] || die "--out needs a file name" 2; OUT=$2; shift ;;
+    --out) [ $# -ge 2 ] || die "--out needs a file name" 2; OUT=$2; OUT_GIVEN=1; shift ;;
     --build-dir) [ $# -ge 2 ] || die "--build-dir needs a folder" 2; BUILD=$2; shift ;;
+    --report) [ $# -ge 2 ] || die "--report needs a JSON file" 2; REPORT=$2; shift ;;
     -h|--help) echo "usage: $(usage)"; exit 0 ;;
     *) echo "bench: unknown argument '$1'" >&2; echo "usage: $(usage)" >&2; exit 2 ;;
   esac
@@ -38,6 +44,10 @@ while [ $# -gt 0 ]; do
 done
 case $BUILD in /*) ;; *) BUILD=$PWD/$BUILD ;; esac
 case $OUT in /*) ;; *) OUT=$PWD/$OUT ;; esac
+if [ -n "$REPORT" ]; then
+  WORK=$(mktemp -d /tmp/wf-bench.XXXXXX)
+  trap 'rm -rf "$WORK"' EXIT
+else
 WF=${WF:-$BUILD/cli/wf}
 MOCK=${WF_MOCK:-$BUILD/examples/mock-agency/wf-mock-agency}
 [ -x "$WF" ] || die "no wf binary at $WF; build it (cmake --build $BUILD --target wf wf_mock_agency) or set WF_BUILD_DIR" 4
@@ -56,9 +66,9 @@ fi
 
 # Sizes. Every one can be overridden from the environment (BENCH_CASES=5000 bench/run.sh).
 if [ "$QUICK" = 1 ]; then
-  : "${BENCH_PGBENCH_SECONDS:=2}" "${BENCH_PGBENCH_CASES:=10000}" "${BENCH_CASES:=100}"
+  : "${BENCH_PGBENCH_SECONDS:=2}" "${BENCH_PGBENCH_CASES:=1000}" "${BENCH_CASES:=50}"
   : "${BENCH_LIGHT_RUNS:=3}" "${BENCH_HALF_SECONDS:=2}" "${BENCH_GROWTH:=1000 10000}"
-  : "${BENCH_GROWTH_SAMPLE:=100}" "${BENCH_CLI_RUNS:=3}" "${BENCH_PEER_CHAINS:=100}"
+  : "${BENCH_GROWTH_SAMPLE:=50}" "${BENCH_CLI_RUNS:=3}" "${BENCH_PEER_CHAINS:=100}"
   : "${BENCH_INFLIGHT:=0}"
 else
   : "${BENCH_PGBENCH_SECONDS:=20}" "${BENCH_PGBENCH_CASES:=100000}" "${BENCH_CASES:=20000}"
@@ -86,9 +96,6 @@ cleanup() {
   rm -rf "$WORK"
 }
 trap cleanup EXIT
-log() { printf '[%s] %s\n' "$(date +%T)" "$*" >&2; }
-now() { date +%s.%N; }
-elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b - a }'; }
 
 # --- PostgreSQL: a throwaway cluster, or the server of WF_BENCH_PG_URL -------------------------
 if [ -n "${WF_BENCH_PG_URL:-}" ]; then
@@ -116,9 +123,19 @@ fresh_db() {
   DB_URL=$(db_url "$name")
 }
 
+fi  # not --report
+log() { printf '[%s] %s\n' "$(date +%T)" "$*" >&2; }
+now() { date +%s.%N; }
+elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b - a }'; }
+
 # --- results: one JSON document, and the rows of the table -------------------------------------
 RESULT=$WORK/result.json
 echo '{}' > "$RESULT"
+if [ -n "$REPORT" ]; then
+  [ -r "$REPORT" ] || die "--report $REPORT: no such file" 4
+  jq -e 'type == "object"' "$REPORT" > /dev/null 2>&1 || die "--report $REPORT: not a JSON object" 3
+  cp "$REPORT" "$RESULT"
+fi
 put() {  # put JQ_PATH JSON_VALUE
   jq --argjson v "$2" "$1 = \$v" "$RESULT" > "$RESULT.tmp" && mv "$RESULT.tmp" "$RESULT"
 }
@@ -132,6 +149,7 @@ ratio() {  # a / b with two decimals, or - when either is missing
 }
 fmt() { [ -z "$1" ] || [ "$1" = null ] && echo - || awk -v v="$1" 'BEGIN { printf "%.'"${2:-0}"'f", v }'; }
 
+if [ -z "$REPORT" ]; then
 cpu_model=$(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)
 put .meta "$(jq -n --arg date "$(date -u +%FT%TZ)" --arg mode "$([ "$QUICK" = 1 ] && echo quick || echo full)" \
   --arg wf "$WF" --arg commit "$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)" \
@@ -159,7 +177,6 @@ run_pgbench() {
     [ -n "$tps" ] || die "pgbench printed no tps: $(tail -3 <<< "$out")"
     put ".pgbench.\"$clients\"" "$(jq -n --argjson tps "$tps" --argjson lat "${lat:-null}" \
       --argjson s "$BENCH_PGBENCH_SECONDS" '{tps: $tps, latency_avg_ms: $lat, seconds: $s}')"
-    row "pgbench step.sql, $clients clients (tx/s)" "$(fmt "$tps")"
   done
 }
 
@@ -180,6 +197,13 @@ dispatch_sql() {
     FROM (SELECT ((lease_until - $lease_us) - created_at) / 1000.0 AS d FROM work
           WHERE kind = 'invoke' AND attempt = 1 AND lease_until IS NOT NULL
             AND created_at >= $2) AS x"
+}
+
+# Whether process $1 is alive and not a zombie (an exited child not yet waited for).
+running() {
+  local state
+  state=$(awk '{ print $3 }' "/proc/$1/stat" 2>/dev/null) || return 1
+  [ -n "$state" ] && [ "$state" != Z ]
 }
 
 start_mock() {  # sets MOCK_PID and MOCK_PORT
@@ -239,6 +263,18 @@ CONFIG
       "$WF" engine --until-idle --idle-wait 1 --lease "$LEASE" --concurrency "$concurrency" \
       "${stats_arg[@]}" --json > "$WORK/engine.$e.json" 2> "$WORK/engine.$e.err" &
     pids+=($!)
+  done
+  # A mock agency that went away (stopped from outside, or crashed) would turn the run into
+  # retries and incidents: stop the engines and say so.
+  while true; do
+    local alive=0 p
+    for p in "${pids[@]}"; do running "$p" && alive=1; done
+    [ "$alive" = 1 ] || break
+    if [ -n "$port" ] && ! running "$MOCK_PID"; then
+      for p in "${pids[@]}"; do pkill -TERM -P "$p" 2>/dev/null || true; done
+      die "wf $key: the mock agency (pid $MOCK_PID) exited during the run (stopped from outside, or crashed): $(tail -3 "$WORK/mock.log")"
+    fi
+    sleep 0.2
   done
   for e in "${!pids[@]}"; do wait "${pids[$e]}" || rc=$?; done
   t2=$(now)
@@ -414,22 +450,31 @@ run_growth() {
 }
 
 # --- run everything ----------------------------------------------------------------------------
-# BENCH_ONLY="pgbench wf latency peers growth" picks sections (default: all of them).
-want() { [ -z "${BENCH_ONLY:-}" ] || [[ " $BENCH_ONLY " == *" $1 "* ]]; }
+# BENCH_ONLY="pgbench wf_noop wf_http inflight latency peers growth" picks sections (default:
+# all; "wf" means the first three). Runs split this way merge with jq -s '.[0] * .[1]'.
+want() {
+  [ -z "${BENCH_ONLY:-}" ] || [[ " $BENCH_ONLY " == *" $1 "* ]] ||
+    { [[ $1 == wf_* || $1 == inflight ]] && [[ " $BENCH_ONLY " == *" wf "* ]]; }
+}
 T_START=$(now)
 want pgbench && run_pgbench
-if want wf; then
+if want wf_noop; then
   wf_run noop_1 noop 1 "$BENCH_CASES" "$BENCH_CONCURRENCY"
   wf_run noop_2 noop 2 "$BENCH_CASES" "$BENCH_CONCURRENCY"
-  wf_run http_1 http 1 "$BENCH_CASES" "$BENCH_CONCURRENCY"
-  wf_run http_2 http 2 "$BENCH_CASES" "$BENCH_CONCURRENCY"
-  if [ "$BENCH_INFLIGHT" -gt 0 ]; then
-    wf_run inflight noop 1 "$BENCH_INFLIGHT" "$BENCH_INFLIGHT"
-  fi
 fi
-want latency && wf_latency "$(get .wf.noop_1.cases_per_s)"
+if want wf_http; then
+  wf_run http_1 http 1 "${BENCH_HTTP_CASES:-$BENCH_CASES}" "$BENCH_CONCURRENCY"
+  wf_run http_2 http 2 "${BENCH_HTTP_CASES:-$BENCH_CASES}" "$BENCH_CONCURRENCY"
+fi
+if want inflight && [ "$BENCH_INFLIGHT" -gt 0 ]; then
+  wf_run inflight noop 1 "$BENCH_INFLIGHT" "$BENCH_INFLIGHT"
+fi
+# Half the peak: of the one-engine noop run, or BENCH_PEAK_CASES (cases/s) when it did not run.
+want latency && wf_latency "${BENCH_PEAK_CASES:-$(get .wf.noop_1.cases_per_s)}"
 if [ "$PEERS" = 1 ] && want peers; then run_peers; else put .peers null; fi
 want growth && run_growth
+
+fi  # not --report
 
 # --- ratios and the table ----------------------------------------------------------------------
 pg4=$(get '.pgbench."4".tps')
@@ -446,8 +491,13 @@ put .ratios "$(jq 'def r(a; b): if (a | type) == "number" and (b | type) == "num
      wf_noop_best_over_dbos: r($best; .peers.dbos.steps_per_s),
      wf_e2e_p50_over_dbos_e2e_p50: r(.latency.e2e_ms.p50; .peers.dbos.e2e_ms.p50),
      wf_e2e_p50_over_graphile_e2e_p50: r(.latency.e2e_ms.p50; .peers.graphile.e2e_ms.p50)}' "$RESULT")"
-put .meta.total_seconds "$(elapsed "$T_START" "$(now)")"
+[ -n "$REPORT" ] || put .meta.total_seconds "$(elapsed "$T_START" "$(now)")"
 
+for clients in 1 4 16; do
+  if [ -n "$(get ".pgbench.\"$clients\".tps")" ]; then
+    row "pgbench step.sql, $clients clients (tx/s)" "$(fmt "$(get ".pgbench.\"$clients\".tps")")"
+  fi
+done
 for k in noop_1 noop_2 http_1 http_2 inflight; do
   [ -n "$(get ".wf.$k.cases")" ] || continue
   v=$(get ".wf.$k.transitions_per_s")
@@ -486,8 +536,12 @@ for i in $(seq 0 $(( n - 1 ))); do
     "show, inbox < 50 at 1M"
 done
 
-mkdir -p "$(dirname "$OUT")"
-cp "$RESULT" "$OUT"
+if [ -z "$REPORT" ] || [ "$OUT_GIVEN" = 1 ]; then
+  mkdir -p "$(dirname "$OUT")"
+  cp "$RESULT" "$OUT"
+else
+  OUT=$REPORT
+fi
 {
   printf 'METRIC\tVALUE\tTARGET\tRATIO\n'
   cat "$ROWS"

@@ -77,7 +77,7 @@ else
   : "${BENCH_INFLIGHT:=10000}"
 fi
 : "${BENCH_CONCURRENCY:=1024}" "${BENCH_PEER_CONCURRENCY:=32}"
-LEASE=120  # passed to every engine: the claim time is lease_until - LEASE (see dispatch_sql)
+LEASE=120  # passed to every engine
 
 WORK=$(mktemp -d /tmp/wf-bench.XXXXXX)
 PIDS=()
@@ -181,22 +181,16 @@ run_pgbench() {
 }
 
 # --- 2. wf -------------------------------------------------------------------------------------
-HAS_STATS=0
-"$WF" engine --help 2>/dev/null | grep -q -- '--stats' && HAS_STATS=1
 
-# Percentiles (ms) of the time from "work became ready" (created_at) to "claimed by an engine"
-# (lease_until - LEASE) over first attempts of adapter calls created at or after $2 (µs), from
-# the work table. Claiming is immediately followed by the adapter call (claims are limited by
-# the engine's free concurrency), so this approximates ready -> adapter invoked.
-dispatch_sql() {
-  local lease_us=$(( LEASE * 1000000 ))
-  sql "$1" -c "SELECT json_build_object('n', count(*),
-      'p50', round((percentile_cont(0.5) WITHIN GROUP (ORDER BY d))::numeric, 2),
-      'p99', round((percentile_cont(0.99) WITHIN GROUP (ORDER BY d))::numeric, 2),
-      'max', round(max(d)::numeric, 2), 'source', 'work table (approximate: claim time)')
-    FROM (SELECT ((lease_until - $lease_us) - created_at) / 1000.0 AS d FROM work
-          WHERE kind = 'invoke' AND attempt = 1 AND lease_until IS NOT NULL
-            AND created_at >= $2) AS x"
+# Dispatch latency (ms) as the engines measured it (`wf engine --json`, "dispatch_ms": from the
+# moment a row became claimable to its adapter call), over the JSON files given: counts add up,
+# and with several engines each percentile is the worst engine's.
+dispatch_of() {
+  jq -s '[.[] | select(. != null) | .dispatch_ms | select(. != null)] |
+    if length == 0 then null else
+      {n: (map(.count) | add), p50: (map(.p50) | max), p90: (map(.p90) | max),
+       p99: (map(.p99) | max), max: (map(.max) | max),
+       source: "wf engine --json (ready -> adapter invoked)"} end' "$@"
 }
 
 # Whether process $1 is alive and not a zombie (an exited child not yet waited for).
@@ -254,14 +248,11 @@ CONFIG
   "$WF" start "$proc" --batch "$WORK/cases.jsonl" --batch-size 1000 > /dev/null ||
     die "wf $key: wf start --batch failed"
   t1=$(now)
-  since=$(sql "$url" -c "SELECT (extract(epoch FROM clock_timestamp()) * 1e6)::bigint")
   log "wf $key: $engines engine(s), --concurrency $concurrency"
   for e in $(seq 1 "$engines"); do
-    local stats_arg=()
-    [ "$HAS_STATS" = 1 ] && stats_arg=(--stats "$WORK/stats.$e.json")
     /usr/bin/time -f '{"wall": %e, "user": %U, "sys": %S, "max_rss_kb": %M}' -o "$WORK/time.$e" \
       "$WF" engine --until-idle --idle-wait 1 --lease "$LEASE" --concurrency "$concurrency" \
-      "${stats_arg[@]}" --json > "$WORK/engine.$e.json" 2> "$WORK/engine.$e.err" &
+      --json > "$WORK/engine.$e.json" 2> "$WORK/engine.$e.err" &
     pids+=($!)
   done
   # A mock agency that went away (stopped from outside, or crashed) would turn the run into
@@ -279,30 +270,29 @@ CONFIG
   for e in "${!pids[@]}"; do wait "${pids[$e]}" || rc=$?; done
   t2=$(now)
   [ "$rc" = 0 ] || die "wf $key: an engine failed (exit $rc): $(tail -3 "$WORK"/engine.*.err)"
-  local completed steps dispatch times engine_json stats_json=null mock=null
+  local completed steps dispatch times engine_json mock=null
   completed=$(sql "$url" -c "SELECT count(*) FROM cases WHERE status = 'completed'")
   steps=$(sql "$url" -c "SELECT count(*) FROM history WHERE action = 'step.succeeded'")
   [ "$completed" = "$cases" ] ||
     die "wf $key: $completed of $cases cases completed; see $(tail -3 "$WORK"/engine.*.err)"
-  dispatch=$(dispatch_sql "$url" "$since")
+  dispatch=$(dispatch_of "$WORK"/engine.*.json)
   times=$(jq -s '.' "$WORK"/time.*)
   engine_json=$(for e in $(seq 1 "$engines"); do
     jq -c -s 'last' "$WORK/engine.$e.json" 2>/dev/null || echo null; done | jq -s '.')
-  if [ "$HAS_STATS" = 1 ]; then stats_json=$(jq -s '.' "$WORK"/stats.*.json 2>/dev/null || echo null); fi
   [ -n "$port" ] && mock=$(mock_stats "$port" | jq '{requests, applied, replays, conflicts}')
-  rm -f "$WORK"/time.* "$WORK"/stats.*.json
+  rm -f "$WORK"/time.* "$WORK"/engine.*.json
   put ".wf.$key" "$(jq -n --argjson cases "$cases" --argjson engines "$engines" \
     --argjson conc "$concurrency" --argjson start "$(elapsed "$t0" "$t1")" \
     --argjson wall "$(elapsed "$t1" "$t2")" --argjson steps "$steps" \
     --argjson completed "$completed" --argjson dispatch "$dispatch" --argjson times "$times" \
-    --argjson engine "$engine_json" --argjson stats "$stats_json" --argjson mock "$mock" '{
+    --argjson engine "$engine_json" --argjson mock "$mock" '{
       adapter: "'"$adapter"'", cases: $cases, engines: $engines, concurrency: $conc,
       start_seconds: $start, start_cases_per_s: ($cases / $start),
       engine_wall_seconds: $wall, completed: $completed, step_transitions: $steps,
       transitions_per_s: ($steps / $wall), cases_per_s: ($completed / $wall),
       engine_cpu_seconds: ([$times[] | .user + .sys] | add),
       peak_rss_mb: ([$times[] | .max_rss_kb] | max / 1024),
-      dispatch_full_load_ms: $dispatch, engine_output: $engine, engine_stats: $stats,
+      dispatch_full_load_ms: $dispatch, engine_output: $engine,
       mock_agency: $mock}')"
   if [ -n "$port" ]; then kill "$MOCK_PID" 2>/dev/null || true; wait "$MOCK_PID" 2>/dev/null || true; fi
   unset WF_DB WF_CONFIG
@@ -339,13 +329,19 @@ wf_latency() {
   put .latency.e2e_ms "$(printf '%s\n' "${e2e[@]}" | jq -s '{runs: length,
     p50: (sort | .[((length * 0.5) | ceil) - 1]), p99: (sort | .[((length * 0.99) | ceil) - 1]),
     source: "cases.ended_at - cases.started_at"}')"
+  # A fresh engine for the half-rate load, so that its own figures are the load's alone.
+  kill -TERM "$epid" 2>/dev/null || true
+  wait "$epid" 2>/dev/null || true
+  "$WF" engine --lease "$LEASE" --concurrency "$BENCH_CONCURRENCY" --json > "$WORK/latency.json" \
+    2> "$WORK/latency.err" &
+  epid=$!
+  PIDS+=($epid)
   # Half the peak rate: a batch every 0.5 s for BENCH_HALF_SECONDS (one `wf start` process per
   # batch; if starting takes longer than a tick, the offered rate falls short and says so).
   rate=$(awk -v p="$peak_cases" 'BEGIN { r = p / 2; if (r < 4) r = 4; print r }')
   per_tick=$(awk -v r="$rate" 'BEGIN { n = int(r / 2 + 0.5); print (n < 1 ? 1 : n) }')
   ticks=$(( BENCH_HALF_SECONDS * 2 ))
   log "wf latency: $per_tick cases every 0.5 s for ${BENCH_HALF_SECONDS}s (half the peak: $(fmt "$rate") cases/s)"
-  since=$(sql "$url" -c "SELECT (extract(epoch FROM clock_timestamp()) * 1e6)::bigint")
   t0=$(now)
   for i in $(seq 0 $(( ticks - 1 ))); do
     cases_jsonl "$per_tick" $(( 2000000 + i * per_tick )) > "$WORK/tick.jsonl"
@@ -362,11 +358,11 @@ wf_latency() {
   done
   [ "$(sql "$url" -c "SELECT count(*) FROM cases WHERE status = 'open'")" = 0 ] ||
     die "cases still open 5 minutes after the half-rate load"
-  put .latency.half_rate "$(jq -n --argjson rate "$rate" --argjson offered "$offered" \
-    --argjson d "$(dispatch_sql "$url" "$since")" \
-    '{target_cases_per_s: $rate, offered_cases_per_s: $offered, dispatch_ms: $d}')"
-  kill -TERM "$epid" 2>/dev/null || true
+  kill -TERM "$epid" 2>/dev/null || true  # it prints its figures as it stops
   wait "$epid" 2>/dev/null || true
+  put .latency.half_rate "$(jq -n --argjson rate "$rate" --argjson offered "$offered" \
+    --argjson d "$(dispatch_of "$WORK/latency.json")" \
+    '{target_cases_per_s: $rate, offered_cases_per_s: $offered, dispatch_ms: $d}')"
   unset WF_DB
 }
 
@@ -508,11 +504,11 @@ for k in noop_1 noop_2 http_1 http_2 inflight; do
   row "wf $k: engine CPU s / wall s, peak RSS MB" \
     "$(fmt "$(get ".wf.$k.engine_cpu_seconds")" 1) / $(fmt "$(get ".wf.$k.engine_wall_seconds")" 1), $(fmt "$(get ".wf.$k.peak_rss_mb")" 1)" \
     "$([ "$k" = inflight ] && echo "< 200 MB at 10,000 in flight")"
-  row "wf $k: dispatch p50/p99 ms, full backlog (approx.)" \
+  row "wf $k: dispatch p50/p99 ms, full backlog " \
     "$(fmt "$(get ".wf.$k.dispatch_full_load_ms.p50")" 1) / $(fmt "$(get ".wf.$k.dispatch_full_load_ms.p99")" 1)"
 done
 if [ -n "$(get .latency.e2e_ms.p50)" ]; then
-  row "wf dispatch p50/p99 ms at half the peak ($(fmt "$(get .latency.half_rate.offered_cases_per_s)") cases/s, approx.)" \
+  row "wf dispatch p50/p99 ms at half the peak ($(fmt "$(get .latency.half_rate.offered_cases_per_s)") cases/s)" \
     "$(fmt "$(get .latency.half_rate.dispatch_ms.p50)" 1) / $(fmt "$(get .latency.half_rate.dispatch_ms.p99)" 1)" \
     "p50 < 5, p99 < 50"
   row "wf one 5-step case e2e ms, light load p50/p99" \

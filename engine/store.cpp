@@ -396,7 +396,6 @@ bool DrainWakePipe(const StoreState& state) {
   return any;
 }
 
-constexpr int kHistoryPage = 1000;
 constexpr size_t kWorkRowsPerInsert = 200;
 
 }  // namespace
@@ -1487,38 +1486,7 @@ Result<int> Store::Migrate() {
 Status Store::ForEachHistory(const std::optional<std::string>& case_id,
                              const std::optional<std::string>& since_at,
                              const std::function<Status(const HistoryEvent&)>& visit) {
-  std::string after_case;
-  std::int64_t after_seq = 0;
-  for (;;) {
-    std::vector<HistoryEvent> page;
-    Status status = Run(false, [&](TxContext& ctx) {
-      return Guard(ctx, "read history", [&]() -> Status {
-        std::vector<std::string> where;
-        if (case_id) where.push_back("case_id = :case_id");
-        if (since_at) where.push_back("at >= :since");
-        where.push_back("case_id > :after_case OR (case_id = :same_case AND seq > :after_seq)");
-        Query q(ctx.sql, "SELECT " + kHistoryColumns + " FROM history" + Where(where) +
-                             " ORDER BY case_id, seq LIMIT :limit");
-        if (case_id) q.Bind("case_id", *case_id);
-        if (since_at) q.Bind("since", *since_at);
-        q.Bind("after_case", after_case)
-            .Bind("same_case", after_case)
-            .Bind("after_seq", after_seq)
-            .Bind("limit", std::int64_t{kHistoryPage})
-            .Columns(kHistoryKinds);
-        page = ReadAll<HistoryEvent>(q, ReadHistory);
-        return Status::Ok();
-      });
-    });
-    if (!status.ok()) return status;
-    for (const HistoryEvent& event : page) {
-      Status visited = visit(event);
-      if (!visited.ok()) return visited;
-    }
-    if (page.size() < static_cast<size_t>(kHistoryPage)) return Status::Ok();
-    after_case = page.back().case_id;
-    after_seq = page.back().seq;
-  }
+  return ForEachHistoryIn(HistoryRange{case_id, since_at, std::nullopt}, visit);
 }
 
 Result<HistorySummary> Store::VerifyHistory(const std::optional<std::string>& case_id) {

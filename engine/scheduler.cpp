@@ -461,16 +461,12 @@ struct Engine::Impl {
       std::vector<WorkFence> fences;
       fences.reserve(batch.size());
       for (const auto& c : batch) fences.push_back({c.item.case_id, c.item.id, c.item.attempt});
-      auto fenced = tx.CompleteWorkBatch(fences, options.owner);
+      // The cases of stale completions are locked too: harmless, and it saves a round trip.
+      std::vector<CaseRecord> locked;
+      auto fenced = tx.CompleteWorkBatch(fences, options.owner, &locked);
       if (!fenced) return fenced.error();
-      std::vector<std::string> ids;
-      for (size_t i = 0; i < batch.size(); ++i) {
-        if ((*fenced)[i] && batch[i].event) ids.push_back(batch[i].item.case_id);
-      }
-      auto locked = tx.GetCasesForUpdate(ids);
-      if (!locked) return locked.error();
       std::unordered_map<std::string, CaseRecord> cases;
-      for (auto& record : *locked) {
+      for (auto& record : locked) {
         std::string id = record.id;
         cases.emplace(std::move(id), std::move(record));
       }

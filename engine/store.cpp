@@ -37,8 +37,10 @@ constexpr size_t kPipelineRound = 512;
 // Sends `writes` in PostgreSQL pipeline mode, a round at a time, and reads every answer. The
 // first failure dooms the transaction (the server aborts the rest of the round anyway).
 Status SendPipelined(TxContext& ctx, const std::vector<DeferredWrite>& writes,
-                     std::vector<std::int64_t>* affected = nullptr) {
+                     std::vector<std::int64_t>* affected = nullptr,
+                     std::vector<std::vector<Row>>* rows = nullptr) {
   if (affected != nullptr) affected->assign(writes.size(), 0);
+  if (rows != nullptr) rows->assign(writes.size(), {});
   PGconn* conn = PgConnection(ctx.sql);
   auto doom = [&](Status status, bool lost) {
     ctx.failure = std::move(status);
@@ -78,7 +80,22 @@ Status SendPipelined(TxContext& ctx, const std::vector<DeferredWrite>& writes,
                                  writes[i].what + ": ", message, message);
       } else if (kind == PGRES_COMMAND_OK && affected != nullptr) {
         (*affected)[i] = std::atoll(PQcmdTuples(result));
-      } else if (kind == PGRES_TUPLES_OK && !first && !writes[i].expect_ids.empty()) {
+      }
+      if (kind == PGRES_TUPLES_OK && rows != nullptr) {
+        auto& out = (*rows)[i];
+        for (int r = 0; r < PQntuples(result); ++r) {
+          Row row;
+          for (int c = 0; c < PQnfields(result); ++c) {
+            if (PQgetisnull(result, r, c)) {
+              row.emplace_back();
+            } else {
+              row.emplace_back(std::string(PQgetvalue(result, r, c), PQgetlength(result, r, c)));
+            }
+          }
+          out.push_back(std::move(row));
+        }
+      }
+      if (kind == PGRES_TUPLES_OK && !first && !writes[i].expect_ids.empty()) {
         std::set<std::string> returned;
         for (int row = 0; row < PQntuples(result); ++row) {
           returned.insert(PQgetvalue(result, row, 0));
@@ -133,11 +150,11 @@ void AddMultiRow(std::vector<DeferredWrite>& out, const std::string& what, const
 }  // namespace
 
 // Sends the queued writes, if any: cases, then history, then work, a few statements in all.
-Status detail::FlushPending(TxContext& ctx) {
-  if (ctx.pending.empty()) return ctx.failure;
+namespace {
+// The statements that send `pending` (taken out of the context): cases, history, then work.
+std::vector<DeferredWrite> PendingStatements(TxContext& ctx) {
   PendingWrites pending = std::move(ctx.pending);
   ctx.pending.clear();
-  if (!ctx.failure.ok()) return ctx.failure;
   std::vector<DeferredWrite> writes;
   AddMultiRow(writes, "update cases",
               "UPDATE cases AS c SET status = v.status, data = v.data, state = v.state,"
@@ -157,6 +174,14 @@ Status detail::FlushPending(TxContext& ctx) {
               " state, attempt) SELECT *, 'ready', 0 FROM (VALUES ",
               {"text", "text", "text", "bigint", "jsonb", "bigint", "bigint"},
               ") AS v", pending.work, false);
+  return writes;
+}
+}  // namespace
+
+Status detail::FlushPending(TxContext& ctx) {
+  if (ctx.pending.empty()) return ctx.failure;
+  std::vector<DeferredWrite> writes = PendingStatements(ctx);
+  if (!ctx.failure.ok()) return ctx.failure;
   return SendPipelined(ctx, writes);
 }
 
@@ -192,7 +217,28 @@ constexpr std::string_view kCaseKinds =
     "iiiiii"
     "ti";
 
-CaseRecord ReadCase(const Query& q) {
+// A row of a pipelined result (text format), read like a Query.
+class TextRow {
+ public:
+  explicit TextRow(const Row& row) : row_(row) {}
+  bool IsNull(int i) const { return !row_[i].has_value(); }
+  std::string Text(int i) const { return row_[i].value_or(std::string()); }
+  std::optional<std::string> OptText(int i) const { return row_[i]; }
+  std::int64_t Int(int i) const { return IsNull(i) ? 0 : std::stoll(*row_[i]); }
+  std::optional<std::int64_t> OptInt(int i) const {
+    return IsNull(i) ? std::nullopt : std::optional<std::int64_t>(Int(i));
+  }
+  Timestamp Time(int i) const { return FromMicros(Int(i)); }
+  std::optional<Timestamp> OptTime(int i) const {
+    return IsNull(i) ? std::nullopt : std::optional<Timestamp>(Time(i));
+  }
+
+ private:
+  const Row& row_;
+};
+
+template <typename R>
+CaseRecord ReadCaseFrom(const R& q) {
   CaseRecord c;
   c.id = q.Text(0);
   c.procedure = q.Text(1);
@@ -213,6 +259,7 @@ CaseRecord ReadCase(const Query& q) {
   c.parent_activation = q.OptInt(16);
   return c;
 }
+CaseRecord ReadCase(const Query& q) { return ReadCaseFrom(q); }
 
 constexpr std::string_view kWorkKinds =
     "tittitt"
@@ -224,7 +271,8 @@ WorkState ParseWorkState(const std::string& text) {
   return WorkState::kReady;
 }
 
-WorkItem ReadWork(const Query& q) {
+template <typename R>
+WorkItem ReadWorkFrom(const R& q) {
   WorkItem w;
   w.case_id = q.Text(0);
   w.id = q.Int(1);
@@ -240,6 +288,7 @@ WorkItem ReadWork(const Query& q) {
   w.created_at = q.Time(11);
   return w;
 }
+WorkItem ReadWork(const Query& q) { return ReadWorkFrom(q); }
 
 std::string TaskColumns(const Dialect& d) {
   return "case_id, id, activation, step, title, role, agency, " + d.JsonText("form") +
@@ -734,6 +783,35 @@ Result<std::vector<WorkItem>> StoreTx::InsertClaimedWork() {
   std::vector<NewWork> rows;
   rows.swap(claim.rows);
   claim.limit = 0;
+  if (context_.dialect.is_postgres()) {
+    // The queued writes and the claimed rows' insert, in one round trip.
+    if (!context_.failure.ok()) return context_.failure;
+    std::vector<DeferredWrite> writes = PendingStatements(context_);
+    const size_t first_insert = writes.size();
+    const std::string until = std::to_string(ToMicros(claim.now + claim.lease));
+    const std::string now = std::to_string(ToMicros(claim.now));
+    std::vector<Row> values;
+    for (const NewWork& w : rows) {
+      values.push_back(Row{w.case_id, w.kind, w.step, std::to_string(w.activation), w.payload,
+                           until, claim.owner, until, now});
+    }
+    AddMultiRow(writes, "enqueue claimed work",
+                "INSERT INTO work (case_id, kind, step, activation, payload, run_at, owner,"
+                " lease_until, created_at, state, attempt) SELECT *, 'leased', 1 FROM (VALUES ",
+                {"text", "text", "text", "bigint", "jsonb", "bigint", "text", "bigint", "bigint"},
+                ") AS v RETURNING " + context_.dialect.WorkColumns(""), values, false);
+    std::vector<std::vector<Row>> results;
+    if (Status sent = SendPipelined(context_, writes, nullptr, &results); !sent.ok()) return sent;
+    std::vector<WorkItem> items;
+    for (size_t i = first_insert; i < results.size(); ++i) {
+      for (const Row& row : results[i]) {
+        WorkItem item = ReadWorkFrom(TextRow(row));
+        item.ready_at = item.created_at;
+        items.push_back(std::move(item));
+      }
+    }
+    return items;
+  }
   return Guard(context_, "enqueue claimed work", [&]() -> Result<std::vector<WorkItem>> {
     std::vector<WorkItem> items;
     const Timestamp until = claim.now + claim.lease;
@@ -868,13 +946,25 @@ Result<bool> StoreTx::CompleteWork(const std::string& case_id, std::int64_t id, 
 }
 
 Result<std::vector<bool>> StoreTx::CompleteWorkBatch(const std::vector<WorkFence>& rows,
-                                                     const std::string& owner) {
+                                                     const std::string& owner,
+                                                     std::vector<CaseRecord>* locked) {
   std::vector<bool> done(rows.size(), false);
+  std::vector<std::string> ids;
+  if (locked != nullptr) {
+    for (const WorkFence& f : rows) ids.push_back(f.case_id);
+    std::sort(ids.begin(), ids.end());
+    ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+  }
   if (!context_.dialect.is_postgres()) {
     for (size_t i = 0; i < rows.size(); ++i) {
       auto one = CompleteWork(rows[i].case_id, rows[i].id, rows[i].attempt, owner);
       if (!one) return one.error();
       done[i] = *one;
+    }
+    if (locked != nullptr) {
+      auto cases = GetCasesForUpdate(ids);
+      if (!cases) return cases.error();
+      *locked = std::move(*cases);
     }
     return done;
   }
@@ -892,9 +982,37 @@ Result<std::vector<bool>> StoreTx::CompleteWorkBatch(const std::vector<WorkFence
         {f.case_id, std::to_string(f.id), std::to_string(f.attempt), owner},
         {}});
   }
+  if (locked != nullptr && !ids.empty()) {
+    // The cases, locked in id order, and then (a statement of its own, so that it sees what a
+    // transaction we waited for appended) their chain heads: in the same round trip.
+    const std::string array = ArrayLiteral(ids, [](const std::string& id) { return id; });
+    writes.push_back(DeferredWrite{"lock cases",
+                                   "SELECT " + CaseColumns(context_.dialect, true) +
+                                       " FROM cases WHERE id = ANY(CAST($1 AS text[]))"
+                                       " ORDER BY id FOR UPDATE",
+                                   {array},
+                                   {}});
+    writes.push_back(DeferredWrite{"read chain heads",
+                                   "SELECT DISTINCT ON (case_id) case_id, seq, hash FROM history"
+                                   " WHERE case_id = ANY(CAST($1 AS text[]))"
+                                   " ORDER BY case_id, seq DESC",
+                                   {array},
+                                   {}});
+  }
   std::vector<std::int64_t> affected;
-  if (Status sent = SendPipelined(context_, writes, &affected); !sent.ok()) return sent;
+  std::vector<std::vector<Row>> results;
+  if (Status sent = SendPipelined(context_, writes, &affected, &results); !sent.ok()) return sent;
   for (size_t i = 0; i < rows.size(); ++i) done[i] = affected[i] == 1;
+  if (locked != nullptr) {
+    locked->clear();
+    if (!ids.empty()) {
+      for (const Row& row : results[rows.size()]) locked->push_back(ReadCaseFrom(TextRow(row)));
+      for (const Row& row : results[rows.size() + 1]) {
+        TextRow head(row);
+        context_.heads[head.Text(0)] = {head.Int(1), head.Text(2)};
+      }
+    }
+  }
   return done;
 }
 

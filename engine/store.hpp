@@ -302,9 +302,11 @@ class StoreTx {
   // change) when the lease was lost: expired and re-claimed, or the work cancelled.
   Result<bool> CompleteWork(const std::string& case_id, std::int64_t id, int attempt,
                             const std::string& owner);
-  // CompleteWork for many rows in one statement: one flag per row of `rows`, in order.
+  // CompleteWork for many rows at once: one flag per row of `rows`, in order. With `locked`, also
+  // GetCasesForUpdate of every case of `rows` into it (on PostgreSQL in the same round trip).
   Result<std::vector<bool>> CompleteWorkBatch(const std::vector<WorkFence>& rows,
-                                              const std::string& owner);
+                                              const std::string& owner,
+                                              std::vector<CaseRecord>* locked = nullptr);
   // Puts a leased row back to ready at `run_at` (a retry with backoff), fenced as CompleteWork.
   Result<bool> RescheduleWork(const std::string& case_id, std::int64_t id, int attempt,
                               const std::string& owner, Timestamp run_at);

@@ -194,6 +194,7 @@ struct Engine::Impl {
         auto result = co_await OnDb([this, limit] {
           std::vector<WorkItem> items;
           Status s = runtime.store().Transact([&](StoreTx& tx) {
+            if (Status relaxed = tx.RelaxDurability(); !relaxed.ok()) return relaxed;
             auto got = tx.ClaimWork(options.owner, Now(), options.lease, limit);
             if (!got) return got.error();
             items = std::move(*got);

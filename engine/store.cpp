@@ -632,6 +632,14 @@ std::string ArrayLiteral(const std::vector<T>& items, Field field) {
 
 void StoreTx::DeferWrites() { context_.defer_writes = context_.dialect.is_postgres(); }
 
+Status StoreTx::RelaxDurability() {
+  if (!context_.dialect.is_postgres()) return Status::Ok();
+  return Guard(context_, "relax durability", [&]() -> Status {
+    Exec(context_.sql, "SET LOCAL synchronous_commit = off");
+    return Status::Ok();
+  });
+}
+
 Status StoreTx::UpdateCase(CaseRecord& c) {
   if (context_.defer_writes) {
     if (!context_.failure.ok()) return context_.failure;

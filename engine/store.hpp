@@ -248,6 +248,11 @@ class StoreTx {
   // commit: a stale row_version in UpdateCase fails the whole transaction with kConflict.
   // For callers that hold the case rows locked (GetCasesForUpdate), so a conflict cannot happen.
   void DeferWrites();
+  // PostgreSQL: this transaction's commit does not wait for its WAL to reach the disk
+  // (synchronous_commit off; SQLite: a no-op). Only for changes whose loss in a database crash
+  // is harmless, such as a claim: a lost lease only means the row is claimed again, and any later
+  // synchronous commit flushes the WAL before it, this one included.
+  Status RelaxDurability();
 
   // --- procedures
   // Stores `procedure` (name, content_hash, source, title, agency, deployed_at) as the next

@@ -442,10 +442,13 @@ struct Engine::Impl {
                       result.failed.front().item.id, result.status.message());
       }
       backoff = std::chrono::milliseconds(100);
+      const bool was_full = in_flight >= options.concurrency;
       in_flight -= static_cast<int>(n);
       Count(&EngineStats::claimed, static_cast<int64_t>(result.claimed.size()));
       for (auto& item : result.claimed) Spawn(std::move(item));
-      wake.cancel();
+      // The main loop claims again only if it was held back by a full engine, or to see whether
+      // it is idle; new work from elsewhere wakes it through the store (NOTIFY).
+      if (was_full || in_flight == 0) wake.cancel();
     }
     WakeCommitters();  // the others may be waiting for in_flight to reach 0
   }

@@ -16,7 +16,8 @@ while [ $# -gt 0 ]; do
   esac
 done
 
-[ -n "${WF_SKIP_SETUP:-}" ] || bash .ci/setup  # WF_SKIP_SETUP=1: use the build as it is
+# Only what the demo runs is built: the wf program and the mock agency.
+[ -n "${WF_SKIP_SETUP:-}" ] || bash .ci/setup wf wf_mock_agency  # WF_SKIP_SETUP=1: use the build as it is
 BUILD=${WF_BUILD_DIR:-build}
 WF=$PWD/$BUILD/cli/wf
 MOCK=$PWD/$BUILD/examples/mock-agency/wf-mock-agency

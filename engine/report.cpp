@@ -2,9 +2,10 @@
 
 #include <algorithm>
 #include <cmath>
-#include <tuple>
 #include <nlohmann/json.hpp>
+#include <tuple>
 
+#include "engine/case_view.hpp"
 #include "engine/runtime.hpp"
 
 namespace wf::engine {
@@ -12,8 +13,6 @@ namespace wf::engine {
 namespace {
 
 using nlohmann::json;
-
-TimePoint ToTimePoint(Timestamp t) { return TimePoint(t.time_since_epoch()); }
 
 // Count, mean and maximum of a stream of values, in constant memory (step times: one step may be
 // visited millions of times, and its figures need no percentile).
@@ -44,7 +43,6 @@ struct StepDefinition {
   std::string label;
   std::string who;
   std::vector<MapEdge> edges;
-  bool pauses_deadline = false;
   bool reuse = false;
 };
 
@@ -52,7 +50,6 @@ StepDefinition Define(const workflows::Procedure& procedure, const workflows::St
   using workflows::StepKind;
   StepDefinition d;
   d.kind = workflows::StepKindName(step.kind);
-  d.pauses_deadline = step.kind == StepKind::kWait && step.pauses_deadline;
   d.reuse = step.kind == StepKind::kAdapter && step.reuse.has_value();
   switch (step.kind) {
     case StepKind::kAdapter: {
@@ -113,8 +110,8 @@ struct ProcedureTotals {
   int newest_version = 0;
   std::vector<std::string> order;  // the newest version's steps
   std::map<std::string, StepTotals> steps;
-  // Steps that pause the statutory clock, per version.
-  std::map<int, std::set<std::string>> pausing;
+  // What the read model needs of each version's steps (engine/case_view.hpp).
+  std::map<int, StepTable> versions;
   std::vector<double> processing;  // one per finished case
 
   StepTotals& Step(const std::string& id) { return steps[id]; }
@@ -124,11 +121,6 @@ struct AgencyTotals {
   AgencyFigures figures;
   std::set<std::string> procedures;
   std::vector<double> processing;
-};
-
-struct OpenActivation {
-  std::string step;
-  TimePoint entered;
 };
 
 // Keeps the `kMaxListed` most overdue cases of a procedure.
@@ -179,12 +171,8 @@ struct ReportBuilder::State {
   bool in_case = false;
   CaseRecord record;
   ProcedureTotals* procedure = nullptr;
-  const std::set<std::string>* pausing = nullptr;
   const Calendar* calendar = nullptr;
-  std::map<std::int64_t, OpenActivation> open;
-  std::set<std::int64_t> paused_by;  // activations holding the clock
-  TimePoint pause_started{};
-  double paused_days = 0;
+  std::optional<HoldTracker> holds;
 
   State(const Deployment& d, Timestamp t) : deployment(d), now(t) {}
 
@@ -203,48 +191,20 @@ struct ReportBuilder::State {
     return p;
   }
 
-  double WorkingDays(TimePoint a, TimePoint b) const {
-    return b <= a ? 0.0 : calendar->WorkingTimeBetween(a, b);
+  // The calendar a hold is measured on (engine/case_view.hpp).
+  const Calendar& CalendarOf(const Hold& hold) {
+    return CalendarOf(CalendarAgencyOf(hold, deployment, record.agency));
   }
 
-  void Close(std::int64_t activation, TimePoint at) {
-    auto it = open.find(activation);
-    if (it == open.end()) return;
-    procedure->Step(it->second.step).time.Add(WorkingDays(it->second.entered, at));
-    open.erase(it);
-    if (paused_by.erase(activation) > 0 && paused_by.empty()) {
-      paused_days += WorkingDays(pause_started, at);
+  void AddEndedHolds() {
+    for (const Hold& hold : holds->TakeEnded()) {
+      procedure->Step(hold.step).time.Add(HeldWorkingDays(hold, CalendarOf(hold), now));
     }
-  }
-
-  void CloseAll(TimePoint at) {
-    while (!open.empty()) Close(open.begin()->first, at);
   }
 
   void OnEvent(const HistoryEvent& event) {
-    std::optional<TimePoint> parsed = ParseTimestamp(event.at);
-    if (!parsed) return;  // a row that does not parse tells nothing about time
-    const TimePoint at = *parsed;
     const std::string& action = event.action;
-    json details = json::parse(event.details, nullptr, false);
-    if (!details.is_object()) details = json::object();
-    std::int64_t activation = 0;
-    if (auto it = details.find("activation"); it != details.end() && it->is_number_integer()) {
-      activation = it->get<std::int64_t>();
-    }
-    if (action == "step.entered") {
-      std::string kind = details.value("kind", std::string());
-      if (kind == "decision" || kind == "end") {
-        procedure->Step(event.step).time.Add(0.0);
-        return;
-      }
-      if (open.count(activation) > 0) return;  // entered again after an incident's retry
-      open[activation] = OpenActivation{event.step, at};
-      if (pausing != nullptr && kind == "wait" && pausing->count(event.step) > 0) {
-        if (paused_by.empty()) pause_started = at;
-        paused_by.insert(activation);
-      }
-    } else if (action == "step.succeeded" || action == "step.reused") {
+    if (action == "step.succeeded" || action == "step.reused") {
       StepTotals& step = procedure->Step(event.step);
       bool reused = action == "step.reused";
       (reused ? step.reused : step.calls) += 1;
@@ -253,22 +213,9 @@ struct ReportBuilder::State {
       } else if (step.definition.reuse) {
         ++procedure->figures.calls;
       }
-      Close(activation, at);
-    } else if (action == "step.error_handled" || action == "task.completed" ||
-               action == "signal.received" || action == "step.timed_out" ||
-               action == "child.ended") {
-      Close(activation, at);
-    } else if (action == "branch.joined") {
-      if (details.value("remaining", std::int64_t{-1}) != 0) return;
-      std::string parallel = details.value("parallel", std::string());
-      std::vector<std::int64_t> joined;
-      for (const auto& [id, entry] : open) {
-        if (entry.step == parallel) joined.push_back(id);
-      }
-      for (std::int64_t id : joined) Close(id, at);
-    } else if (action == "case.finished" || action == "case.cancelled") {
-      CloseAll(at);
     }
+    holds->Add(event);
+    AddEndedHolds();
   }
 
   void EndCurrent() {
@@ -277,34 +224,26 @@ struct ReportBuilder::State {
     agency.procedures.insert(f.name);
     ++f.cases;
     ++agency.figures.cases;
-    const TimePoint now_point = ToTimePoint(now);
-    if (record.status == kCaseOpen) {
+    const CaseClock clock = ReadClock(record, *calendar, now);
+    if (clock.open) {
       ++f.open;
       ++agency.figures.open;
-      for (const auto& [id, entry] : open) {
-        StepTotals& step = procedure->Step(entry.step);
+      for (const auto& [id, hold] : holds->open()) {
+        StepTotals& step = procedure->Step(hold.step);
         ++step.waiting_now;
-        double waited = WorkingDays(entry.entered, now_point);
+        double waited = HeldWorkingDays(hold, CalendarOf(hold), now);
         step.longest_wait_now = std::max(step.longest_wait_now.value_or(0.0), waited);
       }
-      if (record.deadline_at) {
-        Timestamp measured_at = now;
-        if (record.clock_paused_at) measured_at = std::min(now, *record.clock_paused_at);
-        if (*record.deadline_at < measured_at) {
-          ++f.overdue;
-          ++agency.figures.overdue;
-          OverdueCase item;
-          item.id = record.id;
-          item.started_at = record.started_at;
-          item.deadline_at = *record.deadline_at;
-          item.overdue_days =
-              WorkingDays(ToTimePoint(*record.deadline_at), ToTimePoint(measured_at));
-          std::set<std::string> seen;
-          for (const auto& [id, entry] : open) {
-            if (seen.insert(entry.step).second) item.steps.push_back(entry.step);
-          }
-          KeepOverdue(f.overdue_cases, std::move(item));
-        }
+      if (clock.overdue) {
+        ++f.overdue;
+        ++agency.figures.overdue;
+        OverdueCase item;
+        item.id = record.id;
+        item.started_at = record.started_at;
+        item.deadline_at = *record.deadline_at;
+        item.overdue_days = clock.overdue_working_days;
+        item.steps = CurrentSteps(holds->OpenSteps());
+        KeepOverdue(f.overdue_cases, std::move(item));
       }
     } else {
       ++f.outcomes[record.status];
@@ -313,17 +252,13 @@ struct ReportBuilder::State {
       } else {
         ++f.finished;
         ++agency.figures.finished;
-        TimePoint started = ToTimePoint(record.started_at);
-        TimePoint ended = ToTimePoint(record.ended_at.value_or(record.updated_at));
-        double paused = paused_days;
-        if (!paused_by.empty()) paused += WorkingDays(pause_started, ended);
-        double days = std::max(0.0, WorkingDays(started, ended) - paused);
-        procedure->processing.push_back(days);
-        agency.processing.push_back(days);
-        if (record.deadline_at) {
+        const CaseTimes times = TimesOf(record, holds->pauses(), *calendar, now);
+        procedure->processing.push_back(times.processing_working_days);
+        agency.processing.push_back(times.processing_working_days);
+        if (times.within_limit) {
           ++f.with_deadline;
           ++agency.figures.with_deadline;
-          if (ended <= ToTimePoint(*record.deadline_at)) {
+          if (*times.within_limit) {
             ++f.on_time;
             ++agency.figures.on_time;
           } else {
@@ -332,11 +267,8 @@ struct ReportBuilder::State {
         }
       }
     }
-    open.clear();
-    paused_by.clear();
-    paused_days = 0;
+    holds.reset();
     procedure = nullptr;
-    pausing = nullptr;
     calendar = nullptr;
     in_case = false;
   }
@@ -349,11 +281,10 @@ ReportBuilder::~ReportBuilder() = default;
 
 void ReportBuilder::AddProcedure(const workflows::Procedure& procedure) {
   ProcedureTotals& p = state_->ProcedureNamed(procedure.name, procedure.agency);
-  std::set<std::string>& pausing = p.pausing[procedure.version];
+  p.versions[procedure.version] = StepTableOf(procedure);
   const bool newest = procedure.version >= p.newest_version;
   for (const workflows::Step& step : procedure.steps) {
     StepDefinition definition = Define(procedure, step);
-    if (definition.pauses_deadline) pausing.insert(step.id);
     StepTotals& totals = p.Step(step.id);
     if (newest || !totals.defined) {
       totals.definition = std::move(definition);
@@ -381,8 +312,8 @@ void ReportBuilder::BeginCase(const CaseRecord& record) {
   s.in_case = true;
   s.record = record;
   s.procedure = &s.ProcedureNamed(record.procedure, record.agency);
-  auto pausing = s.procedure->pausing.find(record.version);
-  s.pausing = pausing == s.procedure->pausing.end() ? nullptr : &pausing->second;
+  auto version = s.procedure->versions.find(record.version);
+  s.holds.emplace(version == s.procedure->versions.end() ? nullptr : &version->second);
   s.calendar = &s.CalendarOf(record.agency);
   ++s.cases;
 }

@@ -9,17 +9,19 @@
 // number per finished case for the percentiles, a bounded list of overdue cases) and the state of
 // the one case being read, never the history as a whole.
 //
-// How time is measured (engine/calendar.hpp's "working time"): each working day on the owning
-// agency's calendar counts as 1.0, weekends and holidays as nothing.
-//  * A case's processing time runs from its start to its end, less the working time the
-//    statutory clock stood still (while a `wait` step with `pauses_deadline: true` was waiting,
-//    as the runtime's deadline logic does). Only cases that ended other than cancelled count.
+// How time is measured: by the case read model's rules (engine/case_view.hpp), the same that
+// `wf cases`, `show` and `history` answer with. Each working day on the calendar counts as 1.0,
+// weekends and holidays as nothing (engine/calendar.hpp's "working time").
+//  * A case's processing time (CaseTimes) runs from its start to its end, less the working time
+//    the statutory clock stood still. Only cases that ended other than cancelled count.
 //  * On time: the case ended at or before its statutory deadline (the deadline as the runtime
-//    keeps it, extended by every pause). Overdue: an open case whose deadline passed (frozen
-//    while the clock is paused, as `wf cases --overdue` says).
-//  * A step's time runs from its `step.entered` to the event that ends that activation (a result,
-//    a completed task, a received signal, a timeout, a sub-case's end, the join of a parallel
-//    step's branches, or the case's end); decisions and ends take no time.
+//    keeps it, extended by every pause). Overdue (IsOverdue): an open case whose deadline is
+//    before the statutory clock's reading (frozen while the clock is paused).
+//  * A step's time is its holds (HoldTracker): from `step.entered` to the event that ends that
+//    activation (a result, a completed task, a received signal or a department's callback after
+//    HTTP 202, a timeout, a sub-case's end, the join of a parallel step's branches, or the
+//    case's end), on the holder's calendar when it is an agency, else the owning agency's;
+//    decisions and ends take no time. An overdue case waits at its CurrentSteps.
 //  * Medians average the two middle values of an even count; the 90th percentile is the nearest
 //    rank (the smallest value with at least 90 % of the values at or below it).
 

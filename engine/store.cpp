@@ -740,6 +740,13 @@ Result<std::vector<CaseRecord>> StoreTx::ListCases(const CaseFilter& filter) {
           "status = 'open' AND deadline_at < :now"
           " AND (clock_paused_at IS NULL OR deadline_at < clock_paused_at)");
     }
+    if (!filter.ids.empty()) {
+      std::string in;
+      for (size_t i = 0; i < filter.ids.size(); ++i) {
+        in += (i > 0 ? ", :id" : ":id") + std::to_string(i);
+      }
+      where.push_back("id IN (" + in + ")");
+    }
     Query q(context_.sql, "SELECT " + CaseColumns(context_.dialect, false) + " FROM cases" +
                               Where(where) + " ORDER BY started_at DESC, id DESC" +
                               (filter.limit > 0 ? " LIMIT :limit" : ""));
@@ -747,6 +754,7 @@ Result<std::vector<CaseRecord>> StoreTx::ListCases(const CaseFilter& filter) {
     if (filter.procedure) q.Bind("procedure", *filter.procedure);
     if (filter.agency) q.Bind("agency", *filter.agency);
     if (filter.overdue_at) q.Bind("now", *filter.overdue_at);
+    for (size_t i = 0; i < filter.ids.size(); ++i) q.Bind("id" + std::to_string(i), filter.ids[i]);
     if (filter.limit > 0) q.Bind("limit", std::int64_t{filter.limit});
     q.Columns(kCaseKinds);
     return ReadAll<CaseRecord>(q, ReadCase);

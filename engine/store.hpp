@@ -90,9 +90,11 @@ struct CaseFilter {
   std::optional<std::string> status;
   std::optional<std::string> procedure;
   std::optional<std::string> agency;
-  // Only open cases whose deadline passed before this time (and before the clock was paused).
+  // Only open cases whose deadline passed before this time (and before the clock was paused):
+  // the read model's IsOverdue (engine/case_view.hpp) in SQL.
   std::optional<Timestamp> overdue_at;
-  int limit = 50;  // 0: all
+  std::vector<std::string> ids;  // only these cases; empty: any
+  int limit = 50;                // 0: all
 };
 
 enum class WorkState { kReady, kLeased, kDone };

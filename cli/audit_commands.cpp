@@ -1,5 +1,5 @@
-// wf history, archive, audit verify/export/keygen/anchor: the auditor's view of the
-// tamper-evident history.
+// wf archive, audit verify/export/keygen/anchor: proving the tamper-evident history was not
+// altered, exporting it and archiving ended cases.
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -9,7 +9,6 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
-#include <map>
 #include <memory>
 
 #include <nlohmann/json.hpp>
@@ -20,316 +19,13 @@
 #include "engine/anchor.hpp"
 #include "engine/archive.hpp"
 #include "engine/calendar.hpp"
-#include "engine/runtime.hpp"
+#include "engine/history_export.hpp"
 
 namespace wf::cli {
 
 namespace {
 
 using nlohmann::json;
-
-// One line of details for a table: compact JSON, cut at `width` code points.
-std::string Summary(const std::string& details, size_t width) {
-  json parsed = json::parse(details, nullptr, false);
-  std::string text = parsed.is_discarded() ? details : parsed.dump();
-  if (text == "{}") return "";
-  size_t points = 0;
-  for (size_t i = 0; i < text.size(); ++i) {
-    if ((static_cast<unsigned char>(text[i]) & 0xC0) != 0x80 && ++points > width) {
-      return text.substr(0, i) + "...";
-    }
-  }
-  return text;
-}
-
-// --- history ---------------------------------------------------------------------------------
-
-// The agency (or other holder) responsible for `step` of `procedure`: a task's role's agency, a
-// department for an automated step, the applicant for a wait, the sub-case for call_procedure.
-// Empty for steps that hold nothing themselves (parallel, decision, end).
-std::string HolderOf(const workflows::Procedure* procedure, const std::string& step_id) {
-  if (procedure == nullptr || step_id.empty()) return "";
-  const workflows::Step* step = procedure->FindStep(step_id);
-  if (step == nullptr) return "";
-  switch (step->kind) {
-    case workflows::StepKind::kTask: {
-      auto role = procedure->roles.find(step->role);
-      if (role != procedure->roles.end() && !role->second.agency.empty()) {
-        return role->second.agency;
-      }
-      return procedure->agency;
-    }
-    case workflows::StepKind::kAdapter:
-      return "department " + step->department;
-    case workflows::StepKind::kWait:
-      return "applicant";
-    case workflows::StepKind::kCallProcedure:
-      return "sub-case " + step->procedure;
-    default:
-      return "";
-  }
-}
-
-// "k=v, k=v" for the fields of a JSON object, values compact.
-std::string Fields(const json& object) {
-  if (!object.is_object()) return object.is_null() ? "" : object.dump();
-  std::string out;
-  for (const auto& [key, value] : object.items()) {
-    if (!out.empty()) out += ", ";
-    out += key + "=" + (value.is_string() ? value.get<std::string>() : value.dump());
-  }
-  return out;
-}
-
-// What an event decided and why, and what data it changed, for people.
-struct EventReading {
-  std::string decision;  // a decision, an outcome, an error
-  std::string changed;   // the case data it changed
-};
-
-EventReading Read(const engine::HistoryEvent& e) {
-  json d = json::parse(e.details, nullptr, false);
-  if (!d.is_object()) return {"", ""};
-  EventReading r;
-  auto text = [&](const char* key) {
-    return d.contains(key) && d[key].is_string() ? d[key].get<std::string>() : std::string();
-  };
-  const std::string& a = e.action;
-  if (a == "case.started") {
-    r.changed = "input: " + Fields(d.value("data", json::object()));
-  } else if (a == "case.finished") {
-    r.decision = text("status");
-    if (!text("reason").empty()) r.decision += ": " + text("reason");
-  } else if (a == "case.cancelled") {
-    r.decision = "cancelled: " + text("reason");
-  } else if (a == "task.completed") {
-    if (d.contains("decision")) r.decision = "decision " + d["decision"].dump();
-    if (!text("reason").empty()) r.decision += (r.decision.empty() ? "" : "; ") + text("reason");
-    r.changed = Fields(d.value("values", json::object()));
-  } else if (a == "step.succeeded" || a == "step.reused") {
-    if (d.contains("saved_as") && d["saved_as"].is_string()) {
-      r.changed = d["saved_as"].get<std::string>() + " = " + d.value("result", json()).dump();
-    }
-    if (a == "step.reused") r.decision = "reused from case " + text("source_case");
-  } else if (a == "step.failed") {
-    r.decision = "failed (attempt " + d.value("attempt", json()).dump() + "): " + text("message");
-  } else if (a == "step.error_handled") {
-    r.decision = "on_error -> " + text("on_error");
-  } else if (a == "step.timed_out") {
-    r.decision = "timed out -> " + text("on_timeout");
-  } else if (a == "task.escalated") {
-    r.decision = "escalated to " + text("to_role");
-  } else if (a == "task.overdue") {
-    r.decision = "overdue";
-  } else if (a == "incident.opened") {
-    r.decision = "incident: " + text("message");
-  } else if (a == "signal.received") {
-    r.changed = text("name") + " = " + d.value("data", json()).dump();
-  } else if (a == "child.ended") {
-    r.decision = "sub-case " + text("case") + " " + text("outcome");
-  } else if (a == "task.opened") {
-    r.decision = "for role " + text("role");
-  }
-  return r;
-}
-
-// One stretch of time a holder had a step of the case, from entering it to leaving it.
-struct Hold {
-  std::string holder;
-  std::string step;
-  engine::Timestamp from{};
-  std::optional<engine::Timestamp> to;  // nullopt: still held
-  std::optional<workflows::Duration> limit;
-};
-
-// Actions that end a step activation's hold.
-bool EndsStep(const std::string& action) {
-  return action == "step.succeeded" || action == "step.reused" || action == "step.error_handled" ||
-         action == "step.timed_out" || action == "task.completed" || action == "signal.received" ||
-         action == "child.ended" || action == "step.accepted";
-}
-
-std::optional<engine::Timestamp> EventTime(const engine::HistoryEvent& e) {
-  auto t = engine::ParseTimestamp(e.at);
-  if (!t) return std::nullopt;
-  return std::chrono::floor<std::chrono::microseconds>(*t);
-}
-
-std::string Days(double days) {
-  char buffer[32];
-  std::snprintf(buffer, sizeof buffer, "%.2f", days);
-  return buffer;
-}
-
-int History(const GlobalOptions& globals, const std::string& case_id, bool by_agency) {
-  auto session = OpenSession(globals);
-  if (!session) return Fail(session.error());
-  std::vector<engine::HistoryEvent> events;
-  engine::CaseRecord record;
-  const workflows::Procedure* procedure = nullptr;
-  engine::ProcedureCache procedures;
-  Status status = (*session)->store->Read([&](engine::StoreTx& tx) {
-    auto found = tx.GetCase(case_id);
-    if (!found) {
-      if (found.error().code() == ErrorCode::kNotFound) {
-        auto archived = tx.GetArchivedChain(case_id);
-        if (archived && *archived) {
-          return Status::NotFound("case " + case_id + " was archived to " + (*archived)->archive +
-                                  "; read it there (wf audit verify --archive FILE checks it)");
-        }
-        return Status::NotFound("no case " + case_id + "; `wf cases` lists them");
-      }
-      return found.error();
-    }
-    record = std::move(*found);
-    auto definition = procedures.Get(tx, record.procedure, record.version);
-    if (definition) procedure = *definition;  // without it the timeline still shows the events
-    auto list = tx.ListHistory(case_id);
-    if (!list) return list.error();
-    events = std::move(*list);
-    return Status::Ok();
-  });
-  if (!status.ok()) return Fail(status);
-  const engine::Deployment& deployment = (*session)->deployment;
-  const engine::Timestamp now = engine::Now();
-
-  // Who held which step when: step.entered opens a hold, the step's ending event closes it.
-  std::vector<Hold> holds;
-  std::map<std::pair<std::string, std::int64_t>, size_t> open;
-  std::vector<std::string> event_holder(events.size());
-  for (size_t i = 0; i < events.size(); ++i) {
-    const engine::HistoryEvent& e = events[i];
-    event_holder[i] = HolderOf(procedure, e.step);
-    std::optional<engine::Timestamp> at = EventTime(e);
-    if (!at) continue;
-    json d = json::parse(e.details, nullptr, false);
-    std::int64_t activation =
-        d.is_object() && d.contains("activation") && d["activation"].is_number_integer()
-            ? d["activation"].get<std::int64_t>()
-            : 0;
-    auto key = std::make_pair(e.step, activation);
-    if (e.action == "step.entered" && !event_holder[i].empty()) {
-      const workflows::Step* step = procedure ? procedure->FindStep(e.step) : nullptr;
-      open[key] = holds.size();
-      holds.push_back(
-          {event_holder[i], e.step, *at, std::nullopt,
-           step && step->kind == workflows::StepKind::kTask ? step->deadline : std::nullopt});
-    } else if (EndsStep(e.action) || e.action == "case.finished" || e.action == "case.cancelled") {
-      if (e.action == "case.finished" || e.action == "case.cancelled") {
-        for (auto& [ignored, index] : open) holds[index].to = *at;
-        open.clear();
-      } else if (auto it = open.find(key); it != open.end()) {
-        holds[it->second].to = *at;
-        open.erase(it);
-      }
-    }
-  }
-  // Per holder: working time on the holder's calendar (an agency's own; others the case's).
-  struct Total {
-    double held = 0;
-    double limit = 0;
-    bool has_limit = false;
-    int steps = 0;
-    bool open = false;
-  };
-  std::map<std::string, Total> totals;
-  std::vector<std::string> order;
-  for (const Hold& h : holds) {
-    const bool agency = deployment.agencies.count(h.holder) > 0;
-    engine::Calendar calendar = deployment.CalendarOf(agency ? h.holder : record.agency);
-    Total& t = totals[h.holder];
-    if (t.steps == 0) order.push_back(h.holder);
-    ++t.steps;
-    t.held += std::max(0.0, calendar.WorkingTimeBetween(engine::TimePoint(h.from),
-                                                        engine::TimePoint(h.to.value_or(now))));
-    if (!h.to) t.open = true;
-    if (h.limit && h.limit->IsWorkingDays()) {
-      t.limit += static_cast<double>(h.limit->amount);
-      t.has_limit = true;
-    } else if (h.limit) {
-      t.limit += static_cast<double>(h.limit->ApproximateSeconds()) / 86400.0;
-      t.has_limit = true;
-    }
-  }
-  engine::Calendar case_calendar = deployment.CalendarOf(record.agency);
-  engine::Timestamp case_end = record.ended_at.value_or(now);
-  double case_held = case_calendar.WorkingTimeBetween(engine::TimePoint(record.started_at),
-                                                      engine::TimePoint(case_end));
-  std::optional<bool> case_within;
-  if (record.deadline_at) case_within = case_end <= *record.deadline_at;
-
-  if (globals.json) {
-    if (by_agency) {
-      json out = json::array();
-      for (const std::string& holder : order) {
-        const Total& t = totals[holder];
-        out.push_back({{"holder", holder},
-                       {"agency", deployment.agencies.count(holder) > 0},
-                       {"steps", t.steps},
-                       {"held_working_days", t.held},
-                       {"limit_working_days", t.has_limit ? json(t.limit) : json(nullptr)},
-                       {"over_limit", t.has_limit ? json(t.held > t.limit) : json(nullptr)},
-                       {"still_held", t.open}});
-      }
-      out.push_back(
-          {{"holder", "case"},
-           {"procedure", record.procedure},
-           {"held_working_days", case_held},
-           {"deadline", JsonTime(record.deadline_at)},
-           {"limit", procedure && procedure->deadline ? json(procedure->deadline->ToString())
-                                                      : json(nullptr)},
-           {"within_limit", case_within ? json(*case_within) : json(nullptr)}});
-      std::cout << out.dump(2) << '\n';
-      return 0;
-    }
-    json out = json::array();
-    for (size_t i = 0; i < events.size(); ++i) {
-      json e = engine::HistoryEventJson(events[i]);
-      EventReading reading = Read(events[i]);
-      e["agency"] = event_holder[i].empty() ? json(nullptr) : json(event_holder[i]);
-      e["decision"] = reading.decision.empty() ? json(nullptr) : json(reading.decision);
-      e["changed"] = reading.changed.empty() ? json(nullptr) : json(reading.changed);
-      out.push_back(std::move(e));
-    }
-    std::cout << out.dump(2) << '\n';
-    return 0;
-  }
-
-  std::cout << "case " << record.id << ": " << record.procedure << " v" << record.version << ", "
-            << record.status << "\n\n";
-  Table table(
-      {"SEQ", "AT", "ACTOR", "AGENCY", "ACTION", "STEP", "DECISION / REASON", "DATA CHANGED"});
-  for (size_t i = 0; i < events.size(); ++i) {
-    const engine::HistoryEvent& e = events[i];
-    std::string at = e.at;
-    if (auto t = EventTime(e)) at = LocalTime(deployment, record.agency, *t);
-    std::string actor = e.actor;
-    std::vector<std::string> member_of = deployment.AgenciesOf(e.actor);
-    if (!member_of.empty()) actor += " (" + JoinComma(member_of) + ")";
-    EventReading reading = Read(e);
-    table.AddRow({std::to_string(e.seq), at, actor, event_holder[i], e.action, e.step,
-                  Summary(reading.decision, 40), Summary(reading.changed, 50)});
-  }
-  table.Print(std::cout);
-  std::cout << "\ntime held, in working days:\n";
-  Table held({"HELD BY", "STEPS", "HELD", "LIMIT", ""});
-  for (const std::string& holder : order) {
-    const Total& t = totals[holder];
-    std::string verdict =
-        t.has_limit ? (t.held > t.limit ? "over the limit" : "within the limit") : "";
-    if (t.open) verdict += verdict.empty() ? "still held" : ", still held";
-    held.AddRow({holder, std::to_string(t.steps), Days(t.held), t.has_limit ? Days(t.limit) : "-",
-                 verdict});
-  }
-  std::string case_verdict =
-      case_within ? (*case_within ? "within the statutory limit" : "over the statutory limit")
-                  : "no statutory limit";
-  held.AddRow({"whole case", "-", Days(case_held),
-               procedure && procedure->deadline ? procedure->deadline->ToString() : "-",
-               case_verdict + (record.ended_at ? "" : ", open")});
-  held.Print(std::cout);
-  return 0;
-}
 
 // --- audit verify ----------------------------------------------------------------------------
 
@@ -348,40 +44,6 @@ int Broken(const GlobalOptions& globals, const Status& error) {
   return Fail(error);
 }
 
-// Splits one CSV record (RFC 4180) read from `in`, which may span lines inside quotes.
-bool ReadCsvRecord(std::istream& in, std::vector<std::string>& fields) {
-  fields.clear();
-  std::string field;
-  bool quoted = false, any = false;
-  for (int c; (c = in.get()) != EOF;) {
-    any = true;
-    if (quoted) {
-      if (c == '"') {
-        if (in.peek() == '"') {
-          field += '"';
-          in.get();
-        } else {
-          quoted = false;
-        }
-      } else {
-        field += static_cast<char>(c);
-      }
-    } else if (c == '"') {
-      quoted = true;
-    } else if (c == ',') {
-      fields.push_back(std::move(field));
-      field.clear();
-    } else if (c == '\n') {
-      fields.push_back(std::move(field));
-      return true;
-    } else if (c != '\r') {
-      field += static_cast<char>(c);
-    }
-  }
-  if (any) fields.push_back(std::move(field));
-  return any;
-}
-
 // Recomputes the chains in an export file (JSON Lines or CSV, as `wf audit export` writes them).
 // An export taken with --since starts its chains mid-way: those are checked from their first
 // exported event on.
@@ -389,61 +51,13 @@ int VerifyExportFile(const GlobalOptions& globals, const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) return Fail(Status::NotFound("cannot read " + path + ": check the path"));
   engine::ChainVerifier verifier(/*partial=*/true);
-  std::int64_t number = 0;
-  bool csv = in.peek() != '{' && in.peek() != EOF;
-  auto feed = [&](const engine::HistoryEvent& event) -> Status {
+  Status read = engine::ReadExport(in, path, [&](const engine::HistoryEvent& event) -> Status {
     if (auto failure = verifier.Feed(event)) {
       return Status::HistoryBroken(path + ": " + failure->Describe());
     }
     return Status::Ok();
-  };
-  if (csv) {
-    std::vector<std::string> fields;
-    const std::vector<std::string> header = {"case", "seq",     "at",        "actor", "action",
-                                             "step", "details", "prev_hash", "hash"};
-    if (!ReadCsvRecord(in, fields) || fields != header) {
-      return Fail(Status::Invalid(path + ":1: expected the header " + JoinComma(header) +
-                                  " (a `wf audit export` file?)"));
-    }
-    number = 1;
-    while (ReadCsvRecord(in, fields)) {
-      ++number;
-      if (fields.size() != header.size()) {
-        return Fail(Status::Invalid(path + ":" + std::to_string(number) + ": expected " +
-                                    std::to_string(header.size()) + " fields, found " +
-                                    std::to_string(fields.size())));
-      }
-      engine::HistoryEvent e;
-      e.case_id = fields[0];
-      try {
-        e.seq = std::stoll(fields[1]);
-      } catch (const std::exception&) {
-        return Fail(Status::Invalid(path + ":" + std::to_string(number) + ": seq '" + fields[1] +
-                                    "' is not a number"));
-      }
-      e.at = fields[2];
-      e.actor = fields[3];
-      e.action = fields[4];
-      e.step = fields[5];
-      e.details = fields[6];
-      e.prev_hash = fields[7];
-      e.hash = fields[8];
-      if (Status s = feed(e); !s.ok()) return Broken(globals, s);
-    }
-  } else {
-    std::string line;
-    while (std::getline(in, line)) {
-      ++number;
-      if (line.empty()) continue;
-      std::optional<engine::HistoryEvent> event =
-          engine::HistoryEventFromJson(json::parse(line, nullptr, false));
-      if (!event) {
-        return Fail(Status::Invalid(path + ":" + std::to_string(number) +
-                                    ": not a history event as `wf audit export` writes them"));
-      }
-      if (Status s = feed(*event); !s.ok()) return Broken(globals, s);
-    }
-  }
+  });
+  if (!read.ok()) return Broken(globals, read);
   if (globals.json) {
     std::cout << json{{"ok", true},
                       {"file", path},
@@ -591,16 +205,6 @@ struct ExportOptions {
   std::string case_id;
 };
 
-std::string CsvField(const std::string& text) {
-  if (text.find_first_of(",\"\r\n") == std::string::npos) return text;
-  std::string out = "\"";
-  for (char c : text) {
-    if (c == '"') out += '"';
-    out += c;
-  }
-  return out + "\"";
-}
-
 // A --since/--until/--before value: a date (from its midnight UTC) or an RFC 3339 time.
 Result<engine::Timestamp> ParseWhen(const std::string& option, const std::string& value) {
   if (auto date = engine::ParseDate(value)) return engine::Timestamp(*date);
@@ -634,18 +238,11 @@ int Export(const GlobalOptions& globals, const ExportOptions& options) {
   if (!options.case_id.empty()) range.case_id = options.case_id;
   auto session = OpenSession(globals);
   if (!session) return Fail(session.error());
-  bool csv = options.format == "csv";
-  if (csv) std::cout << "case,seq,at,actor,action,step,details,prev_hash,hash\n";
+  const engine::ExportFormat format =
+      options.format == "csv" ? engine::ExportFormat::kCsv : engine::ExportFormat::kJsonLines;
+  engine::WriteExportHeader(std::cout, format);
   Status status = (*session)->store->ForEachHistoryIn(range, [&](const engine::HistoryEvent& e) {
-    if (csv) {
-      std::cout << CsvField(e.case_id) << ',' << e.seq << ',' << CsvField(e.at) << ','
-                << CsvField(e.actor) << ',' << CsvField(e.action) << ',' << CsvField(e.step) << ','
-                << CsvField(e.details) << ',' << CsvField(e.prev_hash) << ',' << CsvField(e.hash)
-                << '\n';
-    } else {
-      std::cout << engine::HistoryEventJson(e).dump(-1, ' ', false, json::error_handler_t::replace)
-                << '\n';
-    }
+    engine::WriteExportEvent(std::cout, format, e);
     if (!std::cout) return Status::Internal("cannot write the export to stdout");
     return Status::Ok();
   });
@@ -775,18 +372,6 @@ int Archive(const GlobalOptions& globals, const std::string& before_text,
 }  // namespace
 
 void AddAuditCommands(CLI::App& app, const GlobalOptions& globals, CommandAction* selected) {
-  {
-    auto* cmd =
-        app.add_subcommand("history", "a case's timeline: who did what, when, for how long");
-    auto case_id = std::make_shared<std::string>();
-    auto by_agency = std::make_shared<bool>(false);
-    cmd->add_option("case", *case_id, "the case id")->required();
-    cmd->add_flag("--by-agency", *by_agency,
-                  "only the time each agency held the case against its limits");
-    cmd->callback([&globals, case_id, by_agency, selected] {
-      *selected = [&globals, case_id, by_agency] { return History(globals, *case_id, *by_agency); };
-    });
-  }
   {
     auto* cmd = app.add_subcommand(
         "archive", "move cases that ended before a date, with their history, into a file");

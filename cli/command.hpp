@@ -22,15 +22,21 @@ using CommandAction = std::function<int()>;
 
 // Each group of commands adds its subcommands to the app. The action runs after parsing; it
 // reads `globals`, which the caller fills before running it.
-void AddDefinitionCommands(CLI::App& app, const GlobalOptions& globals,
-                           CommandAction* selected);
+void AddDefinitionCommands(CLI::App& app, const GlobalOptions& globals, CommandAction* selected);
 
-// wf deploy, procedures, migrate, start, cases, show, signal, cancel, retry, incidents, engine
-// (cli/case_commands.cpp).
-void AddCaseCommands(CLI::App& app, const GlobalOptions& globals, CommandAction* selected);
+// wf deploy, procedures, migrate (cli/deploy_commands.cpp).
+void AddDeployCommands(CLI::App& app, const GlobalOptions& globals, CommandAction* selected);
+// wf start (cli/start_commands.cpp).
+void AddStartCommands(CLI::App& app, const GlobalOptions& globals, CommandAction* selected);
+// wf cases, show (cli/view_commands.cpp).
+void AddViewCommands(CLI::App& app, const GlobalOptions& globals, CommandAction* selected);
+// wf signal, cancel, retry, outbox, incidents, engine (cli/operator_commands.cpp).
+void AddOperatorCommands(CLI::App& app, const GlobalOptions& globals, CommandAction* selected);
 // wf inbox, claim, release, complete (cli/task_commands.cpp).
 void AddTaskCommands(CLI::App& app, const GlobalOptions& globals, CommandAction* selected);
-// wf history, audit verify, audit export (cli/audit_commands.cpp).
+// wf history (cli/history_commands.cpp).
+void AddHistoryCommands(CLI::App& app, const GlobalOptions& globals, CommandAction* selected);
+// wf archive, audit verify/export/keygen/anchor (cli/audit_commands.cpp).
 void AddAuditCommands(CLI::App& app, const GlobalOptions& globals, CommandAction* selected);
 
 // wf report (cli/report_commands.cpp).

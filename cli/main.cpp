@@ -32,8 +32,12 @@ int main(int argc, char** argv) {
 
   wf::cli::CommandAction selected;
   wf::cli::AddDefinitionCommands(app, globals, &selected);
-  wf::cli::AddCaseCommands(app, globals, &selected);
+  wf::cli::AddDeployCommands(app, globals, &selected);
+  wf::cli::AddStartCommands(app, globals, &selected);
+  wf::cli::AddViewCommands(app, globals, &selected);
+  wf::cli::AddOperatorCommands(app, globals, &selected);
   wf::cli::AddTaskCommands(app, globals, &selected);
+  wf::cli::AddHistoryCommands(app, globals, &selected);
   wf::cli::AddAuditCommands(app, globals, &selected);
   wf::cli::AddReportCommands(app, globals, &selected);
 

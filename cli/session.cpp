@@ -1,17 +1,17 @@
 #include "cli/session.hpp"
 
-#include <set>
+#include <iostream>
 
 #include "cli/output.hpp"
 #include "engine/calendar.hpp"
-#include "engine/machine.hpp"
+#include "engine/case_view.hpp"
 
 namespace wf::cli {
 
 namespace {
 engine::TimePoint ToTimePoint(engine::Timestamp t) {
-  return engine::TimePoint(std::chrono::duration_cast<engine::TimePoint::duration>(
-      t.time_since_epoch()));
+  return engine::TimePoint(
+      std::chrono::duration_cast<engine::TimePoint::duration>(t.time_since_epoch()));
 }
 }  // namespace
 
@@ -50,15 +50,6 @@ std::string ActorOrAnonymous(const GlobalOptions& globals) {
   return globals.actor.empty() ? std::string("anonymous") : globals.actor;
 }
 
-std::vector<std::pair<std::string, std::string>> AgencyRolesOf(const engine::Deployment& deployment,
-                                                               const std::string& actor) {
-  std::vector<std::pair<std::string, std::string>> pairs;
-  for (const auto& agency : deployment.AgenciesOf(actor)) {
-    for (const auto& role : deployment.RolesOf(actor, agency)) pairs.emplace_back(agency, role);
-  }
-  return pairs;
-}
-
 Result<nlohmann::json> ReadJsonInput(const std::string& path, const std::string& what) {
   std::string text;
   std::string error;
@@ -68,8 +59,8 @@ Result<nlohmann::json> ReadJsonInput(const std::string& path, const std::string&
   try {
     return nlohmann::json::parse(text);
   } catch (const nlohmann::json::parse_error& e) {
-    return Status::Invalid((path == "-" ? std::string("stdin") : path) + ": not valid JSON: " +
-                           e.what());
+    return Status::Invalid((path == "-" ? std::string("stdin") : path) +
+                           ": not valid JSON: " + e.what());
   }
 }
 
@@ -98,24 +89,6 @@ std::string DescribeDeadline(const engine::Deployment& deployment, const std::st
          calendar.DescribeTimeLeft(ToTimePoint(now), ToTimePoint(deadline)) + ")";
 }
 
-std::vector<std::string> CurrentSteps(const std::string& state_json) {
-  std::vector<std::string> steps;
-  nlohmann::json json = nlohmann::json::parse(state_json, nullptr, false);
-  if (json.is_discarded()) return steps;
-  auto state = engine::CaseState::FromJson(json);
-  if (!state) return steps;
-  bool has_other = false;
-  for (const auto& token : state->tokens) {
-    if (token.waiting != engine::Waiting::kBranches) has_other = true;
-  }
-  std::set<std::string> seen;
-  for (const auto& token : state->tokens) {
-    if (has_other && token.waiting == engine::Waiting::kBranches) continue;
-    if (seen.insert(token.step).second) steps.push_back(token.step);
-  }
-  return steps;
-}
-
 std::string JoinComma(const std::vector<std::string>& items) {
   std::string out;
   for (const auto& item : items) {
@@ -123,6 +96,42 @@ std::string JoinComma(const std::vector<std::string>& items) {
     out += item;
   }
   return out;
+}
+
+void PrintJson(const nlohmann::json& value) { std::cout << value.dump(2) << '\n'; }
+
+nlohmann::json IncidentJson(const engine::IncidentRecord& i) {
+  using nlohmann::json;
+  return {{"id", i.id},
+          {"case", i.case_id},
+          {"step", i.step},
+          {"activation", i.activation},
+          {"status", i.status == engine::IncidentStatus::kOpen ? "open" : "resolved"},
+          {"message", i.message},
+          {"created_at", JsonTime(i.created_at)},
+          {"resolved_at", JsonTime(i.resolved_at)},
+          {"resolved_by", i.resolved_by ? json(*i.resolved_by) : json(nullptr)}};
+}
+
+nlohmann::json CaseAfter(Session& session, const std::string& case_id) {
+  nlohmann::json out = {{"case", case_id}};
+  (void)session.store->Read([&](engine::StoreTx& tx) {
+    auto record = tx.GetCase(case_id);
+    if (!record) return record.error();
+    out["status"] = record->status;
+    out["steps"] = engine::CurrentSteps(record->state);
+    return Status::Ok();
+  });
+  return out;
+}
+
+void PrintAfter(const nlohmann::json& after) {
+  std::cout << "case " << after["case"].get<std::string>() << " is "
+            << after.value("status", std::string("?"));
+  if (after.contains("steps") && !after["steps"].empty()) {
+    std::cout << " at " << JoinComma(after["steps"].get<std::vector<std::string>>());
+  }
+  std::cout << '\n';
 }
 
 }  // namespace wf::cli

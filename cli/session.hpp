@@ -43,10 +43,6 @@ Result<std::string> RequireActor(const GlobalOptions& globals, const std::string
 // The actor recorded for a command that does not need one: --as, or "anonymous".
 std::string ActorOrAnonymous(const GlobalOptions& globals);
 
-// The (agency, role) pairs `actor` holds in the deployment, by agency then role as written.
-std::vector<std::pair<std::string, std::string>> AgencyRolesOf(const engine::Deployment& deployment,
-                                                               const std::string& actor);
-
 // Reads `path` ("-": standard input) as one JSON value. kNotFound when the file cannot be read,
 // kInvalid "PATH: not valid JSON: ..." when it does not parse. `what` names the option.
 Result<nlohmann::json> ReadJsonInput(const std::string& path, const std::string& what);
@@ -60,12 +56,20 @@ std::string LocalTime(const engine::Deployment& deployment, const std::string& a
 std::string DescribeDeadline(const engine::Deployment& deployment, const std::string& agency,
                              engine::Timestamp deadline, engine::Timestamp now);
 
-// The steps the case is at, from its stored state: one per active token, leaving out parallel
-// steps that only wait for their branches when some branch is shown; in token order, without
-// duplicates. Empty for a finished case or a state that does not parse.
-std::vector<std::string> CurrentSteps(const std::string& state_json);
-
 // "a,b,c".
 std::string JoinComma(const std::vector<std::string>& items);
+
+// Prints `value` as indented JSON and a newline on stdout.
+void PrintJson(const nlohmann::json& value);
+
+// An incident as `show --json` and `incidents --json` print it.
+nlohmann::json IncidentJson(const engine::IncidentRecord& incident);
+
+// The case's status and current steps after a change, for the confirmation line of signal,
+// cancel, retry and complete: {"case", "status", "steps"} (status and steps missing when the
+// case cannot be read).
+nlohmann::json CaseAfter(Session& session, const std::string& case_id);
+// "case ID is STATUS at STEP,STEP" and a newline on stdout.
+void PrintAfter(const nlohmann::json& after);
 
 }  // namespace wf::cli

@@ -1,6 +1,8 @@
 // wf inbox, claim, release, complete: a clerk's work on the tasks of their roles.
+#include <algorithm>
 #include <charconv>
 #include <iostream>
+#include <map>
 #include <memory>
 
 #include <nlohmann/json.hpp>
@@ -9,14 +11,13 @@
 #include "cli/output.hpp"
 #include "cli/session.hpp"
 #include "engine/calendar.hpp"
+#include "engine/case_view.hpp"
 
 namespace wf::cli {
 
 namespace {
 
 using nlohmann::json;
-
-void PrintJson(const json& value) { std::cout << value.dump(2) << '\n'; }
 
 std::string TaskRef(int64_t id) { return "task " + std::to_string(id); }
 
@@ -29,17 +30,18 @@ int Inbox(const GlobalOptions& globals, const std::string& role) {
   if (!session) return Fail(session.error());
   const engine::Deployment& deployment = (*session)->deployment;
 
-  auto pairs = AgencyRolesOf(deployment, *actor);
+  engine::Viewer viewer = engine::ViewerOf(deployment, *actor);
   if (!role.empty()) {
-    std::erase_if(pairs, [&](const auto& pair) { return pair.second != role; });
-    if (pairs.empty()) {
+    std::erase_if(viewer.agency_roles, [&](const auto& pair) { return pair.second != role; });
+    if (viewer.agency_roles.empty()) {
       return Fail(Status::NotPermitted(
           *actor + " does not hold role '" + role +
           "' in any agency; the deployment config's agency members say who does"));
     }
   }
   std::vector<engine::TaskRecord> tasks;
-  if (pairs.empty()) {
+  std::map<std::string, engine::CaseRecord> cases;  // the tasks' cases, by id
+  if (viewer.agency_roles.empty()) {
     // An empty filter would mean every role of every agency: say why the inbox is empty instead.
     std::cerr << "wf: " << *actor << " holds no role in "
               << (globals.config.empty() ? std::string("the deployment (no --config given)")
@@ -47,11 +49,24 @@ int Inbox(const GlobalOptions& globals, const std::string& role) {
               << "; the inbox is empty\n";
   } else {
     Status status = (*session)->store->Read([&](engine::StoreTx& tx) {
-      engine::TaskFilter filter;
-      filter.agency_roles = pairs;
-      auto list = tx.ListTasks(filter);
+      auto list = tx.ListTasks(engine::InboxFilter(viewer));
       if (!list) return list.error();
-      tasks = std::move(*list);
+      for (auto& task : *list) {
+        if (engine::InInbox(viewer, task)) tasks.push_back(std::move(task));
+      }
+      std::vector<std::string> ids;
+      for (const auto& task : tasks) {
+        if (cases.emplace(task.case_id, engine::CaseRecord{}).second) ids.push_back(task.case_id);
+      }
+      constexpr size_t kPerQuery = 500;  // bound parameters per statement stay few
+      for (size_t i = 0; i < ids.size(); i += kPerQuery) {
+        engine::CaseFilter filter;
+        filter.ids.assign(ids.begin() + i, ids.begin() + std::min(ids.size(), i + kPerQuery));
+        filter.limit = 0;
+        auto records = tx.ListCases(filter);
+        if (!records) return records.error();
+        for (auto& record : *records) cases[record.id] = std::move(record);
+      }
       return Status::Ok();
     });
     if (!status.ok()) return Fail(status);
@@ -61,6 +76,8 @@ int Inbox(const GlobalOptions& globals, const std::string& role) {
   if (globals.json) {
     json out = json::array();
     for (const auto& t : tasks) {
+      const engine::CaseRecord& c = cases[t.case_id];
+      json form = json::parse(t.form, nullptr, false);
       out.push_back({{"id", t.id},
                      {"case", t.case_id},
                      {"step", t.step},
@@ -71,10 +88,11 @@ int Inbox(const GlobalOptions& globals, const std::string& role) {
                      {"assignee", t.assignee ? json(*t.assignee) : json(nullptr)},
                      {"created_at", JsonTime(t.created_at)},
                      {"due", JsonTime(t.due_at)},
-                     {"overdue", t.due_at.has_value() && *t.due_at < now},
-                     {"form", json::parse(t.form, nullptr, false).is_discarded()
-                                  ? json(nullptr)
-                                  : json::parse(t.form)}});
+                     {"overdue", engine::IsTaskOverdue(t, now)},
+                     {"case_status", c.status},
+                     {"case_deadline", JsonTime(c.deadline_at)},
+                     {"case_overdue", engine::IsOverdue(c, now)},
+                     {"form", form.is_discarded() ? json(nullptr) : form}});
     }
     PrintJson(out);
     return 0;
@@ -85,9 +103,10 @@ int Inbox(const GlobalOptions& globals, const std::string& role) {
   }
   Table table({"TASK", "CASE", "STEP", "TITLE", "ROLE", "AGENCY", "STATUS", "ASSIGNEE", "DUE"});
   for (const auto& t : tasks) {
+    std::string due = t.due_at ? DescribeDeadline(deployment, t.agency, *t.due_at, now) : "-";
+    if (engine::IsOverdue(cases[t.case_id], now)) due += "; case overdue";
     table.AddRow({std::to_string(t.id), t.case_id, t.step, t.title, t.role, t.agency,
-                  engine::TaskStatusName(t.status), t.assignee.value_or("-"),
-                  t.due_at ? DescribeDeadline(deployment, t.agency, *t.due_at, now) : "-"});
+                  engine::TaskStatusName(t.status), t.assignee.value_or("-"), due});
   }
   table.Print(std::cout);
   return 0;
@@ -108,8 +127,7 @@ int ClaimOrRelease(const GlobalOptions& globals, int64_t task_id, bool claim) {
                {"status", claim ? "claimed" : "open"},
                {"assignee", claim ? json(*actor) : json(nullptr)}});
   } else {
-    std::cout << TaskRef(task_id) << (claim ? " claimed by " : " released by ") << *actor
-              << '\n';
+    std::cout << TaskRef(task_id) << (claim ? " claimed by " : " released by ") << *actor << '\n';
   }
   return 0;
 }
@@ -149,7 +167,8 @@ Result<json> TypedValue(const std::string& name, const std::string& text, const 
   };
   if (type == "boolean") {
     std::string lower;
-    for (char c : text) lower.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
+    for (char c : text)
+      lower.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
     if (lower == "true" || lower == "yes") return json(true);
     if (lower == "false" || lower == "no") return json(false);
     return bad("a boolean: write true or false");
@@ -174,8 +193,7 @@ Result<json> TypedValue(const std::string& name, const std::string& text, const 
   if (type == "object" || type == "array") {
     json value = json::parse(text, nullptr, false);
     if (value.is_discarded() || (type == "object" ? !value.is_object() : !value.is_array())) {
-      return bad(std::string(type == "object" ? "an object" : "an array") +
-                 ": write it as JSON");
+      return bad(std::string(type == "object" ? "an object" : "an array") + ": write it as JSON");
     }
     return value;
   }
@@ -216,8 +234,8 @@ int Complete(const GlobalOptions& globals, const CompleteOptions& options) {
     });
     if (!found.ok()) return Fail(found);
     json form = json::parse(task.form, nullptr, false);
-    json properties = form.is_object() && form.contains("properties") ? form["properties"]
-                                                                      : json::object();
+    json properties =
+        form.is_object() && form.contains("properties") ? form["properties"] : json::object();
     for (const auto& set : options.sets) {
       size_t eq = set.find('=');
       if (eq == std::string::npos || eq == 0) {
@@ -240,16 +258,13 @@ int Complete(const GlobalOptions& globals, const CompleteOptions& options) {
   if (!status.ok()) return Fail(status);
   // Where the case went, for the clerk's confirmation.
   std::string case_id;
-  json after = json::object();
   (void)(*session)->store->Read([&](engine::StoreTx& tx) {
     auto task = tx.GetTask(options.task);
     if (!task) return task.error();
     case_id = task->case_id;
-    auto record = tx.GetCase(case_id);
-    if (!record) return record.error();
-    after = {{"status", record->status}, {"steps", CurrentSteps(record->state)}};
     return Status::Ok();
   });
+  json after = case_id.empty() ? json::object() : CaseAfter(**session, case_id);
   if (globals.json) {
     PrintJson({{"id", options.task},
                {"status", "completed"},
@@ -260,13 +275,12 @@ int Complete(const GlobalOptions& globals, const CompleteOptions& options) {
                {"case_steps", after.value("steps", json::array())}});
   } else {
     std::cout << TaskRef(options.task) << " completed by " << *actor;
-    if (!case_id.empty()) {
-      std::cout << "; case " << case_id << " is " << after.value("status", std::string("?"));
-      if (after.contains("steps") && !after["steps"].empty()) {
-        std::cout << " at " << JoinComma(after["steps"].get<std::vector<std::string>>());
-      }
+    if (case_id.empty()) {
+      std::cout << '\n';
+    } else {
+      std::cout << "; ";
+      PrintAfter(after);
     }
-    std::cout << '\n';
   }
   return 0;
 }

@@ -1,0 +1,139 @@
+// wf deploy, procedures, migrate: putting procedures and the schema into the store.
+#include <iostream>
+#include <memory>
+
+#include <nlohmann/json.hpp>
+
+#include "cli/command.hpp"
+#include "cli/output.hpp"
+#include "cli/session.hpp"
+#include "workflows/loader.hpp"
+
+namespace wf::cli {
+
+namespace {
+
+using nlohmann::json;
+
+int Deploy(const GlobalOptions& globals, const std::vector<std::string>& files) {
+  auto deployment = LoadDeploymentFor(globals);
+  if (!deployment) return Fail(deployment.error());
+  std::optional<workflows::DeploymentNames> names;
+  if (!globals.config.empty()) names = deployment->Names();
+
+  // Every file must load before any is deployed: a release of several procedures goes in whole.
+  std::vector<std::pair<std::string, workflows::Procedure>> loaded;
+  bool failed = false;
+  for (const auto& file : files) {
+    workflows::LoadResult result = workflows::LoadProcedureFile(file, names ? &*names : nullptr);
+    for (const auto& d : result.diagnostics) std::cerr << d.ToString() << '\n';
+    if (!result.ok()) {
+      failed = true;
+      continue;
+    }
+    loaded.emplace_back(file, std::move(*result.procedure));
+  }
+  if (failed) {
+    std::cerr << "wf: nothing deployed: fix the errors above and deploy again\n";
+    return ExitCodeOf(ErrorCode::kInvalid);
+  }
+
+  auto session = OpenSession(globals);
+  if (!session) return Fail(session.error());
+  json report = json::array();
+  for (const auto& [file, procedure] : loaded) {
+    auto outcome = (*session)->runtime->Deploy(procedure);
+    if (!outcome) return Fail(outcome.error());
+    report.push_back({{"file", file},
+                      {"procedure", procedure.name},
+                      {"version", outcome->version},
+                      {"created", outcome->created},
+                      {"content_hash", procedure.content_hash}});
+    if (!globals.json) {
+      if (outcome->created) {
+        std::cout << "deployed " << procedure.name << " v" << outcome->version << " (new)\n";
+      } else {
+        std::cout << procedure.name << " v" << outcome->version << " unchanged\n";
+      }
+    }
+  }
+  if (globals.json) PrintJson(report);
+  return 0;
+}
+
+int Procedures(const GlobalOptions& globals) {
+  auto session = OpenSession(globals);
+  if (!session) return Fail(session.error());
+  std::vector<engine::ProcedureRecord> records;
+  Status status = (*session)->store->Read([&](engine::StoreTx& tx) {
+    auto list = tx.ListProcedures();
+    if (!list) return list.error();
+    records = std::move(*list);
+    return Status::Ok();
+  });
+  if (!status.ok()) return Fail(status);
+  if (globals.json) {
+    json out = json::array();
+    for (const auto& r : records) {
+      out.push_back({{"name", r.name},
+                     {"version", r.version},
+                     {"content_hash", r.content_hash},
+                     {"title", r.title},
+                     {"agency", r.agency},
+                     {"deployed_at", JsonTime(r.deployed_at)}});
+    }
+    PrintJson(out);
+    return 0;
+  }
+  if (records.empty()) {
+    std::cout << "no procedures deployed; `wf deploy FILE` deploys one\n";
+    return 0;
+  }
+  const engine::Deployment& deployment = (*session)->deployment;
+  Table table({"NAME", "VERSION", "HASH", "TITLE", "AGENCY", "DEPLOYED"});
+  for (const auto& r : records) {
+    table.AddRow({r.name, "v" + std::to_string(r.version), r.content_hash.substr(0, 12), r.title,
+                  r.agency, LocalTime(deployment, r.agency, r.deployed_at)});
+  }
+  table.Print(std::cout);
+  return 0;
+}
+
+int Migrate(const GlobalOptions& globals) {
+  auto store = engine::Store::Open(globals.db, 1);
+  if (!store) return Fail(store.error());
+  auto applied = (*store)->Migrate();
+  if (!applied) return Fail(applied.error());
+  auto version = (*store)->SchemaVersion();
+  if (!version) return Fail(version.error());
+  if (globals.json) {
+    PrintJson({{"schema_version", *version}, {"applied", *applied}});
+  } else {
+    std::cout << "schema of " << (*store)->redacted_url() << " is at version " << *version << " ("
+              << *applied << " migrations applied now)\n";
+  }
+  return 0;
+}
+
+}  // namespace
+
+void AddDeployCommands(CLI::App& app, const GlobalOptions& globals, CommandAction* selected) {
+  {
+    auto* cmd = app.add_subcommand("deploy", "store procedure definitions as new versions");
+    auto files = std::make_shared<std::vector<std::string>>();
+    cmd->add_option("files", *files, "procedure YAML files")->required();
+    cmd->callback([&globals, files, selected] {
+      *selected = [&globals, files] { return Deploy(globals, *files); };
+    });
+  }
+  {
+    auto* cmd = app.add_subcommand("procedures", "list the deployed procedures and versions");
+    cmd->callback([&globals, selected] { *selected = [&globals] { return Procedures(globals); }; });
+  }
+  {
+    auto* cmd = app.add_subcommand("migrate", "bring the database schema up to date");
+    cmd->callback([&globals, selected] { *selected = [&globals] { return Migrate(globals); }; });
+  }
+}
+
+}  // namespace wf::cli

@@ -1,0 +1,294 @@
+// wf signal, cancel, retry, outbox, incidents, engine: moving cases on and running the engine.
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <chrono>
+#include <iostream>
+#include <memory>
+
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+#include <nlohmann/json.hpp>
+
+#include "adapters/notify.hpp"
+#include "cli/adapters_wiring.hpp"
+#include "cli/command.hpp"
+#include "cli/output.hpp"
+#include "cli/session.hpp"
+#include "engine/scheduler.hpp"
+
+namespace wf::cli {
+
+namespace {
+
+using nlohmann::json;
+
+struct SignalOptions {
+  std::string case_id;
+  std::string name;
+  std::string data;
+};
+
+int Signal(const GlobalOptions& globals, const SignalOptions& options) {
+  json data = json::object();
+  if (!options.data.empty()) {
+    auto read = ReadJsonInput(options.data, "--data");
+    if (!read) return Fail(read.error());
+    data = std::move(*read);
+  }
+  auto session = OpenSession(globals);
+  if (!session) return Fail(session.error());
+  Status status = (*session)->runtime->ApplyEvent(options.case_id,
+                                                  engine::event::SignalReceived{options.name, data},
+                                                  ActorOrAnonymous(globals));
+  if (!status.ok()) return Fail(status);
+  json after = CaseAfter(**session, options.case_id);
+  after["signal"] = options.name;
+  if (globals.json) {
+    PrintJson(after);
+  } else {
+    std::cout << "signal '" << options.name << "' delivered; ";
+    PrintAfter(after);
+  }
+  return 0;
+}
+
+int Cancel(const GlobalOptions& globals, const std::string& case_id, const std::string& reason) {
+  if (reason.find_first_not_of(" \t\r\n") == std::string::npos) {
+    return Fail(Status::Usage("`wf cancel` needs --reason TEXT saying why the case is cancelled"));
+  }
+  auto session = OpenSession(globals);
+  if (!session) return Fail(session.error());
+  Status status = (*session)->runtime->ApplyEvent(case_id, engine::event::Cancel{reason},
+                                                  ActorOrAnonymous(globals));
+  if (!status.ok()) return Fail(status);
+  json after = CaseAfter(**session, case_id);
+  after["reason"] = reason;
+  if (globals.json) {
+    PrintJson(after);
+  } else {
+    PrintAfter(after);
+  }
+  return 0;
+}
+
+int Retry(const GlobalOptions& globals, int64_t incident_id) {
+  auto session = OpenSession(globals);
+  if (!session) return Fail(session.error());
+  std::string case_id;
+  (void)(*session)->store->Read([&](engine::StoreTx& tx) {
+    auto incident = tx.GetIncident(incident_id);
+    if (incident) case_id = incident->case_id;
+    return Status::Ok();
+  });
+  Status status = (*session)->runtime->RetryIncident(incident_id, ActorOrAnonymous(globals));
+  if (!status.ok()) return Fail(status);
+  json after = CaseAfter(**session, case_id);
+  after["incident"] = incident_id;
+  if (globals.json) {
+    PrintJson(after);
+  } else {
+    std::cout << "incident " << incident_id << " retried; ";
+    PrintAfter(after);
+  }
+  return 0;
+}
+
+// The messages the notify departments of the deployment wrote into their outbox folders.
+int Outbox(const GlobalOptions& globals) {
+  auto deployment = LoadDeploymentFor(globals);
+  if (!deployment) return Fail(deployment.error());
+  json all = json::array();
+  for (const auto& [name, department] : deployment->departments) {
+    if (department.adapter != "notify" || !department.settings.contains("outbox")) continue;
+    auto messages =
+        adapters::NotifyAdapter::ListOutbox(department.settings["outbox"].get<std::string>());
+    if (!messages) {
+      if (messages.error().code() == ErrorCode::kNotFound) continue;  // nothing written yet
+      return Fail(messages.error());
+    }
+    for (auto& message : *messages) {
+      message["department"] = name;
+      all.push_back(std::move(message));
+    }
+  }
+  if (globals.json) {
+    PrintJson(all);
+    return 0;
+  }
+  if (all.empty()) {
+    std::cout << "the outbox is empty\n";
+    return 0;
+  }
+  Table table({"DEPARTMENT", "WRITTEN", "CASE", "TO", "SUBJECT"});
+  for (const auto& m : all) {
+    auto text = [&](const char* key) {
+      if (!m.contains(key)) return std::string();
+      return m[key].is_string() ? m[key].get<std::string>() : m[key].dump();
+    };
+    table.AddRow({text("department"), text("written_at"), text("case"), text("to"),
+                  m.contains("error") ? "(unreadable: " + text("error") + ")" : text("subject")});
+  }
+  table.Print(std::cout);
+  return 0;
+}
+
+int Incidents(const GlobalOptions& globals) {
+  auto session = OpenSession(globals);
+  if (!session) return Fail(session.error());
+  std::vector<engine::IncidentRecord> incidents;
+  Status status = (*session)->store->Read([&](engine::StoreTx& tx) {
+    auto list = tx.ListIncidents(std::nullopt);
+    if (!list) return list.error();
+    incidents = std::move(*list);
+    return Status::Ok();
+  });
+  if (!status.ok()) return Fail(status);
+  if (globals.json) {
+    json out = json::array();
+    for (const auto& i : incidents) out.push_back(IncidentJson(i));
+    PrintJson(out);
+    return 0;
+  }
+  if (incidents.empty()) {
+    std::cout << "no open incidents\n";
+    return 0;
+  }
+  Table table({"INCIDENT", "CASE", "STEP", "OPENED", "MESSAGE"});
+  for (const auto& i : incidents) {
+    table.AddRow({std::to_string(i.id), i.case_id, i.step,
+                  LocalTime((*session)->deployment, "", i.created_at), i.message});
+  }
+  table.Print(std::cout);
+  std::cout << "`wf retry INCIDENT` tries a step again once its cause is fixed\n";
+  return 0;
+}
+
+// --- engine ----------------------------------------------------------------------------------
+
+struct EngineCommandOptions {
+  int concurrency = 256;
+  bool until_idle = false;
+  int idle_wait_seconds = 60;
+  int lease_seconds = 120;
+};
+
+int RunEngine(const GlobalOptions& globals, const EngineCommandOptions& options) {
+  // Logs go to stderr so that stdout carries only the summary (and --json stays parseable).
+  spdlog::set_default_logger(spdlog::stderr_color_mt("wf-engine"));
+  auto session = OpenSession(globals, 4);
+  if (!session) return Fail(session.error());
+  adapters::Registry registry;
+  engine::EngineOptions engine_options;
+  engine_options.concurrency = options.concurrency;
+  engine_options.claim_batch = std::min(engine_options.claim_batch, options.concurrency);
+  engine_options.until_idle = options.until_idle;
+  engine_options.idle_wait = std::chrono::seconds(options.idle_wait_seconds);
+  engine_options.lease = std::chrono::seconds(options.lease_seconds);
+  engine::Engine engine(*(*session)->runtime, registry, engine_options);
+  // Adapters run their I/O on the engine's executor, so they are made once it exists.
+  if (Status wired = BuildRegistry((*session)->deployment, engine.executor(), &registry);
+      !wired.ok()) {
+    return Fail(wired);
+  }
+  auto started = std::chrono::steady_clock::now();
+  Status status = engine.Run();
+  double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  engine::EngineStats stats = engine.stats();
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  auto seconds = [](const timeval& t) { return t.tv_sec + t.tv_usec / 1e6; };
+  double cpu = seconds(usage.ru_utime) + seconds(usage.ru_stime);
+  double peak_mb = usage.ru_maxrss / 1024.0;  // Linux reports KiB
+  const auto& dispatch = stats.dispatch;
+  if (globals.json) {
+    PrintJson({{"ok", status.ok()},
+               {"claimed", stats.claimed},
+               {"invoked", stats.invoked},
+               {"reused", stats.reused},
+               {"committed", stats.committed},
+               {"stale", stats.stale},
+               {"transactions", stats.transactions},
+               {"wall_seconds", wall},
+               {"cpu_seconds", cpu},
+               {"peak_rss_mb", peak_mb},
+               {"dispatch_ms",
+                {{"count", dispatch.count()},
+                 {"p50", dispatch.QuantileMs(0.50)},
+                 {"p90", dispatch.QuantileMs(0.90)},
+                 {"p99", dispatch.QuantileMs(0.99)},
+                 {"max", dispatch.max_ms()}}}});
+  } else {
+    std::cout << "engine: claimed " << stats.claimed << ", invoked " << stats.invoked << ", reused "
+              << stats.reused << ", committed " << stats.committed << ", stale " << stats.stale
+              << ", in " << stats.transactions << " transactions; "
+              << fmt::format("{:.1f} s, CPU {:.1f} s, peak {:.0f} MB, dispatch p50 {:.1f} ms", wall,
+                             cpu, peak_mb, dispatch.QuantileMs(0.5))
+              << ", p99 " << fmt::format("{:.1f}", dispatch.QuantileMs(0.99)) << " ms\n";
+  }
+  if (!status.ok()) return Fail(status);
+  return 0;
+}
+
+}  // namespace
+
+void AddOperatorCommands(CLI::App& app, const GlobalOptions& globals, CommandAction* selected) {
+  {
+    auto* cmd = app.add_subcommand("signal", "deliver a named event (documents, a callback)");
+    auto options = std::make_shared<SignalOptions>();
+    cmd->add_option("case", options->case_id, "the case id")->required();
+    cmd->add_option("event", options->name, "the signal's name (a wait step's, or a step id)")
+        ->required();
+    cmd->add_option("--data", options->data, "the signal's data: a JSON file, - for stdin");
+    cmd->callback([&globals, options, selected] {
+      *selected = [&globals, options] { return Signal(globals, *options); };
+    });
+  }
+  {
+    auto* cmd = app.add_subcommand("cancel", "cancel an open case");
+    auto case_id = std::make_shared<std::string>();
+    auto reason = std::make_shared<std::string>();
+    cmd->add_option("case", *case_id, "the case id")->required();
+    cmd->add_option("--reason", *reason, "why, for the history")->required();
+    cmd->callback([&globals, case_id, reason, selected] {
+      *selected = [&globals, case_id, reason] { return Cancel(globals, *case_id, *reason); };
+    });
+  }
+  {
+    auto* cmd = app.add_subcommand("retry", "try the step of an incident again");
+    auto incident = std::make_shared<int64_t>(0);
+    cmd->add_option("incident", *incident, "the incident id (`wf incidents`)")->required();
+    cmd->callback([&globals, incident, selected] {
+      *selected = [&globals, incident] { return Retry(globals, *incident); };
+    });
+  }
+  {
+    auto* outbox = app.add_subcommand(
+        "outbox", "messages the notify departments kept in their outbox (no mail server)");
+    outbox->callback([&globals, selected] { *selected = [&globals] { return Outbox(globals); }; });
+  }
+  {
+    auto* cmd = app.add_subcommand("incidents", "list open incidents of every case");
+    cmd->callback([&globals, selected] { *selected = [&globals] { return Incidents(globals); }; });
+  }
+  {
+    auto* cmd = app.add_subcommand("engine", "run the engine: call departments, fire timers");
+    auto options = std::make_shared<EngineCommandOptions>();
+    cmd->add_option("--concurrency", options->concurrency, "work items in flight (default 256)")
+        ->check(CLI::Range(1, 100000));
+    cmd->add_flag("--until-idle", options->until_idle,
+                  "stop when nothing is left to do (timers further than --idle-wait ignored)");
+    cmd->add_option("--idle-wait", options->idle_wait_seconds,
+                    "with --until-idle: wait for work due within this many seconds (default 60)")
+        ->check(CLI::Range(0, 86400));
+    cmd->add_option("--lease", options->lease_seconds,
+                    "seconds a claim holds its work; a dead engine's work is taken again after "
+                    "this long (default 120; keep it well above the longest step timeout)")
+        ->check(CLI::Range(1, 86400));
+    cmd->callback([&globals, options, selected] {
+      *selected = [&globals, options] { return RunEngine(globals, *options); };
+    });
+  }
+}
+
+}  // namespace wf::cli

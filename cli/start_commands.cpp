@@ -1,0 +1,150 @@
+// wf start: one case from a JSON file, or a backlog of cases from a JSON Lines file.
+#include <algorithm>
+#include <iostream>
+#include <memory>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+#include "cli/command.hpp"
+#include "cli/output.hpp"
+#include "cli/session.hpp"
+
+namespace wf::cli {
+
+namespace {
+
+using nlohmann::json;
+
+struct StartOptions {
+  std::string procedure;
+  std::string data;
+  std::string batch;
+  int batch_size = 500;
+};
+
+int StartOne(const GlobalOptions& globals, const StartOptions& options) {
+  auto data = ReadJsonInput(options.data, "--data");
+  if (!data) return Fail(data.error());
+  auto session = OpenSession(globals);
+  if (!session) return Fail(session.error());
+  auto started =
+      (*session)->runtime->StartCase(options.procedure, *data, ActorOrAnonymous(globals));
+  if (!started) return Fail(started.error());
+  if (globals.json) {
+    PrintJson(
+        {{"id", started->id}, {"procedure", started->procedure}, {"version", started->version}});
+  } else {
+    std::cout << started->id << '\n';
+  }
+  return 0;
+}
+
+// Moves a backlog in: one JSON object a line. Lines that are not JSON are refused here; the
+// runtime refuses bad data and duplicates line by line and starts the rest.
+int StartBatch(const GlobalOptions& globals, const StartOptions& options) {
+  std::string text;
+  std::string error;
+  if (!ReadInput(options.batch, &text, &error)) {
+    return Fail(Status::NotFound("--batch: " + error + "; give an existing .jsonl file"));
+  }
+  std::vector<json> cases;
+  std::vector<int> line_of;  // the file line of each element of `cases`
+  std::vector<std::string> errors;
+  bool invalid = false;
+  bool duplicate = false;
+  std::istringstream lines(text);
+  std::string line;
+  for (int number = 1; std::getline(lines, line); ++number) {
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    try {
+      cases.push_back(json::parse(line));
+      line_of.push_back(number);
+    } catch (const json::parse_error& e) {
+      errors.push_back("line " + std::to_string(number) + ": not valid JSON: " + e.what());
+      invalid = true;
+    }
+  }
+  auto session = OpenSession(globals);
+  if (!session) return Fail(session.error());
+  std::vector<std::string> refused;
+  auto started = (*session)->runtime->StartBatch(
+      options.procedure, cases, ActorOrAnonymous(globals), options.batch_size, &refused);
+  if (!started) return Fail(started.error());
+  for (const auto& message : refused) {
+    // The runtime numbers the cases it was given from 1; say the file's line instead.
+    std::string rest = message;
+    int index = 0;
+    if (message.rfind("line ", 0) == 0) {
+      size_t colon = message.find(':');
+      try {
+        index = std::stoi(message.substr(5, colon - 5));
+      } catch (const std::exception&) {
+        index = 0;
+      }
+      if (colon != std::string::npos) rest = message.substr(colon + 2);
+    }
+    std::string where = index >= 1 && index <= static_cast<int>(line_of.size())
+                            ? "line " + std::to_string(line_of[index - 1])
+                            : "line ?";
+    errors.push_back(where + ": " + rest);
+    // The runtime says only the message; a duplicate is the dedupe conflict it names.
+    if (rest.find("is already open") != std::string::npos) {
+      duplicate = true;
+    } else {
+      invalid = true;
+    }
+  }
+  std::sort(errors.begin(), errors.end(), [](const std::string& a, const std::string& b) {
+    auto number = [](const std::string& s) {
+      try {
+        return std::stol(s.substr(5));
+      } catch (const std::exception&) {
+        return 0L;
+      }
+    };
+    return number(a) < number(b);
+  });
+  for (const auto& e : errors) std::cerr << e << '\n';
+  if (globals.json) {
+    json ids = json::array();
+    for (const auto& s : *started) ids.push_back(s.id);
+    PrintJson({{"started", started->size()}, {"ids", ids}, {"errors", errors}});
+  } else {
+    std::cout << "started " << started->size() << " cases of " << options.procedure;
+    if (!errors.empty()) std::cout << "; " << errors.size() << " lines refused (see above)";
+    std::cout << '\n';
+  }
+  if (invalid) return ExitCodeOf(ErrorCode::kInvalid);
+  if (duplicate) return ExitCodeOf(ErrorCode::kConflict);
+  return 0;
+}
+
+int Start(const GlobalOptions& globals, const StartOptions& options) {
+  if (options.data.empty() == options.batch.empty()) {
+    return Fail(Status::Usage("`wf start " + options.procedure +
+                              "` needs --data FILE (- for stdin) or --batch FILE.jsonl"));
+  }
+  return options.batch.empty() ? StartOne(globals, options) : StartBatch(globals, options);
+}
+
+}  // namespace
+
+void AddStartCommands(CLI::App& app, const GlobalOptions& globals, CommandAction* selected) {
+  {
+    auto* cmd = app.add_subcommand("start", "start a case (prints its id), or many with --batch");
+    auto options = std::make_shared<StartOptions>();
+    cmd->add_option("procedure", options->procedure, "the procedure's name")->required();
+    auto* data = cmd->add_option("--data", options->data, "case data: a JSON file, - for stdin");
+    auto* batch = cmd->add_option("--batch", options->batch,
+                                  "one case a line: a JSON Lines file, - for stdin");
+    data->excludes(batch);
+    cmd->add_option("--batch-size", options->batch_size, "cases committed together (--batch)")
+        ->check(CLI::Range(1, 100000));
+    cmd->callback([&globals, options, selected] {
+      *selected = [&globals, options] { return Start(globals, *options); };
+    });
+  }
+}
+
+}  // namespace wf::cli

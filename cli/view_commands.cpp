@@ -1,0 +1,463 @@
+// wf cases, show: looking cases up, through the case read model (engine/case_view.hpp).
+#include <algorithm>
+#include <iostream>
+#include <map>
+#include <memory>
+
+#include <nlohmann/json.hpp>
+
+#include "cli/command.hpp"
+#include "cli/output.hpp"
+#include "cli/session.hpp"
+#include "engine/case_view.hpp"
+#include "engine/machine.hpp"
+
+namespace wf::cli {
+
+namespace {
+
+using nlohmann::json;
+
+struct CasesOptions {
+  std::string status;
+  std::string procedure;
+  std::string agency;
+  bool mine = false;
+  bool overdue = false;
+  int limit = 50;
+};
+
+// One line of `wf cases`.
+struct CaseLine {
+  engine::CaseRecord record;
+  engine::CaseClock clock;
+  std::vector<std::string> steps;
+  std::vector<std::string> roles;
+};
+
+int Cases(const GlobalOptions& globals, const CasesOptions& options) {
+  std::string actor;
+  if (options.mine) {
+    auto who = RequireActor(globals, "cases --mine");
+    if (!who) return Fail(who.error());
+    actor = *who;
+  }
+  auto session = OpenSession(globals);
+  if (!session) return Fail(session.error());
+  const engine::Deployment& deployment = (*session)->deployment;
+  std::optional<engine::Viewer> viewer;
+  if (options.mine) viewer = engine::ViewerOf(deployment, actor);
+  engine::Timestamp now = engine::Now();
+
+  engine::CaseFilter filter;
+  if (!options.status.empty()) filter.status = options.status;
+  if (!options.procedure.empty()) filter.procedure = options.procedure;
+  if (!options.agency.empty()) filter.agency = options.agency;
+  // The SQL pre-selects overdue cases by the read model's rule; IsOverdue decides below.
+  if (options.overdue) filter.overdue_at = now;
+  // --mine filters after reading, so it reads every case that passes the other filters.
+  filter.limit = options.mine ? 0 : options.limit;
+
+  std::vector<CaseLine> lines;
+  Status status = (*session)->store->Read([&](engine::StoreTx& tx) {
+    // The viewer's inbox, by case: what makes a case theirs besides having started it.
+    std::map<std::string, std::vector<engine::TaskRecord>> inbox;
+    if (viewer && !viewer->agency_roles.empty()) {
+      auto tasks = tx.ListTasks(engine::InboxFilter(*viewer));
+      if (!tasks) return tasks.error();
+      for (auto& task : *tasks) inbox[task.case_id].push_back(std::move(task));
+    }
+    auto cases = tx.ListCases(filter);
+    if (!cases) return cases.error();
+    for (auto& record : *cases) {
+      if (options.overdue && !engine::IsOverdue(record, now)) continue;
+      if (viewer && !engine::IsMine(*viewer, record, inbox[record.id])) continue;
+      if (filter.limit == 0 && options.limit > 0 &&
+          static_cast<int>(lines.size()) >= options.limit) {
+        break;
+      }
+      CaseLine line;
+      auto full = tx.GetCase(record.id);
+      if (!full) return full.error();
+      line.steps = engine::CurrentSteps(full->state);
+      engine::TaskFilter tasks_filter;
+      tasks_filter.case_id = record.id;
+      auto tasks = tx.ListTasks(tasks_filter);
+      if (!tasks) return tasks.error();
+      line.roles = engine::RolesAtWork(*tasks);
+      line.clock = engine::ReadClock(record, deployment.CalendarOf(record.agency), now);
+      line.record = std::move(record);
+      lines.push_back(std::move(line));
+    }
+    return Status::Ok();
+  });
+  if (!status.ok()) return Fail(status);
+
+  if (globals.json) {
+    json out = json::array();
+    for (const auto& line : lines) {
+      const auto& r = line.record;
+      out.push_back({{"id", r.id},
+                     {"case", r.id},
+                     {"step", JoinComma(line.steps)},
+                     {"role", JoinComma(line.roles)},
+                     {"status", r.status},
+                     {"procedure", r.procedure},
+                     {"version", r.version},
+                     {"agency", r.agency},
+                     {"started_by", r.started_by},
+                     {"started_at", JsonTime(r.started_at)},
+                     {"ended_at", JsonTime(r.ended_at)},
+                     {"deadline", JsonTime(r.deadline_at)},
+                     {"overdue", line.clock.overdue},
+                     {"late", line.clock.late},
+                     {"clock_paused", line.clock.paused_since.has_value()},
+                     {"parent", r.parent_case ? json(*r.parent_case) : json(nullptr)}});
+    }
+    PrintJson(out);
+    return 0;
+  }
+  if (lines.empty()) {
+    std::cout << "no cases match\n";
+    return 0;
+  }
+  Table table({"CASE", "PROCEDURE", "STATUS", "STEP", "ROLE", "AGENCY", "STARTED", "DEADLINE"});
+  for (const auto& line : lines) {
+    const auto& r = line.record;
+    std::string deadline = "-";
+    if (r.deadline_at) {
+      deadline = line.clock.open
+                     ? DescribeDeadline(deployment, r.agency, *r.deadline_at, line.clock.reading)
+                     : LocalTime(deployment, r.agency, *r.deadline_at);
+      if (line.clock.paused_since) deadline += " paused";
+    }
+    table.AddRow({r.id, r.procedure + " v" + std::to_string(r.version), r.status,
+                  JoinComma(line.steps), JoinComma(line.roles), r.agency,
+                  LocalTime(deployment, r.agency, r.started_at), deadline});
+  }
+  table.Print(std::cout);
+  return 0;
+}
+
+// --- show ------------------------------------------------------------------------------------
+
+// Where one token of a case stands, for people and for --json.
+struct Position {
+  std::string step;
+  std::string kind;  // the step's kind, when the procedure is at hand
+  std::string waiting;
+  int64_t activation = 0;
+  std::string detail;
+  std::string signal;  // the signal that wakes it, for waits and 202-parked steps
+};
+
+std::string TaskWho(const engine::TaskRecord& task) {
+  std::string who =
+      "role " + task.role + " of " + task.agency + " (task " + std::to_string(task.id);
+  if (task.status == engine::TaskStatus::kClaimed && task.assignee) {
+    who += ", claimed by " + *task.assignee;
+  } else {
+    who += ", unclaimed";
+  }
+  return who + ")";
+}
+
+Position Describe(const engine::Token& token, const std::string& case_id,
+                  const workflows::Procedure* procedure,
+                  const std::vector<engine::TaskRecord>& tasks,
+                  const std::vector<engine::IncidentRecord>& incidents,
+                  const std::vector<engine::CaseRecord>& children) {
+  Position p;
+  p.step = token.step;
+  p.activation = token.activation;
+  p.waiting = engine::WaitingName(token.waiting);
+  p.signal = token.signal;
+  const workflows::Step* step = procedure ? procedure->FindStep(token.step) : nullptr;
+  if (step) p.kind = workflows::StepKindName(step->kind);
+  std::string department = step ? step->department : std::string("its department");
+  switch (token.waiting) {
+    case engine::Waiting::kNothing:
+      p.detail = "moving on";
+      break;
+    case engine::Waiting::kAdapter:
+      p.detail = "calling " + department + " (attempt " + std::to_string(token.attempt) +
+                 "); `wf engine` carries it out";
+      break;
+    case engine::Waiting::kRetry:
+      p.detail = "waiting to call " + department + " again (attempt " +
+                 std::to_string(token.attempt) + ")";
+      break;
+    case engine::Waiting::kAccepted:
+      p.detail = department + " accepted the call and will answer: `wf signal " + case_id + " " +
+                 token.signal + " --data FILE` delivers its answer";
+      break;
+    case engine::Waiting::kTask: {
+      p.detail = "waiting for a person";
+      for (const auto& task : tasks) {
+        if (task.activation == token.activation && engine::IsTaskOpen(task)) {
+          p.detail = "waiting for " + TaskWho(task) + ": " + task.title;
+        }
+      }
+      break;
+    }
+    case engine::Waiting::kSignal:
+      p.detail = "waiting for the signal '" + token.signal + "': `wf signal " + case_id + " " +
+                 token.signal + "`";
+      break;
+    case engine::Waiting::kChild: {
+      p.detail = "waiting for a sub-case of " + (step ? step->procedure : std::string("?"));
+      for (const auto& child : children) {
+        if (child.parent_activation == token.activation) {
+          p.detail = "waiting for sub-case " + child.id + " (" + child.procedure + ", " +
+                     child.status + ")";
+        }
+      }
+      break;
+    }
+    case engine::Waiting::kBranches:
+      p.detail = "waiting for its parallel branches to end";
+      break;
+    case engine::Waiting::kIncident: {
+      p.detail = "stopped by an incident: " + token.incident;
+      for (const auto& incident : incidents) {
+        if (incident.activation == token.activation &&
+            incident.status == engine::IncidentStatus::kOpen) {
+          p.detail += "; `wf retry " + std::to_string(incident.id) + "` tries again";
+        }
+      }
+      break;
+    }
+  }
+  return p;
+}
+
+json TaskJson(const engine::TaskRecord& t) {
+  json form = json::parse(t.form, nullptr, false);
+  json values = t.values ? json::parse(*t.values, nullptr, false) : json(nullptr);
+  return {{"id", t.id},
+          {"case", t.case_id},
+          {"step", t.step},
+          {"title", t.title},
+          {"role", t.role},
+          {"agency", t.agency},
+          {"status", engine::TaskStatusName(t.status)},
+          {"assignee", t.assignee ? json(*t.assignee) : json(nullptr)},
+          {"created_at", JsonTime(t.created_at)},
+          {"due", JsonTime(t.due_at)},
+          {"escalated_to", t.escalated_to ? json(*t.escalated_to) : json(nullptr)},
+          {"completed_by", t.completed_by ? json(*t.completed_by) : json(nullptr)},
+          {"completed_at", JsonTime(t.completed_at)},
+          {"form", form.is_discarded() ? json(nullptr) : form},
+          {"values", values.is_discarded() ? json(nullptr) : values}};
+}
+
+int Show(const GlobalOptions& globals, const std::string& case_id) {
+  auto session = OpenSession(globals);
+  if (!session) return Fail(session.error());
+  const engine::Deployment& deployment = (*session)->deployment;
+  engine::CaseView view;
+  std::vector<engine::IncidentRecord> incidents;
+  std::vector<engine::CaseRecord> children;
+  Status status = (*session)->store->Read([&](engine::StoreTx& tx) {
+    auto loaded = engine::LoadCaseView(tx, (*session)->runtime->procedures(), case_id);
+    if (!loaded) return loaded.error();
+    view = std::move(*loaded);
+    auto incident_list = tx.ListIncidents(case_id);
+    if (!incident_list) return incident_list.error();
+    incidents = std::move(*incident_list);
+    auto child_list = tx.ListChildCases(case_id);
+    if (!child_list) return child_list.error();
+    children = std::move(*child_list);
+    return Status::Ok();
+  });
+  if (!status.ok()) return Fail(status);
+  const engine::CaseRecord& record = view.record;
+  const workflows::Procedure* procedure = view.procedure;
+  const std::optional<engine::CaseState>& state = view.state;
+  const std::vector<engine::TaskRecord>& tasks = view.tasks;
+
+  engine::Timestamp now = engine::Now();
+  std::vector<Position> positions;
+  std::vector<std::string> current_steps;
+  if (state) {
+    for (const auto& token : state->tokens) {
+      positions.push_back(Describe(token, case_id, procedure, tasks, incidents, children));
+    }
+    current_steps = engine::CurrentSteps(engine::OpenStepsOf(*state));
+  }
+  json data = json::parse(record.data, nullptr, false);
+  if (data.is_discarded()) data = nullptr;
+  const engine::Calendar calendar = deployment.CalendarOf(record.agency);
+  const engine::CaseClock clock = engine::ReadClock(record, calendar, now);
+
+  json deadline = nullptr;
+  if (record.deadline_at) {
+    auto to_point = [](engine::Timestamp t) {
+      return engine::TimePoint(
+          std::chrono::duration_cast<engine::TimePoint::duration>(t.time_since_epoch()));
+    };
+    // The time left is read on the statutory clock: frozen while it is paused and at the end.
+    deadline = {{"at", JsonTime(*record.deadline_at)},
+                {"local", calendar.FormatLocal(to_point(*record.deadline_at))},
+                {"calendar", calendar.name()},
+                {"working_days_left", *clock.working_days_left},
+                {"time_left",
+                 calendar.DescribeTimeLeft(to_point(clock.reading), to_point(*record.deadline_at))},
+                {"overdue", clock.overdue},
+                {"late", clock.late},
+                {"paused", clock.paused_since.has_value()},
+                {"paused_since", JsonTime(clock.paused_since)}};
+  }
+
+  if (globals.json) {
+    json steps = json::array();
+    for (const auto& p : positions) {
+      steps.push_back({{"step", p.step},
+                       {"kind", p.kind},
+                       {"waiting", p.waiting},
+                       {"activation", p.activation},
+                       {"detail", p.detail},
+                       {"signal", p.signal.empty() ? json(nullptr) : json(p.signal)}});
+    }
+    json task_array = json::array();
+    for (const auto& t : tasks) task_array.push_back(TaskJson(t));
+    json incident_array = json::array();
+    for (const auto& i : incidents) incident_array.push_back(IncidentJson(i));
+    json child_array = json::array();
+    for (const auto& c : children) {
+      child_array.push_back({{"id", c.id}, {"procedure", c.procedure}, {"status", c.status}});
+    }
+    PrintJson({{"id", record.id},
+               {"procedure", record.procedure},
+               {"version", record.version},
+               {"title", procedure ? json(procedure->title) : json(nullptr)},
+               {"status", record.status},
+               {"reason", state && !state->reason.empty() ? json(state->reason) : json(nullptr)},
+               {"agency", record.agency},
+               {"parent", record.parent_case ? json(*record.parent_case) : json(nullptr)},
+               {"children", child_array},
+               {"started_by", record.started_by},
+               {"started_at", JsonTime(record.started_at)},
+               {"updated_at", JsonTime(record.updated_at)},
+               {"ended_at", JsonTime(record.ended_at)},
+               {"steps", steps},
+               {"current_steps", current_steps},
+               {"overdue", clock.overdue},
+               {"deadline", deadline},
+               {"tasks", task_array},
+               {"incidents", incident_array},
+               {"data", data}});
+    return 0;
+  }
+
+  std::cout << "case " << record.id << ": " << record.procedure << " v" << record.version;
+  if (procedure && !procedure->title.empty()) std::cout << " — " << procedure->title;
+  std::cout << '\n';
+  std::cout << "agency: " << (record.agency.empty() ? "-" : record.agency) << '\n';
+  std::cout << "status: " << record.status;
+  if (state && !state->reason.empty()) std::cout << " (" << state->reason << ")";
+  std::cout << '\n';
+  std::cout << "started: " << LocalTime(deployment, record.agency, record.started_at) << " by "
+            << record.started_by << '\n';
+  if (record.ended_at) {
+    std::cout << "ended: " << LocalTime(deployment, record.agency, *record.ended_at) << '\n';
+  }
+  if (record.parent_case) std::cout << "sub-case of: " << *record.parent_case << '\n';
+  if (record.deadline_at) {
+    std::cout << "deadline: " << LocalTime(deployment, record.agency, *record.deadline_at);
+    if (clock.open || record.ended_at) {
+      std::cout << ", " << deadline["time_left"].get<std::string>();
+      if (!clock.open) std::cout << " when it ended";
+    }
+    if (clock.paused_since) {
+      std::cout << "; the clock is paused since "
+                << LocalTime(deployment, record.agency, *clock.paused_since);
+    }
+    std::cout << '\n';
+  } else {
+    std::cout << "deadline: none\n";
+  }
+  if (!positions.empty()) {
+    std::cout << "\nwhere it stands:\n";
+    for (const auto& p : positions) {
+      std::cout << "  " << p.step << " (" << (p.kind.empty() ? "step" : p.kind) << "): " << p.detail
+                << '\n';
+    }
+  }
+  std::vector<const engine::TaskRecord*> open_tasks;
+  for (const auto& t : tasks) {
+    if (engine::IsTaskOpen(t)) open_tasks.push_back(&t);
+  }
+  if (!open_tasks.empty()) {
+    std::cout << "\nwho holds it:\n";
+    Table table({"TASK", "STEP", "TITLE", "ROLE", "AGENCY", "STATUS", "ASSIGNEE", "DUE"});
+    for (const auto* t : open_tasks) {
+      table.AddRow({std::to_string(t->id), t->step, t->title, t->role, t->agency,
+                    engine::TaskStatusName(t->status), t->assignee.value_or("-"),
+                    t->due_at ? DescribeDeadline(deployment, t->agency, *t->due_at, now) : "-"});
+    }
+    table.Print(std::cout);
+  }
+  if (tasks.size() > open_tasks.size()) {
+    std::cout << "\nfinished tasks:\n";
+    Table table({"TASK", "STEP", "STATUS", "BY", "AT"});
+    for (const auto& t : tasks) {
+      if (engine::IsTaskOpen(t)) continue;
+      table.AddRow({std::to_string(t.id), t.step, engine::TaskStatusName(t.status),
+                    t.completed_by.value_or("-"),
+                    t.completed_at ? LocalTime(deployment, t.agency, *t.completed_at) : "-"});
+    }
+    table.Print(std::cout);
+  }
+  if (!incidents.empty()) {
+    std::cout << "\nincidents:\n";
+    Table table({"INCIDENT", "STEP", "STATUS", "OPENED", "MESSAGE"});
+    for (const auto& i : incidents) {
+      table.AddRow({std::to_string(i.id), i.step,
+                    i.status == engine::IncidentStatus::kOpen ? "open" : "resolved",
+                    LocalTime(deployment, record.agency, i.created_at), i.message});
+    }
+    table.Print(std::cout);
+  }
+  if (!children.empty()) {
+    std::cout << "\nsub-cases:\n";
+    Table table({"CASE", "PROCEDURE", "STATUS"});
+    for (const auto& c : children) table.AddRow({c.id, c.procedure, c.status});
+    table.Print(std::cout);
+  }
+  std::cout << "\ndata:\n" << data.dump(2) << '\n';
+  return 0;
+}
+
+}  // namespace
+
+void AddViewCommands(CLI::App& app, const GlobalOptions& globals, CommandAction* selected) {
+  {
+    auto* cmd = app.add_subcommand(
+        "cases",
+        "list cases, newest first; --mine: cases with open tasks for your roles, or "
+        "that you started");
+    auto options = std::make_shared<CasesOptions>();
+    cmd->add_option("--status", options->status, "open, completed, refused, cancelled, ...");
+    cmd->add_option("--procedure", options->procedure, "only this procedure");
+    cmd->add_option("--agency", options->agency, "only cases owned by this agency");
+    cmd->add_flag("--mine", options->mine,
+                  "only cases with open tasks for your roles (--as), or that you started");
+    cmd->add_flag("--overdue", options->overdue, "only open cases past their statutory deadline");
+    cmd->add_option("--limit", options->limit, "at most N cases (default 50; 0: all)")
+        ->check(CLI::NonNegativeNumber);
+    cmd->callback([&globals, options, selected] {
+      *selected = [&globals, options] { return Cases(globals, *options); };
+    });
+  }
+  {
+    auto* cmd = app.add_subcommand("show", "where a case stands, who holds it, its deadline");
+    auto case_id = std::make_shared<std::string>();
+    cmd->add_option("case", *case_id, "the case id")->required();
+    cmd->callback([&globals, case_id, selected] {
+      *selected = [&globals, case_id] { return Show(globals, *case_id); };
+    });
+  }
+}
+
+}  // namespace wf::cli

@@ -5,9 +5,14 @@
 //
 // The database is reached only through `wf`, except to tamper with the history (the sqlite3 and
 // psql command-line tools), which is what an attacker with database access would do.
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -17,6 +22,7 @@
 #include <random>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <catch2/catch.hpp>
@@ -1133,4 +1139,211 @@ TEST_CASE("an archive takes ended cases away, verifies on its own and keeps anch
   Run changed = box->Wf({"audit", "verify", "--archive", "changed.jsonl"});
   CHECK(changed.code == 7);
   CHECK(changed.err.find(done) != std::string::npos);
+}
+
+namespace {
+
+// The mock agency (WF_MOCK_AGENCY_BIN) on a free loopback port, started with `flags`; stopped
+// with SIGTERM (and reaped) when it goes out of scope.
+class MockAgency {
+ public:
+  MockAgency(const fs::path& dir, std::vector<std::string> flags) {
+    const fs::path port_file = dir / "mock.port";
+    std::vector<std::string> args = {WF_MOCK_AGENCY_BIN, "--port",           "0",
+                                     "--port-file",      port_file.string(), "--quiet"};
+    args.insert(args.end(), flags.begin(), flags.end());
+    std::vector<char*> argv;
+    for (std::string& arg : args) argv.push_back(arg.data());
+    argv.push_back(nullptr);
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    const std::string out = (dir / "mock.out").string();
+    posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, out.c_str(),
+                                     O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, out.c_str(),
+                                     O_WRONLY | O_CREAT | O_APPEND, 0644);
+    int spawned = posix_spawn(&pid_, args[0].c_str(), &actions, nullptr, argv.data(), environ);
+    posix_spawn_file_actions_destroy(&actions);
+    REQUIRE(spawned == 0);
+    // The port file is written (atomically) once the mock listens; poll for it with a deadline.
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    while (port_ == 0) {
+      std::string text = ReadFile(port_file);
+      if (!text.empty()) port_ = std::stoi(text);
+      if (port_ != 0) break;
+      int status = 0;
+      REQUIRE(waitpid(pid_, &status, WNOHANG) == 0);  // it has not died
+      REQUIRE(std::chrono::steady_clock::now() < deadline);
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+  }
+  ~MockAgency() {
+    if (pid_ > 0) {
+      kill(pid_, SIGTERM);
+      int status = 0;
+      waitpid(pid_, &status, 0);
+    }
+  }
+  MockAgency(const MockAgency&) = delete;
+  MockAgency& operator=(const MockAgency&) = delete;
+
+  int port() const { return port_; }
+
+ private:
+  pid_t pid_ = 0;
+  int port_ = 0;
+};
+
+// Entries of a JSON array by the string in `key`.
+std::map<std::string, json> ByKey(const json& array, const std::string& key) {
+  std::map<std::string, json> out;
+  for (const json& entry : array) out[entry[key].get<std::string>()] = entry;
+  return out;
+}
+
+// The `at` of the first event of `action` at `step` in `events`, as seconds since the epoch.
+double EventSeconds(const json& events, const std::string& action, const std::string& step) {
+  for (const json& e : events) {
+    if (e["action"] == action && e["step"] == step) {
+      std::string at = e["at"].get<std::string>();  // 2026-01-02T03:04:05.000123Z
+      std::tm tm{};
+      REQUIRE(strptime(at.c_str(), "%Y-%m-%dT%H:%M:%S", &tm) != nullptr);
+      double seconds = static_cast<double>(timegm(&tm));
+      return seconds + std::stod("0" + at.substr(19, at.size() - 20));
+    }
+  }
+  FAIL("no " << action << " at " << step);
+  return 0;
+}
+
+}  // namespace
+
+TEST_CASE("every command gives the same status, overdue and time held for paused and 202 cases",
+          "[cli][views]") {
+  WF_CLI_FOR_EACH_BACKEND(box);
+  // The payment gateway accepts every call with HTTP 202 and never calls back by itself.
+  MockAgency mock(box->dir(), {"--fault", "payment-gateway:accept=true"});
+  // Every day is a working day, so working time is elapsed time and the checks hold any day.
+  const fs::path config = box->dir() / "views-config.yaml";
+  std::ofstream(config) << "departments:\n"
+                        << "  payment-gateway:\n"
+                        << "    adapter: http\n"
+                        << "    url: http://127.0.0.1:" << mock.port() << "/payment-gateway\n"
+                        << "    timeout: 30s\n"
+                        << "agencies:\n"
+                        << "  town-hall:\n"
+                        << "    calendar: every-day\n"
+                        << "    members: {ann: [clerk]}\n"
+                        << "calendars:\n"
+                        << "  every-day: {weekend: []}\n";
+  auto wf = [&](std::vector<std::string> args, const std::string& input = "") {
+    return box->Wf(std::move(args), input, {{"WF_CONFIG", config.string()}});
+  };
+  REQUIRE(wf({"deploy", Fixture("views.yaml")}).code == 0);
+  auto start = [&] {
+    Run started = wf({"start", "cli-views", "--data", "-"}, "{}");
+    REQUIRE(started.code == 0);
+    return Trimmed(started.out);
+  };
+  // late: paused after its deadline had passed; early: paused before its deadline, which has
+  // passed since; paid: its department answered 202.
+  const std::string late = start(), early = start(), paid = start();
+  REQUIRE(box->Sql("UPDATE cases SET deadline_at = clock_paused_at - 86400000000 WHERE id = '" +
+                   late + "'"));
+  REQUIRE(
+      box->Sql("UPDATE cases SET deadline_at = clock_paused_at + 1000 WHERE id = '" + early + "'"));
+  Run completed =
+      wf({"complete", std::to_string(TaskOf(*box, paid)), "--as", "ann", "--set", "approved=true"});
+  REQUIRE(completed.code == 0);
+  REQUIRE(wf({"signal", paid, "papers", "--data", "-"}, R"({"pages": 3})").code == 0);
+  Run engine = wf({"engine", "--until-idle", "--idle-wait", "1"});
+  REQUIRE(engine.code == 0);
+
+  const std::map<std::string, bool> overdue = {{late, true}, {early, false}, {paid, false}};
+  json cases = ByKey(wf({"cases", "--limit", "0", "--json"}).Json(), "id");
+  json overdue_only = wf({"cases", "--overdue", "--json"}).Json();
+  REQUIRE(overdue_only.size() == 1);
+  CHECK(overdue_only[0]["id"] == late);
+  json inbox = ByKey(wf({"inbox", "--as", "ann", "--json"}).Json(), "case");
+  CHECK(inbox.size() == 2);  // the paid case's review is done
+  json report = wf({"report", "--json"}).Json()["procedures"][0];
+  CHECK(report["overdue"] == 1);
+  REQUIRE(report["overdue_cases"].size() == 1);
+  CHECK(report["overdue_cases"][0]["id"] == late);
+  CHECK(report["overdue_cases"][0]["steps"] == json::array({"review", "papers"}));
+  json report_steps = ByKey(report["steps"], "id");
+  CHECK(report_steps["pay"]["waiting_now"] == 1);
+
+  for (const auto& [id, is_overdue] : overdue) {
+    INFO("case " << id);
+    json shown = wf({"show", id, "--json"}).Json();
+    json held = ByKey(wf({"history", id, "--by-agency", "--json"}).Json(), "holder");
+    CHECK(cases[id]["status"] == "open");
+    CHECK(shown["status"] == "open");
+    CHECK(held["case"]["status"] == "open");
+    CHECK(cases[id]["overdue"] == is_overdue);
+    CHECK(shown["overdue"] == is_overdue);
+    CHECK(shown["deadline"]["overdue"] == is_overdue);
+    CHECK(held["case"]["overdue"] == is_overdue);
+    CHECK(held["case"]["within_limit"] == !is_overdue);
+    CHECK(cases[id]["step"] == (id == paid ? "pay" : "review,papers"));
+    CHECK(shown["current_steps"] == held["case"]["current_steps"]);
+    CHECK(cases[id]["clock_paused"] == (id != paid));
+    CHECK(shown["deadline"]["paused"] == (id != paid));
+    if (id != paid) {
+      CHECK(inbox[id]["case_status"] == "open");
+      CHECK(inbox[id]["case_overdue"] == is_overdue);
+      CHECK(held["applicant"]["still_held"] == true);
+      CHECK(held["town-hall"]["still_held"] == true);
+    }
+  }
+
+  // The 202 case waits for the department's callback: the department still holds it.
+  json parked = wf({"show", paid, "--json"}).Json();
+  REQUIRE(parked["steps"].size() == 1);
+  CHECK(parked["steps"][0]["waiting"] == "accepted");
+  json parked_held = ByKey(wf({"history", paid, "--by-agency", "--json"}).Json(), "holder");
+  CHECK(parked_held["department payment-gateway"]["still_held"] == true);
+
+  // The department calls back; the case ends, and every command measures the same holds.
+  Run callback = wf({"signal", paid, "pay", "--data", "-"}, R"({"status": "paid"})");
+  REQUIRE(callback.code == 0);
+  json events = wf({"history", paid, "--json"}).Json();
+  int accepted = 0;
+  for (const json& e : events) accepted += e["action"] == "step.accepted" ? 1 : 0;
+  CHECK(accepted == 1);
+  json held = ByKey(wf({"history", paid, "--by-agency", "--json"}).Json(), "holder");
+  json figures = wf({"report", "--json"}).Json()["procedures"][0];
+  json steps = ByKey(figures["steps"], "id");
+  CHECK(wf({"show", paid, "--json"}).Json()["status"] == "completed");
+  CHECK(ByKey(wf({"cases", "--json"}).Json(), "id")[paid]["status"] == "completed");
+  CHECK(held["case"]["status"] == "completed");
+  CHECK(held["case"]["within_limit"] == true);
+  CHECK(figures["on_time_rate"] == 1);
+
+  // The department held the step from its entry to its callback, not to its 202.
+  const double days = 86400.0;
+  const double pay = (EventSeconds(events, "signal.received", "pay") -
+                      EventSeconds(events, "step.entered", "pay")) /
+                     days;
+  CHECK(held["department payment-gateway"]["still_held"] == false);
+  CHECK(held["department payment-gateway"]["held_working_days"].get<double>() ==
+        Approx(pay).epsilon(1e-6));
+  CHECK(steps["pay"]["time"]["mean"].get<double>() ==
+        Approx(held["department payment-gateway"]["held_working_days"].get<double>()));
+  CHECK(steps["review"]["time"]["mean"].get<double>() ==
+        Approx(held["town-hall"]["held_working_days"].get<double>()));
+  CHECK(steps["papers"]["time"]["mean"].get<double>() ==
+        Approx(held["applicant"]["held_working_days"].get<double>()));
+  // The whole case, less the time the applicant's papers stopped the clock.
+  const double whole =
+      (EventSeconds(events, "case.finished", "done") - EventSeconds(events, "case.started", "")) /
+      days;
+  const double paused = (EventSeconds(events, "signal.received", "papers") -
+                         EventSeconds(events, "step.entered", "papers")) /
+                        days;
+  CHECK(held["case"]["paused_working_days"].get<double>() == Approx(paused).epsilon(1e-6));
+  CHECK(held["case"]["held_working_days"].get<double>() == Approx(whole - paused).epsilon(1e-6));
+  CHECK(figures["processing_days"]["median"].get<double>() ==
+        Approx(held["case"]["held_working_days"].get<double>()));
 }

@@ -14,7 +14,7 @@
 #include <cerrno>
 #include <cstring>
 
-#include "engine/asio.hpp"
+#include "adapters/asio.hpp"
 
 #include "adapters/settings.hpp"
 

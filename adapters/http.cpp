@@ -12,7 +12,7 @@
 #include <utility>
 #include <vector>
 
-#include "engine/asio.hpp"
+#include "adapters/asio.hpp"
 
 #include <openssl/ssl.h>
 #include <openssl/x509.h>

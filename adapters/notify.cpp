@@ -12,7 +12,7 @@
 #include <fstream>
 #include <sstream>
 
-#include "engine/asio.hpp"
+#include "adapters/asio.hpp"
 
 #include <boost/beast/core/error.hpp>
 #include <boost/beast/core/tcp_stream.hpp>

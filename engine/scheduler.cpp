@@ -13,8 +13,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include "adapters/asio.hpp"
 #include "adapters/noop.hpp"
-#include "engine/asio.hpp"
 
 namespace wf::engine {
 

@@ -16,7 +16,7 @@
 #include <string>
 #include <vector>
 
-#include "engine/asio.hpp"
+#include "adapters/asio.hpp"
 
 #include "adapters/command.hpp"
 

@@ -21,7 +21,7 @@
 #include <thread>
 #include <vector>
 
-#include "engine/asio.hpp"
+#include "adapters/asio.hpp"
 
 #include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>

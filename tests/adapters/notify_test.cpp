@@ -15,7 +15,7 @@
 #include <thread>
 #include <vector>
 
-#include "engine/asio.hpp"
+#include "adapters/asio.hpp"
 
 #include "adapters/notify.hpp"
 

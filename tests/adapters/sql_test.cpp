@@ -12,8 +12,8 @@
 #include <random>
 #include <string>
 
+#include "adapters/asio.hpp"
 #include "adapters/sql.hpp"
-#include "engine/asio.hpp"
 
 namespace {
 

@@ -22,7 +22,7 @@
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
-#include "engine/asio.hpp"
+#include "adapters/asio.hpp"
 
 extern char** environ;
 

@@ -222,7 +222,7 @@ WF_STORE_TEST_CASE("a retry stops after the last attempt and the case waits in a
   CHECK(rig.RunUntilIdle().invoked == 0);
 }
 
-WF_STORE_TEST_CASE("a retry that succeeds carries the case on", "[engine][scheduler][retry]", db) {
+WF_STORE_TEST_CASE("a retry that succeeds completes the case", "[engine][scheduler][retry]", db) {
   EngineRig rig(db, [](const StepRequest& r) {
     return r.attempt < 2 ? StepOutcome::Retry("registry: timeout") : StepOutcome::Done({});
   });

@@ -6,7 +6,7 @@
 
 #include "engine/report.hpp"
 #include "engine/runtime.hpp"
-#include "tests/engine/test_db.hpp"
+#include "tests/support/test_database.hpp"
 #include "workflows/loader.hpp"
 
 namespace wf::engine {
@@ -265,10 +265,9 @@ TEST_CASE("an open case past its deadline is overdue by the working days since",
   CHECK_FALSE(p.on_time_rate.has_value());
 }
 
-TEST_CASE("refused duplicate starts are recorded and counted from the store",
-          "[engine][report][store]") {
-  WF_FOR_EACH_BACKEND(db);
-  auto store = Store::Open(db->url());
+WF_STORE_TEST_CASE("refused duplicate starts are recorded and counted from the store",
+                   "[engine][report][store]", db) {
+  auto store = Store::Open(db.url());
   REQUIRE(store.has_value());
   const Deployment deployment = Deployment::Empty();
   Runtime runtime(**store, deployment);
@@ -286,9 +285,9 @@ TEST_CASE("refused duplicate starts are recorded and counted from the store",
   REQUIRE(batch.has_value());
   CHECK(batch->size() == 1);
   CHECK(errors.size() == 2);
-  CHECK(db->QueryInt("SELECT COUNT(*) FROM refusals") == 3);
-  CHECK(db->QueryInt("SELECT COUNT(*) FROM refusals WHERE open_case = '" + first->id +
-                     "' AND actor = 'clerk.two'") == 1);
+  CHECK(db.QueryInt("SELECT COUNT(*) FROM refusals") == 3);
+  CHECK(db.QueryInt("SELECT COUNT(*) FROM refusals WHERE open_case = '" + first->id +
+                    "' AND actor = 'clerk.two'") == 1);
 
   auto report = CollectReport(**store, deployment, Now());
   REQUIRE(report.has_value());
@@ -300,9 +299,9 @@ TEST_CASE("refused duplicate starts are recorded and counted from the store",
   CHECK(report->events > 0);
 }
 
-TEST_CASE("the report reads cases and history across pages", "[engine][report][store]") {
-  WF_FOR_EACH_BACKEND(db);
-  auto store = Store::Open(db->url());
+WF_STORE_TEST_CASE("the report reads cases and history across pages", "[engine][report][store]",
+                   db) {
+  auto store = Store::Open(db.url());
   REQUIRE(store.has_value());
   const Deployment deployment = Deployment::Empty();
   Runtime runtime(**store, deployment);
@@ -320,7 +319,7 @@ TEST_CASE("the report reads cases and history across pages", "[engine][report][s
   const ProcedureFigures& p = Permit(*report);
   CHECK(p.cases == 1203);
   CHECK(StepOf(p, "check").waiting_now == 1203);
-  CHECK(report->events == db->QueryInt("SELECT COUNT(*) FROM history"));
+  CHECK(report->events == db.QueryInt("SELECT COUNT(*) FROM history"));
 }
 
 }  // namespace

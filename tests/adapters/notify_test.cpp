@@ -557,12 +557,45 @@ TEST_CASE("settings need exactly one of smtp and outbox and refuse unknown keys"
 
 // --- STARTTLS and AUTH ------------------------------------------------------------------------
 
-nlohmann::json TlsSettings(uint16_t port, nlohmann::json extra = nlohmann::json::object()) {
+// Settings for the sink on 127.0.0.1 with STARTTLS required and the test CA trusted; `extra`
+// keys are merged into `smtp` (a null value removes the key).
+nlohmann::json TlsSettings(uint16_t port, const nlohmann::json& extra) {
   nlohmann::json smtp = {
       {"host", "127.0.0.1"}, {"port", port},           {"from", "wf@agency.example.gov"},
       {"timeout", 20},       {"starttls", "required"}, {"ca", testing::Certificates().ca}};
-  smtp.update(extra);
+  for (const auto& [key, value] : extra.items()) {
+    if (value.is_null()) {
+      smtp.erase(key);
+    } else {
+      smtp[key] = value;
+    }
+  }
   return {{"smtp", smtp}};
+}
+
+// One call to a sink following `script`, with TlsSettings(extra); what the sink saw of its one
+// connection.
+struct SinkCall {
+  StepOutcome outcome;
+  Transcript seen;
+};
+
+SinkCall CallSink(Script script, const nlohmann::json& extra = nlohmann::json::object(),
+                  nlohmann::json fields = {{"to", "a@example.org"}, {"body", "x"}}) {
+  SmtpSink sink(std::move(script));
+  auto adapter = MakeAdapter(TlsSettings(sink.port(), extra));
+  SinkCall call{Run(*adapter, MakeRequest(std::move(fields))), {}};
+  auto transcripts = sink.Finish();
+  REQUIRE(transcripts.size() == 1);
+  call.seen = transcripts[0];
+  return call;
+}
+
+Script StartTlsScript(std::string auth = "") {
+  Script script;
+  script.starttls = true;
+  script.auth = std::move(auth);
+  return script;
 }
 
 std::size_t IndexOf(const std::vector<std::string>& commands, const std::string& prefix) {
@@ -572,176 +605,123 @@ std::size_t IndexOf(const std::vector<std::string>& commands, const std::string&
   return commands.size();
 }
 
+using Commands = std::vector<std::string>;
+
 TEST_CASE("with STARTTLS the message travels only inside TLS and arrives",
           "[adapters][notify][tls]") {
-  Script script;
-  script.starttls = true;
-  SmtpSink sink(script);
-  auto adapter = MakeAdapter(TlsSettings(sink.port()));
-  StepOutcome outcome = Run(*adapter, MakeRequest({{"to", "mother@example.org"},
-                                                   {"subject", "Giấy khai sinh"},
-                                                   {"body", "Số định danh 079123456789"}}));
-  INFO(outcome.message);
-  REQUIRE(outcome.kind == Kind::kDone);
-  auto transcripts = sink.Finish();
-  REQUIRE(transcripts.size() == 1);
-  const Transcript& seen = transcripts[0];
-  INFO(seen.tls_error);
-  CHECK(seen.commands == std::vector<std::string>{"EHLO wf", "STARTTLS", "EHLO wf",
-                                                  "MAIL FROM:<wf@agency.example.gov>",
-                                                  "RCPT TO:<mother@example.org>", "DATA", "QUIT"});
-  CHECK(seen.tls_from == 2);  // everything after STARTTLS, the second EHLO included
-  CHECK(seen.data.find("Số định danh 079123456789") != std::string::npos);
+  SinkCall call = CallSink(StartTlsScript(), nlohmann::json::object(),
+                           {{"to", "mother@example.org"},
+                            {"subject", "Giấy khai sinh"},
+                            {"body", "Số định danh 079123456789"}});
+  INFO(call.outcome.message << " / " << call.seen.tls_error);
+  REQUIRE(call.outcome.kind == Kind::kDone);
+  CHECK(call.seen.commands == Commands{"EHLO wf", "STARTTLS", "EHLO wf",
+                                       "MAIL FROM:<wf@agency.example.gov>",
+                                       "RCPT TO:<mother@example.org>", "DATA", "QUIT"});
+  CHECK(call.seen.tls_from == 2);  // everything after STARTTLS, the second EHLO included
+  CHECK(call.seen.data.find("Số định danh 079123456789") != std::string::npos);
 }
 
 TEST_CASE("a server that does not offer STARTTLS when it is required gets nothing",
           "[adapters][notify][tls]") {
-  SmtpSink sink({});  // offers no STARTTLS
-  auto adapter = MakeAdapter(TlsSettings(sink.port()));
-  StepOutcome outcome = Run(*adapter, MakeRequest({{"to", "mother@example.org"}, {"body", "x"}}));
-  CHECK(outcome.kind == Kind::kFailed);
-  CHECK_THAT(outcome.message, Catch::StartsWith("post-office appointment: mail server 127.0.0.1:"));
-  CHECK_THAT(outcome.message, Catch::Contains("does not offer STARTTLS; nothing was sent"));
-  auto transcripts = sink.Finish();
-  REQUIRE(transcripts.size() == 1);
-  CHECK(transcripts[0].commands == std::vector<std::string>{"EHLO wf", "QUIT"});
-  CHECK(transcripts[0].data.empty());
+  SinkCall call = CallSink({});  // offers no STARTTLS
+  CHECK(call.outcome.kind == Kind::kFailed);
+  CHECK_THAT(call.outcome.message,
+             Catch::StartsWith("post-office appointment: mail server 127.0.0.1:"));
+  CHECK_THAT(call.outcome.message, Catch::Contains("does not offer STARTTLS; nothing was sent"));
+  CHECK(call.seen.commands == Commands{"EHLO wf", "QUIT"});
+  CHECK(call.seen.data.empty());
 }
 
 TEST_CASE("a server that refuses EHLO is not greeted with HELO when STARTTLS is required",
           "[adapters][notify][tls]") {
   Script script;
   script.ehlo = "502 5.5.1 command not implemented";
-  SmtpSink sink(script);
-  auto adapter = MakeAdapter(TlsSettings(sink.port()));
-  StepOutcome outcome = Run(*adapter, MakeRequest({{"to", "a@example.org"}, {"body", "hi"}}));
-  CHECK(outcome.kind == Kind::kFailed);
-  CHECK_THAT(outcome.message, Catch::Contains("answered EHLO with: 502"));
-  CHECK(sink.Finish()[0].commands == std::vector<std::string>{"EHLO wf", "QUIT"});
+  SinkCall call = CallSink(script);
+  CHECK(call.outcome.kind == Kind::kFailed);
+  CHECK_THAT(call.outcome.message, Catch::Contains("answered EHLO with: 502"));
+  CHECK(call.seen.commands == Commands{"EHLO wf", "QUIT"});
 }
 
 TEST_CASE("a mail server certificate that does not name the host or is not trusted gets nothing",
           "[adapters][notify][tls]") {
   SECTION("a certificate for another name") {
-    Script script;
-    script.starttls = true;
+    Script script = StartTlsScript();
     script.certificate_for_loopback_address = false;  // names "localhost" only
-    SmtpSink sink(script);
-    auto adapter = MakeAdapter(TlsSettings(sink.port()));
-    StepOutcome outcome = Run(*adapter, MakeRequest({{"to", "a@example.org"}, {"body", "x"}}));
-    CHECK(outcome.kind == Kind::kFailed);
-    CHECK_THAT(outcome.message,
+    SinkCall call = CallSink(script);
+    CHECK(call.outcome.kind == Kind::kFailed);
+    CHECK_THAT(call.outcome.message,
                Catch::Contains("TLS certificate does not verify: the certificate does not name "
                                "host '127.0.0.1'; nothing was sent"));
-    auto seen = sink.Finish();
-    REQUIRE(seen.size() == 1);
-    CHECK(seen[0].commands == std::vector<std::string>{"EHLO wf", "STARTTLS"});
-    CHECK_FALSE(seen[0].tls_error.empty());
+    CHECK(call.seen.commands == Commands{"EHLO wf", "STARTTLS"});
+    CHECK_FALSE(call.seen.tls_error.empty());
   }
   SECTION("a certificate from a CA the system does not trust") {
-    Script script;
-    script.starttls = true;
-    SmtpSink sink(script);
-    nlohmann::json settings = TlsSettings(sink.port());
-    settings["smtp"].erase("ca");  // the system's trusted roots
-    auto adapter = MakeAdapter(settings);
-    StepOutcome outcome = Run(*adapter, MakeRequest({{"to", "a@example.org"}, {"body", "x"}}));
-    CHECK(outcome.kind == Kind::kFailed);
-    CHECK_THAT(outcome.message, Catch::Contains("TLS certificate does not verify"));
-    CHECK(sink.Finish()[0].commands == std::vector<std::string>{"EHLO wf", "STARTTLS"});
+    SinkCall call = CallSink(StartTlsScript(), {{"ca", nullptr}});  // the system's roots
+    CHECK(call.outcome.kind == Kind::kFailed);
+    CHECK_THAT(call.outcome.message, Catch::Contains("TLS certificate does not verify"));
+    CHECK(call.seen.commands == Commands{"EHLO wf", "STARTTLS"});
   }
 }
 
 TEST_CASE("plaintext injected after the server's 220 to STARTTLS stops the conversation",
           "[adapters][notify][tls]") {
-  Script script;
-  script.starttls = true;
+  Script script = StartTlsScript();
   script.inject_after_starttls = true;
-  SmtpSink sink(script);
-  auto adapter = MakeAdapter(TlsSettings(sink.port()));
-  StepOutcome outcome = Run(*adapter, MakeRequest({{"to", "a@example.org"}, {"body", "x"}}));
-  CHECK(outcome.kind == Kind::kFailed);
-  CHECK_THAT(outcome.message, Catch::Contains("sent data in clear after agreeing to STARTTLS"));
-  auto seen = sink.Finish();
-  REQUIRE(seen.size() == 1);
-  CHECK(IndexOf(seen[0].commands, "MAIL") == seen[0].commands.size());
-  CHECK(seen[0].data.empty());
+  SinkCall call = CallSink(script);
+  CHECK(call.outcome.kind == Kind::kFailed);
+  CHECK_THAT(call.outcome.message,
+             Catch::Contains("sent data in clear after agreeing to STARTTLS"));
+  CHECK(IndexOf(call.seen.commands, "MAIL") == call.seen.commands.size());
+  CHECK(call.seen.data.empty());
 }
 
 TEST_CASE("AUTH credentials are sent only after TLS is up", "[adapters][notify][tls][auth]") {
   ::setenv("WF_NOTIFY_TEST_PASSWORD", "mật khẩu 42", 1);
-  SECTION("PLAIN, the first the server offers") {
-    Script script;
-    script.starttls = true;
-    script.auth = "PLAIN LOGIN";  // offered in clear too, as a lax server does
-    SmtpSink sink(script);
-    auto adapter = MakeAdapter(TlsSettings(
-        sink.port(),
-        {{"auth", {{"user", "wf-sender"}, {"password", "${env.WF_NOTIFY_TEST_PASSWORD}"}}}}));
-    StepOutcome outcome = Run(*adapter, MakeRequest({{"to", "a@example.org"}, {"body", "x"}}));
-    INFO(outcome.message);
-    REQUIRE(outcome.kind == Kind::kDone);
-    const Transcript seen = sink.Finish().at(0);
-    std::size_t auth = IndexOf(seen.commands, "AUTH ");
-    REQUIRE(auth < seen.commands.size());
-    REQUIRE(seen.tls_from >= 0);
-    CHECK(auth >= static_cast<std::size_t>(seen.tls_from));
-    CHECK(auth < IndexOf(seen.commands, "MAIL"));
-    CHECK_THAT(seen.commands[auth], Catch::StartsWith("AUTH PLAIN "));
-    CHECK(FromBase64(seen.commands[auth].substr(11)) ==
+  nlohmann::json auth = {{"user", "wf-sender"}, {"password", "${env.WF_NOTIFY_TEST_PASSWORD}"}};
+  SECTION("PLAIN, the first the server offers, though it offers AUTH in clear too") {
+    SinkCall call = CallSink(StartTlsScript("PLAIN LOGIN"), {{"auth", auth}});
+    INFO(call.outcome.message);
+    REQUIRE(call.outcome.kind == Kind::kDone);
+    const Commands& commands = call.seen.commands;
+    std::size_t at = IndexOf(commands, "AUTH ");
+    REQUIRE(at < commands.size());
+    REQUIRE(call.seen.tls_from >= 0);
+    CHECK(at >= static_cast<std::size_t>(call.seen.tls_from));
+    CHECK(at < IndexOf(commands, "MAIL"));
+    CHECK_THAT(commands[at], Catch::StartsWith("AUTH PLAIN "));
+    CHECK(FromBase64(commands[at].substr(11)) ==
           std::string(1, '\0') + "wf-sender" + '\0' + "mật khẩu 42");
-    for (int i = 0; i < seen.tls_from; ++i) {
-      CHECK(seen.commands[i].find("AUTH") == std::string::npos);
+    for (int i = 0; i < call.seen.tls_from; ++i) {
+      CHECK(commands[i].find("AUTH") == std::string::npos);
     }
   }
   SECTION("LOGIN when the settings ask for it") {
-    Script script;
-    script.starttls = true;
-    script.auth = "PLAIN LOGIN";
-    SmtpSink sink(script);
-    auto adapter =
-        MakeAdapter(TlsSettings(sink.port(), {{"auth",
-                                               {{"user", "wf-sender"},
-                                                {"password", "${env.WF_NOTIFY_TEST_PASSWORD}"},
-                                                {"mechanism", "LOGIN"}}}}));
-    StepOutcome outcome = Run(*adapter, MakeRequest({{"to", "a@example.org"}, {"body", "x"}}));
-    INFO(outcome.message);
-    REQUIRE(outcome.kind == Kind::kDone);
-    const Transcript seen = sink.Finish().at(0);
-    std::size_t auth = IndexOf(seen.commands, "AUTH LOGIN");
-    REQUIRE(auth + 2 < seen.commands.size());
-    CHECK(auth >= static_cast<std::size_t>(seen.tls_from));
-    CHECK(FromBase64(seen.commands[auth + 1]) == "wf-sender");
-    CHECK(FromBase64(seen.commands[auth + 2]) == "mật khẩu 42");
+    auth["mechanism"] = "LOGIN";
+    SinkCall call = CallSink(StartTlsScript("PLAIN LOGIN"), {{"auth", auth}});
+    INFO(call.outcome.message);
+    REQUIRE(call.outcome.kind == Kind::kDone);
+    const Commands& commands = call.seen.commands;
+    std::size_t at = IndexOf(commands, "AUTH LOGIN");
+    REQUIRE(at + 2 < commands.size());
+    CHECK(at >= static_cast<std::size_t>(call.seen.tls_from));
+    CHECK(FromBase64(commands[at + 1]) == "wf-sender");
+    CHECK(FromBase64(commands[at + 2]) == "mật khẩu 42");
   }
   SECTION("bad credentials are a permanent failure that does not repeat them") {
-    Script script;
-    script.starttls = true;
-    script.auth = "PLAIN";
+    Script script = StartTlsScript("PLAIN");
     script.auth_reply = "535 5.7.8 authentication credentials invalid";
-    SmtpSink sink(script);
-    auto adapter = MakeAdapter(TlsSettings(
-        sink.port(),
-        {{"auth", {{"user", "wf-sender"}, {"password", "${env.WF_NOTIFY_TEST_PASSWORD}"}}}}));
-    StepOutcome outcome = Run(*adapter, MakeRequest({{"to", "a@example.org"}, {"body", "x"}}));
-    CHECK(outcome.kind == Kind::kFailed);
-    CHECK_THAT(outcome.message, Catch::Contains("535 5.7.8"));
-    CHECK(outcome.message.find("mật khẩu") == std::string::npos);
-    const Transcript seen = sink.Finish().at(0);
-    CHECK(IndexOf(seen.commands, "MAIL") == seen.commands.size());
+    SinkCall call = CallSink(script, {{"auth", auth}});
+    CHECK(call.outcome.kind == Kind::kFailed);
+    CHECK_THAT(call.outcome.message, Catch::Contains("535 5.7.8"));
+    CHECK(call.outcome.message.find("mật khẩu") == std::string::npos);
+    CHECK(IndexOf(call.seen.commands, "MAIL") == call.seen.commands.size());
   }
   SECTION("a server that offers no AUTH gets no message") {
-    Script script;
-    script.starttls = true;
-    SmtpSink sink(script);
-    auto adapter = MakeAdapter(TlsSettings(
-        sink.port(),
-        {{"auth", {{"user", "wf-sender"}, {"password", "${env.WF_NOTIFY_TEST_PASSWORD}"}}}}));
-    StepOutcome outcome = Run(*adapter, MakeRequest({{"to", "a@example.org"}, {"body", "x"}}));
-    CHECK(outcome.kind == Kind::kFailed);
-    CHECK_THAT(outcome.message, Catch::Contains("does not offer AUTH PLAIN or LOGIN"));
-    CHECK(sink.Finish().at(0).commands ==
-          std::vector<std::string>{"EHLO wf", "STARTTLS", "EHLO wf", "QUIT"});
+    SinkCall call = CallSink(StartTlsScript(), {{"auth", auth}});
+    CHECK(call.outcome.kind == Kind::kFailed);
+    CHECK_THAT(call.outcome.message, Catch::Contains("does not offer AUTH PLAIN or LOGIN"));
+    CHECK(call.seen.commands == Commands{"EHLO wf", "STARTTLS", "EHLO wf", "QUIT"});
   }
 }
 

@@ -6,7 +6,7 @@
 
 #include <string>
 
-#include "engine/asio.hpp"
+#include "adapters/asio.hpp"
 
 #include <boost/asio/ssl.hpp>
 

@@ -16,6 +16,7 @@
 #include <string>
 #include <thread>
 
+#include "engine/private_files.hpp"
 #include "engine/store_internal.hpp"
 
 namespace wf::engine {
@@ -129,6 +130,8 @@ Result<std::unique_ptr<Store>> Store::Open(std::string_view url, int pool_size) 
 Result<std::unique_ptr<Store>> Store::OpenOnce(std::string_view url, int pool_size) {
   Result<DatabaseTarget> target = ParseDatabaseUrl(url);
   if (!target) return target.error();
+  // A new SQLite file is made owner-only before SQLite creates it with the umask's mode.
+  if (Status prepared = PrepareSqliteFile(*target); !prepared.ok()) return prepared;
   if (target->backend == Backend::kSqlite && target->connect_string == ":memory:") pool_size = 1;
   auto state = std::make_unique<detail::StoreState>(std::move(*target), std::max(pool_size, 1));
   // Connect one session now, so a wrong URL or an unreachable server fails here, clearly.

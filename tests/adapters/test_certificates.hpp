@@ -8,7 +8,7 @@
 #include <memory>
 #include <string>
 
-#include "engine/asio.hpp"
+#include "adapters/asio.hpp"
 
 #include <boost/asio/ssl.hpp>
 

@@ -133,6 +133,14 @@ TEST_CASE("cases of a five-step noop procedure run to completion", "[engine][run
   REQUIRE(deployed.has_value());
   CHECK(deployed->created);
   CHECK_FALSE(runtime.Deploy(Load(kChain))->created);  // same content: a no-op
+  // A release of several procedures: one outcome each, in the order given.
+  auto release = runtime.Deploy(std::vector<const workflows::Procedure*>{
+      &Load(kReview), &Load(kChain)});
+  REQUIRE(release.has_value());
+  REQUIRE(release->size() == 2);
+  CHECK((*release)[0].created);
+  CHECK_FALSE((*release)[1].created);
+  CHECK((*release)[1].version == deployed->version);
 
   std::vector<std::string> ids;
   for (int i = 0; i < 20; ++i) {
@@ -245,11 +253,10 @@ TEST_CASE("two engines sharing one database carry out every step exactly once",
   REQUIRE(runtime.Deploy(Load(kChain)).has_value());
   std::vector<nlohmann::json> data;
   for (int i = 0; i < 200; ++i) data.push_back({{"applicant", "p" + std::to_string(i)}});
-  std::vector<std::string> errors;
-  auto started = runtime.StartBatch("chain", data, "an.nguyen", 50, &errors);
+  auto started = runtime.StartBatch("chain", data, "an.nguyen", 50);
   REQUIRE(started.has_value());
   REQUIRE(started->size() == 200);
-  CHECK(errors.empty());
+  for (const BatchLine& line : *started) CHECK(line.outcome == BatchLine::Outcome::kStarted);
 
   adapters::Registry registry;
   EngineOptions a = UntilIdle(), b = UntilIdle();
@@ -265,10 +272,10 @@ TEST_CASE("two engines sharing one database carry out every step exactly once",
   REQUIRE(status_a.ok());
   REQUIRE(status_b.ok());
   CHECK(first.stats().invoked + second.stats().invoked == 1000);
-  for (const auto& s : *started) {
-    CHECK(StatusOf(**store, s.id) == "completed");
+  for (const BatchLine& line : *started) {
+    CHECK(StatusOf(**store, line.started.id) == "completed");
     std::set<std::string> steps;
-    for (const auto& e : HistoryOf(**store, s.id)) {
+    for (const auto& e : HistoryOf(**store, line.started.id)) {
       if (e.action == "step.succeeded") CHECK(steps.insert(e.step).second);
     }
     CHECK(steps.size() == 5);

@@ -9,15 +9,16 @@
 #include <set>
 #include <sstream>
 
-#include <nlohmann/json.hpp>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
+#include <nlohmann/json.hpp>
 
 #include "adapters/notify.hpp"
 #include "cli/adapters_wiring.hpp"
 #include "cli/command.hpp"
 #include "cli/output.hpp"
 #include "cli/session.hpp"
+#include "engine/call_check.hpp"
 #include "engine/machine.hpp"
 #include "engine/scheduler.hpp"
 #include "workflows/loader.hpp"
@@ -38,11 +39,15 @@ int Deploy(const GlobalOptions& globals, const std::vector<std::string>& files) 
   std::optional<workflows::DeploymentNames> names;
   if (!globals.config.empty()) names = deployment->Names();
 
+  adapters::Registry registry;
+  if (Status wired = BuildRegistry(*deployment, &registry); !wired.ok()) return Fail(wired);
+
   // Every file must load before any is deployed: a release of several procedures goes in whole.
   std::vector<std::pair<std::string, workflows::Procedure>> loaded;
   bool failed = false;
   for (const auto& file : files) {
     workflows::LoadResult result = workflows::LoadProcedureFile(file, names ? &*names : nullptr);
+    if (result.ok()) result.diagnostics = engine::CheckCalls(*result.procedure, registry);
     for (const auto& d : result.diagnostics) std::cerr << d.ToString() << '\n';
     if (!result.ok()) {
       failed = true;
@@ -57,10 +62,14 @@ int Deploy(const GlobalOptions& globals, const std::vector<std::string>& files) 
 
   auto session = OpenSession(globals);
   if (!session) return Fail(session.error());
+  std::vector<const workflows::Procedure*> release;
+  for (const auto& [file, procedure] : loaded) release.push_back(&procedure);
+  auto outcomes = (*session)->runtime->Deploy(release);
+  if (!outcomes) return Fail(outcomes.error());
   json report = json::array();
-  for (const auto& [file, procedure] : loaded) {
-    auto outcome = (*session)->runtime->Deploy(procedure);
-    if (!outcome) return Fail(outcome.error());
+  for (size_t i = 0; i < loaded.size(); ++i) {
+    const auto& [file, procedure] = loaded[i];
+    const engine::DeployOutcome* outcome = &(*outcomes)[i];
     report.push_back({{"file", file},
                       {"procedure", procedure.name},
                       {"version", outcome->version},
@@ -126,8 +135,8 @@ int Migrate(const GlobalOptions& globals) {
   if (globals.json) {
     PrintJson({{"schema_version", *version}, {"applied", *applied}});
   } else {
-    std::cout << "schema of " << (*store)->redacted_url() << " is at version " << *version
-              << " (" << *applied << " migrations applied now)\n";
+    std::cout << "schema of " << (*store)->redacted_url() << " is at version " << *version << " ("
+              << *applied << " migrations applied now)\n";
   }
   return 0;
 }
@@ -150,8 +159,8 @@ int StartOne(const GlobalOptions& globals, const StartOptions& options) {
       (*session)->runtime->StartCase(options.procedure, *data, ActorOrAnonymous(globals));
   if (!started) return Fail(started.error());
   if (globals.json) {
-    PrintJson({{"id", started->id}, {"procedure", started->procedure},
-               {"version", started->version}});
+    PrintJson(
+        {{"id", started->id}, {"procedure", started->procedure}, {"version", started->version}});
   } else {
     std::cout << started->id << '\n';
   }
@@ -167,8 +176,8 @@ int StartBatch(const GlobalOptions& globals, const StartOptions& options) {
     return Fail(Status::NotFound("--batch: " + error + "; give an existing .jsonl file"));
   }
   std::vector<json> cases;
-  std::vector<int> line_of;  // the file line of each element of `cases`
-  std::vector<std::string> errors;
+  std::vector<int> line_of;                         // the file line of each element of `cases`
+  std::vector<std::pair<int, std::string>> errors;  // (file line, message)
   bool invalid = false;
   bool duplicate = false;
   std::istringstream lines(text);
@@ -179,58 +188,42 @@ int StartBatch(const GlobalOptions& globals, const StartOptions& options) {
       cases.push_back(json::parse(line));
       line_of.push_back(number);
     } catch (const json::parse_error& e) {
-      errors.push_back("line " + std::to_string(number) + ": not valid JSON: " + e.what());
+      errors.emplace_back(number,
+                          "line " + std::to_string(number) + ": not valid JSON: " + e.what());
       invalid = true;
     }
   }
   auto session = OpenSession(globals);
   if (!session) return Fail(session.error());
-  std::vector<std::string> refused;
-  auto started = (*session)->runtime->StartBatch(options.procedure, cases,
-                                                 ActorOrAnonymous(globals),
-                                                 options.batch_size, &refused);
-  if (!started) return Fail(started.error());
-  for (const auto& message : refused) {
-    // The runtime numbers the cases it was given from 1; say the file's line instead.
-    std::string rest = message;
-    int index = 0;
-    if (message.rfind("line ", 0) == 0) {
-      size_t colon = message.find(':');
-      try {
-        index = std::stoi(message.substr(5, colon - 5));
-      } catch (const std::exception&) {
-        index = 0;
-      }
-      if (colon != std::string::npos) rest = message.substr(colon + 2);
+  auto outcomes = (*session)->runtime->StartBatch(options.procedure, cases,
+                                                  ActorOrAnonymous(globals), options.batch_size);
+  if (!outcomes) return Fail(outcomes.error());
+  std::vector<std::string> ids;
+  for (size_t i = 0; i < outcomes->size(); ++i) {
+    const engine::BatchLine& one = (*outcomes)[i];
+    if (one.outcome == engine::BatchLine::Outcome::kStarted) {
+      ids.push_back(one.started.id);
+      continue;
     }
-    std::string where = index >= 1 && index <= static_cast<int>(line_of.size())
-                            ? "line " + std::to_string(line_of[index - 1])
-                            : "line ?";
-    errors.push_back(where + ": " + rest);
-    // The runtime says only the message; a duplicate is the dedupe conflict it names.
-    if (rest.find("is already open") != std::string::npos) {
+    errors.emplace_back(line_of[i],
+                        "line " + std::to_string(line_of[i]) + ": " + one.refusal.message());
+    if (one.refusal.code() == ErrorCode::kConflict) {
       duplicate = true;
     } else {
       invalid = true;
     }
   }
-  std::sort(errors.begin(), errors.end(), [](const std::string& a, const std::string& b) {
-    auto number = [](const std::string& s) {
-      try {
-        return std::stol(s.substr(5));
-      } catch (const std::exception&) {
-        return 0L;
-      }
-    };
-    return number(a) < number(b);
-  });
-  for (const auto& e : errors) std::cerr << e << '\n';
+  std::stable_sort(errors.begin(), errors.end(),
+                   [](const auto& a, const auto& b) { return a.first < b.first; });
+  json messages = json::array();
+  for (const auto& [line_number, message] : errors) {
+    std::cerr << message << '\n';
+    messages.push_back(message);
+  }
   if (globals.json) {
-    json ids = json::array();
-    for (const auto& s : *started) ids.push_back(s.id);
-    PrintJson({{"started", started->size()}, {"ids", ids}, {"errors", errors}});
+    PrintJson({{"started", ids.size()}, {"ids", ids}, {"errors", messages}});
   } else {
-    std::cout << "started " << started->size() << " cases of " << options.procedure;
+    std::cout << "started " << ids.size() << " cases of " << options.procedure;
     if (!errors.empty()) std::cout << "; " << errors.size() << " lines refused (see above)";
     std::cout << '\n';
   }
@@ -383,8 +376,8 @@ struct Position {
 };
 
 std::string TaskWho(const engine::TaskRecord& task) {
-  std::string who = "role " + task.role + " of " + task.agency + " (task " +
-                    std::to_string(task.id);
+  std::string who =
+      "role " + task.role + " of " + task.agency + " (task " + std::to_string(task.id);
   if (task.status == engine::TaskStatus::kClaimed && task.assignee) {
     who += ", claimed by " + *task.assignee;
   } else {
@@ -425,9 +418,8 @@ Position Describe(const engine::Token& token, const std::string& case_id,
     case engine::Waiting::kTask: {
       p.detail = "waiting for a person";
       for (const auto& task : tasks) {
-        if (task.activation == token.activation &&
-            (task.status == engine::TaskStatus::kOpen ||
-             task.status == engine::TaskStatus::kClaimed)) {
+        if (task.activation == token.activation && (task.status == engine::TaskStatus::kOpen ||
+                                                    task.status == engine::TaskStatus::kClaimed)) {
           p.detail = "waiting for " + TaskWho(task) + ": " + task.title;
         }
       }
@@ -641,8 +633,8 @@ int Show(const GlobalOptions& globals, const std::string& case_id) {
   if (!positions.empty()) {
     std::cout << "\nwhere it stands:\n";
     for (const auto& p : positions) {
-      std::cout << "  " << p.step << " (" << (p.kind.empty() ? "step" : p.kind) << "): "
-                << p.detail << '\n';
+      std::cout << "  " << p.step << " (" << (p.kind.empty() ? "step" : p.kind) << "): " << p.detail
+                << '\n';
     }
   }
   std::vector<const engine::TaskRecord*> open_tasks;
@@ -733,9 +725,9 @@ int Signal(const GlobalOptions& globals, const SignalOptions& options) {
   }
   auto session = OpenSession(globals);
   if (!session) return Fail(session.error());
-  Status status = (*session)->runtime->ApplyEvent(
-      options.case_id, engine::event::SignalReceived{options.name, data},
-      ActorOrAnonymous(globals));
+  Status status = (*session)->runtime->ApplyEvent(options.case_id,
+                                                  engine::event::SignalReceived{options.name, data},
+                                                  ActorOrAnonymous(globals));
   if (!status.ok()) return Fail(status);
   json after = CaseAfter(**session, options.case_id);
   after["signal"] = options.name;
@@ -881,9 +873,7 @@ int RunEngine(const GlobalOptions& globals, const EngineCommandOptions& options)
   engine_options.idle_wait = std::chrono::seconds(options.idle_wait_seconds);
   engine_options.lease = std::chrono::seconds(options.lease_seconds);
   engine::Engine engine(*(*session)->runtime, registry, engine_options);
-  // Adapters run their I/O on the engine's executor, so they are made once it exists.
-  if (Status wired = BuildRegistry((*session)->deployment, engine.executor(), &registry);
-      !wired.ok()) {
+  if (Status wired = BuildRegistry((*session)->deployment, &registry); !wired.ok()) {
     return Fail(wired);
   }
   auto started = std::chrono::steady_clock::now();
@@ -914,11 +904,11 @@ int RunEngine(const GlobalOptions& globals, const EngineCommandOptions& options)
                  {"p99", dispatch.QuantileMs(0.99)},
                  {"max", dispatch.max_ms()}}}});
   } else {
-    std::cout << "engine: claimed " << stats.claimed << ", invoked " << stats.invoked
-              << ", reused " << stats.reused << ", committed " << stats.committed << ", stale "
-              << stats.stale << ", in " << stats.transactions << " transactions; "
-              << fmt::format("{:.1f} s, CPU {:.1f} s, peak {:.0f} MB, dispatch p50 {:.1f} ms",
-                             wall, cpu, peak_mb, dispatch.QuantileMs(0.5))
+    std::cout << "engine: claimed " << stats.claimed << ", invoked " << stats.invoked << ", reused "
+              << stats.reused << ", committed " << stats.committed << ", stale " << stats.stale
+              << ", in " << stats.transactions << " transactions; "
+              << fmt::format("{:.1f} s, CPU {:.1f} s, peak {:.0f} MB, dispatch p50 {:.1f} ms", wall,
+                             cpu, peak_mb, dispatch.QuantileMs(0.5))
               << ", p99 " << fmt::format("{:.1f}", dispatch.QuantileMs(0.99)) << " ms\n";
   }
   if (!status.ok()) return Fail(status);
@@ -938,9 +928,7 @@ void AddCaseCommands(CLI::App& app, const GlobalOptions& globals, CommandAction*
   }
   {
     auto* cmd = app.add_subcommand("procedures", "list the deployed procedures and versions");
-    cmd->callback([&globals, selected] {
-      *selected = [&globals] { return Procedures(globals); };
-    });
+    cmd->callback([&globals, selected] { *selected = [&globals] { return Procedures(globals); }; });
   }
   {
     auto* cmd = app.add_subcommand("migrate", "bring the database schema up to date");
@@ -962,8 +950,9 @@ void AddCaseCommands(CLI::App& app, const GlobalOptions& globals, CommandAction*
   }
   {
     auto* cmd = app.add_subcommand(
-        "cases", "list cases, newest first; --mine: cases with open tasks for your roles, or "
-                 "that you started");
+        "cases",
+        "list cases, newest first; --mine: cases with open tasks for your roles, or "
+        "that you started");
     auto options = std::make_shared<CasesOptions>();
     cmd->add_option("--status", options->status, "open, completed, refused, cancelled, ...");
     cmd->add_option("--procedure", options->procedure, "only this procedure");
@@ -1017,15 +1006,11 @@ void AddCaseCommands(CLI::App& app, const GlobalOptions& globals, CommandAction*
   {
     auto* outbox = app.add_subcommand(
         "outbox", "messages the notify departments kept in their outbox (no mail server)");
-    outbox->callback([&globals, selected] {
-      *selected = [&globals] { return Outbox(globals); };
-    });
+    outbox->callback([&globals, selected] { *selected = [&globals] { return Outbox(globals); }; });
   }
   {
     auto* cmd = app.add_subcommand("incidents", "list open incidents of every case");
-    cmd->callback([&globals, selected] {
-      *selected = [&globals] { return Incidents(globals); };
-    });
+    cmd->callback([&globals, selected] { *selected = [&globals] { return Incidents(globals); }; });
   }
   {
     auto* cmd = app.add_subcommand("engine", "run the engine: call departments, fire timers");

@@ -193,7 +193,9 @@ std::vector<DeferredWrite> PendingStatements(TxContext& ctx);
 // dooms the transaction; an already doomed transaction does nothing.
 template <typename F>
 inline auto Guard(TxContext& ctx, std::string_view what, F&& body) -> decltype(body()) {
-  if (!ctx.pending.empty()) FlushPending(ctx);  // queued writes come first
+  if (!ctx.pending.empty()) {  // queued writes come first
+    if (Status flushed = FlushPending(ctx); !flushed.ok()) return flushed;
+  }
   if (!ctx.failure.ok()) return ctx.failure;
   try {
     return body();

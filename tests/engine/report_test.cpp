@@ -278,13 +278,15 @@ WF_STORE_TEST_CASE("refused duplicate starts are recorded and counted from the s
   auto again = runtime.StartCase("permit", {{"applicant", "a-1"}}, "clerk.two");
   REQUIRE_FALSE(again.has_value());
   CHECK(again.error().code() == ErrorCode::kConflict);
-  std::vector<std::string> errors;
   auto batch = runtime.StartBatch(
       "permit", {{{"applicant", "a-2"}}, {{"applicant", "a-1"}}, {{"applicant", "a-2"}}},
-      "importer", 10, &errors);
+      "importer", 10);
   REQUIRE(batch.has_value());
-  CHECK(batch->size() == 1);
-  CHECK(errors.size() == 2);
+  REQUIRE(batch->size() == 3);
+  CHECK((*batch)[0].outcome == BatchLine::Outcome::kStarted);
+  CHECK((*batch)[1].outcome == BatchLine::Outcome::kDuplicate);
+  CHECK((*batch)[1].refusal.code() == ErrorCode::kConflict);
+  CHECK((*batch)[2].outcome == BatchLine::Outcome::kDuplicate);
   CHECK(db.QueryInt("SELECT COUNT(*) FROM refusals") == 3);
   CHECK(db.QueryInt("SELECT COUNT(*) FROM refusals WHERE open_case = '" + first->id +
                     "' AND actor = 'clerk.two'") == 1);
@@ -310,10 +312,9 @@ WF_STORE_TEST_CASE("the report reads cases and history across pages", "[engine][
   // More than one page of cases (1000) and of history, through the batch start.
   std::vector<nlohmann::json> data;
   for (int i = 0; i < 1203; ++i) data.push_back({{"applicant", "a" + std::to_string(i)}});
-  std::vector<std::string> errors;
-  auto started = runtime.StartBatch("permit", data, "importer", 500, &errors);
+  auto started = runtime.StartBatch("permit", data, "importer", 500);
   REQUIRE(started.has_value());
-  REQUIRE(errors.empty());
+  for (const BatchLine& line : *started) REQUIRE(line.outcome == BatchLine::Outcome::kStarted);
   auto report = CollectReport(**store, deployment, Now());
   REQUIRE(report.has_value());
   const ProcedureFigures& p = Permit(*report);

@@ -98,6 +98,14 @@ WF_STORE_TEST_CASE("cases of a five-step noop procedure run to completion", "[en
   CHECK(deployed->created);
   CHECK_FALSE(
       runtime.Deploy(testing::ProcedureFromYaml(kChain))->created);  // same content: a no-op
+  // A release of several procedures: one outcome each, in the order given.
+  auto release = runtime.Deploy(std::vector<const workflows::Procedure*>{
+      &testing::ProcedureFromYaml(kReview), &testing::ProcedureFromYaml(kChain)});
+  REQUIRE(release.has_value());
+  REQUIRE(release->size() == 2);
+  CHECK((*release)[0].created);
+  CHECK_FALSE((*release)[1].created);
+  CHECK((*release)[1].version == deployed->version);
 
   std::vector<std::string> ids;
   for (int i = 0; i < 20; ++i) {
@@ -208,11 +216,10 @@ WF_POSTGRES_TEST_CASE("two engines sharing one database carry out every step exa
   REQUIRE(runtime.Deploy(testing::ProcedureFromYaml(kChain)).has_value());
   std::vector<nlohmann::json> data;
   for (int i = 0; i < 200; ++i) data.push_back({{"applicant", "p" + std::to_string(i)}});
-  std::vector<std::string> errors;
-  auto started = runtime.StartBatch("chain", data, "an.nguyen", 50, &errors);
+  auto started = runtime.StartBatch("chain", data, "an.nguyen", 50);
   REQUIRE(started.has_value());
   REQUIRE(started->size() == 200);
-  CHECK(errors.empty());
+  for (const BatchLine& line : *started) CHECK(line.outcome == BatchLine::Outcome::kStarted);
 
   adapters::Registry registry;
   EngineOptions a = UntilIdle(), b = UntilIdle();
@@ -228,10 +235,10 @@ WF_POSTGRES_TEST_CASE("two engines sharing one database carry out every step exa
   REQUIRE(status_a.ok());
   REQUIRE(status_b.ok());
   CHECK(first.stats().invoked + second.stats().invoked == 1000);
-  for (const auto& s : *started) {
-    CHECK(testing::CaseStatus(**store, s.id) == "completed");
+  for (const BatchLine& line : *started) {
+    CHECK(testing::CaseStatus(**store, line.started.id) == "completed");
     std::set<std::string> steps;
-    for (const auto& e : testing::CaseHistory(**store, s.id)) {
+    for (const auto& e : testing::CaseHistory(**store, line.started.id)) {
       if (e.action == "step.succeeded") CHECK(steps.insert(e.step).second);
     }
     CHECK(steps.size() == 5);

@@ -8,7 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "engine/asio.hpp"
+#include "adapters/asio.hpp"
 #include "workflows/status.hpp"
 
 namespace wf::adapters {

@@ -11,10 +11,11 @@
 
 #include <algorithm>
 #include <array>
+#include <cctype>
 #include <cerrno>
 #include <cstring>
 
-#include "engine/asio.hpp"
+#include "adapters/asio.hpp"
 
 #include "adapters/settings.hpp"
 
@@ -69,6 +70,14 @@ std::string EnvName(const std::string& entry) { return entry.substr(0, entry.fin
 bool IsCallVariable(const std::string& name) {
   return name == "WF_IDEMPOTENCY_KEY" || name == "WF_CASE" || name == "WF_STEP" ||
          name == "WF_OPERATION" || name == "WF_ATTEMPT";
+}
+
+// Letters, digits and '_', not starting with a digit: what shells and `${env.NAME}` accept.
+bool IsVariableName(std::string_view name) {
+  if (name.empty() || std::isdigit(static_cast<unsigned char>(name[0]))) return false;
+  return std::all_of(name.begin(), name.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '_';
+  });
 }
 
 std::string WithoutNul(std::string text) {
@@ -179,16 +188,28 @@ std::string SignalName(int signal_number) {
 
 }  // namespace
 
+bool CommandAdapter::InheritedByDefault(std::string_view name) {
+  static constexpr std::string_view kNames[] = {"PATH", "HOME", "TMPDIR", "TZ", "LANG", "LANGUAGE"};
+  if (std::find(std::begin(kNames), std::end(kNames), name) != std::end(kNames)) return true;
+  return name.size() > 3 && name.substr(0, 3) == "LC_";
+}
+
 CommandAdapter::CommandAdapter(std::string department, Settings settings)
     : department_(std::move(department)), settings_(std::move(settings)) {
-  auto overridden = [&](const std::string& name) {
-    if (IsCallVariable(name)) return true;
+  auto named = [](const std::vector<std::string>& names, const std::string& name) {
+    return std::find(names.begin(), names.end(), name) != names.end();
+  };
+  auto set_by_env = [&](const std::string& name) {
     return std::any_of(settings_.env.begin(), settings_.env.end(),
                        [&](const auto& entry) { return entry.first == name; });
   };
   for (char** entry = environ; entry && *entry; ++entry) {
     std::string text(*entry);
-    if (!overridden(EnvName(text))) base_environment_.push_back(std::move(text));
+    std::string name = EnvName(text);
+    if (IsCallVariable(name) || set_by_env(name)) continue;
+    if (InheritedByDefault(name) || named(settings_.pass_env, name)) {
+      base_environment_.push_back(std::move(text));
+    }
   }
   for (const auto& [name, value] : settings_.env) base_environment_.push_back(name + "=" + value);
 }
@@ -248,6 +269,25 @@ Result<std::unique_ptr<CommandAdapter>> CommandAdapter::Create(std::string depar
         if (!substituted) return substituted.error();
         parsed.env.emplace_back(name, WithoutNul(std::move(substituted.value())));
       }
+    } else if (key == "pass_env") {
+      if (value.is_null()) continue;
+      if (!value.is_array()) {
+        return Status::Invalid(where +
+                               ": `pass_env` must be a list of environment variable names, "
+                               "e.g. [HTTPS_PROXY]");
+      }
+      for (const auto& item : value) {
+        if (!item.is_string() || !IsVariableName(item.get<std::string>())) {
+          return Status::Invalid(where + ": `pass_env` holds " + Excerpt(item.dump(), 100) +
+                                 ", not an environment variable name (letters, digits, _)");
+        }
+        std::string name = item.get<std::string>();
+        if (IsCallVariable(name)) {
+          return Status::Invalid(where + ": pass_env." + name +
+                                 ": the command adapter sets this variable itself");
+        }
+        parsed.pass_env.push_back(std::move(name));
+      }
     } else if (key == "cwd") {
       if (value.is_null()) continue;
       if (!value.is_string() || value.get<std::string>().empty()) {
@@ -258,11 +298,18 @@ Result<std::unique_ptr<CommandAdapter>> CommandAdapter::Create(std::string depar
       parsed.cwd = std::move(substituted.value());
     } else {
       return Status::Invalid(where + ": unknown command setting `" + key +
-                             "` (known: command, timeout, env, cwd)");
+                             "` (known: command, timeout, env, pass_env, cwd)");
     }
   }
   if (parsed.argv.empty()) {
     return Status::Invalid(where + ": `command` is required: the program and its arguments");
+  }
+  for (const auto& entry : parsed.env) {
+    const std::string& name = entry.first;
+    if (std::find(parsed.pass_env.begin(), parsed.pass_env.end(), name) != parsed.pass_env.end()) {
+      return Status::Invalid(where + ": " + name +
+                             " is named in both `env` and `pass_env`: keep one");
+    }
   }
   return std::make_unique<CommandAdapter>(std::move(department), std::move(parsed));
 }

@@ -6,10 +6,14 @@
 // Department settings (engine::Department::settings):
 //   command: [examples/bin/registry.sh, --mode, strict]   # required: argv, no shell involved
 //   timeout: 10s           # optional cap on every call's time (the step's timeout otherwise)
-//   env: {REGISTRY_TOKEN: "${env.REGISTRY_TOKEN}"}        # added to the inherited environment
+//   env: {REGISTRY_TOKEN: "${env.REGISTRY_TOKEN}"}        # set in the program's environment
+//   pass_env: [HTTPS_PROXY, JAVA_HOME]   # optional: the engine's own values of these, when set
 //   cwd: /srv/registry     # optional working directory of the program
-// Unknown keys are refused. `${env.NAME}` in `env` values and in `cwd` is replaced from the
-// environment once, when the adapter is created; argv is taken literally.
+// Unknown keys are refused, and so is a name in both `env` and `pass_env`. `${env.NAME}` in `env`
+// values and in `cwd` is replaced from the environment once, when the adapter is created, and
+// `pass_env` is read then too (a name the engine's environment lacks is skipped, as systemd's
+// PassEnvironment= does; write it in `env` as `${env.NAME}` to make it required); argv is taken
+// literally.
 //
 // Each attempt runs argv[0] (looked up in PATH when it has no '/'; a relative path is taken from
 // `cwd` when given) with posix_spawn, never through a shell, in a new process group, with:
@@ -17,8 +21,14 @@
 //           {"operation": "get_citizen", "fields": {...}, "case": "<case id>",
 //            "step": "<step id>", "idempotency_key": "<case>/<step>/<activation>",
 //            "attempt": 1}
-//   env     the engine's environment, then `env` from the settings, then WF_IDEMPOTENCY_KEY,
-//           WF_CASE, WF_STEP, WF_OPERATION and WF_ATTEMPT for this call
+//   env     a scrubbed environment, never the engine's whole one (which holds WF_DB, other
+//           departments' tokens, PG* passwords): only the engine's PATH, HOME, TMPDIR, TZ, LANG,
+//           LANGUAGE and LC_* (what a program needs to find its tools, write temporary files and
+//           read text and times as the engine does; none is a secret: HOME is the passwd entry's
+//           anyway), then the `pass_env` names, then `env` from the settings, then
+//           WF_IDEMPOTENCY_KEY, WF_CASE, WF_STEP, WF_OPERATION and WF_ATTEMPT for this call.
+//           Not inherited unless named: USER, SHELL, TERM, PWD (wrong once `cwd` applies), LD_*,
+//           proxies (their URLs may hold credentials) and everything else.
 //   stdout  the answer: at most 1 MiB is kept
 //   stderr  for messages: the last 64 KiB are kept, the last 2,000 bytes go into the message
 // No other file descriptor of the engine is inherited, and signal dispositions and mask are
@@ -49,6 +59,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -65,15 +76,21 @@ class CommandAdapter final : public Adapter {
     std::vector<std::string> argv;
     std::optional<std::chrono::milliseconds> timeout;
     std::vector<std::pair<std::string, std::string>> env;  // substituted already
+    std::vector<std::string> pass_env;                     // names, read when constructed
     std::string cwd;                                       // empty: the engine's
   };
 
   // Reads `settings` of department `department`. kInvalid naming the department and the key for
-  // a missing or empty `command`, an argument that is not text, a bad timeout, env or cwd, or an
-  // unset environment variable. Never throws; starts nothing.
+  // a missing or empty `command`, an argument that is not text, a bad timeout, env, pass_env or
+  // cwd, or an unset environment variable in `env` or `cwd`. Never throws; starts nothing.
   static Result<std::unique_ptr<CommandAdapter>> Create(std::string department,
                                                         const nlohmann::json& settings);
+  // Builds the programs' environment from the process environment as it is now (see above).
   CommandAdapter(std::string department, Settings settings);
+
+  // True for the names a program inherits without `pass_env`: PATH, HOME, TMPDIR, TZ, LANG,
+  // LANGUAGE and LC_*.
+  static bool InheritedByDefault(std::string_view name);
 
   // Checks that the call is a mapping whose `operation`, if present, is text. No I/O.
   Status Validate(const StepCall& call) const override;
@@ -89,7 +106,8 @@ class CommandAdapter final : public Adapter {
 
   std::string department_;
   Settings settings_;
-  // The environment every run starts from: the engine's, with `env` applied, WF_* removed.
+  // The environment every run starts from: the allowed and passed part of the engine's, then
+  // `env`; never a per-call WF_* variable.
   std::vector<std::string> base_environment_;
 };
 

@@ -12,17 +12,16 @@
 #include <utility>
 #include <vector>
 
-#include "engine/asio.hpp"
+#include "adapters/asio.hpp"
 
 #include <openssl/ssl.h>
-#include <openssl/x509.h>
-#include <openssl/x509_vfy.h>
 #include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
 
 #include "adapters/settings.hpp"
+#include "adapters/tls_client.hpp"
 
 namespace wf::adapters {
 
@@ -394,25 +393,7 @@ struct HttpAdapter::Impl {
     stream.socket().set_option(tcp::no_delay(true), ec);
 
     if (tls) {
-      boost::system::error_code is_name;
-      asio::ip::make_address(url.host, is_name);
-      if (is_name) SSL_set_tlsext_host_name(connection->tls->native_handle(), url.host.c_str());
-      if (verify) {
-        connection->tls->set_verify_callback(
-            [check = ssl::host_name_verification(url.host), error = &connection->verify_error,
-             host = url.host](bool preverified, ssl::verify_context& context) {
-              bool ok = check(preverified, context);
-              if (!ok && error->empty()) {
-                X509_STORE_CTX* store = context.native_handle();
-                int code = X509_STORE_CTX_get_error(store);
-                *error = preverified || code == X509_V_OK
-                             ? "the certificate does not name host '" + host + "'"
-                             : std::string(X509_verify_cert_error_string(code));
-              }
-              return ok;
-            },
-            ec);
-      }
+      PrepareTlsClient(*connection->tls, url.host, verify, &connection->verify_error, ec);
       co_await connection->tls->async_handshake(ssl::stream_base::client,
                                                 asio::redirect_error(asio::use_awaitable, ec));
       if (ec) {

@@ -1,29 +1,37 @@
 #include "adapters/notify.hpp"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
+#include <cctype>
 #include <cerrno>
 #include <cstring>
 #include <ctime>
 #include <filesystem>
 #include <fstream>
+#include <functional>
+#include <optional>
 #include <sstream>
 
-#include "engine/asio.hpp"
+#include "adapters/asio.hpp"
 
+#include <openssl/ssl.h>
+#include <boost/asio/ssl.hpp>
 #include <boost/beast/core/error.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 
 #include "adapters/settings.hpp"
+#include "adapters/tls_client.hpp"
 
 namespace wf::adapters {
 
 namespace {
 
 namespace beast = boost::beast;
+namespace ssl = boost::asio::ssl;
 using tcp = asio::ip::tcp;
 namespace fs = std::filesystem;
 
@@ -210,6 +218,62 @@ Result<std::string> TextField(const nlohmann::json& fields, const char* name) {
   return Status::Invalid(std::string("`") + name + "` must be text, not " + it->type_name());
 }
 
+bool IsLoopbackHost(std::string_view host) {
+  std::string lower(host);
+  std::transform(lower.begin(), lower.end(), lower.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  if (lower == "localhost" || lower == "localhost.") return true;
+  boost::system::error_code ec;
+  asio::ip::address address = asio::ip::make_address(lower, ec);
+  return !ec && address.is_loopback();
+}
+
+// What a server's EHLO reply offers (keywords upper-cased).
+struct Capabilities {
+  bool starttls = false;
+  std::vector<std::string> auth;  // the SASL mechanisms after AUTH (or the old AUTH=)
+};
+
+Capabilities ParseCapabilities(const std::string& ehlo_reply) {
+  Capabilities offered;
+  std::istringstream lines(ehlo_reply);
+  std::string line;
+  bool first = true;
+  while (std::getline(lines, line)) {
+    if (first) {  // the greeting line names the server, not an extension
+      first = false;
+      continue;
+    }
+    if (line.size() <= 4) continue;
+    std::string text = line.substr(4);
+    std::transform(text.begin(), text.end(), text.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::toupper(c)); });
+    std::replace(text.begin(), text.end(), '=', ' ');
+    std::istringstream words(text);
+    std::string keyword;
+    words >> keyword;
+    if (keyword == "STARTTLS") offered.starttls = true;
+    if (keyword == "AUTH") {
+      for (std::string mechanism; words >> mechanism;) offered.auth.push_back(mechanism);
+    }
+  }
+  return offered;
+}
+
+// Creates `dir` and each missing parent with mode 0700 (an existing folder keeps its mode).
+std::error_code CreatePrivateFolders(const fs::path& dir) {
+  std::error_code error;
+  if (dir.empty() || fs::is_directory(dir, error)) return {};
+  fs::path parent = dir.parent_path();
+  if (parent != dir) {
+    if (std::error_code parent_error = CreatePrivateFolders(parent)) return parent_error;
+  }
+  if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
+    return std::error_code(errno, std::generic_category());
+  }
+  return {};
+}
+
 // One SMTP reply: its code (0 when the text is not a reply) and all its lines, or the network
 // failure or timeout that prevented reading it.
 struct Reply {
@@ -222,7 +286,9 @@ struct Reply {
 struct Session {
   explicit Session(const asio::any_io_executor& executor)
       : stream(executor), resolver(executor), resolve_deadline(executor) {}
-  beast::tcp_stream stream;
+  beast::tcp_stream stream;  // its deadline bounds the TLS layer's I/O too
+  std::optional<ssl::stream<beast::tcp_stream&>> tls;  // set by STARTTLS: all I/O goes through it
+  std::string verify_error;                            // why the server's certificate was refused
   tcp::resolver resolver;
   asio::steady_timer resolve_deadline;
   std::string input;  // bytes read and not yet consumed
@@ -241,9 +307,16 @@ asio::awaitable<Reply> ReadReply(std::shared_ptr<Session> session,
   Reply reply;
   for (;;) {
     session->stream.expires_at(deadline);
-    std::size_t n = co_await asio::async_read_until(
-        session->stream, asio::dynamic_buffer(session->input, kMaxReplyBytes), "\r\n",
-        asio::redirect_error(asio::use_awaitable, reply.error));
+    std::size_t n = 0;
+    if (session->tls) {
+      n = co_await asio::async_read_until(
+          *session->tls, asio::dynamic_buffer(session->input, kMaxReplyBytes), "\r\n",
+          asio::redirect_error(asio::use_awaitable, reply.error));
+    } else {
+      n = co_await asio::async_read_until(
+          session->stream, asio::dynamic_buffer(session->input, kMaxReplyBytes), "\r\n",
+          asio::redirect_error(asio::use_awaitable, reply.error));
+    }
     if (reply.error) co_return reply;
     std::string line = session->input.substr(0, n - 2);
     session->input.erase(0, n);
@@ -271,8 +344,13 @@ asio::awaitable<boost::system::error_code> Write(std::shared_ptr<Session> sessio
                                                  std::chrono::steady_clock::time_point deadline) {
   boost::system::error_code ec;
   session->stream.expires_at(deadline);
-  co_await asio::async_write(session->stream, asio::buffer(text),
-                             asio::redirect_error(asio::use_awaitable, ec));
+  if (session->tls) {
+    co_await asio::async_write(*session->tls, asio::buffer(text),
+                               asio::redirect_error(asio::use_awaitable, ec));
+  } else {
+    co_await asio::async_write(session->stream, asio::buffer(text),
+                               asio::redirect_error(asio::use_awaitable, ec));
+  }
   co_return ec;
 }
 
@@ -287,10 +365,64 @@ asio::awaitable<StepOutcome> Quit(std::shared_ptr<Session> session,
   co_return outcome;
 }
 
+// Reads `auth: {user, password, mechanism}`; `text` reads one text setting (substituted).
+using ReadText = std::function<Result<std::string>(const nlohmann::json&, const std::string&)>;
+
+Result<NotifyAdapter::Auth> ParseAuth(const nlohmann::json& value, const std::string& where,
+                                      const ReadText& text) {
+  if (!value.is_object()) {
+    return Status::Invalid(where + ": must be a mapping {user, password, mechanism}");
+  }
+  NotifyAdapter::Auth auth;
+  bool has_user = false;
+  bool has_password = false;
+  for (const auto& [name, setting] : value.items()) {
+    const std::string at = where + "." + name;
+    if (name == "user" || name == "password") {
+      auto read = text(setting, at);
+      if (!read) return read.error();
+      (name == "user" ? auth.user : auth.password) = std::move(*read);
+      (name == "user" ? has_user : has_password) = true;
+    } else if (name == "mechanism") {
+      std::string mechanism = setting.is_string() ? setting.get<std::string>() : "";
+      std::transform(mechanism.begin(), mechanism.end(), mechanism.begin(),
+                     [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+      if (mechanism == "plain") {
+        auth.mechanism = NotifyAdapter::AuthMechanism::kPlain;
+      } else if (mechanism == "login") {
+        auth.mechanism = NotifyAdapter::AuthMechanism::kLogin;
+      } else {
+        return Status::Invalid(at + ": must be plain or login");
+      }
+    } else {
+      return Status::Invalid(where + ": unknown auth setting `" + name +
+                             "` (known: user, password, mechanism)");
+    }
+  }
+  if (!has_user || !has_password) {
+    return Status::Invalid(where + ": `user` and `password` are both required");
+  }
+  return auth;
+}
+
 }  // namespace
 
 NotifyAdapter::NotifyAdapter(std::string department, Settings settings)
-    : department_(std::move(department)), settings_(std::move(settings)) {}
+    : department_(std::move(department)), settings_(std::move(settings)) {
+  if (!settings_.smtp || settings_.smtp->starttls != StartTls::kRequired) return;
+  tls_ = std::make_unique<ssl::context>(ssl::context::tls_client);
+  SSL_CTX_set_min_proto_version(tls_->native_handle(), TLS1_2_VERSION);
+  boost::system::error_code ec;
+  if (settings_.smtp->ca.empty()) {
+    tls_->set_default_verify_paths(ec);
+  } else {
+    tls_->load_verify_file(settings_.smtp->ca, ec);
+  }
+  if (ec) tls_error_ = ec.message();
+  tls_->set_verify_mode(ssl::verify_peer, ec);
+}
+
+NotifyAdapter::~NotifyAdapter() = default;
 
 std::string NotifyAdapter::MessageIdFor(std::string_view idempotency_key, std::string_view from) {
   std::string domain = "wf.invalid";
@@ -329,6 +461,7 @@ Result<std::unique_ptr<NotifyAdapter>> NotifyAdapter::Create(std::string departm
                                "timeout}");
       }
       Smtp smtp;
+      std::optional<StartTls> starttls;  // unset: the default for the host
       bool has_host = false;
       bool has_from = false;
       for (const auto& [name, setting] : value.items()) {
@@ -374,13 +507,40 @@ Result<std::unique_ptr<NotifyAdapter>> NotifyAdapter::Create(std::string departm
           auto timeout = ParseDurationSetting(setting, at);
           if (!timeout) return timeout.error();
           smtp.timeout = *timeout;
+        } else if (name == "starttls") {
+          if (setting == true || setting == "required") {
+            starttls = StartTls::kRequired;
+          } else if (setting == false) {
+            starttls = StartTls::kOff;
+          } else {
+            return Status::Invalid(at + ": must be `required` (or true) or false");
+          }
+        } else if (name == "ca") {
+          auto ca = text(setting, at);
+          if (!ca) return ca.error();
+          smtp.ca = std::move(*ca);
+        } else if (name == "auth") {
+          auto auth = ParseAuth(setting, at, text);
+          if (!auth) return auth.error();
+          smtp.auth = std::move(*auth);
         } else {
           return Status::Invalid(where + ": unknown smtp setting `" + name +
-                                 "` (known: host, port, from, helo, timeout)");
+                                 "` (known: host, port, from, helo, timeout, starttls, ca, auth)");
         }
       }
       if (!has_host) return Status::Invalid(where + ": smtp.host is required");
       if (!has_from) return Status::Invalid(where + ": smtp.from is required: the sender address");
+      // Citizens' data goes out in clear only to this machine or when the settings say so.
+      smtp.starttls = starttls.value_or(
+          IsLoopbackHost(smtp.host) && !smtp.auth ? StartTls::kOff : StartTls::kRequired);
+      if (smtp.starttls == StartTls::kOff && smtp.auth) {
+        return Status::Invalid(where +
+                               ": smtp.auth needs STARTTLS: credentials are never sent in clear "
+                               "(remove `starttls: false`)");
+      }
+      if (smtp.starttls == StartTls::kOff && !smtp.ca.empty()) {
+        return Status::Invalid(where + ": smtp.ca is used only with STARTTLS, which is off");
+      }
       parsed.smtp = std::move(smtp);
     } else if (key == "outbox") {
       auto outbox = text(value, where + ": `outbox`");
@@ -398,7 +558,14 @@ Result<std::unique_ptr<NotifyAdapter>> NotifyAdapter::Create(std::string departm
   if (!parsed.smtp && !has_outbox) {
     return Status::Invalid(where + ": `smtp` (a mail server) or `outbox` (a folder) is required");
   }
-  return std::make_unique<NotifyAdapter>(std::move(department), std::move(parsed));
+  auto adapter = std::make_unique<NotifyAdapter>(std::move(department), std::move(parsed));
+  if (!adapter->tls_error_.empty()) {
+    const std::string& ca = adapter->settings_.smtp->ca;
+    return Status::Invalid(
+        where + (ca.empty() ? ": the system's trusted certificates" : ": smtp.ca '" + ca + "'") +
+        " cannot be loaded: " + adapter->tls_error_);
+  }
+  return adapter;
 }
 
 Status NotifyAdapter::Validate(const StepCall& call) const {
@@ -527,14 +694,96 @@ asio::awaitable<StepOutcome> NotifyAdapter::Send(StepRequest request, std::vecto
     co_return co_await ReadReply(s, until);
   };
 
+  const bool starttls = smtp.starttls == StartTls::kRequired;
   reply = co_await command(session, "EHLO " + smtp.helo + "\r\n", deadline);
   if (reply.error) co_return network_failure(reply.error, "after EHLO");
-  if (reply.code >= 500 && reply.code < 600) {
+  if (reply.code >= 500 && reply.code < 600 && !starttls) {
     reply = co_await command(session, "HELO " + smtp.helo + "\r\n", deadline);
     if (reply.error) co_return network_failure(reply.error, "after HELO");
     if (reply.code != 250) co_return co_await Quit(session, deadline, refused(reply, "HELO"));
   } else if (reply.code != 250) {
     co_return co_await Quit(session, deadline, refused(reply, "EHLO"));
+  }
+  Capabilities offered = ParseCapabilities(reply.text);
+
+  if (starttls) {
+    if (!offered.starttls) {
+      co_return co_await Quit(
+          session, deadline,
+          StepOutcome::Failed(label + ": mail server " + server +
+                              " does not offer STARTTLS; nothing was sent (the message is not "
+                              "sent in clear: smtp.starttls is required)"));
+    }
+    reply = co_await command(session, "STARTTLS\r\n", deadline);
+    if (reply.error) co_return network_failure(reply.error, "after STARTTLS");
+    if (reply.code != 220) co_return co_await Quit(session, deadline, refused(reply, "STARTTLS"));
+    if (!session->input.empty()) {
+      // Bytes sent in clear after the 220 would be taken as answers inside TLS (CVE-2011-0411
+      // turned around): someone is injecting them.
+      co_return StepOutcome::Failed(label + ": mail server " + server +
+                                    " sent data in clear after agreeing to STARTTLS; nothing "
+                                    "was sent");
+    }
+    session->tls.emplace(session->stream, *tls_);
+    boost::system::error_code tls_ec;
+    PrepareTlsClient(*session->tls, smtp.host, true, &session->verify_error, tls_ec);
+    if (tls_ec) co_return network_failure(tls_ec, "preparing TLS");
+    session->stream.expires_at(deadline);
+    co_await session->tls->async_handshake(ssl::stream_base::client,
+                                           asio::redirect_error(asio::use_awaitable, tls_ec));
+    if (tls_ec) {
+      boost::system::error_code ignored;
+      session->stream.socket().close(ignored);
+      if (!session->verify_error.empty() || !tls_error_.empty()) {
+        co_return StepOutcome::Failed(
+            label + ": mail server " + server + "'s TLS certificate does not verify: " +
+            (session->verify_error.empty() ? tls_error_ : session->verify_error) +
+            "; nothing was sent");
+      }
+      co_return network_failure(tls_ec, "in the TLS handshake");
+    }
+    // RFC 3207: forget what was said in clear and ask again.
+    reply = co_await command(session, "EHLO " + smtp.helo + "\r\n", deadline);
+    if (reply.error) co_return network_failure(reply.error, "after EHLO in TLS");
+    if (reply.code != 250) co_return co_await Quit(session, deadline, refused(reply, "EHLO"));
+    offered = ParseCapabilities(reply.text);
+  }
+
+  if (smtp.auth) {
+    // Create refuses `auth` without STARTTLS, so this runs only inside TLS.
+    const Auth& auth = *smtp.auth;
+    auto offers = [&](const char* mechanism) {
+      return std::find(offered.auth.begin(), offered.auth.end(), mechanism) != offered.auth.end();
+    };
+    bool plain = offers("PLAIN") && auth.mechanism != AuthMechanism::kLogin;
+    bool login = !plain && offers("LOGIN") && auth.mechanism != AuthMechanism::kPlain;
+    if (!plain && !login) {
+      std::string wanted = auth.mechanism == AuthMechanism::kPlain   ? "PLAIN"
+                           : auth.mechanism == AuthMechanism::kLogin ? "LOGIN"
+                                                                     : "PLAIN or LOGIN";
+      std::string has = offered.auth.empty() ? "no AUTH" : "AUTH";
+      for (const std::string& mechanism : offered.auth) has += " " + mechanism;
+      co_return co_await Quit(
+          session, deadline,
+          StepOutcome::Failed(label + ": mail server " + server + " does not offer AUTH " + wanted +
+                              " (it offers " + has + "); nothing was sent"));
+    }
+    if (plain) {
+      reply = co_await command(
+          session,
+          "AUTH PLAIN " + Base64(std::string(1, '\0') + auth.user + '\0' + auth.password) + "\r\n",
+          deadline);
+    } else {
+      reply = co_await command(session, "AUTH LOGIN\r\n", deadline);
+      if (!reply.error && reply.code == 334) {
+        reply = co_await command(session, Base64(auth.user) + "\r\n", deadline);
+      }
+      if (!reply.error && reply.code == 334) {
+        reply = co_await command(session, Base64(auth.password) + "\r\n", deadline);
+      }
+    }
+    if (reply.error) co_return network_failure(reply.error, "after AUTH");
+    if (reply.code != 235) co_return co_await Quit(session, deadline, refused(reply, "AUTH"));
   }
 
   reply = co_await command(session, "MAIL FROM:<" + smtp.from + ">\r\n", deadline);
@@ -598,9 +847,8 @@ StepOutcome NotifyAdapter::WriteOutbox(const StepRequest& request,
   };
   std::string text = message.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
 
-  std::error_code fs_error;
   fs::path dir(settings_.outbox);
-  fs::create_directories(dir, fs_error);
+  std::error_code fs_error = CreatePrivateFolders(dir);
   if (fs_error) {
     return StepOutcome::Retry(label + ": cannot create the outbox folder '" + dir.string() +
                               "': " + fs_error.message());
@@ -613,7 +861,8 @@ StepOutcome NotifyAdapter::WriteOutbox(const StepRequest& request,
     return StepOutcome::Retry(label + ": cannot " + what + " '" + final_path.string() +
                               "': " + std::strerror(error));
   };
-  int fd = ::open(temp_path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  // Owner only from the start: the message holds personal data.
+  int fd = ::open(temp_path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
   if (fd < 0) return fail("write", errno);
   std::size_t written = 0;
   while (written < text.size()) {

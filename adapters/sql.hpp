@@ -74,7 +74,7 @@
 #include <nlohmann/json.hpp>
 
 #include "adapters/adapter.hpp"
-#include "engine/asio.hpp"
+#include "adapters/asio.hpp"
 #include "workflows/status.hpp"
 
 namespace wf::adapters {

@@ -43,8 +43,7 @@ Status SettingsError(const engine::Deployment& deployment, const engine::Departm
 
 }  // namespace
 
-Status BuildRegistry(const engine::Deployment& deployment, asio::any_io_executor /*executor*/,
-                     adapters::Registry* registry) {
+Status BuildRegistry(const engine::Deployment& deployment, adapters::Registry* registry) {
   for (const auto& [name, department] : deployment.departments) {
     if (department.adapter == "noop") {
       registry->Add(name, std::make_unique<adapters::NoopAdapter>());

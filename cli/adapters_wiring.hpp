@@ -14,9 +14,9 @@ namespace wf::cli {
 // warning and gets a stand-in adapter that fails every call permanently with a message naming
 // the department and its kind, so the steps calling it become incidents an operator sees
 // (`wf incidents`) and can retry once the config is fixed. Returns a non-ok status only when a supported adapter refuses
-// its settings; `registry` may then hold the departments wired before it.
-// Adapters that do I/O run it on `executor` (the engine's).
-Status BuildRegistry(const engine::Deployment& deployment, asio::any_io_executor executor,
-                     adapters::Registry* registry);
+// its settings (kInvalid at the department's file:line:col); `registry` may then hold the
+// departments wired before it. Builds only: no adapter does I/O before its first Invoke, which
+// runs on the executor of the coroutine that awaits it.
+Status BuildRegistry(const engine::Deployment& deployment, adapters::Registry* registry);
 
 }  // namespace wf::cli

@@ -117,15 +117,13 @@ int Verify(const GlobalOptions& globals, const VerifyOptions& options) {
     if (!pubkey) return Fail(pubkey.error());
     std::ifstream in(options.anchor, std::ios::binary);
     if (!in) return Fail(Status::NotFound("--anchor " + options.anchor + ": cannot read it"));
-    auto read = engine::ReadAnchor(in, options.anchor, *pubkey);
-    if (!read) {
-      Status error = read.error();
-      if (error.code() == ErrorCode::kInvalid &&
-          error.message().find("key is") != std::string::npos) {
-        error = Status::Invalid("--pubkey " + options.pubkey + ": " + error.message());
-      }
-      return Broken(globals, error);
+    // A file that is no public key is the user's mistake (exit 3), not a broken history.
+    if (auto key = engine::KeyFingerprint(*pubkey); !key) {
+      return Broken(globals, Status::Invalid("--pubkey " + options.pubkey +
+                                             ": the public key is " + key.error().message()));
     }
+    auto read = engine::ReadAnchor(in, options.anchor, *pubkey);
+    if (!read) return Broken(globals, read.error());
     anchor = std::move(*read);
   }
   auto session = OpenSession(globals);

@@ -4,7 +4,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include "cli/adapters_wiring.hpp"
 #include "cli/command.hpp"
+#include "engine/call_check.hpp"
 #include "engine/config.hpp"
 #include "workflows/graph.hpp"
 #include "workflows/loader.hpp"
@@ -19,17 +21,21 @@ int Fail(const Status& status) {
 namespace {
 
 int Validate(const GlobalOptions& globals, const std::vector<std::string>& files) {
+  // With --config, the names it gives are checked and every department call goes past its
+  // adapter's Validate, as `wf deploy` does.
   std::optional<workflows::DeploymentNames> names;
+  adapters::Registry registry;
   if (!globals.config.empty()) {
     auto deployment = engine::LoadDeployment(globals.config);
     if (!deployment) return Fail(deployment.error());
     names = deployment->Names();
+    if (Status wired = BuildRegistry(*deployment, &registry); !wired.ok()) return Fail(wired);
   }
   int exit_code = 0;
   nlohmann::json report = nlohmann::json::array();
   for (const auto& file : files) {
-    workflows::LoadResult loaded =
-        workflows::LoadProcedureFile(file, names ? &*names : nullptr);
+    workflows::LoadResult loaded = workflows::LoadProcedureFile(file, names ? &*names : nullptr);
+    if (loaded.ok()) loaded.diagnostics = engine::CheckCalls(*loaded.procedure, registry);
     nlohmann::json entry = {{"file", file}, {"ok", loaded.ok()}};
     nlohmann::json diagnostics = nlohmann::json::array();
     for (const auto& d : loaded.diagnostics) {
@@ -47,8 +53,8 @@ int Validate(const GlobalOptions& globals, const std::vector<std::string>& files
       entry["steps"] = p.steps.size();
       entry["content_hash"] = p.content_hash;
       if (!globals.json) {
-        std::cout << "ok " << file << ": " << p.name << " v" << p.version << ", "
-                  << p.steps.size() << " steps\n";
+        std::cout << "ok " << file << ": " << p.name << " v" << p.version << ", " << p.steps.size()
+                  << " steps\n";
       }
     } else {
       exit_code = 3;
@@ -71,8 +77,7 @@ int Graph(const std::string& file, const std::string& format) {
 
 }  // namespace
 
-void AddDefinitionCommands(CLI::App& app, const GlobalOptions& globals,
-                           CommandAction* selected) {
+void AddDefinitionCommands(CLI::App& app, const GlobalOptions& globals, CommandAction* selected) {
   auto* validate = app.add_subcommand("validate", "check procedure definitions");
   auto files = std::make_shared<std::vector<std::string>>();
   validate->add_option("files", *files, "procedure YAML files")->required();

@@ -4,9 +4,11 @@
 
 #include <nlohmann/json.hpp>
 
+#include "cli/adapters_wiring.hpp"
 #include "cli/command.hpp"
 #include "cli/output.hpp"
 #include "cli/session.hpp"
+#include "engine/call_check.hpp"
 #include "workflows/loader.hpp"
 
 namespace wf::cli {
@@ -21,11 +23,15 @@ int Deploy(const GlobalOptions& globals, const std::vector<std::string>& files) 
   std::optional<workflows::DeploymentNames> names;
   if (!globals.config.empty()) names = deployment->Names();
 
+  adapters::Registry registry;
+  if (Status wired = BuildRegistry(*deployment, &registry); !wired.ok()) return Fail(wired);
+
   // Every file must load before any is deployed: a release of several procedures goes in whole.
   std::vector<std::pair<std::string, workflows::Procedure>> loaded;
   bool failed = false;
   for (const auto& file : files) {
     workflows::LoadResult result = workflows::LoadProcedureFile(file, names ? &*names : nullptr);
+    if (result.ok()) result.diagnostics = engine::CheckCalls(*result.procedure, registry);
     for (const auto& d : result.diagnostics) std::cerr << d.ToString() << '\n';
     if (!result.ok()) {
       failed = true;
@@ -40,10 +46,14 @@ int Deploy(const GlobalOptions& globals, const std::vector<std::string>& files) 
 
   auto session = OpenSession(globals);
   if (!session) return Fail(session.error());
+  std::vector<const workflows::Procedure*> release;
+  for (const auto& [file, procedure] : loaded) release.push_back(&procedure);
+  auto outcomes = (*session)->runtime->Deploy(release);
+  if (!outcomes) return Fail(outcomes.error());
   json report = json::array();
-  for (const auto& [file, procedure] : loaded) {
-    auto outcome = (*session)->runtime->Deploy(procedure);
-    if (!outcome) return Fail(outcome.error());
+  for (size_t i = 0; i < loaded.size(); ++i) {
+    const auto& [file, procedure] = loaded[i];
+    const engine::DeployOutcome* outcome = &(*outcomes)[i];
     report.push_back({{"file", file},
                       {"procedure", procedure.name},
                       {"version", outcome->version},

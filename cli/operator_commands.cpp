@@ -186,9 +186,7 @@ int RunEngine(const GlobalOptions& globals, const EngineCommandOptions& options)
   engine_options.idle_wait = std::chrono::seconds(options.idle_wait_seconds);
   engine_options.lease = std::chrono::seconds(options.lease_seconds);
   engine::Engine engine(*(*session)->runtime, registry, engine_options);
-  // Adapters run their I/O on the engine's executor, so they are made once it exists.
-  if (Status wired = BuildRegistry((*session)->deployment, engine.executor(), &registry);
-      !wired.ok()) {
+  if (Status wired = BuildRegistry((*session)->deployment, &registry); !wired.ok()) {
     return Fail(wired);
   }
   auto started = std::chrono::steady_clock::now();

@@ -49,8 +49,8 @@ int StartBatch(const GlobalOptions& globals, const StartOptions& options) {
     return Fail(Status::NotFound("--batch: " + error + "; give an existing .jsonl file"));
   }
   std::vector<json> cases;
-  std::vector<int> line_of;  // the file line of each element of `cases`
-  std::vector<std::string> errors;
+  std::vector<int> line_of;                         // the file line of each element of `cases`
+  std::vector<std::pair<int, std::string>> errors;  // (file line, message)
   bool invalid = false;
   bool duplicate = false;
   std::istringstream lines(text);
@@ -61,57 +61,42 @@ int StartBatch(const GlobalOptions& globals, const StartOptions& options) {
       cases.push_back(json::parse(line));
       line_of.push_back(number);
     } catch (const json::parse_error& e) {
-      errors.push_back("line " + std::to_string(number) + ": not valid JSON: " + e.what());
+      errors.emplace_back(number,
+                          "line " + std::to_string(number) + ": not valid JSON: " + e.what());
       invalid = true;
     }
   }
   auto session = OpenSession(globals);
   if (!session) return Fail(session.error());
-  std::vector<std::string> refused;
-  auto started = (*session)->runtime->StartBatch(
-      options.procedure, cases, ActorOrAnonymous(globals), options.batch_size, &refused);
-  if (!started) return Fail(started.error());
-  for (const auto& message : refused) {
-    // The runtime numbers the cases it was given from 1; say the file's line instead.
-    std::string rest = message;
-    int index = 0;
-    if (message.rfind("line ", 0) == 0) {
-      size_t colon = message.find(':');
-      try {
-        index = std::stoi(message.substr(5, colon - 5));
-      } catch (const std::exception&) {
-        index = 0;
-      }
-      if (colon != std::string::npos) rest = message.substr(colon + 2);
+  auto outcomes = (*session)->runtime->StartBatch(options.procedure, cases,
+                                                  ActorOrAnonymous(globals), options.batch_size);
+  if (!outcomes) return Fail(outcomes.error());
+  std::vector<std::string> ids;
+  for (size_t i = 0; i < outcomes->size(); ++i) {
+    const engine::BatchLine& one = (*outcomes)[i];
+    if (one.outcome == engine::BatchLine::Outcome::kStarted) {
+      ids.push_back(one.started.id);
+      continue;
     }
-    std::string where = index >= 1 && index <= static_cast<int>(line_of.size())
-                            ? "line " + std::to_string(line_of[index - 1])
-                            : "line ?";
-    errors.push_back(where + ": " + rest);
-    // The runtime says only the message; a duplicate is the dedupe conflict it names.
-    if (rest.find("is already open") != std::string::npos) {
+    errors.emplace_back(line_of[i],
+                        "line " + std::to_string(line_of[i]) + ": " + one.refusal.message());
+    if (one.refusal.code() == ErrorCode::kConflict) {
       duplicate = true;
     } else {
       invalid = true;
     }
   }
-  std::sort(errors.begin(), errors.end(), [](const std::string& a, const std::string& b) {
-    auto number = [](const std::string& s) {
-      try {
-        return std::stol(s.substr(5));
-      } catch (const std::exception&) {
-        return 0L;
-      }
-    };
-    return number(a) < number(b);
-  });
-  for (const auto& e : errors) std::cerr << e << '\n';
+  std::stable_sort(errors.begin(), errors.end(),
+                   [](const auto& a, const auto& b) { return a.first < b.first; });
+  json messages = json::array();
+  for (const auto& [line_number, message] : errors) {
+    std::cerr << message << '\n';
+    messages.push_back(message);
+  }
   if (globals.json) {
-    json ids = json::array();
-    for (const auto& s : *started) ids.push_back(s.id);
-    PrintJson({{"started", started->size()}, {"ids", ids}, {"errors", errors}});
+    PrintJson({{"started", ids.size()}, {"ids", ids}, {"errors", messages}});
   } else {
-    std::cout << "started " << started->size() << " cases of " << options.procedure;
+    std::cout << "started " << ids.size() << " cases of " << options.procedure;
     if (!errors.empty()) std::cout << "; " << errors.size() << " lines refused (see above)";
     std::cout << '\n';
   }

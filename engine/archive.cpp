@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "engine/anchor.hpp"
+#include "engine/private_files.hpp"
 
 namespace wf::engine {
 
@@ -155,6 +156,15 @@ Result<ArchiveSummary> ArchiveEndedCases(Store& store, Timestamp before, const s
     return Status::Conflict("the archive " + path + " exists already; choose another --out");
   }
   const std::string partial = path + ".partial";
+  // The file holds case data: created 0600 before a byte is written. A partial file left by a
+  // run that crashed is replaced (its mode may predate this rule).
+  fs::remove(partial, ec);
+  if (Status created = CreatePrivateFile(partial); !created.ok()) {
+    if (created.code() == ErrorCode::kNotFound) {
+      return Status::NotFound(created.message() + ": check the folder exists");
+    }
+    return created;
+  }
   std::ofstream out(partial, std::ios::binary | std::ios::trunc);
   if (!out) return Status::NotFound("cannot create " + partial + ": check the folder exists");
   Sha256Stream hash;
@@ -229,11 +239,19 @@ Result<ArchiveSummary> ArchiveEndedCases(Store& store, Timestamp before, const s
       << '\n';
   out.close();
   if (!out) return fail(Status::Internal("cannot write the archive " + path));
+  // Durable in this order before any case leaves the live tables: the file's bytes, then its
+  // name (the folder's entry). A crash before the folder is synced may lose the rename; the
+  // cases are still in the database then.
   if (Status s = SyncFile(partial); !s.ok()) return fail(s);
   fs::rename(partial, path, ec);
   if (ec) return fail(Status::Internal("cannot rename " + partial + ": " + ec.message()));
+  if (Status s = SyncParentFolder(path); !s.ok()) {
+    fs::remove(path, ec);
+    return Status(s.code(), s.message() + "; the archive " + path +
+                                " was removed and every case stays in the database");
+  }
 
-  // The file is complete and on disk: only now do cases leave the live tables.
+  // The file is complete and on disk under its name: only now do cases leave the live tables.
   const std::string name = fs::path(path).filename().string();
   for (size_t start = 0; start < heads.size(); start += kArchiveBatch) {
     size_t end = std::min(heads.size(), start + kArchiveBatch);

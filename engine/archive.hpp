@@ -31,7 +31,9 @@ struct ArchiveSummary {
 };
 
 // Writes every case that ended before `before` into a new file `path` (kConflict if it exists;
-// written as PATH.partial, flushed to disk and renamed before anything is removed), then removes
+// written as PATH.partial created mode 0600, flushed to disk, renamed, and the folder flushed so
+// that the name survives a crash, all before anything is removed; when the folder cannot be
+// flushed the file is removed again and nothing leaves the database), then removes
 // those cases from the live tables, 100 cases per transaction, recording each chain's head.
 // Open cases are never archived. A case that changed between writing and removing
 // (kConflict from RemoveArchivedCase) stops the run: the file still verifies, and the cases it

@@ -3,6 +3,8 @@
 #include <cctype>
 #include <map>
 
+#include "engine/store_rows.hpp"
+
 namespace wf::engine {
 namespace {
 
@@ -442,10 +444,7 @@ std::string Dialect::JsonText(std::string_view column) const {
 }
 
 std::string Dialect::WorkColumns(std::string_view alias) const {
-  std::string a = alias.empty() ? std::string() : std::string(alias) + ".";
-  return a + "case_id, " + a + "id, " + a + "kind, " + a + "step, " + a + "activation, " +
-         JsonText(a + "payload") + ", " + a + "state, " + a + "run_at, " + a + "owner, " + a +
-         "lease_until, " + a + "attempt, " + a + "created_at";
+  return detail::SelectList(detail::kWorkColumns, *this, true, alias);
 }
 
 // A leased row's run_at moves to its lease expiry: run_at always says when a row next becomes

@@ -2,7 +2,7 @@
 
 // Everything that differs between SQLite and PostgreSQL lives here (DESIGN.md decision 2): the
 // database URL, column types, the schema migrations, transaction openers, the work-claiming
-// statement and advisory locks. The store (store.cpp) writes portable SQL everywhere else.
+// statement and advisory locks. The store (store*.cpp) writes portable SQL everywhere else.
 //
 // Portable choices the whole schema makes:
 // - Times that are scheduled or compared (run_at, lease_until, due_at, deadline_at, ...) are
@@ -86,7 +86,7 @@ class Dialect {
   // other's rows; SQLite runs it under BEGIN IMMEDIATE, which excludes other writers.
   std::string ClaimWorkSql() const;
 
-  // The select list of a work row, in WorkItem field order (see store.cpp).
+  // The select list of a work row, from its column table (engine/store_rows.hpp).
   std::string WorkColumns(std::string_view table_alias) const;
 
   // Wakes engines listening on PostgreSQL after the transaction commits; empty on SQLite.

@@ -121,22 +121,39 @@ Result<const workflows::Procedure*> ProcedureCache::Get(StoreTx& tx, const std::
 // --- Runtime
 
 Result<DeployOutcome> Runtime::Deploy(const workflows::Procedure& procedure) {
-  ProcedureRecord record;
-  record.name = procedure.name;
-  record.content_hash = procedure.content_hash;
-  record.source = procedure.source;
-  record.title = procedure.title;
-  record.agency = procedure.agency;
-  record.deployed_at = Now();
-  std::optional<DeployOutcome> outcome;
+  auto outcomes = Deploy(std::vector<const workflows::Procedure*>{&procedure});
+  if (!outcomes) return outcomes.error();
+  return outcomes->front();
+}
+
+Result<std::vector<DeployOutcome>> Runtime::Deploy(
+    const std::vector<const workflows::Procedure*>& procedures) {
+  std::vector<DeployOutcome> outcomes(procedures.size());
+  // Each name is locked as it is deployed: in name order, so that two releases sharing
+  // procedures cannot wait for each other.
+  std::vector<size_t> order(procedures.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::sort(order.begin(), order.end(),
+            [&](size_t a, size_t b) { return procedures[a]->name < procedures[b]->name; });
+  const Timestamp now = Now();
   Status status = store_.Transact([&](StoreTx& tx) {
-    auto deployed = tx.DeployProcedure(record);
-    if (!deployed) return deployed.error();
-    outcome = *deployed;
+    for (size_t i : order) {
+      const workflows::Procedure* procedure = procedures[i];
+      ProcedureRecord record;
+      record.name = procedure->name;
+      record.content_hash = procedure->content_hash;
+      record.source = procedure->source;
+      record.title = procedure->title;
+      record.agency = procedure->agency;
+      record.deployed_at = now;
+      auto deployed = tx.DeployProcedure(record);
+      if (!deployed) return deployed.error();
+      outcomes[i] = *deployed;
+    }
     return Status::Ok();
   });
   if (!status.ok()) return status;
-  return *outcome;
+  return outcomes;
 }
 
 Result<Started> Runtime::StartCase(const std::string& procedure_name, const nlohmann::json& data,
@@ -158,11 +175,10 @@ Result<Started> Runtime::StartCase(const std::string& procedure_name, const nloh
   return *started;
 }
 
-Result<std::vector<Started>> Runtime::StartBatch(const std::string& procedure_name,
-                                                 const std::vector<nlohmann::json>& data,
-                                                 const std::string& actor, int batch_size,
-                                                 std::vector<std::string>* errors) {
-  std::vector<Started> all;
+Result<std::vector<BatchLine>> Runtime::StartBatch(const std::string& procedure_name,
+                                                   const std::vector<nlohmann::json>& data,
+                                                   const std::string& actor, int batch_size) {
+  std::vector<BatchLine> lines(data.size());
   const workflows::Procedure* procedure = nullptr;
   Status status = store_.Read([&](StoreTx& tx) {
     auto record = LatestDeployed(tx, procedure_name);
@@ -177,26 +193,23 @@ Result<std::vector<Started>> Runtime::StartBatch(const std::string& procedure_na
   batch_size = std::max(1, batch_size);
   for (size_t begin = 0; begin < data.size(); begin += batch_size) {
     size_t end = std::min(data.size(), begin + batch_size);
-    std::vector<Started> batch;
-    std::vector<size_t> rejected;
-    std::vector<std::pair<size_t, size_t>> refusals;  // (case index, its entry in `errors`)
+    std::vector<size_t> refused;  // lines of this batch left out, in the order they failed
     // A case that fails is left out and the batch tried again without it: one bad line must
     // not take its neighbours down, and a doomed transaction cannot continue.
     for (int round = 0; round < batch_size + 1; ++round) {
-      batch.clear();
       std::optional<size_t> failed_index;
       Status failure;
       Status committed = store_.Transact([&](StoreTx& tx) {
         Timestamp now = Now();
         for (size_t i = begin; i < end; ++i) {
-          if (std::find(rejected.begin(), rejected.end(), i) != rejected.end()) continue;
+          if (std::find(refused.begin(), refused.end(), i) != refused.end()) continue;
           auto one = StartInTx(tx, *procedure, data[i], actor, now, std::nullopt, std::nullopt);
           if (!one) {
             failed_index = i;
             failure = one.error();
             return one.error();
           }
-          batch.push_back(*one);
+          lines[i].started = *one;
         }
         return Status::Ok();
       });
@@ -205,22 +218,28 @@ Result<std::vector<Started>> Runtime::StartBatch(const std::string& procedure_na
           failure.code() == ErrorCode::kInternal) {
         return committed;
       }
-      rejected.push_back(*failed_index);
-      // Recorded once the batch commits, so the refusal can name a case the batch itself opened.
-      if (failure.code() == ErrorCode::kConflict)
-        refusals.emplace_back(*failed_index, errors->size());
-      errors->push_back("line " + std::to_string(*failed_index + 1) + ": " + failure.message());
+      refused.push_back(*failed_index);
+      BatchLine& line = lines[*failed_index];
+      line.outcome = failure.code() == ErrorCode::kConflict && procedure->dedupe
+                         ? BatchLine::Outcome::kDuplicate
+                         : BatchLine::Outcome::kRefused;
+      line.refusal = failure;
     }
-    all.insert(all.end(), batch.begin(), batch.end());
-    std::vector<const nlohmann::json*> refused;
-    for (const auto& [index, error] : refusals) refused.push_back(&data[index]);
-    if (Status recorded = RecordRefusals(procedure_name, refused, actor); !recorded.ok()) {
-      for (const auto& [index, error] : refusals) {
-        (*errors)[error] += " " + RefusalNotRecorded(recorded);
+    // Recorded once the batch commits, so the refusal can name a case the batch itself opened.
+    std::vector<const nlohmann::json*> duplicates;
+    for (size_t i : refused) {
+      if (lines[i].outcome == BatchLine::Outcome::kDuplicate) duplicates.push_back(&data[i]);
+    }
+    if (Status recorded = RecordRefusals(procedure_name, duplicates, actor); !recorded.ok()) {
+      for (size_t i : refused) {
+        BatchLine& line = lines[i];
+        if (line.outcome != BatchLine::Outcome::kDuplicate) continue;
+        line.refusal = Status(line.refusal.code(),
+                              line.refusal.message() + " " + RefusalNotRecorded(recorded));
       }
     }
   }
-  return all;
+  return lines;
 }
 
 Result<Started> Runtime::StartInTx(StoreTx& tx, const workflows::Procedure& procedure,

@@ -69,6 +69,18 @@ struct Started {
   int version = 0;
 };
 
+// What became of one element of a batch start.
+struct BatchLine {
+  enum class Outcome {
+    kStarted,    // `started` holds the new case
+    kDuplicate,  // `refusal` (kConflict) names the open case with the same dedupe key
+    kRefused,    // `refusal` says why: kInvalid data (with its JSON path), or another conflict
+  };
+  Outcome outcome = Outcome::kStarted;
+  Started started;
+  Status refusal;
+};
+
 // Carries out the engine's decisions on a store. Thread-safe: it holds only the cache and
 // references to the store and deployment, which outlive it.
 class Runtime {
@@ -82,6 +94,10 @@ class Runtime {
   // Stores `procedure` as a new version when its content changed (same content: a no-op that
   // returns the existing version).
   Result<DeployOutcome> Deploy(const workflows::Procedure& procedure);
+  // Deploys a release of several procedures in one transaction: all of them or, on any error,
+  // none. One outcome per procedure, in order.
+  Result<std::vector<DeployOutcome>> Deploy(
+      const std::vector<const workflows::Procedure*>& procedures);
 
   // Starts a case of the newest version of `procedure` with `data`: checks size and depth, the
   // input schema (kInvalid listing every JSON path), the dedupe key (kConflict naming the open
@@ -90,11 +106,13 @@ class Runtime {
   Result<Started> StartCase(const std::string& procedure, const nlohmann::json& data,
                             const std::string& actor);
   // Starts one case per element of `data`, committing `batch_size` at a time. A case that fails
-  // (bad data, duplicate) is reported in `errors` as "line N: message" and the others go on.
-  Result<std::vector<Started>> StartBatch(const std::string& procedure,
-                                          const std::vector<nlohmann::json>& data,
-                                          const std::string& actor, int batch_size,
-                                          std::vector<std::string>* errors);
+  // (bad data, duplicate) is refused on its own line and the others go on. The result has one
+  // BatchLine per element of `data`, in order. Only a failure of the store itself (kUnavailable,
+  // kInternal) or an unknown procedure fails the whole call; cases of batches committed before
+  // it stay started.
+  Result<std::vector<BatchLine>> StartBatch(const std::string& procedure,
+                                            const std::vector<nlohmann::json>& data,
+                                            const std::string& actor, int batch_size);
 
   // Applies `event` to the case (a signal, a cancellation, an incident retry) in its own
   // transaction, retrying a few times when a concurrent change wins the optimistic check.

@@ -13,8 +13,9 @@
 #include <unordered_map>
 #include <vector>
 
+#include "adapters/asio.hpp"
 #include "adapters/noop.hpp"
-#include "engine/asio.hpp"
+#include "workflows/loader.hpp"
 
 namespace wf::engine {
 
@@ -346,7 +347,7 @@ struct Engine::Impl {
       }
     }
     adapters::Adapter* adapter = registry.Find(payload.department);
-    if (!adapter && payload.department == "noop") adapter = &noop;
+    if (!adapter && payload.department == workflows::kBuiltInDepartment) adapter = &noop;
     if (!adapter) {
       co_return event::StepFailed{item.activation,
                                   "no department '" + payload.department +

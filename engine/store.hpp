@@ -2,7 +2,7 @@
 
 // The durable store (DESIGN.md decisions 2-4, 11, 13): procedures, cases, work, tasks,
 // incidents, evidence and history in SQL through SOCI, on PostgreSQL (production, many engines)
-// or SQLite (embedded default, one machine). SOCI stays inside store.cpp.
+// or SQLite (embedded default, one machine). SOCI stays inside the store's .cpp files.
 //
 // Every change happens inside Store::Transact: the callback gets a StoreTx and may do any number
 // of row operations; they commit together or not at all (decision 3). Expected failures come back

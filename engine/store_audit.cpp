@@ -1,6 +1,9 @@
 // The store's audit and retention operations (engine/store.hpp, "audit and retention"): history
-// in ranges, chain heads, archived chains, and removing archived cases.
+// in ranges and its verification, chain heads, archived chains, and removing archived cases.
 #include <algorithm>
+#include <optional>
+#include <string>
+#include <vector>
 
 #include "engine/store.hpp"
 #include "engine/store_internal.hpp"
@@ -12,20 +15,6 @@ namespace {
 using namespace detail;  // NOLINT: the store's shared internals
 
 constexpr int kAuditPage = 1000;
-
-const std::string kArchivedColumns = "case_id, seq, hash, archive, archive_sha256, archived_at";
-constexpr std::string_view kArchivedKinds = "tittti";
-
-ArchivedChain ReadArchived(const Query& q) {
-  ArchivedChain a;
-  a.head.case_id = q.Text(0);
-  a.head.seq = q.Int(1);
-  a.head.hash = q.Text(2);
-  a.archive = q.Text(3);
-  a.archive_sha256 = q.Text(4);
-  a.archived_at = q.Time(5);
-  return a;
-}
 
 }  // namespace
 
@@ -81,7 +70,7 @@ Status StoreTx::RemoveArchivedCase(const ArchivedChain& chain) {
         return Status::Conflict("case " + id + ": its newest event differs from the archive's");
       }
     }
-    Query record(sql, "INSERT INTO archived_chains (" + kArchivedColumns +
+    Query record(sql, "INSERT INTO archived_chains (" + ColumnNames(kArchivedColumns) +
                           ") VALUES (:case_id, :seq, :hash, :archive, :sha, :at)");
     record.Bind("case_id", id)
         .Bind("seq", chain.head.seq)
@@ -108,15 +97,36 @@ Status StoreTx::RemoveArchivedCase(const ArchivedChain& chain) {
 
 Result<std::optional<ArchivedChain>> StoreTx::GetArchivedChain(const std::string& case_id) {
   return Guard(context_, "read archived chain", [&]() -> Result<std::optional<ArchivedChain>> {
-    Query q(context_.sql,
-            "SELECT " + kArchivedColumns + " FROM archived_chains WHERE case_id = :case_id");
-    q.Bind("case_id", case_id).Columns(kArchivedKinds);
+    Query q(context_.sql, "SELECT " + SelectList(kArchivedColumns, context_.dialect) +
+                              " FROM archived_chains WHERE case_id = :case_id");
+    q.Bind("case_id", case_id).Columns(kArchivedColumns);
     if (!q.Execute()) return std::optional<ArchivedChain>();
-    return std::optional<ArchivedChain>(ReadArchived(q));
+    return std::optional<ArchivedChain>(ReadRow(kArchivedColumns, q));
   });
 }
 
 // --- Store -----------------------------------------------------------------------------------
+
+Status Store::ForEachHistory(const std::optional<std::string>& case_id,
+                             const std::optional<std::string>& since_at,
+                             const std::function<Status(const HistoryEvent&)>& visit) {
+  return ForEachHistoryIn(HistoryRange{case_id, since_at, std::nullopt}, visit);
+}
+
+Result<HistorySummary> Store::VerifyHistory(const std::optional<std::string>& case_id) {
+  ChainVerifier verifier;
+  Status status = ForEachHistory(case_id, std::nullopt, [&](const HistoryEvent& event) {
+    if (std::optional<ChainBreak> failure = verifier.Feed(event)) {
+      return Status::HistoryBroken(failure->Describe());
+    }
+    return Status::Ok();
+  });
+  if (!status.ok()) return status;
+  if (case_id && verifier.events() == 0) {
+    return Status::NotFound("case " + *case_id + " has no history");
+  }
+  return HistorySummary{verifier.cases(), verifier.events()};
+}
 
 Status Store::ForEachHistoryIn(const HistoryRange& range,
                                const std::function<Status(const HistoryEvent&)>& visit) {
@@ -133,16 +143,16 @@ Status Store::ForEachHistoryIn(const HistoryRange& range,
         // A row value, not `case_id > x OR (case_id = x AND seq > y)`: both databases seek the
         // primary key with it, where the OR made PostgreSQL filter every row before the page.
         where.push_back("(case_id, seq) > (:after_case, :after_seq)");
-        Query q(ctx.sql, "SELECT " + kHistoryColumns + " FROM history" + Where(where) +
-                             " ORDER BY case_id, seq LIMIT :limit");
+        Query q(ctx.sql, "SELECT " + SelectList(kHistoryColumns, ctx.dialect) + " FROM history" +
+                             Where(where) + " ORDER BY case_id, seq LIMIT :limit");
         if (range.case_id) q.Bind("case_id", *range.case_id);
         if (range.since_at) q.Bind("since", *range.since_at);
         if (range.until_at) q.Bind("until", *range.until_at);
         q.Bind("after_case", after_case)
             .Bind("after_seq", after_seq)
             .Bind("limit", std::int64_t{kAuditPage})
-            .Columns(kHistoryKinds);
-        page = ReadAll<HistoryEvent>(q, ReadHistory);
+            .Columns(kHistoryColumns);
+        page = ReadAll(q, kHistoryColumns);
         return Status::Ok();
       });
     });
@@ -193,11 +203,11 @@ Status Store::ForEachArchivedChain(const std::function<Status(const ArchivedChai
     std::vector<ArchivedChain> page;
     Status status = Run(false, [&](TxContext& ctx) {
       return Guard(ctx, "read archived chains", [&]() -> Status {
-        Query q(ctx.sql, "SELECT " + kArchivedColumns +
+        Query q(ctx.sql, "SELECT " + SelectList(kArchivedColumns, ctx.dialect) +
                              " FROM archived_chains WHERE case_id > :after"
                              " ORDER BY case_id LIMIT :limit");
-        q.Bind("after", after).Bind("limit", std::int64_t{kAuditPage}).Columns(kArchivedKinds);
-        page = ReadAll<ArchivedChain>(q, ReadArchived);
+        q.Bind("after", after).Bind("limit", std::int64_t{kAuditPage}).Columns(kArchivedColumns);
+        page = ReadAll(q, kArchivedColumns);
         return Status::Ok();
       });
     });

@@ -1,7 +1,8 @@
 #pragma once
 
-// The store's internals that store.cpp and store_audit.cpp share: the pool state, one
-// transaction's context, database error mapping, the Query helper and the history row reader.
+// The store's internals that its .cpp files (store*.cpp) share: the pool state, one
+// transaction's context, database error mapping, the Query helper, pipelined result rows and the
+// pipeline's entry points (store_pipeline.cpp). The column tables are in engine/store_rows.hpp.
 // Private to engine/: include it only from the store's own .cpp files (it brings in SOCI).
 
 #include <fcntl.h>
@@ -23,6 +24,7 @@
 #include <vector>
 
 #include "engine/store.hpp"
+#include "engine/store_rows.hpp"
 
 namespace wf::engine {
 
@@ -123,8 +125,9 @@ inline std::string Trim(std::string text) {
   return text;
 }
 
-inline MappedError MapPostgresError(const std::string& state, bool healthy, const std::string& prefix,
-                             const std::string& brief, const std::string& full) {
+inline MappedError MapPostgresError(const std::string& state, bool healthy,
+                                    const std::string& prefix, const std::string& brief,
+                                    const std::string& full) {
   bool lost = state.rfind("08", 0) == 0 || state == "57P01" || state == "57P02" ||
               state == "57P03" || !healthy;
   if (lost) return {Status::Unavailable(prefix + "database connection lost: " + brief), true};
@@ -136,7 +139,7 @@ inline MappedError MapPostgresError(const std::string& state, bool healthy, cons
 }
 
 inline MappedError MapError(soci::session* sql, Backend backend, std::string_view what,
-                     const std::exception& error) {
+                            const std::exception& error) {
   const std::string prefix = std::string(what) + ": ";
   const auto* soci_error = dynamic_cast<const soci::soci_error*>(&error);
   const std::string brief = Trim(soci_error ? soci_error->get_error_message() : error.what());
@@ -161,14 +164,38 @@ inline MappedError MapError(soci::session* sql, Backend backend, std::string_vie
   return {Status::Internal(prefix + full)};
 }
 
-// Sends the writes StoreTx::DeferWrites queued, if any (store.cpp); doomed on failure.
+// ---------------------------------------------------------------------------------------------
+// The libpq pipeline (store_pipeline.cpp)
+
+// Sends the writes StoreTx::DeferWrites queued, if any; doomed on failure.
 Status FlushPending(TxContext& ctx);
+
+// Sends `writes` in PostgreSQL pipeline mode, a round at a time, and reads every answer: the
+// affected row counts and the returned rows per statement when asked. The first failure dooms
+// the transaction (the server aborts the rest of the round anyway).
+Status SendPipelined(TxContext& ctx, const std::vector<DeferredWrite>& writes,
+                     std::vector<std::int64_t>* affected = nullptr,
+                     std::vector<std::vector<Row>>* rows = nullptr);
+
+// Multi-row statements for `rows`: `head`, then "($1, $2, ...), (...)" with `casts` applied
+// per column ("" for none), then `tail`; as many rows a statement as PostgreSQL's parameter limit
+// and a sensible statement size allow. With `expect_first_column`, each statement expects every
+// row's first value back (DeferredWrite::expect_ids).
+void AddMultiRow(std::vector<DeferredWrite>& out, const std::string& what, const std::string& head,
+                 const std::vector<std::string>& casts, const std::string& tail,
+                 const std::vector<Row>& rows, bool expect_first_column);
+
+// The statements that send the writes StoreTx::DeferWrites queued (taken out of the context):
+// cases, history, then work.
+std::vector<DeferredWrite> PendingStatements(TxContext& ctx);
 
 // Runs one database operation of a transaction: a thrown database error becomes a Status and
 // dooms the transaction; an already doomed transaction does nothing.
 template <typename F>
 inline auto Guard(TxContext& ctx, std::string_view what, F&& body) -> decltype(body()) {
-  if (!ctx.pending.empty()) FlushPending(ctx);  // queued writes come first
+  if (!ctx.pending.empty()) {  // queued writes come first
+    if (Status flushed = FlushPending(ctx); !flushed.ok()) return flushed;
+  }
   if (!ctx.failure.ok()) return ctx.failure;
   try {
     return body();
@@ -224,6 +251,11 @@ class Query {
     for (char kind : kinds) columns_.push_back(Slot{kind, {}});
     return *this;
   }
+  // The result columns of a record's table (engine/store_rows.hpp).
+  template <typename Record>
+  Query& Columns(ColumnTable<Record> table) {
+    return Columns(ColumnKinds(table));
+  }
 
   // Executes the statement; true when it produced a first row (then readable).
   bool Execute() {
@@ -262,6 +294,12 @@ class Query {
   std::optional<Timestamp> OptTime(int i) const {
     return IsNull(i) ? std::nullopt : std::optional<Timestamp>(FromMicros(columns_[i].integer));
   }
+  // Column i of the current row, for ReadRow.
+  Cell At(int i) const {
+    const Slot& c = columns_[i];
+    return Cell(IsNull(i), &c.text,
+                c.kind == 'i' ? std::optional<std::int64_t>(c.integer) : std::nullopt);
+  }
 
  private:
   struct Slot {
@@ -287,29 +325,57 @@ inline void AdvisoryLock(TxContext& ctx, std::string_view name) {
   q.Bind("key", AdvisoryKey(name)).Columns("i").Execute();
 }
 
-inline const std::string kHistoryColumns =
-    "case_id, seq, at, actor, action, step, details, prev_hash, hash";
-inline constexpr std::string_view kHistoryKinds = "tittttttt";
+// A row of a pipelined result (text format), read like a Query.
+class TextRow {
+ public:
+  explicit TextRow(const Row& row) : row_(row) {}
+  bool IsNull(int i) const { return !row_[i].has_value(); }
+  std::string Text(int i) const { return row_[i].value_or(std::string()); }
+  std::optional<std::string> OptText(int i) const { return row_[i]; }
+  std::int64_t Int(int i) const { return IsNull(i) ? 0 : std::stoll(*row_[i]); }
+  std::optional<std::int64_t> OptInt(int i) const {
+    return IsNull(i) ? std::nullopt : std::optional<std::int64_t>(Int(i));
+  }
+  Timestamp Time(int i) const { return FromMicros(Int(i)); }
+  std::optional<Timestamp> OptTime(int i) const {
+    return IsNull(i) ? std::nullopt : std::optional<Timestamp>(Time(i));
+  }
+  // Column i, for ReadRow.
+  Cell At(int i) const { return Cell(IsNull(i), row_[i] ? &*row_[i] : nullptr, std::nullopt); }
 
-inline HistoryEvent ReadHistory(const Query& q) {
-  HistoryEvent e;
-  e.case_id = q.Text(0);
-  e.seq = q.Int(1);
-  e.at = q.Text(2);
-  e.actor = q.Text(3);
-  e.action = q.Text(4);
-  e.step = q.Text(5);
-  e.details = q.Text(6);
-  e.prev_hash = q.Text(7);
-  e.hash = q.Text(8);
-  return e;
-}
+ private:
+  const Row& row_;
+};
 
 template <typename T, typename Reader>
 std::vector<T> ReadAll(Query& q, Reader read) {
   std::vector<T> rows;
   for (bool more = q.Execute(); more; more = q.Next()) rows.push_back(read(q));
   return rows;
+}
+
+// Every row of `q`, read through a record's column table.
+template <typename Record>
+std::vector<Record> ReadAll(Query& q, ColumnTable<Record> table) {
+  std::vector<Record> rows;
+  for (bool more = q.Execute(); more; more = q.Next()) rows.push_back(ReadRow(table, q));
+  return rows;
+}
+
+// A PostgreSQL array literal of `items`, for `= ANY(CAST(:x AS text[]))`.
+template <typename T, typename Field>
+std::string ArrayLiteral(const std::vector<T>& items, Field field) {
+  std::string out = "{";
+  for (size_t i = 0; i < items.size(); ++i) {
+    if (i > 0) out += ',';
+    out += '"';
+    for (char ch : std::string(field(items[i]))) {
+      if (ch == '"' || ch == '\\') out += '\\';
+      out += ch;
+    }
+    out += '"';
+  }
+  return out + "}";
 }
 
 inline std::string Where(const std::vector<std::string>& conditions) {

@@ -11,9 +11,14 @@ if [ -z "${WF_TEST_PG_URL:-}" ] && [ "$(id -u)" -eq 0 ]; then
   trap 'bash "$ROOT/.ci/pg" stop "$WF_TEST_PG_ROOT"' EXIT
   export WF_REQUIRE_PG=1
 fi
-if [ -z "${WF_TEST_PG_URL:-}" ]; then
+no_postgres() {
+  [ -z "${WF_TEST_PG_URL:-}" ] || return 0
   echo "== PostgreSQL is NOT tested in this run: WF_TEST_PG_URL is not set and only root can start"
   echo "   a throwaway cluster (as the postgres user). The PostgreSQL tests report 'skipped'."
-fi
+}
+no_postgres
 cd "${WF_BUILD_DIR:-build}"
-ctest --output-on-failure -j2 --timeout 600
+status=0
+ctest --output-on-failure -j2 --timeout 600 || status=$?
+no_postgres  # again below CTest's summary, where it is read
+exit $status

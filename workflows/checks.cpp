@@ -379,9 +379,12 @@ void Checker::CheckDeployment(const DeploymentNames& deployment) {
            (near.empty() ? "; the deployment config names: " + Joined(known)
                          : "; did you mean " + Quoted(near) + "?");
   };
+  // `noop` is built into every engine (DESIGN.md, "Adapter wire protocols"): known whether or
+  // not the config names departments.
   if (!deployment.departments.empty()) {
     for (const Step& step : procedure_.steps) {
       if (step.kind == StepKind::kAdapter && !step.department.empty() &&
+          step.department != kBuiltInDepartment &&
           !Contains(deployment.departments, step.department)) {
         Error(ValueWhere(step, "adapter"),
               unknown("department", step.department, deployment.departments));

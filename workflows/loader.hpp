@@ -14,6 +14,10 @@ namespace wf::workflows {
 
 // Names an environment's departments, agencies and roles so that a procedure can be checked
 // against a deployment (`wf validate --config`). Empty sets mean "not checked".
+// The department every engine knows without a config: answers at once with the call's fields
+// (DESIGN.md, "Adapter wire protocols"). A config may name a department `noop` of its own.
+inline constexpr const char* kBuiltInDepartment = "noop";
+
 struct DeploymentNames {
   std::vector<std::string> departments;
   std::vector<std::string> agencies;

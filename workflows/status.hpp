@@ -26,7 +26,7 @@ enum class ErrorCode {
 int ExitCodeOf(ErrorCode code);
 
 // The outcome of an operation that can fail in an expected way. Cheap to copy when ok.
-class Status {
+class [[nodiscard]] Status {
  public:
   Status() = default;
   Status(ErrorCode code, std::string message) : code_(code), message_(std::move(message)) {}
@@ -59,7 +59,7 @@ class Status {
 // A value or the Status that says why there is none. Its members copy std::expected's
 // (has_value, value, error, operator bool, *, ->) so it can become an alias under C++23.
 template <typename T>
-class Result {
+class [[nodiscard]] Result {
  public:
   // Like std::expected: default-constructs a value (Asio's co_spawn needs it).
   Result()

@@ -7,7 +7,7 @@
 #include <functional>
 #include <memory>
 
-#include "engine/asio.hpp"
+#include "adapters/asio.hpp"
 #include "examples/mock-agency/agency.hpp"
 
 namespace wf::mock {

@@ -14,7 +14,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "engine/asio.hpp"
+#include "adapters/asio.hpp"
 #include "examples/mock-agency/agency.hpp"
 #include "examples/mock-agency/callbacks.hpp"
 #include "examples/mock-agency/departments.hpp"

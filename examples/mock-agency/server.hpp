@@ -9,7 +9,7 @@
 #include <optional>
 #include <string>
 
-#include "engine/asio.hpp"
+#include "adapters/asio.hpp"
 #include "examples/mock-agency/agency.hpp"
 #include "examples/mock-agency/callbacks.hpp"
 

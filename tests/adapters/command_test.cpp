@@ -11,12 +11,14 @@
 #include <cerrno>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <optional>
+#include <set>
 #include <sstream>
 #include <string>
 #include <vector>
 
-#include "engine/asio.hpp"
+#include "adapters/asio.hpp"
 
 #include "adapters/command.hpp"
 
@@ -229,6 +231,90 @@ TEST_CASE("stdout beyond 1 MiB is a permanent failure", "[adapters][command]") {
   CHECK(outcome.message == "civil-registry huge: wrote more than 1048576 bytes on stdout");
 }
 
+// The environment a program saw, read from the file it wrote with `env -0`.
+std::map<std::string, std::string> ReadEnvironment(const std::filesystem::path& file) {
+  std::ifstream in(file, std::ios::binary);
+  std::map<std::string, std::string> seen;
+  for (std::string entry; std::getline(in, entry, '\0');) {
+    std::size_t equals = entry.find('=');
+    seen[entry.substr(0, equals)] = equals == std::string::npos ? "" : entry.substr(equals + 1);
+  }
+  return seen;
+}
+
+TEST_CASE("a program sees a scrubbed environment: no engine secret, only what its settings name",
+          "[adapters][command][env]") {
+  ::setenv("WF_DB", "postgresql://engine:db-secret@db.internal/wf", 1);
+  ::setenv("POPULATION_TOKEN", "other-department-token", 1);
+  ::setenv("PGPASSWORD", "pg-secret", 1);
+  ::setenv("WF_COMMAND_TEST_PASSED", "passed on", 1);
+  ::setenv("WF_COMMAND_TEST_REGISTRY", "registry-token", 1);
+  ::setenv("LC_TIME", "C", 1);
+  ::setenv("WF_CASE", "an engine variable that must not leak", 1);
+  ::unsetenv("WF_COMMAND_TEST_UNSET");
+  std::string pattern = (std::filesystem::temp_directory_path() / "wf-command-env-XXXXXX").string();
+  REQUIRE(::mkdtemp(pattern.data()) != nullptr);
+  const std::filesystem::path dump = std::filesystem::path(pattern) / "env";
+  auto adapter = MakeAdapter(
+      {{"command", {"/bin/sh", "-c", R"(env -0 > "$1" && echo '{}')", "dump-env", dump.string()}},
+       {"env", {{"REGISTRY_TOKEN", "${env.WF_COMMAND_TEST_REGISTRY}"}}},
+       {"pass_env", {"WF_COMMAND_TEST_PASSED", "WF_COMMAND_TEST_UNSET"}}});
+  for (const char* name : {"WF_DB", "POPULATION_TOKEN", "PGPASSWORD", "WF_COMMAND_TEST_PASSED",
+                           "WF_COMMAND_TEST_REGISTRY", "LC_TIME", "WF_CASE"}) {
+    ::unsetenv(name);  // read when the adapter was made; gone before it runs anything
+  }
+  StepOutcome outcome = Call(*adapter, MakeRequest("register"));
+  INFO(outcome.message);
+  REQUIRE(outcome.kind == Kind::kDone);
+  std::map<std::string, std::string> seen = ReadEnvironment(dump);
+  std::filesystem::remove_all(pattern);
+  REQUIRE_FALSE(seen.empty());
+
+  for (const char* secret : {"WF_DB", "POPULATION_TOKEN", "PGPASSWORD", "WF_COMMAND_TEST_UNSET",
+                             "WF_COMMAND_TEST_REGISTRY"}) {
+    INFO(secret);
+    CHECK(seen.count(secret) == 0);
+  }
+  CHECK(seen["WF_COMMAND_TEST_PASSED"] == "passed on");
+  CHECK(seen["REGISTRY_TOKEN"] == "registry-token");
+  CHECK(seen["LC_TIME"] == "C");
+  CHECK(seen["WF_CASE"] == "case-7");
+  CHECK(seen["WF_IDEMPOTENCY_KEY"] == "case-7/register_birth/2");
+  if (const char* path = std::getenv("PATH")) CHECK(seen["PATH"] == path);
+  // Nothing else: the allow-list, what the settings name, the call's WF_* variables, and what
+  // the shell itself sets.
+  const std::set<std::string> named = {"WF_COMMAND_TEST_PASSED",
+                                       "REGISTRY_TOKEN",
+                                       "WF_CASE",
+                                       "WF_STEP",
+                                       "WF_OPERATION",
+                                       "WF_ATTEMPT",
+                                       "WF_IDEMPOTENCY_KEY",
+                                       "PWD",
+                                       "OLDPWD",
+                                       "SHLVL",
+                                       "_"};
+  for (const auto& [name, value] : seen) {
+    INFO(name << "=" << value);
+    CHECK((CommandAdapter::InheritedByDefault(name) || named.count(name) == 1));
+  }
+}
+
+TEST_CASE("the allow-list holds what running a program needs and no secret",
+          "[adapters][command][env]") {
+  for (const char* name :
+       {"PATH", "HOME", "TMPDIR", "TZ", "LANG", "LANGUAGE", "LC_ALL", "LC_CTYPE", "LC_MESSAGES"}) {
+    INFO(name);
+    CHECK(CommandAdapter::InheritedByDefault(name));
+  }
+  for (const char* name : {"WF_DB", "WF_CONFIG", "PGPASSWORD", "PGHOST", "POPULATION_TOKEN",
+                           "LD_PRELOAD", "LD_LIBRARY_PATH", "HTTPS_PROXY", "https_proxy", "USER",
+                           "SHELL", "PWD", "LC_", "PATHEXT"}) {
+    INFO(name);
+    CHECK_FALSE(CommandAdapter::InheritedByDefault(name));
+  }
+}
+
 // --- settings --------------------------------------------------------------------------------
 
 TEST_CASE("bad command settings are refused with the department and the key",
@@ -249,6 +335,12 @@ TEST_CASE("bad command settings are refused with the department and the key",
       {{{"command", {"bin/x"}}, {"env", {{"WF_IDEMPOTENCY_KEY", "x"}}}}, "sets this variable"},
       {{{"command", {"bin/x"}}, {"cwd", 3}}, "`cwd` must be a directory name"},
       {{{"command", {"bin/x"}}, {"shell", true}}, "unknown command setting `shell`"},
+      {{{"command", {"bin/x"}}, {"pass_env", "HOME"}}, "`pass_env` must be a list"},
+      {{{"command", {"bin/x"}}, {"pass_env", {"A=B"}}}, "not an environment variable name"},
+      {{{"command", {"bin/x"}}, {"pass_env", {1}}}, "not an environment variable name"},
+      {{{"command", {"bin/x"}}, {"pass_env", {"WF_ATTEMPT"}}}, "sets this variable itself"},
+      {{{"command", {"bin/x"}}, {"env", {{"TOKEN", "x"}}}, {"pass_env", {"TOKEN"}}},
+       "TOKEN is named in both `env` and `pass_env`"},
   };
   for (const auto& bad : cases) {
     auto adapter = CommandAdapter::Create("civil-registry", bad.settings);

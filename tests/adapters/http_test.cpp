@@ -21,7 +21,7 @@
 #include <thread>
 #include <vector>
 
-#include "engine/asio.hpp"
+#include "adapters/asio.hpp"
 
 #include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
@@ -29,6 +29,7 @@
 #include <boost/beast/ssl.hpp>
 
 #include "adapters/http.hpp"
+#include "tests/adapters/test_certificates.hpp"
 
 namespace wf::adapters {
 namespace {
@@ -619,59 +620,9 @@ TEST_CASE("an http call is validated without I/O", "[adapters][http][settings]")
 
 // --- TLS -------------------------------------------------------------------------------------
 
-// A CA and a server certificate for DNS name "localhost" only (not 127.0.0.1), made once with
-// the openssl command in a temporary directory.
-struct Certificates {
-  Certificates() = default;
-  Certificates(Certificates&& other) noexcept
-      : dir(std::exchange(other.dir, {})),
-        ca(std::move(other.ca)),
-        server_cert(std::move(other.server_cert)),
-        server_key(std::move(other.server_key)) {}
-  ~Certificates() {
-    std::error_code ignored;
-    if (!dir.empty()) std::filesystem::remove_all(dir, ignored);
-  }
-  std::filesystem::path dir;
-  std::string ca, server_cert, server_key;
-};
+std::unique_ptr<ssl::context> ServerTls() { return testing::ServerTlsContext(); }
 
-const Certificates& TestCertificates() {
-  static const Certificates certificates = [] {
-    Certificates c;
-    std::string pattern = (std::filesystem::temp_directory_path() / "wf-http-tls-XXXXXX").string();
-    REQUIRE(::mkdtemp(pattern.data()) != nullptr);
-    c.dir = pattern;
-    c.ca = (c.dir / "ca.pem").string();
-    c.server_cert = (c.dir / "server.pem").string();
-    c.server_key = (c.dir / "server.key").string();
-    std::string d = c.dir.string();
-    std::string script =
-        "set -e; cd '" + d + "'; " +
-        "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes "
-        "-keyout ca.key -out ca.pem -days 2 -subj '/CN=wf test CA' "
-        "-addext basicConstraints=critical,CA:TRUE -addext keyUsage=keyCertSign,cRLSign; "
-        "openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes "
-        "-keyout server.key -out server.csr -subj '/CN=localhost'; "
-        "printf 'subjectAltName=DNS:localhost\\nbasicConstraints=CA:FALSE\\n' > server.ext; "
-        "openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial "
-        "-out server.pem -days 2 -extfile server.ext";
-    std::string command = "sh -c \"" + script + "\" > '" + d + "/openssl.log' 2>&1";
-    int status = std::system(command.c_str());
-    INFO("openssl failed; see " << d << "/openssl.log");
-    REQUIRE(status == 0);
-    return c;
-  }();
-  return certificates;
-}
-
-std::unique_ptr<ssl::context> ServerTls() {
-  const Certificates& c = TestCertificates();
-  auto context = std::make_unique<ssl::context>(ssl::context::tls_server);
-  context->use_certificate_chain_file(c.server_cert);
-  context->use_private_key_file(c.server_key, ssl::context::pem);
-  return context;
-}
+const testing::TestCertificates& TestCertificates() { return testing::Certificates(); }
 
 TEST_CASE("https calls succeed with the CA file and a matching host name",
           "[adapters][http][tls]") {

@@ -1,8 +1,9 @@
 // The notify adapter against a small SMTP sink on 127.0.0.1 (a thread speaking just enough SMTP
-// with blocking sockets, recording what it was sent), and in outbox mode against a temporary
-// folder. Calls are driven from an io_context on the test's thread.
+// with blocking sockets, STARTTLS and AUTH included, recording what it was sent), and in outbox
+// mode against a temporary folder. Calls are driven from an io_context on the test's thread.
 #include <catch2/catch.hpp>
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -15,13 +16,17 @@
 #include <thread>
 #include <vector>
 
-#include "engine/asio.hpp"
+#include "adapters/asio.hpp"
+
+#include <boost/asio/ssl.hpp>
 
 #include "adapters/notify.hpp"
+#include "tests/adapters/test_certificates.hpp"
 
 namespace wf::adapters {
 namespace {
 
+namespace ssl = boost::asio::ssl;
 using tcp = asio::ip::tcp;
 using Kind = StepOutcome::Kind;
 namespace fs = std::filesystem;
@@ -31,7 +36,13 @@ namespace fs = std::filesystem;
 struct Script {
   bool greet = true;  // false: accept, then say nothing until the client goes away
   std::string greeting = "220 sink.test ESMTP";
-  std::string ehlo = "250-sink.test\r\n250 8BITMIME";
+  std::string ehlo;       // empty: "250-sink.test", then the extensions below, then "250 8BITMIME"
+  bool starttls = false;  // offer STARTTLS (in clear only) and carry it out
+  bool certificate_for_loopback_address =
+      true;                            // present the 127.0.0.1 certificate, not localhost's
+  bool inject_after_starttls = false;  // send a line in clear right after "220" to STARTTLS
+  std::string auth;  // the mechanisms offered after AUTH (in clear and in TLS), e.g. "PLAIN LOGIN"
+  std::string auth_reply = "235 2.7.0 authenticated";
   std::string helo = "250 sink.test";
   std::string mail = "250 2.1.0 ok";
   std::string rcpt = "250 2.1.5 ok";
@@ -44,6 +55,8 @@ struct Script {
 struct Transcript {
   std::vector<std::string> commands;  // every line outside DATA, without CRLF
   std::string data;                   // everything after 354 up to and including CRLF.CRLF
+  int tls_from = -1;                  // index in `commands` of the first line received in TLS
+  std::string tls_error;              // why the TLS handshake failed, if it did
 };
 
 // An SMTP server on 127.0.0.1 with an OS-chosen port, serving `script.connections` connections
@@ -51,6 +64,9 @@ struct Transcript {
 class SmtpSink {
  public:
   explicit SmtpSink(Script script) : script_(std::move(script)), acceptor_(io_) {
+    if (script_.starttls) {
+      tls_context_ = testing::ServerTlsContext(script_.certificate_for_loopback_address);
+    }
     tcp::endpoint endpoint(asio::ip::make_address("127.0.0.1"), 0);
     acceptor_.open(endpoint.protocol());
     acceptor_.set_option(asio::socket_base::reuse_address(true));
@@ -88,49 +104,88 @@ class SmtpSink {
     done_ = true;
   }
 
-  static void Send(tcp::socket& socket, const std::string& reply) {
-    boost::system::error_code ignored;
-    asio::write(socket, asio::buffer(reply + "\r\n"), ignored);
+  std::string EhloReply(bool in_tls) const {
+    if (!script_.ehlo.empty()) return script_.ehlo;
+    std::string reply = "250-sink.test\r\n";
+    if (script_.starttls && !in_tls) reply += "250-STARTTLS\r\n";
+    if (!script_.auth.empty()) reply += "250-AUTH " + script_.auth + "\r\n";
+    return reply + "250 8BITMIME";
   }
 
   Transcript Converse(tcp::socket& socket) {
     Transcript seen;
     std::string input;
     boost::system::error_code ec;
+    std::optional<ssl::stream<tcp::socket&>> tls;
+    auto send = [&](const std::string& reply) {
+      boost::system::error_code ignored;
+      if (tls) {
+        asio::write(*tls, asio::buffer(reply + "\r\n"), ignored);
+      } else {
+        asio::write(socket, asio::buffer(reply + "\r\n"), ignored);
+      }
+    };
+    auto read_until = [&](const char* delimiter) -> std::size_t {
+      return tls ? asio::read_until(*tls, asio::dynamic_buffer(input), delimiter, ec)
+                 : asio::read_until(socket, asio::dynamic_buffer(input), delimiter, ec);
+    };
+    auto read_line = [&]() -> std::optional<std::string> {
+      std::size_t n = read_until("\r\n");
+      if (ec) return std::nullopt;
+      std::string line = input.substr(0, n - 2);
+      input.erase(0, n);
+      seen.commands.push_back(line);
+      return line;
+    };
     if (!script_.greet) {
       // Read (and drop) until the client gives up and closes.
       asio::read(socket, asio::dynamic_buffer(input), ec);
       return seen;
     }
-    Send(socket, script_.greeting);
+    send(script_.greeting);
     for (;;) {
-      std::size_t n = asio::read_until(socket, asio::dynamic_buffer(input), "\r\n", ec);
-      if (ec) return seen;
-      std::string line = input.substr(0, n - 2);
-      input.erase(0, n);
-      seen.commands.push_back(line);
-      std::string verb = line.substr(0, 4);
+      std::optional<std::string> line = read_line();
+      if (!line) return seen;
+      std::string verb = line->substr(0, 4);
       if (verb == "EHLO") {
-        Send(socket, script_.ehlo);
+        send(EhloReply(tls.has_value()));
       } else if (verb == "HELO") {
-        Send(socket, script_.helo);
+        send(script_.helo);
+      } else if (*line == "STARTTLS" && script_.starttls && !tls) {
+        send(script_.inject_after_starttls ? "220 go ahead\r\n250 injected in clear"
+                                           : "220 go ahead");
+        tls.emplace(socket, *tls_context_);
+        tls->handshake(ssl::stream_base::server, ec);
+        if (ec) {
+          seen.tls_error = ec.message();
+          return seen;
+        }
+        seen.tls_from = static_cast<int>(seen.commands.size());
+      } else if (verb == "AUTH" && !script_.auth.empty()) {
+        if (line->rfind("AUTH LOGIN", 0) == 0) {
+          send("334 VXNlcm5hbWU6");
+          if (!read_line()) return seen;
+          send("334 UGFzc3dvcmQ6");
+          if (!read_line()) return seen;
+        }
+        send(script_.auth_reply);
       } else if (verb == "MAIL") {
-        Send(socket, script_.mail);
+        send(script_.mail);
       } else if (verb == "RCPT") {
-        Send(socket, script_.rcpt);
+        send(script_.rcpt);
       } else if (verb == "DATA") {
-        Send(socket, script_.data);
+        send(script_.data);
         if (script_.data.rfind("354", 0) != 0) continue;
-        n = asio::read_until(socket, asio::dynamic_buffer(input), "\r\n.\r\n", ec);
+        std::size_t n = read_until("\r\n.\r\n");
         if (ec) return seen;
         seen.data = input.substr(0, n);
         input.erase(0, n);
-        Send(socket, script_.after_data);
+        send(script_.after_data);
       } else if (verb == "QUIT") {
-        Send(socket, "221 bye");
+        send("221 bye");
         return seen;
       } else {
-        Send(socket, "500 unknown command");
+        send("500 unknown command");
       }
     }
   }
@@ -138,6 +193,7 @@ class SmtpSink {
   Script script_;
   asio::io_context io_;
   tcp::acceptor acceptor_;
+  std::unique_ptr<ssl::context> tls_context_;
   uint16_t port_ = 0;
   std::thread thread_;
   std::atomic<bool> stopping_{false};
@@ -497,6 +553,240 @@ TEST_CASE("settings need exactly one of smtp and outbox and refuse unknown keys"
       "post-office", {{"smtp", {{"host", "${env.WF_NOTIFY_TEST_UNSET}"}, {"from", "a@b.c"}}}});
   REQUIRE_FALSE(unset);
   CHECK_THAT(unset.error().message(), Catch::Contains("WF_NOTIFY_TEST_UNSET"));
+}
+
+// --- STARTTLS and AUTH ------------------------------------------------------------------------
+
+// Settings for the sink on 127.0.0.1 with STARTTLS required and the test CA trusted; `extra`
+// keys are merged into `smtp` (a null value removes the key).
+nlohmann::json TlsSettings(uint16_t port, const nlohmann::json& extra) {
+  nlohmann::json smtp = {
+      {"host", "127.0.0.1"}, {"port", port},           {"from", "wf@agency.example.gov"},
+      {"timeout", 20},       {"starttls", "required"}, {"ca", testing::Certificates().ca}};
+  for (const auto& [key, value] : extra.items()) {
+    if (value.is_null()) {
+      smtp.erase(key);
+    } else {
+      smtp[key] = value;
+    }
+  }
+  return {{"smtp", smtp}};
+}
+
+// One call to a sink following `script`, with TlsSettings(extra); what the sink saw of its one
+// connection.
+struct SinkCall {
+  StepOutcome outcome;
+  Transcript seen;
+};
+
+SinkCall CallSink(Script script, const nlohmann::json& extra = nlohmann::json::object(),
+                  nlohmann::json fields = {{"to", "a@example.org"}, {"body", "x"}}) {
+  SmtpSink sink(std::move(script));
+  auto adapter = MakeAdapter(TlsSettings(sink.port(), extra));
+  SinkCall call{Run(*adapter, MakeRequest(std::move(fields))), {}};
+  auto transcripts = sink.Finish();
+  REQUIRE(transcripts.size() == 1);
+  call.seen = transcripts[0];
+  return call;
+}
+
+Script StartTlsScript(std::string auth = "") {
+  Script script;
+  script.starttls = true;
+  script.auth = std::move(auth);
+  return script;
+}
+
+std::size_t IndexOf(const std::vector<std::string>& commands, const std::string& prefix) {
+  for (std::size_t i = 0; i < commands.size(); ++i) {
+    if (commands[i].rfind(prefix, 0) == 0) return i;
+  }
+  return commands.size();
+}
+
+using Commands = std::vector<std::string>;
+
+TEST_CASE("with STARTTLS the message travels only inside TLS and arrives",
+          "[adapters][notify][tls]") {
+  SinkCall call = CallSink(StartTlsScript(), nlohmann::json::object(),
+                           {{"to", "mother@example.org"},
+                            {"subject", "Giấy khai sinh"},
+                            {"body", "Số định danh 079123456789"}});
+  INFO(call.outcome.message << " / " << call.seen.tls_error);
+  REQUIRE(call.outcome.kind == Kind::kDone);
+  CHECK(call.seen.commands == Commands{"EHLO wf", "STARTTLS", "EHLO wf",
+                                       "MAIL FROM:<wf@agency.example.gov>",
+                                       "RCPT TO:<mother@example.org>", "DATA", "QUIT"});
+  CHECK(call.seen.tls_from == 2);  // everything after STARTTLS, the second EHLO included
+  CHECK(call.seen.data.find("Số định danh 079123456789") != std::string::npos);
+}
+
+TEST_CASE("a server that does not offer STARTTLS when it is required gets nothing",
+          "[adapters][notify][tls]") {
+  SinkCall call = CallSink({});  // offers no STARTTLS
+  CHECK(call.outcome.kind == Kind::kFailed);
+  CHECK_THAT(call.outcome.message,
+             Catch::StartsWith("post-office appointment: mail server 127.0.0.1:"));
+  CHECK_THAT(call.outcome.message, Catch::Contains("does not offer STARTTLS; nothing was sent"));
+  CHECK(call.seen.commands == Commands{"EHLO wf", "QUIT"});
+  CHECK(call.seen.data.empty());
+}
+
+TEST_CASE("a server that refuses EHLO is not greeted with HELO when STARTTLS is required",
+          "[adapters][notify][tls]") {
+  Script script;
+  script.ehlo = "502 5.5.1 command not implemented";
+  SinkCall call = CallSink(script);
+  CHECK(call.outcome.kind == Kind::kFailed);
+  CHECK_THAT(call.outcome.message, Catch::Contains("answered EHLO with: 502"));
+  CHECK(call.seen.commands == Commands{"EHLO wf", "QUIT"});
+}
+
+TEST_CASE("a mail server certificate that does not name the host or is not trusted gets nothing",
+          "[adapters][notify][tls]") {
+  SECTION("a certificate for another name") {
+    Script script = StartTlsScript();
+    script.certificate_for_loopback_address = false;  // names "localhost" only
+    SinkCall call = CallSink(script);
+    CHECK(call.outcome.kind == Kind::kFailed);
+    CHECK_THAT(call.outcome.message,
+               Catch::Contains("TLS certificate does not verify: the certificate does not name "
+                               "host '127.0.0.1'; nothing was sent"));
+    CHECK(call.seen.commands == Commands{"EHLO wf", "STARTTLS"});
+    CHECK_FALSE(call.seen.tls_error.empty());
+  }
+  SECTION("a certificate from a CA the system does not trust") {
+    SinkCall call = CallSink(StartTlsScript(), {{"ca", nullptr}});  // the system's roots
+    CHECK(call.outcome.kind == Kind::kFailed);
+    CHECK_THAT(call.outcome.message, Catch::Contains("TLS certificate does not verify"));
+    CHECK(call.seen.commands == Commands{"EHLO wf", "STARTTLS"});
+  }
+}
+
+TEST_CASE("plaintext injected after the server's 220 to STARTTLS stops the conversation",
+          "[adapters][notify][tls]") {
+  Script script = StartTlsScript();
+  script.inject_after_starttls = true;
+  SinkCall call = CallSink(script);
+  CHECK(call.outcome.kind == Kind::kFailed);
+  CHECK_THAT(call.outcome.message,
+             Catch::Contains("sent data in clear after agreeing to STARTTLS"));
+  CHECK(IndexOf(call.seen.commands, "MAIL") == call.seen.commands.size());
+  CHECK(call.seen.data.empty());
+}
+
+TEST_CASE("AUTH credentials are sent only after TLS is up", "[adapters][notify][tls][auth]") {
+  ::setenv("WF_NOTIFY_TEST_PASSWORD", "mật khẩu 42", 1);
+  nlohmann::json auth = {{"user", "wf-sender"}, {"password", "${env.WF_NOTIFY_TEST_PASSWORD}"}};
+  SECTION("PLAIN, the first the server offers, though it offers AUTH in clear too") {
+    SinkCall call = CallSink(StartTlsScript("PLAIN LOGIN"), {{"auth", auth}});
+    INFO(call.outcome.message);
+    REQUIRE(call.outcome.kind == Kind::kDone);
+    const Commands& commands = call.seen.commands;
+    std::size_t at = IndexOf(commands, "AUTH ");
+    REQUIRE(at < commands.size());
+    REQUIRE(call.seen.tls_from >= 0);
+    CHECK(at >= static_cast<std::size_t>(call.seen.tls_from));
+    CHECK(at < IndexOf(commands, "MAIL"));
+    CHECK_THAT(commands[at], Catch::StartsWith("AUTH PLAIN "));
+    CHECK(FromBase64(commands[at].substr(11)) ==
+          std::string(1, '\0') + "wf-sender" + '\0' + "mật khẩu 42");
+    for (int i = 0; i < call.seen.tls_from; ++i) {
+      CHECK(commands[i].find("AUTH") == std::string::npos);
+    }
+  }
+  SECTION("LOGIN when the settings ask for it") {
+    auth["mechanism"] = "LOGIN";
+    SinkCall call = CallSink(StartTlsScript("PLAIN LOGIN"), {{"auth", auth}});
+    INFO(call.outcome.message);
+    REQUIRE(call.outcome.kind == Kind::kDone);
+    const Commands& commands = call.seen.commands;
+    std::size_t at = IndexOf(commands, "AUTH LOGIN");
+    REQUIRE(at + 2 < commands.size());
+    CHECK(at >= static_cast<std::size_t>(call.seen.tls_from));
+    CHECK(FromBase64(commands[at + 1]) == "wf-sender");
+    CHECK(FromBase64(commands[at + 2]) == "mật khẩu 42");
+  }
+  SECTION("bad credentials are a permanent failure that does not repeat them") {
+    Script script = StartTlsScript("PLAIN");
+    script.auth_reply = "535 5.7.8 authentication credentials invalid";
+    SinkCall call = CallSink(script, {{"auth", auth}});
+    CHECK(call.outcome.kind == Kind::kFailed);
+    CHECK_THAT(call.outcome.message, Catch::Contains("535 5.7.8"));
+    CHECK(call.outcome.message.find("mật khẩu") == std::string::npos);
+    CHECK(IndexOf(call.seen.commands, "MAIL") == call.seen.commands.size());
+  }
+  SECTION("a server that offers no AUTH gets no message") {
+    SinkCall call = CallSink(StartTlsScript(), {{"auth", auth}});
+    CHECK(call.outcome.kind == Kind::kFailed);
+    CHECK_THAT(call.outcome.message, Catch::Contains("does not offer AUTH PLAIN or LOGIN"));
+    CHECK(call.seen.commands == Commands{"EHLO wf", "STARTTLS", "EHLO wf", "QUIT"});
+  }
+}
+
+TEST_CASE("STARTTLS is required by default except for a loopback relay without AUTH",
+          "[adapters][notify][tls][settings]") {
+  using StartTls = NotifyAdapter::StartTls;
+  auto resolved = [](nlohmann::json smtp) {
+    smtp["from"] = "wf@agency.example.gov";
+    auto adapter = NotifyAdapter::Create("post-office", {{"smtp", smtp}});
+    INFO((adapter ? std::string() : adapter.error().message()));
+    REQUIRE(adapter);
+    return (*adapter)->settings().smtp->starttls;
+  };
+  CHECK(resolved({{"host", "mail.example.gov"}}) == StartTls::kRequired);
+  CHECK(resolved({{"host", "10.0.0.25"}}) == StartTls::kRequired);
+  CHECK(resolved({{"host", "127.0.0.1"}}) == StartTls::kOff);
+  CHECK(resolved({{"host", "localhost"}}) == StartTls::kOff);
+  CHECK(resolved({{"host", "::1"}}) == StartTls::kOff);
+  CHECK(resolved({{"host", "127.0.0.1"}, {"auth", {{"user", "u"}, {"password", "p"}}}}) ==
+        StartTls::kRequired);
+  CHECK(resolved({{"host", "mail.example.gov"}, {"starttls", false}}) == StartTls::kOff);
+  CHECK(resolved({{"host", "localhost"}, {"starttls", true}}) == StartTls::kRequired);
+
+  struct Bad {
+    nlohmann::json smtp;
+    std::string says;
+  };
+  std::vector<Bad> bad = {
+      {{{"host", "h"}, {"starttls", false}, {"auth", {{"user", "u"}, {"password", "p"}}}},
+       "smtp.auth needs STARTTLS"},
+      {{{"host", "h"}, {"starttls", false}, {"ca", "/etc/ssl/ca.pem"}}, "smtp.ca is used only"},
+      {{{"host", "h"}, {"starttls", "maybe"}}, "smtp.starttls: must be `required`"},
+      {{{"host", "h"}, {"auth", {{"user", "u"}}}}, "`user` and `password` are both required"},
+      {{{"host", "h"}, {"auth", {{"user", "u"}, {"password", "p"}, {"mechanism", "cram-md5"}}}},
+       "must be plain or login"},
+      {{{"host", "h"}, {"ca", "/nonexistent/ca.pem"}}, "smtp.ca '/nonexistent/ca.pem' cannot be"},
+  };
+  for (auto& b : bad) {
+    b.smtp["from"] = "wf@agency.example.gov";
+    auto adapter = NotifyAdapter::Create("post-office", {{"smtp", b.smtp}});
+    INFO(b.smtp.dump());
+    REQUIRE_FALSE(adapter);
+    CHECK(adapter.error().code() == ErrorCode::kInvalid);
+    CHECK_THAT(adapter.error().message(),
+               Catch::StartsWith("department 'post-office': ") && Catch::Contains(b.says));
+  }
+}
+
+TEST_CASE("outbox folders are created 0700 and messages 0600, whatever the umask",
+          "[adapters][notify][files]") {
+  TempDir dir;
+  mode_t previous = ::umask(0);
+  auto adapter = MakeAdapter({{"outbox", (dir.path / "a" / "out").string()}});
+  StepOutcome outcome = Run(*adapter, MakeRequest({{"to", "mother@example.org"}, {"body", "x"}}));
+  ::umask(previous);
+  INFO(outcome.message);
+  REQUIRE(outcome.kind == Kind::kDone);
+  auto mode = [](const fs::path& path) {
+    struct stat info {};
+    REQUIRE(::stat(path.c_str(), &info) == 0);
+    return info.st_mode & 07777;
+  };
+  CHECK(mode(dir.path / "a") == 0700);
+  CHECK(mode(dir.path / "a" / "out") == 0700);
+  CHECK(mode(outcome.result["outbox"].get<std::string>()) == 0600);
 }
 
 }  // namespace

@@ -1,19 +1,17 @@
-// The sql adapter against a real SQLite file made here, and against PostgreSQL when
-// WF_TEST_PG_URL names an admin URL (a fresh database wf_sql_<random> is made and dropped).
+// The sql adapter against a fresh SQLite file, and against a fresh PostgreSQL database when
+// WF_TEST_PG_URL is set (tests/support/test_database.hpp; skipped otherwise).
 
 #include <soci/postgresql/soci-postgresql.h>
 #include <soci/soci.h>
 #include <soci/sqlite3/soci-sqlite3.h>
 
 #include <catch2/catch.hpp>
-#include <cstdlib>
-#include <filesystem>
 #include <optional>
-#include <random>
 #include <string>
 
+#include "adapters/asio.hpp"
 #include "adapters/sql.hpp"
-#include "engine/asio.hpp"
+#include "tests/support/test_database.hpp"
 
 namespace {
 
@@ -22,12 +20,6 @@ using wf::adapters::StepCall;
 using wf::adapters::StepOutcome;
 using wf::adapters::StepRequest;
 using Kind = StepOutcome::Kind;
-
-std::string RandomSuffix() {
-  std::random_device device;
-  std::mt19937_64 generator(device());
-  return std::to_string(generator() % 1000000000ULL);
-}
 
 // Runs one Invoke to its end on an io_context of the test's thread.
 StepOutcome Call(SqlAdapter& adapter, std::string operation, nlohmann::json fields,
@@ -188,15 +180,10 @@ void ExerciseDatabase(soci::session& sql, const std::string& url) {
 
 }  // namespace
 
-TEST_CASE("the sql adapter queries a SQLite department database", "[adapters][sql]") {
-  auto dir = std::filesystem::temp_directory_path() / ("wf_sql_test_" + RandomSuffix());
-  std::filesystem::create_directories(dir);
-  const std::string path = (dir / "population.db").string();
-  {
-    soci::session sql(soci::sqlite3, path);
-    ExerciseDatabase(sql, "sqlite:" + path);
-  }
-  std::filesystem::remove_all(dir);
+TEST_CASE("the sql adapter queries a SQLite department database", "[adapters][sql][sqlite]") {
+  wf::testing::TestDatabase db(wf::engine::Backend::kSqlite);
+  soci::session sql(soci::sqlite3, db.name());
+  ExerciseDatabase(sql, db.url());
 }
 
 TEST_CASE("the sql adapter reads its settings", "[adapters][sql]") {
@@ -260,36 +247,12 @@ TEST_CASE("an unreachable database is a retry", "[adapters][sql]") {
   CHECK_THAT(refused.message, !Catch::Contains("secret"));
 }
 
-TEST_CASE("the sql adapter queries a PostgreSQL department database", "[adapters][sql][pg]") {
-  const char* admin_url = std::getenv("WF_TEST_PG_URL");
-  if (admin_url == nullptr || *admin_url == '\0') {
-    const char* require = std::getenv("WF_REQUIRE_PG");
-    if (require != nullptr && std::string(require) == "1") {
-      FAIL("WF_REQUIRE_PG=1 but WF_TEST_PG_URL is not set");
-    }
-    WARN("WF_TEST_PG_URL is not set: PostgreSQL sql adapter tests skipped");
-    return;
-  }
-  const std::string admin(admin_url);
-  const std::string name = "wf_sql_" + RandomSuffix();
-  auto admin_conninfo = SqlAdapter::PostgresConnInfo(admin);
-  REQUIRE(admin_conninfo);
-  soci::session root(soci::postgresql, *admin_conninfo);
-  root << ("CREATE DATABASE " + name);
-  // The same server and credentials, the fresh database: replace the URL's path.
-  std::size_t authority = admin.find("://");
-  REQUIRE(authority != std::string::npos);
-  std::size_t path = admin.find_first_of("/?", authority + 3);
-  std::string url = admin.substr(0, path == std::string::npos ? admin.size() : path) + "/" + name;
-  if (path != std::string::npos) {
-    std::size_t query = admin.find('?', path);
-    if (query != std::string::npos) url += admin.substr(query);
-  }
-  {
-    auto conninfo = SqlAdapter::PostgresConnInfo(url);
-    REQUIRE(conninfo);
-    soci::session sql(soci::postgresql, *conninfo);
-    ExerciseDatabase(sql, url);
-  }
-  root << ("DROP DATABASE IF EXISTS " + name + " WITH (FORCE)");
+TEST_CASE("the sql adapter queries a PostgreSQL department database",
+          "[adapters][sql][postgresql]") {
+  if (!wf::testing::HavePostgres()) return;
+  wf::testing::TestDatabase db(wf::engine::Backend::kPostgres);
+  auto conninfo = SqlAdapter::PostgresConnInfo(db.url());
+  REQUIRE(conninfo);
+  soci::session sql(soci::postgresql, *conninfo);
+  ExerciseDatabase(sql, db.url());
 }

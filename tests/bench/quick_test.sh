@@ -1,17 +1,19 @@
 #!/usr/bin/env bash
 # Smoke test of the benchmark harness: `bench/run.sh --quick --no-peers` runs end to end on the
 # PostgreSQL server of WF_TEST_PG_URL and writes its figures as JSON with every expected key.
-# Checks only that it ran and what it wrote, never a timing. Skips (77) without PostgreSQL.
+# Checks only that it ran and what it wrote, never a timing. Skips (77) without PostgreSQL, or
+# fails when WF_REQUIRE_PG=1.
 # Usage: quick_test.sh WF MOCK
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+fail() { echo "FAIL: $*" >&2; exit 1; }
 if [ -z "${WF_TEST_PG_URL:-}" ]; then
+  [ "${WF_REQUIRE_PG:-}" = 1 ] && fail "WF_REQUIRE_PG=1 but WF_TEST_PG_URL is not set"
   echo "SKIP: WF_TEST_PG_URL is not set (tests/run.sh and .ci/run set it)"
   exit 77
 fi
 OUT=$(mktemp /tmp/wf-bench-quick.XXXXXX.json)
 trap 'rm -f "$OUT"' EXIT
-fail() { echo "FAIL: $*" >&2; exit 1; }
 
 WF=$1 WF_MOCK=$2 WF_BENCH_PG_URL=$WF_TEST_PG_URL \
   bash "$ROOT/bench/run.sh" --quick --no-peers --out "$OUT" || fail "bench/run.sh --quick failed"

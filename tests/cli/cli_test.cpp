@@ -1,7 +1,7 @@
 // End-to-end tests of the `wf` program: each test runs the real binary (WF_BINARY) in a fresh
-// temporary directory against a fresh database, on SQLite and, when WF_TEST_PG_URL is set, on a
-// fresh PostgreSQL database created for the test and dropped after it. Without WF_TEST_PG_URL
-// the PostgreSQL variant is skipped with a warning, or fails when WF_REQUIRE_PG=1 (CI).
+// temporary directory against a fresh database, once on SQLite and once on PostgreSQL, as two
+// test cases (tests/support/test_database.hpp): without WF_TEST_PG_URL the PostgreSQL one is
+// reported skipped, or fails when WF_REQUIRE_PG=1 (CI).
 //
 // The database is reached only through `wf`, except to tamper with the history (the sqlite3 and
 // psql command-line tools), which is what an attacker with database access would do.
@@ -17,9 +17,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
-#include <memory>
 #include <optional>
-#include <random>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -28,6 +26,9 @@
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 #include <openssl/evp.h>
+
+#include "tests/support/temp_dir.hpp"
+#include "tests/support/test_database.hpp"
 
 namespace {
 
@@ -56,15 +57,6 @@ std::string ReadFile(const fs::path& path) {
   return buffer.str();
 }
 
-std::string RandomSuffix() {
-  static constexpr char kAlphabet[] = "0123456789abcdefghijklmnopqrstuvwxyz";
-  std::random_device device;
-  std::mt19937_64 random(device());
-  std::string out;
-  for (int i = 0; i < 12; ++i) out.push_back(kAlphabet[random() % 36]);
-  return out;
-}
-
 // Runs a shell command line; returns its exit code (128 + signal when it was killed).
 int System(const std::string& command) {
   int status = std::system(command.c_str());
@@ -72,18 +64,6 @@ int System(const std::string& command) {
   if (WIFEXITED(status)) return WEXITSTATUS(status);
   if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
   return -1;
-}
-
-// `url` with its database path replaced by `database`.
-std::string WithDatabase(const std::string& url, const std::string& database) {
-  size_t scheme = url.find("://");
-  size_t start = scheme == std::string::npos ? 0 : scheme + 3;
-  size_t query = url.find('?', start);
-  size_t slash = url.find('/', start);
-  if (slash == std::string::npos || (query != std::string::npos && slash > query)) slash = query;
-  std::string head = url.substr(0, slash == std::string::npos ? url.size() : slash);
-  std::string tail = query == std::string::npos ? std::string() : url.substr(query);
-  return head + "/" + database + tail;
 }
 
 // What one run of `wf` produced.
@@ -102,65 +82,23 @@ struct Run {
   std::string Line() const { return out.substr(0, out.find('\n')); }
 };
 
-// A temporary directory and an empty database for one test, removed afterwards.
+// A temporary directory and an empty database for one test (tests/support), removed afterwards.
 class Sandbox {
  public:
-  // "sqlite" or "postgresql". Returns null when PostgreSQL is not configured (after WARN, or
-  // FAIL when WF_REQUIRE_PG=1).
-  static std::unique_ptr<Sandbox> Create(const std::string& backend) {
-    auto box = std::unique_ptr<Sandbox>(new Sandbox());
-    box->dir_ = fs::temp_directory_path() / ("wf_cli_" + RandomSuffix());
-    fs::create_directories(box->dir_);
-    if (backend == "sqlite") {
-      box->db_ = "sqlite:" + (box->dir_ / "wf.db").string();
-      return box;
-    }
-    const char* admin = std::getenv("WF_TEST_PG_URL");
-    if (admin == nullptr || *admin == '\0') {
-      const char* require = std::getenv("WF_REQUIRE_PG");
-      if (require != nullptr && std::string(require) == "1") {
-        FAIL("WF_REQUIRE_PG=1 but WF_TEST_PG_URL is not set: cannot run the PostgreSQL CLI test");
-      }
-      WARN("PostgreSQL CLI test skipped: set WF_TEST_PG_URL to run it");
-      return nullptr;
-    }
-    box->admin_url_ = admin;
-    box->pg_name_ = "wf_cli_" + RandomSuffix();
-    int created = System("psql -X -q -v ON_ERROR_STOP=1 " + ShellQuote(box->admin_url_) +
-                         " -c " + ShellQuote("CREATE DATABASE " + box->pg_name_) +
-                         " >/dev/null 2>&1");
-    if (created != 0) {
-      std::string where = box->admin_url_;
-      box->pg_name_.clear();
-      FAIL("cannot create a test database with psql on " << where);
-    }
-    box->db_ = WithDatabase(box->admin_url_, box->pg_name_);
-    return box;
-  }
+  explicit Sandbox(wf::engine::Backend backend) : database_(backend) {}
 
-  ~Sandbox() {
-    if (!pg_name_.empty()) {
-      System("psql -X -q " + ShellQuote(admin_url_) + " -c " +
-             ShellQuote("DROP DATABASE IF EXISTS " + pg_name_ + " WITH (FORCE)") +
-             " >/dev/null 2>&1");
-    }
-    std::error_code ignored;
-    fs::remove_all(dir_, ignored);
-  }
-
-  const std::string& db() const { return db_; }
-  const fs::path& dir() const { return dir_; }
-  bool postgres() const { return !pg_name_.empty(); }
+  const std::string& db() const { return database_.url(); }
+  const fs::path& dir() const { return dir_.path(); }
+  bool postgres() const { return database_.is_postgres(); }
 
   // Runs `wf args...` in the sandbox directory with WF_DB and WF_CONFIG pointing at the test's
   // database and config, and WF_ACTOR unset; `env` overrides them (an empty value unsets).
   Run Wf(const std::vector<std::string>& args, const std::string& input = "",
          const std::map<std::string, std::string>& env = {}) {
-    std::map<std::string, std::string> vars = {{"WF_DB", db_},
-                                               {"WF_CONFIG", Fixture("config.yaml")},
-                                               {"WF_ACTOR", ""}};
+    std::map<std::string, std::string> vars = {
+        {"WF_DB", db()}, {"WF_CONFIG", Fixture("config.yaml")}, {"WF_ACTOR", ""}};
     for (const auto& [k, v] : env) vars[k] = v;
-    std::string command = "cd " + ShellQuote(dir_.string()) + " && env";
+    std::string command = "cd " + ShellQuote(dir().string()) + " && env";
     for (const auto& [k, v] : vars) {
       command += v.empty() ? " -u " + k : " " + k + "=" + ShellQuote(v);
     }
@@ -187,33 +125,35 @@ class Sandbox {
   // Runs SQL on the test database behind wf's back (sqlite3 or psql); true on success.
   bool Sql(const std::string& sql) {
     if (postgres()) {
-      return System("psql -X -q -v ON_ERROR_STOP=1 " + ShellQuote(db_) + " -c " +
-                    ShellQuote(sql) + " >/dev/null 2>&1") == 0;
+      return System("psql -X -q -v ON_ERROR_STOP=1 " + ShellQuote(db()) + " -c " + ShellQuote(sql) +
+                    " >/dev/null 2>&1") == 0;
     }
-    return System("sqlite3 " + ShellQuote((dir_ / "wf.db").string()) + " " + ShellQuote(sql) +
+    return System("sqlite3 " + ShellQuote(database_.name()) + " " + ShellQuote(sql) +
                   " >/dev/null 2>&1") == 0;
   }
 
  private:
-  Sandbox() = default;
   static std::string Joined(const std::vector<std::string>& args) {
     std::string out;
     for (const auto& a : args) out += (out.empty() ? "" : " ") + a;
     return out;
   }
 
-  fs::path dir_;
-  std::string db_;
-  std::string admin_url_;
-  std::string pg_name_;
+  wf::testing::TempDir dir_{"wf_cli_"};
+  wf::testing::TestDatabase database_;
 };
 
-// Runs the rest of the enclosing TEST_CASE once per backend with `box` a fresh Sandbox.
-#define WF_CLI_FOR_EACH_BACKEND(box)                                              \
-  const std::string wf_backend_ = GENERATE(as<std::string>{}, "sqlite", "postgresql"); \
-  INFO("backend: " << wf_backend_);                                               \
-  std::unique_ptr<Sandbox> box = Sandbox::Create(wf_backend_);                    \
-  if (!box) return
+// Registers the test once per store ("... on SQLite", "... on PostgreSQL"; tests/support), with
+// `box` a fresh Sandbox&.
+#define WF_CLI_TEST_CASE(name, tags, box) \
+  WF_CLI_TEST_CASE_(INTERNAL_CATCH_UNIQUE_NAME(wf_cli_test_), name, tags, box)
+#define WF_CLI_TEST_CASE_(function, name, tags, box) \
+  static void function(Sandbox& box);                \
+  WF_BACKEND_TEST_CASE(name, tags, wf_backend_) {    \
+    Sandbox wf_box_(wf_backend_);                    \
+    function(wf_box_);                               \
+  }                                                  \
+  static void function(Sandbox& box)
 
 std::string Trimmed(const std::string& text) {
   size_t end = text.find_last_not_of(" \r\n\t");
@@ -262,32 +202,30 @@ std::pair<std::string, int64_t> PermitAtReview(Sandbox& box) {
 
 }  // namespace
 
-TEST_CASE("a clerk carries a permit from deploy to a verified history", "[cli][flow]") {
-  WF_CLI_FOR_EACH_BACKEND(box);
-
-  Run deployed = box->Wf({"deploy", Fixture("permit.yaml")});
+WF_CLI_TEST_CASE("a clerk carries a permit from deploy to a verified history", "[cli][flow]", box) {
+  Run deployed = box.Wf({"deploy", Fixture("permit.yaml")});
   REQUIRE(deployed.code == 0);
   CHECK(Trimmed(deployed.out) == "deployed cli-permit v1 (new)");
-  Run again = box->Wf({"deploy", Fixture("permit.yaml")});
+  Run again = box.Wf({"deploy", Fixture("permit.yaml")});
   REQUIRE(again.code == 0);
   CHECK(Trimmed(again.out) == "cli-permit v1 unchanged");
 
-  Run procedures = box->Wf({"procedures", "--json"});
+  Run procedures = box.Wf({"procedures", "--json"});
   REQUIRE(procedures.code == 0);
   json listed = procedures.Json();
   REQUIRE(listed.size() == 1);
   CHECK(listed[0]["name"] == "cli-permit");
   CHECK(listed[0]["version"] == 1);
   CHECK(listed[0]["agency"] == "town-hall");
-  CHECK(box->Wf({"procedures"}).out.find("cli-permit") != std::string::npos);
+  CHECK(box.Wf({"procedures"}).out.find("cli-permit") != std::string::npos);
 
-  Run started = box->Wf({"start", "cli-permit", "--data", Fixture("applicant.json"), "--as", "ann"});
+  Run started = box.Wf({"start", "cli-permit", "--data", Fixture("applicant.json"), "--as", "ann"});
   REQUIRE(started.code == 0);
   std::string id = Trimmed(started.out);
   REQUIRE_FALSE(id.empty());
   CHECK(id.find('\n') == std::string::npos);
 
-  Run inbox = box->Wf({"inbox", "--as", "ann", "--json"});
+  Run inbox = box.Wf({"inbox", "--as", "ann", "--json"});
   REQUIRE(inbox.code == 0);
   json tasks = inbox.Json();
   REQUIRE(tasks.size() == 1);
@@ -299,41 +237,41 @@ TEST_CASE("a clerk carries a permit from deploy to a verified history", "[cli][f
   CHECK_FALSE(tasks[0]["due"].is_null());
   int64_t task = tasks[0]["id"].get<int64_t>();
   std::string task_id = std::to_string(task);
-  CHECK(box->Wf({"inbox", "--as", "carl", "--json"}).Json().empty());
+  CHECK(box.Wf({"inbox", "--as", "carl", "--json"}).Json().empty());
 
-  json waiting = box->Wf({"show", id, "--json"}).Json();
+  json waiting = box.Wf({"show", id, "--json"}).Json();
   REQUIRE(waiting["steps"].size() == 1);
   CHECK(waiting["steps"][0]["step"] == "review");
   CHECK(waiting["steps"][0]["waiting"] == "task");
   CHECK(waiting["status"] == "open");
 
-  Run claimed = box->Wf({"claim", task_id, "--as", "ann"});
+  Run claimed = box.Wf({"claim", task_id, "--as", "ann"});
   REQUIRE(claimed.code == 0);
   CHECK(Trimmed(claimed.out) == "task " + task_id + " claimed by ann");
-  json after_claim = box->Wf({"inbox", "--as", "ann", "--json"}).Json();
+  json after_claim = box.Wf({"inbox", "--as", "ann", "--json"}).Json();
   REQUIRE(after_claim.size() == 1);
   CHECK(after_claim[0]["status"] == "claimed");
   CHECK(after_claim[0]["assignee"] == "ann");
-  Run human_show = box->Wf({"show", id});
+  Run human_show = box.Wf({"show", id});
   REQUIRE(human_show.code == 0);
   CHECK(human_show.out.find("claimed by ann") != std::string::npos);
   CHECK(human_show.out.find("working day") != std::string::npos);
 
-  Run completed = box->Wf({"complete", task_id, "--as", "ann", "--set", "approved=true", "--set",
-                           "fee=15", "--set", "visit_on=2026-03-02", "--set", "note=all good"});
+  Run completed = box.Wf({"complete", task_id, "--as", "ann", "--set", "approved=true", "--set",
+                          "fee=15", "--set", "visit_on=2026-03-02", "--set", "note=all good"});
   REQUIRE(completed.code == 0);
   CHECK(completed.out.find("completed by ann") != std::string::npos);
   CHECK(completed.out.find("is open at register") != std::string::npos);
-  CHECK(box->Wf({"inbox", "--as", "ann", "--json"}).Json().empty());
+  CHECK(box.Wf({"inbox", "--as", "ann", "--json"}).Json().empty());
 
   // The registry department (noop) records the permit when the engine runs.
-  json recording = box->Wf({"show", id, "--json"}).Json();
+  json recording = box.Wf({"show", id, "--json"}).Json();
   REQUIRE(recording["steps"].size() == 1);
   CHECK(recording["steps"][0]["step"] == "register");
   CHECK(recording["steps"][0]["waiting"] == "adapter");
-  RunEngine(*box);
+  RunEngine(box);
 
-  json shown = box->Wf({"show", id, "--json"}).Json();
+  json shown = box.Wf({"show", id, "--json"}).Json();
   CHECK(shown["id"] == id);
   CHECK(shown["procedure"] == "cli-permit");
   CHECK(shown["version"] == 1);
@@ -353,9 +291,9 @@ TEST_CASE("a clerk carries a permit from deploy to a verified history", "[cli][f
   CHECK_FALSE(shown["deadline"]["at"].is_null());
   CHECK_FALSE(shown["ended_at"].is_null());
   CHECK(shown["steps"].empty());
-  CHECK(box->Wf({"show", id}).out.find("status: completed") != std::string::npos);
+  CHECK(box.Wf({"show", id}).out.find("status: completed") != std::string::npos);
 
-  Run history = box->Wf({"history", id, "--json"});
+  Run history = box.Wf({"history", id, "--json"});
   REQUIRE(history.code == 0);
   json events = history.Json();
   REQUIRE(events.size() >= 4);
@@ -373,174 +311,167 @@ TEST_CASE("a clerk carries a permit from deploy to a verified history", "[cli][f
   CHECK(task_completed);
   CHECK(events[0]["action"] == "case.started");
   CHECK(events[0]["actor"] == "ann");
-  CHECK(box->Wf({"history", id}).out.find("task.completed") != std::string::npos);
+  CHECK(box.Wf({"history", id}).out.find("task.completed") != std::string::npos);
 
-  Run verified = box->Wf({"audit", "verify"});
+  Run verified = box.Wf({"audit", "verify"});
   REQUIRE(verified.code == 0);
   CHECK(Trimmed(verified.out) ==
         "history verifies: 1 cases, " + std::to_string(events.size()) + " events");
-  CHECK(box->Wf({"audit", "verify", id}).code == 0);
+  CHECK(box.Wf({"audit", "verify", id}).code == 0);
 
-  Run jsonl = box->Wf({"audit", "export"});
+  Run jsonl = box.Wf({"audit", "export"});
   REQUIRE(jsonl.code == 0);
   CHECK(CountLines(jsonl.out) == events.size());
   json first = json::parse(jsonl.out.substr(0, jsonl.out.find('\n')));
   CHECK(first["case"] == id);
   CHECK(first["hash"] == events[0]["hash"]);
-  Run csv = box->Wf({"audit", "export", "--format", "csv"});
+  Run csv = box.Wf({"audit", "export", "--format", "csv"});
   REQUIRE(csv.code == 0);
   CHECK(CountLines(csv.out) == events.size() + 1);
   CHECK(csv.out.rfind("case,seq,at,actor,action,step,details,prev_hash,hash\n", 0) == 0);
-  Run later = box->Wf({"audit", "export", "--since", "2999-01-01"});
+  Run later = box.Wf({"audit", "export", "--since", "2999-01-01"});
   REQUIRE(later.code == 0);
   CHECK(later.out.empty());
 
-  json cases = box->Wf({"cases", "--json"}).Json();
+  json cases = box.Wf({"cases", "--json"}).Json();
   REQUIRE(cases.size() == 1);
   CHECK(cases[0]["id"] == id);
   CHECK(cases[0]["case"] == id);
   CHECK(cases[0]["status"] == "completed");
 }
 
-TEST_CASE("commands without what they need are usage errors", "[cli][exit]") {
-  WF_CLI_FOR_EACH_BACKEND(box);
-  Run inbox = box->Wf({"inbox"});
+WF_CLI_TEST_CASE("commands without what they need are usage errors", "[cli][exit]", box) {
+  Run inbox = box.Wf({"inbox"});
   CHECK(inbox.code == 2);
   CHECK(inbox.err.find("--as") != std::string::npos);
   CHECK(inbox.err.find("WF_ACTOR") != std::string::npos);
-  CHECK(box->Wf({"frobnicate"}).code == 2);
-  CHECK(box->Wf({"cancel", "some-case"}).code == 2);  // --reason is required
-  CHECK(box->Wf({"start", "cli-permit"}).code == 2);  // neither --data nor --batch
-  CHECK(box->Wf({"claim", "not-a-number", "--as", "ann"}).code == 2);
-  CHECK(box->Wf({"cases", "--mine"}).code == 2);
-  Run bad_db = box->Wf({"cases"}, "", {{"WF_DB", "mysql://nowhere"}});
+  CHECK(box.Wf({"frobnicate"}).code == 2);
+  CHECK(box.Wf({"cancel", "some-case"}).code == 2);  // --reason is required
+  CHECK(box.Wf({"start", "cli-permit"}).code == 2);  // neither --data nor --batch
+  CHECK(box.Wf({"claim", "not-a-number", "--as", "ann"}).code == 2);
+  CHECK(box.Wf({"cases", "--mine"}).code == 2);
+  Run bad_db = box.Wf({"cases"}, "", {{"WF_DB", "mysql://nowhere"}});
   CHECK(bad_db.code == 2);
   CHECK(bad_db.err.find("--db") != std::string::npos);
 }
 
-TEST_CASE("a broken definition is reported where it is wrong and nothing is deployed",
-          "[cli][exit]") {
-  WF_CLI_FOR_EACH_BACKEND(box);
-  Run deployed = box->Wf({"deploy", Fixture("permit.yaml"), Fixture("bad.yaml")});
+WF_CLI_TEST_CASE("a broken definition is reported where it is wrong and nothing is deployed",
+                 "[cli][exit]", box) {
+  Run deployed = box.Wf({"deploy", Fixture("permit.yaml"), Fixture("bad.yaml")});
   CHECK(deployed.code == 3);
   CHECK(deployed.err.find("bad.yaml:1:") != std::string::npos);
   CHECK(deployed.err.find(": error: ") != std::string::npos);
   CHECK(deployed.err.find("nowhere") != std::string::npos);
   CHECK(deployed.out.find("deployed") == std::string::npos);
-  CHECK(box->Wf({"procedures", "--json"}).Json().empty());
+  CHECK(box.Wf({"procedures", "--json"}).Json().empty());
 }
 
-TEST_CASE("case data that fails the input schema names every path", "[cli][exit]") {
-  WF_CLI_FOR_EACH_BACKEND(box);
-  REQUIRE(box->Wf({"deploy", Fixture("permit.yaml")}).code == 0);
-  Run started = box->Wf({"start", "cli-permit", "--data", Fixture("bad_applicant.json")});
+WF_CLI_TEST_CASE("case data that fails the input schema names every path", "[cli][exit]", box) {
+  REQUIRE(box.Wf({"deploy", Fixture("permit.yaml")}).code == 0);
+  Run started = box.Wf({"start", "cli-permit", "--data", Fixture("bad_applicant.json")});
   CHECK(started.code == 3);
   CHECK(started.err.find("$.applicant.id") != std::string::npos);
   CHECK(started.err.find("$.applicant.name") != std::string::npos);
-  Run not_json = box->Wf({"start", "cli-permit", "--data", "-"}, "{not json");
+  Run not_json = box.Wf({"start", "cli-permit", "--data", "-"}, "{not json");
   CHECK(not_json.code == 3);
   CHECK(not_json.err.find("not valid JSON") != std::string::npos);
-  CHECK(box->Wf({"start", "cli-permit", "--data", "missing.json"}).code == 4);
-  CHECK(box->Wf({"cases", "--json"}).Json().empty());
+  CHECK(box.Wf({"start", "cli-permit", "--data", "missing.json"}).code == 4);
+  CHECK(box.Wf({"cases", "--json"}).Json().empty());
 }
 
-TEST_CASE("unknown procedures, cases, tasks and incidents are not found", "[cli][exit]") {
-  WF_CLI_FOR_EACH_BACKEND(box);
-  Run start = box->Wf({"start", "no-such-procedure", "--data", Fixture("applicant.json")});
+WF_CLI_TEST_CASE("unknown procedures, cases, tasks and incidents are not found", "[cli][exit]",
+                 box) {
+  Run start = box.Wf({"start", "no-such-procedure", "--data", Fixture("applicant.json")});
   CHECK(start.code == 4);
   CHECK(start.err.find("no-such-procedure") != std::string::npos);
   CHECK(start.err.find("wf deploy") != std::string::npos);
-  Run show = box->Wf({"show", "20260101-nope"});
+  Run show = box.Wf({"show", "20260101-nope"});
   CHECK(show.code == 4);
   CHECK(show.err.find("20260101-nope") != std::string::npos);
-  CHECK(box->Wf({"history", "20260101-nope"}).code == 4);
-  CHECK(box->Wf({"audit", "verify", "20260101-nope"}).code == 4);
-  CHECK(box->Wf({"signal", "20260101-nope", "documents"}).code == 4);
-  CHECK(box->Wf({"cancel", "20260101-nope", "--reason", "test"}).code == 4);
-  CHECK(box->Wf({"claim", "987654", "--as", "ann"}).code == 4);
-  CHECK(box->Wf({"complete", "987654", "--as", "ann", "--set", "approved=true"}).code == 4);
-  CHECK(box->Wf({"retry", "987654"}).code == 4);
+  CHECK(box.Wf({"history", "20260101-nope"}).code == 4);
+  CHECK(box.Wf({"audit", "verify", "20260101-nope"}).code == 4);
+  CHECK(box.Wf({"signal", "20260101-nope", "documents"}).code == 4);
+  CHECK(box.Wf({"cancel", "20260101-nope", "--reason", "test"}).code == 4);
+  CHECK(box.Wf({"claim", "987654", "--as", "ann"}).code == 4);
+  CHECK(box.Wf({"complete", "987654", "--as", "ann", "--set", "approved=true"}).code == 4);
+  CHECK(box.Wf({"retry", "987654"}).code == 4);
 }
 
-TEST_CASE("a second open case with the same dedupe key names the first", "[cli][exit]") {
-  WF_CLI_FOR_EACH_BACKEND(box);
-  std::string first = DeployAndStartPermit(*box);
-  Run second = box->Wf({"start", "cli-permit", "--data", Fixture("applicant.json")});
+WF_CLI_TEST_CASE("a second open case with the same dedupe key names the first", "[cli][exit]",
+                 box) {
+  std::string first = DeployAndStartPermit(box);
+  Run second = box.Wf({"start", "cli-permit", "--data", Fixture("applicant.json")});
   CHECK(second.code == 5);
   CHECK(second.err.find(first) != std::string::npos);
-  CHECK(box->Wf({"cases", "--json"}).Json().size() == 1);
+  CHECK(box.Wf({"cases", "--json"}).Json().size() == 1);
 }
 
-TEST_CASE("a clerk without the task's role is not permitted", "[cli][exit]") {
-  WF_CLI_FOR_EACH_BACKEND(box);
-  auto [id, task] = PermitAtReview(*box);
+WF_CLI_TEST_CASE("a clerk without the task's role is not permitted", "[cli][exit]", box) {
+  auto [id, task] = PermitAtReview(box);
   std::string task_id = std::to_string(task);
-  Run claim = box->Wf({"claim", task_id, "--as", "carl"});
+  Run claim = box.Wf({"claim", task_id, "--as", "carl"});
   CHECK(claim.code == 6);
   CHECK(claim.err.find("clerk") != std::string::npos);
-  CHECK(box->Wf({"complete", task_id, "--as", "carl", "--set", "approved=true"}).code == 6);
-  CHECK(box->Wf({"complete", task_id, "--as", "mallory", "--set", "approved=true"}).code == 6);
-  CHECK(box->Wf({"inbox", "--as", "ann", "--role", "archivist"}).code == 6);
-  json shown = box->Wf({"show", id, "--json"}).Json();
+  CHECK(box.Wf({"complete", task_id, "--as", "carl", "--set", "approved=true"}).code == 6);
+  CHECK(box.Wf({"complete", task_id, "--as", "mallory", "--set", "approved=true"}).code == 6);
+  CHECK(box.Wf({"inbox", "--as", "ann", "--role", "archivist"}).code == 6);
+  json shown = box.Wf({"show", id, "--json"}).Json();
   CHECK(shown["status"] == "open");
 }
 
-TEST_CASE("two clerks completing one task: the second gets a conflict", "[cli][exit]") {
-  WF_CLI_FOR_EACH_BACKEND(box);
-  auto [id, task] = PermitAtReview(*box);
+WF_CLI_TEST_CASE("two clerks completing one task: the second gets a conflict", "[cli][exit]", box) {
+  auto [id, task] = PermitAtReview(box);
   std::string task_id = std::to_string(task);
-  REQUIRE(box->Wf({"claim", task_id, "--as", "ann"}).code == 0);
-  Run stolen = box->Wf({"claim", task_id, "--as", "bob"});
+  REQUIRE(box.Wf({"claim", task_id, "--as", "ann"}).code == 0);
+  Run stolen = box.Wf({"claim", task_id, "--as", "bob"});
   CHECK(stolen.code == 5);
   CHECK(stolen.err.find("claimed by ann") != std::string::npos);
-  CHECK(box->Wf({"release", task_id, "--as", "bob"}).code == 5);
-  REQUIRE(box->Wf({"release", task_id, "--as", "ann"}).code == 0);
+  CHECK(box.Wf({"release", task_id, "--as", "bob"}).code == 5);
+  REQUIRE(box.Wf({"release", task_id, "--as", "ann"}).code == 0);
 
-  Run first = box->Wf({"complete", task_id, "--as", "ann", "--set", "approved=false", "--set",
-                       "note=missing stamp"});
+  Run first = box.Wf({"complete", task_id, "--as", "ann", "--set", "approved=false", "--set",
+                      "note=missing stamp"});
   REQUIRE(first.code == 0);
-  Run second = box->Wf({"complete", task_id, "--as", "bob", "--set", "approved=true"});
+  Run second = box.Wf({"complete", task_id, "--as", "bob", "--set", "approved=true"});
   CHECK(second.code == 5);
   CHECK(second.err.find("already completed by ann") != std::string::npos);
 
-  json shown = box->Wf({"show", id, "--json"}).Json();
+  json shown = box.Wf({"show", id, "--json"}).Json();
   CHECK(shown["status"] == "refused");
   CHECK(shown["reason"] == "missing stamp");
   CHECK(shown["data"]["review"]["approved"] == false);
   int completions = 0;
-  for (const auto& event : box->Wf({"history", id, "--json"}).Json()) {
+  for (const auto& event : box.Wf({"history", id, "--json"}).Json()) {
     if (event["action"] == "task.completed") ++completions;
   }
   CHECK(completions == 1);
 }
 
-TEST_CASE("form values are typed by the task's form", "[cli][exit][complete]") {
-  WF_CLI_FOR_EACH_BACKEND(box);
-  auto [id, task] = PermitAtReview(*box);
+WF_CLI_TEST_CASE("form values are typed by the task's form", "[cli][exit][complete]", box) {
+  auto [id, task] = PermitAtReview(box);
   std::string task_id = std::to_string(task);
 
-  Run unknown = box->Wf({"complete", task_id, "--as", "ann", "--set", "aproved=true"});
+  Run unknown = box.Wf({"complete", task_id, "--as", "ann", "--set", "aproved=true"});
   CHECK(unknown.code == 3);
   CHECK(unknown.err.find("'aproved'") != std::string::npos);
   CHECK(unknown.err.find("approved (boolean)") != std::string::npos);
   CHECK(unknown.err.find("visit_on (date)") != std::string::npos);
-  CHECK(box->Wf({"complete", task_id, "--as", "ann", "--set", "approved=maybe"}).code == 3);
-  CHECK(box->Wf({"complete", task_id, "--as", "ann", "--set", "approved=true", "--set",
-                 "fee=lots"})
+  CHECK(box.Wf({"complete", task_id, "--as", "ann", "--set", "approved=maybe"}).code == 3);
+  CHECK(box.Wf({"complete", task_id, "--as", "ann", "--set", "approved=true", "--set", "fee=lots"})
             .code == 3);
-  CHECK(box->Wf({"complete", task_id, "--as", "ann", "--set", "approved=true", "--set",
-                 "visit_on=next week"})
+  CHECK(box.Wf({"complete", task_id, "--as", "ann", "--set", "approved=true", "--set",
+                "visit_on=next week"})
             .code == 3);
   // The form requires `approved`: the runtime's form check refuses its absence.
-  CHECK(box->Wf({"complete", task_id, "--as", "ann", "--set", "note=hm"}).code == 3);
-  CHECK(box->Wf({"complete", task_id, "--as", "ann", "--set", "approved"}).code == 2);
-  CHECK(box->Wf({"complete", task_id, "--as", "ann"}).code == 2);
-  json still = box->Wf({"show", id, "--json"}).Json();
+  CHECK(box.Wf({"complete", task_id, "--as", "ann", "--set", "note=hm"}).code == 3);
+  CHECK(box.Wf({"complete", task_id, "--as", "ann", "--set", "approved"}).code == 2);
+  CHECK(box.Wf({"complete", task_id, "--as", "ann"}).code == 2);
+  json still = box.Wf({"show", id, "--json"}).Json();
   CHECK(still["status"] == "open");
 
   // --data takes the values as JSON, from stdin here.
-  Run completed = box->Wf({"complete", task_id, "--as", "bob", "--data", "-", "--json"},
-                          R"({"approved": true, "fee": 7})");
+  Run completed = box.Wf({"complete", task_id, "--as", "bob", "--data", "-", "--json"},
+                         R"({"approved": true, "fee": 7})");
   REQUIRE(completed.code == 0);
   json answer = completed.Json();
   CHECK(answer["id"] == task);
@@ -550,38 +481,36 @@ TEST_CASE("form values are typed by the task's form", "[cli][exit][complete]") {
   CHECK(answer["case_steps"] == json::array({"register"}));
 }
 
-TEST_CASE("a tampered history does not verify", "[cli][exit][audit]") {
-  WF_CLI_FOR_EACH_BACKEND(box);
-  auto [id, task] = PermitAtReview(*box);
-  REQUIRE(box->Wf({"audit", "verify"}).code == 0);
+WF_CLI_TEST_CASE("a tampered history does not verify", "[cli][exit][audit]", box) {
+  auto [id, task] = PermitAtReview(box);
+  REQUIRE(box.Wf({"audit", "verify"}).code == 0);
   // An insider rewrites who did something, getting past the append-only triggers first.
-  std::string disable = box->postgres() ? "ALTER TABLE history DISABLE TRIGGER USER; "
-                                        : "DROP TRIGGER history_no_update; ";
-  REQUIRE(box->Sql(disable + "UPDATE history SET actor = 'mallory' WHERE case_id = '" + id +
-                   "' AND seq = 2;"));
-  Run all = box->Wf({"audit", "verify"});
+  std::string disable = box.postgres() ? "ALTER TABLE history DISABLE TRIGGER USER; "
+                                       : "DROP TRIGGER history_no_update; ";
+  REQUIRE(box.Sql(disable + "UPDATE history SET actor = 'mallory' WHERE case_id = '" + id +
+                  "' AND seq = 2;"));
+  Run all = box.Wf({"audit", "verify"});
   CHECK(all.code == 7);
   CHECK(all.err.find(id) != std::string::npos);
   CHECK(all.err.find("seq 2") != std::string::npos);
-  Run one = box->Wf({"audit", "verify", id, "--json"});
+  Run one = box.Wf({"audit", "verify", id, "--json"});
   CHECK(one.code == 7);
   CHECK(one.Json()["ok"] == false);
   (void)task;
 }
 
-TEST_CASE("a backlog starts line by line and refused lines are named", "[cli][start]") {
-  WF_CLI_FOR_EACH_BACKEND(box);
-  REQUIRE(box->Wf({"deploy", Fixture("permit.yaml")}).code == 0);
-  Run backlog = box->Wf({"start", "cli-permit", "--batch", Fixture("backlog.jsonl"),
-                         "--batch-size", "2"});
+WF_CLI_TEST_CASE("a backlog starts line by line and refused lines are named", "[cli][start]", box) {
+  REQUIRE(box.Wf({"deploy", Fixture("permit.yaml")}).code == 0);
+  Run backlog =
+      box.Wf({"start", "cli-permit", "--batch", Fixture("backlog.jsonl"), "--batch-size", "2"});
   CHECK(backlog.code == 5);  // only a duplicate was refused
   CHECK(backlog.out.find("started 3 cases") != std::string::npos);
   CHECK(backlog.err.find("line 4: ") != std::string::npos);
   CHECK(backlog.err.find("already open") != std::string::npos);
-  CHECK(box->Wf({"cases", "--json"}).Json().size() == 3);
+  CHECK(box.Wf({"cases", "--json"}).Json().size() == 3);
 
-  Run bad = box->Wf({"start", "cli-permit", "--batch", "-", "--json"},
-                    ReadFile(Fixture("backlog_bad.jsonl")));
+  Run bad = box.Wf({"start", "cli-permit", "--batch", "-", "--json"},
+                   ReadFile(Fixture("backlog_bad.jsonl")));
   CHECK(bad.code == 3);
   CHECK(bad.err.find("line 2: not valid JSON") != std::string::npos);
   CHECK(bad.err.find("line 3: ") != std::string::npos);
@@ -590,59 +519,58 @@ TEST_CASE("a backlog starts line by line and refused lines are named", "[cli][st
   CHECK(answer["started"] == 2);
   CHECK(answer["ids"].size() == 2);
   CHECK(answer["errors"].size() == 2);
-  CHECK(box->Wf({"cases", "--json", "--limit", "0"}).Json().size() == 5);
-  CHECK(box->Wf({"cases", "--json", "--limit", "2"}).Json().size() == 2);
+  CHECK(box.Wf({"cases", "--json", "--limit", "0"}).Json().size() == 5);
+  CHECK(box.Wf({"cases", "--json", "--limit", "2"}).Json().size() == 2);
 }
 
-TEST_CASE("a signal moves a waiting case on and the paused clock shows", "[cli][signal]") {
-  WF_CLI_FOR_EACH_BACKEND(box);
-  REQUIRE(box->Wf({"deploy", Fixture("wait.yaml")}).code == 0);
-  Run started = box->Wf({"start", "cli-wait", "--data", "-", "--json"}, "{}");
+WF_CLI_TEST_CASE("a signal moves a waiting case on and the paused clock shows", "[cli][signal]",
+                 box) {
+  REQUIRE(box.Wf({"deploy", Fixture("wait.yaml")}).code == 0);
+  Run started = box.Wf({"start", "cli-wait", "--data", "-", "--json"}, "{}");
   REQUIRE(started.code == 0);
   std::string id = started.Json()["id"];
 
-  json waiting = box->Wf({"show", id, "--json"}).Json();
+  json waiting = box.Wf({"show", id, "--json"}).Json();
   REQUIRE(waiting["steps"].size() == 1);
   CHECK(waiting["steps"][0]["waiting"] == "signal");
   CHECK(waiting["deadline"]["paused"] == true);
-  Run human = box->Wf({"show", id});
+  Run human = box.Wf({"show", id});
   CHECK(human.out.find("wf signal " + id + " documents") != std::string::npos);
   CHECK(human.out.find("paused") != std::string::npos);
 
-  Run wrong = box->Wf({"signal", id, "payment"});
+  Run wrong = box.Wf({"signal", id, "payment"});
   CHECK(wrong.code == 5);
-  Run signal = box->Wf({"signal", id, "documents", "--data", "-"}, R"({"pages": 3})");
+  Run signal = box.Wf({"signal", id, "documents", "--data", "-"}, R"({"pages": 3})");
   REQUIRE(signal.code == 0);
   CHECK(signal.out.find("is completed") != std::string::npos);
-  json done = box->Wf({"show", id, "--json"}).Json();
+  json done = box.Wf({"show", id, "--json"}).Json();
   CHECK(done["status"] == "completed");
   CHECK(done["data"]["documents"]["pages"] == 3);
   CHECK(done["deadline"]["paused"] == false);
 
   // A finished case cannot be cancelled; an open one can, with a reason.
-  CHECK(box->Wf({"cancel", id, "--reason", "too late"}).code == 5);
-  std::string other = Trimmed(box->Wf({"start", "cli-wait", "--data", "-"}, "{}").out);
+  CHECK(box.Wf({"cancel", id, "--reason", "too late"}).code == 5);
+  std::string other = Trimmed(box.Wf({"start", "cli-wait", "--data", "-"}, "{}").out);
   REQUIRE_FALSE(other.empty());
-  CHECK(box->Wf({"cancel", other, "--reason", " "}).code == 2);
-  Run cancelled = box->Wf({"cancel", other, "--reason", "applicant withdrew", "--as", "ann"});
+  CHECK(box.Wf({"cancel", other, "--reason", " "}).code == 2);
+  Run cancelled = box.Wf({"cancel", other, "--reason", "applicant withdrew", "--as", "ann"});
   REQUIRE(cancelled.code == 0);
-  json shown = box->Wf({"show", other, "--json"}).Json();
+  json shown = box.Wf({"show", other, "--json"}).Json();
   CHECK(shown["status"] == "cancelled");
   CHECK(shown["reason"] == "applicant withdrew");
 }
 
-TEST_CASE("a department the program cannot call becomes an incident to retry",
-          "[cli][incident]") {
-  WF_CLI_FOR_EACH_BACKEND(box);
-  REQUIRE(box->Wf({"deploy", Fixture("mail.yaml")}).code == 0);
-  std::string id = Trimmed(box->Wf({"start", "cli-mail", "--data", "-"}, "{}").out);
+WF_CLI_TEST_CASE("a department the program cannot call becomes an incident to retry",
+                 "[cli][incident]", box) {
+  REQUIRE(box.Wf({"deploy", Fixture("mail.yaml")}).code == 0);
+  std::string id = Trimmed(box.Wf({"start", "cli-mail", "--data", "-"}, "{}").out);
   REQUIRE_FALSE(id.empty());
-  Run engine = box->Wf({"engine", "--until-idle", "--json"});
+  Run engine = box.Wf({"engine", "--until-idle", "--json"});
   REQUIRE(engine.code == 0);
   CHECK(engine.Json()["committed"].get<int64_t>() >= 1);
   CHECK(engine.err.find("carrier-pigeon") != std::string::npos);  // the warning, on stderr
 
-  json incidents = box->Wf({"incidents", "--json"}).Json();
+  json incidents = box.Wf({"incidents", "--json"}).Json();
   REQUIRE(incidents.size() == 1);
   CHECK(incidents[0]["case"] == id);
   CHECK(incidents[0]["step"] == "send");
@@ -650,64 +578,62 @@ TEST_CASE("a department the program cannot call becomes an incident to retry",
   CHECK(incidents[0]["message"].get<std::string>().find("adapter kind 'carrier-pigeon'") !=
         std::string::npos);
   int64_t incident = incidents[0]["id"].get<int64_t>();
-  json shown = box->Wf({"show", id, "--json"}).Json();
+  json shown = box.Wf({"show", id, "--json"}).Json();
   CHECK(shown["incidents"].size() == 1);
   CHECK(shown["steps"][0]["waiting"] == "incident");
-  CHECK(box->Wf({"show", id}).out.find("wf retry " + std::to_string(incident)) !=
-        std::string::npos);
+  CHECK(box.Wf({"show", id}).out.find("wf retry " + std::to_string(incident)) != std::string::npos);
 
-  Run retried = box->Wf({"retry", std::to_string(incident), "--as", "ann"});
+  Run retried = box.Wf({"retry", std::to_string(incident), "--as", "ann"});
   REQUIRE(retried.code == 0);
-  CHECK(box->Wf({"incidents", "--json"}).Json().empty());
-  CHECK(box->Wf({"retry", std::to_string(incident)}).code == 5);  // already resolved
-  RunEngine(*box);
-  json again = box->Wf({"incidents", "--json"}).Json();
+  CHECK(box.Wf({"incidents", "--json"}).Json().empty());
+  CHECK(box.Wf({"retry", std::to_string(incident)}).code == 5);  // already resolved
+  RunEngine(box);
+  json again = box.Wf({"incidents", "--json"}).Json();
   REQUIRE(again.size() == 1);
   CHECK(again[0]["id"] != incident);
 }
 
-TEST_CASE("global options may follow the subcommand", "[cli][options]") {
-  WF_CLI_FOR_EACH_BACKEND(box);
+WF_CLI_TEST_CASE("global options may follow the subcommand", "[cli][options]", box) {
   std::map<std::string, std::string> no_env = {{"WF_DB", ""}, {"WF_CONFIG", ""}};
-  Run deployed = box->Wf({"deploy", Fixture("permit.yaml"), "--db", box->db(), "--config",
-                          Fixture("config.yaml"), "--json"},
-                         "", no_env);
+  Run deployed = box.Wf({"deploy", Fixture("permit.yaml"), "--db", box.db(), "--config",
+                         Fixture("config.yaml"), "--json"},
+                        "", no_env);
   REQUIRE(deployed.code == 0);
   json answer = deployed.Json();
   REQUIRE(answer.size() == 1);
   CHECK(answer[0]["procedure"] == "cli-permit");
   CHECK(answer[0]["created"] == true);
 
-  Run started = box->Wf({"start", "cli-permit", "--data", Fixture("applicant.json"), "--json",
-                         "--db", box->db(), "--as", "bob"},
-                        "", no_env);
+  Run started = box.Wf({"start", "cli-permit", "--data", Fixture("applicant.json"), "--json",
+                        "--db", box.db(), "--as", "bob"},
+                       "", no_env);
   REQUIRE(started.code == 0);
   std::string id = started.Json()["id"];
-  Run show = box->Wf({"show", id, "--db", box->db(), "--json"}, "", no_env);
+  Run show = box.Wf({"show", id, "--db", box.db(), "--json"}, "", no_env);
   REQUIRE(show.code == 0);
   CHECK(show.Json()["id"] == id);
-  Run inbox = box->Wf({"inbox", "--json", "--as", "bob", "--db", box->db(), "--config",
-                       Fixture("config.yaml")},
-                      "", no_env);
+  Run inbox = box.Wf(
+      {"inbox", "--json", "--as", "bob", "--db", box.db(), "--config", Fixture("config.yaml")}, "",
+      no_env);
   REQUIRE(inbox.code == 0);
   REQUIRE(inbox.Json().size() == 1);
   CHECK(inbox.Json()[0]["case"] == id);
 
   // WF_ACTOR is the same as --as.
-  Run by_env = box->Wf({"inbox", "--json"}, "", {{"WF_ACTOR", "bob"}});
+  Run by_env = box.Wf({"inbox", "--json"}, "", {{"WF_ACTOR", "bob"}});
   REQUIRE(by_env.code == 0);
   CHECK(by_env.Json().size() == 1);
 }
 
-TEST_CASE("cases filter by status, procedure, overdue and the actor's own", "[cli][cases]") {
-  WF_CLI_FOR_EACH_BACKEND(box);
-  auto [id, task] = PermitAtReview(*box);
-  REQUIRE(box->Wf({"deploy", Fixture("wait.yaml")}).code == 0);
-  std::string waiting = Trimmed(box->Wf({"start", "cli-wait", "--data", "-", "--as", "carl"},
-                                        "{}").out);
+WF_CLI_TEST_CASE("cases filter by status, procedure, overdue and the actor's own", "[cli][cases]",
+                 box) {
+  auto [id, task] = PermitAtReview(box);
+  REQUIRE(box.Wf({"deploy", Fixture("wait.yaml")}).code == 0);
+  std::string waiting =
+      Trimmed(box.Wf({"start", "cli-wait", "--data", "-", "--as", "carl"}, "{}").out);
   REQUIRE_FALSE(waiting.empty());
 
-  json all = box->Wf({"cases", "--json"}).Json();
+  json all = box.Wf({"cases", "--json"}).Json();
   REQUIRE(all.size() == 2);
   for (const auto& item : all) {
     for (const char* key : {"id", "case", "step", "role", "status", "procedure", "version",
@@ -721,21 +647,21 @@ TEST_CASE("cases filter by status, procedure, overdue and the actor's own", "[cl
   CHECK(all[0]["role"] == "");
   CHECK(all[1]["role"] == "clerk");
 
-  json permits = box->Wf({"cases", "--procedure", "cli-permit", "--json"}).Json();
+  json permits = box.Wf({"cases", "--procedure", "cli-permit", "--json"}).Json();
   REQUIRE(permits.size() == 1);
   CHECK(permits[0]["id"] == id);
-  CHECK(box->Wf({"cases", "--status", "completed", "--json"}).Json().empty());
-  CHECK(box->Wf({"cases", "--overdue", "--json"}).Json().empty());
-  CHECK(box->Wf({"cases", "--agency", "elsewhere", "--json"}).Json().empty());
+  CHECK(box.Wf({"cases", "--status", "completed", "--json"}).Json().empty());
+  CHECK(box.Wf({"cases", "--overdue", "--json"}).Json().empty());
+  CHECK(box.Wf({"cases", "--agency", "elsewhere", "--json"}).Json().empty());
 
-  json anns = box->Wf({"cases", "--mine", "--as", "ann", "--json"}).Json();
+  json anns = box.Wf({"cases", "--mine", "--as", "ann", "--json"}).Json();
   REQUIRE(anns.size() == 1);  // the permit waits for a clerk
   CHECK(anns[0]["id"] == id);
-  json carls = box->Wf({"cases", "--mine", "--as", "carl", "--json"}).Json();
+  json carls = box.Wf({"cases", "--mine", "--as", "carl", "--json"}).Json();
   REQUIRE(carls.size() == 1);  // carl started the waiting case
   CHECK(carls[0]["id"] == waiting);
 
-  Run table = box->Wf({"cases"});
+  Run table = box.Wf({"cases"});
   REQUIRE(table.code == 0);
   CHECK(table.out.rfind("CASE", 0) == 0);
   CHECK(table.out.find(id) != std::string::npos);
@@ -743,27 +669,26 @@ TEST_CASE("cases filter by status, procedure, overdue and the actor's own", "[cl
   (void)task;
 }
 
-TEST_CASE("migrate reports the schema version", "[cli][migrate]") {
-  WF_CLI_FOR_EACH_BACKEND(box);
-  Run migrated = box->Wf({"migrate", "--json"});
+WF_CLI_TEST_CASE("migrate reports the schema version", "[cli][migrate]", box) {
+  Run migrated = box.Wf({"migrate", "--json"});
   REQUIRE(migrated.code == 0);
   CHECK(migrated.Json()["schema_version"].get<int>() >= 1);
-  CHECK(box->Wf({"migrate"}).out.find("is at version") != std::string::npos);
+  CHECK(box.Wf({"migrate"}).out.find("is at version") != std::string::npos);
 }
 
-TEST_CASE("an auditor's report counts cases, times, refusals and overdue cases", "[cli][report]") {
-  WF_CLI_FOR_EACH_BACKEND(box);
-  auto [id, task] = PermitAtReview(*box);
+WF_CLI_TEST_CASE("an auditor's report counts cases, times, refusals and overdue cases",
+                 "[cli][report]", box) {
+  auto [id, task] = PermitAtReview(box);
   // One duplicate refused at the counter, one in a backlog (line 4 repeats line 1).
-  CHECK(box->Wf({"start", "cli-permit", "--data", Fixture("applicant.json")}).code == 5);
-  Run backlog = box->Wf({"start", "cli-permit", "--batch", Fixture("backlog.jsonl")});
+  CHECK(box.Wf({"start", "cli-permit", "--data", Fixture("applicant.json")}).code == 5);
+  Run backlog = box.Wf({"start", "cli-permit", "--batch", Fixture("backlog.jsonl")});
   REQUIRE(backlog.code != 0);  // a refused line makes the batch report an error
   REQUIRE(
-      box->Wf({"complete", std::to_string(task), "--as", "ann", "--set", "approved=true"}).code ==
+      box.Wf({"complete", std::to_string(task), "--as", "ann", "--set", "approved=true"}).code ==
       0);
-  RunEngine(*box);
+  RunEngine(box);
 
-  Run report = box->Wf({"report", "--json"});
+  Run report = box.Wf({"report", "--json"});
   REQUIRE(report.code == 0);
   json figures = report.Json();
   REQUIRE(figures["procedures"].size() == 1);
@@ -797,24 +722,24 @@ TEST_CASE("an auditor's report counts cases, times, refusals and overdue cases",
   CHECK(figures["agencies"][0]["cases"] == 4);
 
   // Backdate one open case's deadline behind wf's back: it becomes overdue in the report.
-  std::string open_case = box->Wf({"cases", "--status", "open", "--limit", "1", "--json"})
+  std::string open_case = box.Wf({"cases", "--status", "open", "--limit", "1", "--json"})
                               .Json()[0]["id"]
                               .get<std::string>();
-  REQUIRE(box->Sql("UPDATE cases SET deadline_at = 1000000 WHERE id = '" + open_case + "'"));
-  json overdue = box->Wf({"report", "--json"}).Json()["procedures"][0];
+  REQUIRE(box.Sql("UPDATE cases SET deadline_at = 1000000 WHERE id = '" + open_case + "'"));
+  json overdue = box.Wf({"report", "--json"}).Json()["procedures"][0];
   CHECK(overdue["overdue"] == 1);
   REQUIRE(overdue["overdue_cases"].size() == 1);
   CHECK(overdue["overdue_cases"][0]["id"] == open_case);
   CHECK(overdue["overdue_cases"][0]["steps"] == json::array({"review"}));
 
-  Run table = box->Wf({"report"});
+  Run table = box.Wf({"report"});
   REQUIRE(table.code == 0);
   CHECK(table.out.find("cli-permit") != std::string::npos);
   CHECK(table.out.find(open_case) != std::string::npos);
 
-  Run html = box->Wf({"report", "--html", "report.html"});
+  Run html = box.Wf({"report", "--html", "report.html"});
   REQUIRE(html.code == 0);
-  std::string page = ReadFile(box->dir() / "report.html");
+  std::string page = ReadFile(box.dir() / "report.html");
   CHECK(page.rfind("<!DOCTYPE html>", 0) == 0);
   CHECK(page.find("<svg") != std::string::npos);
   CHECK(page.find("id=\"procedure-cli-permit\"") != std::string::npos);
@@ -823,9 +748,9 @@ TEST_CASE("an auditor's report counts cases, times, refusals and overdue cases",
     CHECK(page.find(fetch) == std::string::npos);
   }
   CHECK(page.find("<script") == std::string::npos);  // ... and nothing run
-  CHECK_FALSE(fs::exists(box->dir() / "report.html.tmp"));
+  CHECK_FALSE(fs::exists(box.dir() / "report.html.tmp"));
 
-  Run nowhere = box->Wf({"report", "--html", "no/such/folder/report.html"});
+  Run nowhere = box.Wf({"report", "--html", "no/such/folder/report.html"});
   CHECK(nowhere.code == 4);
   CHECK(nowhere.err.find("no/such/folder/report.html") != std::string::npos);
 }
@@ -886,11 +811,10 @@ json EventsOf(Sandbox& box, const std::string& id) {
 
 }  // namespace
 
-TEST_CASE("the history reads as a timeline with agencies, decisions and time held",
-          "[cli][audit][history]") {
-  WF_CLI_FOR_EACH_BACKEND(box);
-  std::string id = CompletedPermit(*box);
-  Run text = box->Wf({"history", id});
+WF_CLI_TEST_CASE("the history reads as a timeline with agencies, decisions and time held",
+                 "[cli][audit][history]", box) {
+  std::string id = CompletedPermit(box);
+  Run text = box.Wf({"history", id});
   REQUIRE(text.code == 0);
   CHECK(text.out.find("AGENCY") != std::string::npos);
   CHECK(text.out.find("ann (town-hall)") != std::string::npos);
@@ -899,7 +823,7 @@ TEST_CASE("the history reads as a timeline with agencies, decisions and time hel
   CHECK(text.out.find("time held, in working days") != std::string::npos);
   CHECK(text.out.find("within the statutory limit") != std::string::npos);
 
-  json events = EventsOf(*box, id);
+  json events = EventsOf(box, id);
   bool completed = false;
   for (const json& e : events) {
     if (e["action"] == "task.completed") {
@@ -911,7 +835,7 @@ TEST_CASE("the history reads as a timeline with agencies, decisions and time hel
   }
   CHECK(completed);
 
-  Run held = box->Wf({"history", id, "--by-agency", "--json"});
+  Run held = box.Wf({"history", id, "--by-agency", "--json"});
   REQUIRE(held.code == 0);
   json holders = held.Json();
   std::map<std::string, json> by_holder;
@@ -926,37 +850,37 @@ TEST_CASE("the history reads as a timeline with agencies, decisions and time hel
   CHECK(by_holder["case"]["within_limit"] == true);
   CHECK(by_holder["case"]["limit"] == "3 working days");
 
-  CHECK(box->Wf({"history", "20260101-nosuchcase"}).code == 4);
+  CHECK(box.Wf({"history", "20260101-nosuchcase"}).code == 4);
 }
 
-TEST_CASE("a consistent rewrite by a superuser verifies as a chain and is caught by the anchor",
-          "[cli][audit][anchor]") {
-  WF_CLI_FOR_EACH_BACKEND(box);
-  std::string id = CompletedPermit(*box);
-  std::string other = CompletedPermit(*box, "applicant-2.json");
-  REQUIRE(box->Wf({"audit", "keygen"}).code == 0);
-  CHECK((fs::status(box->dir() / "wf-audit.key").permissions() & fs::perms::all) ==
+WF_CLI_TEST_CASE(
+    "a consistent rewrite by a superuser verifies as a chain and is caught by the anchor",
+    "[cli][audit][anchor]", box) {
+  std::string id = CompletedPermit(box);
+  std::string other = CompletedPermit(box, "applicant-2.json");
+  REQUIRE(box.Wf({"audit", "keygen"}).code == 0);
+  CHECK((fs::status(box.dir() / "wf-audit.key").permissions() & fs::perms::all) ==
         (fs::perms::owner_read | fs::perms::owner_write));
-  CHECK(box->Wf({"audit", "keygen"}).code == 5);  // never overwrites a key
-  Run anchored = box->Wf({"audit", "anchor", "--key", "wf-audit.key", "--out", "a1.jsonl"});
+  CHECK(box.Wf({"audit", "keygen"}).code == 5);  // never overwrites a key
+  Run anchored = box.Wf({"audit", "anchor", "--key", "wf-audit.key", "--out", "a1.jsonl"});
   REQUIRE(anchored.code == 0);
   CHECK(anchored.out.find("anchored 2 chains") != std::string::npos);
-  CHECK(box->Wf({"audit", "anchor", "--key", "wf-audit.key", "--out", "a1.jsonl"}).code == 5);
-  Run fine = box->Wf({"audit", "verify", "--anchor", "a1.jsonl", "--pubkey", "wf-audit.pub"});
+  CHECK(box.Wf({"audit", "anchor", "--key", "wf-audit.key", "--out", "a1.jsonl"}).code == 5);
+  Run fine = box.Wf({"audit", "verify", "--anchor", "a1.jsonl", "--pubkey", "wf-audit.pub"});
   REQUIRE(fine.code == 0);
   CHECK(fine.out.find("2 chains have only grown") != std::string::npos);
-  CHECK(box->Wf({"audit", "verify", "--anchor", "a1.jsonl"}).code == 2);
+  CHECK(box.Wf({"audit", "verify", "--anchor", "a1.jsonl"}).code == 2);
 
   // The superuser rewrites who approved, then recomputes every later hash, bypassing triggers.
-  json events = EventsOf(*box, id);
+  json events = EventsOf(box, id);
   const int64_t head = events.back()["seq"].get<int64_t>();
   size_t changed = 0;
   for (size_t i = 0; i < events.size(); ++i) {
     if (events[i]["action"] == "task.completed") changed = i;
   }
   REQUIRE(changed > 0);
-  std::string sql = box->postgres() ? "ALTER TABLE history DISABLE TRIGGER ALL; "
-                                    : "DROP TRIGGER history_no_update; ";
+  std::string sql = box.postgres() ? "ALTER TABLE history DISABLE TRIGGER ALL; "
+                                   : "DROP TRIGGER history_no_update; ";
   events[changed]["actor"] = "mallory";
   for (size_t i = changed; i < events.size(); ++i) {
     events[i]["prev_hash"] = events[i - 1]["hash"];
@@ -967,54 +891,54 @@ TEST_CASE("a consistent rewrite by a superuser verifies as a chain and is caught
            " WHERE case_id = " + SqlText(id) +
            " AND seq = " + std::to_string(events[i]["seq"].get<int64_t>()) + "; ";
   }
-  REQUIRE(box->Sql(sql));
+  REQUIRE(box.Sql(sql));
   // The chain alone cannot tell: it was rewritten consistently.
-  REQUIRE(box->Wf({"audit", "verify"}).code == 0);
-  Run caught = box->Wf({"audit", "verify", "--anchor", "a1.jsonl", "--pubkey", "wf-audit.pub"});
+  REQUIRE(box.Wf({"audit", "verify"}).code == 0);
+  Run caught = box.Wf({"audit", "verify", "--anchor", "a1.jsonl", "--pubkey", "wf-audit.pub"});
   CHECK(caught.code == 7);
   CHECK(caught.err.find(id) != std::string::npos);
   CHECK(caught.err.find("seq " + std::to_string(head)) != std::string::npos);
   CHECK(caught.err.find("anchor") != std::string::npos);
-  Run json_caught = box->Wf(
+  Run json_caught = box.Wf(
       {"audit", "verify", other, "--anchor", "a1.jsonl", "--pubkey", "wf-audit.pub", "--json"});
   CHECK(json_caught.code == 0);  // the other case was not touched
 
   // An altered anchor, or one checked with another key, does not verify either.
-  std::string anchor = ReadFile(box->dir() / "a1.jsonl");
+  std::string anchor = ReadFile(box.dir() / "a1.jsonl");
   size_t at = anchor.find(other);
   REQUIRE(at != std::string::npos);
   std::string forged = anchor;
   size_t hash_at = forged.find("\"hash\":\"", at) + 8;
   forged[hash_at] = forged[hash_at] == '0' ? '1' : '0';
-  std::ofstream(box->dir() / "forged.jsonl", std::ios::binary) << forged;
-  CHECK(box->Wf({"audit", "verify", "--anchor", "forged.jsonl", "--pubkey", "wf-audit.pub"}).code ==
+  std::ofstream(box.dir() / "forged.jsonl", std::ios::binary) << forged;
+  CHECK(box.Wf({"audit", "verify", "--anchor", "forged.jsonl", "--pubkey", "wf-audit.pub"}).code ==
         7);
-  REQUIRE(box->Wf({"audit", "keygen", "--key", "k2", "--pubkey", "k2.pub"}).code == 0);
-  Run other_key = box->Wf({"audit", "verify", "--anchor", "a1.jsonl", "--pubkey", "k2.pub"});
+  REQUIRE(box.Wf({"audit", "keygen", "--key", "k2", "--pubkey", "k2.pub"}).code == 0);
+  Run other_key = box.Wf({"audit", "verify", "--anchor", "a1.jsonl", "--pubkey", "k2.pub"});
   CHECK(other_key.code == 7);
   CHECK(other_key.err.find("signature does not verify") != std::string::npos);
-  CHECK(box->Wf({"audit", "verify", "--anchor", "a1.jsonl", "--pubkey", "applicant.json"}).code !=
+  CHECK(box.Wf({"audit", "verify", "--anchor", "a1.jsonl", "--pubkey", "applicant.json"}).code !=
         0);
 }
 
-TEST_CASE("history refuses UPDATE, DELETE and TRUNCATE, even for its owner", "[cli][audit][pg]") {
-  WF_CLI_FOR_EACH_BACKEND(box);
-  std::string id = CompletedPermit(*box);
+WF_CLI_TEST_CASE("history refuses UPDATE, DELETE and TRUNCATE, even for its owner",
+                 "[cli][audit][pg]", box) {
+  std::string id = CompletedPermit(box);
   const std::string where = " WHERE case_id = " + SqlText(id);
-  CHECK_FALSE(box->Sql("UPDATE history SET actor = 'mallory'" + where));
-  CHECK_FALSE(box->Sql("DELETE FROM history" + where));
-  if (box->postgres()) {
-    CHECK_FALSE(box->Sql("DELETE FROM cases WHERE id = " + SqlText(id)));
-    CHECK_FALSE(box->Sql("TRUNCATE history CASCADE"));
+  CHECK_FALSE(box.Sql("UPDATE history SET actor = 'mallory'" + where));
+  CHECK_FALSE(box.Sql("DELETE FROM history" + where));
+  if (box.postgres()) {
+    CHECK_FALSE(box.Sql("DELETE FROM cases WHERE id = " + SqlText(id)));
+    CHECK_FALSE(box.Sql("TRUNCATE history CASCADE"));
   }
-  REQUIRE(box->Wf({"audit", "verify", id}).code == 0);
-  if (!box->postgres()) return;
+  REQUIRE(box.Wf({"audit", "verify", id}).code == 0);
+  if (!box.postgres()) return;
 
   // A login in the engine role appends and reads history and updates cases, but may not change
   // history: the grants refuse before the trigger is reached.
-  std::string user = "wf_test_engine_" + RandomSuffix();
-  REQUIRE(box->Sql("CREATE ROLE " + user + " LOGIN IN ROLE wf_engine"));
-  std::string url = box->db();
+  std::string user = "wf_test_engine_" + wf::testing::RandomName();
+  REQUIRE(box.Sql("CREATE ROLE " + user + " LOGIN IN ROLE wf_engine"));
+  std::string url = box.db();
   url.replace(url.find("://") + 3, url.find('@') - url.find("://") - 3, user);
   auto as_engine = [&](const std::string& sql) {
     return System("psql -X -q -v ON_ERROR_STOP=1 " + ShellQuote(url) + " -c " + ShellQuote(sql) +
@@ -1028,20 +952,19 @@ TEST_CASE("history refuses UPDATE, DELETE and TRUNCATE, even for its owner", "[c
   CHECK_FALSE(as_engine("TRUNCATE history CASCADE"));
   CHECK_FALSE(as_engine("DELETE FROM archived_chains"));
   CHECK_FALSE(as_engine("ALTER TABLE history DISABLE TRIGGER ALL"));
-  REQUIRE(box->Wf({"audit", "verify", id}).code == 0);
-  box->Sql("DROP ROLE " + user);
+  REQUIRE(box.Wf({"audit", "verify", id}).code == 0);
+  box.Sql("DROP ROLE " + user);
 }
 
-TEST_CASE("an export streams events with hashes and verifies from the file alone",
-          "[cli][audit][export]") {
-  WF_CLI_FOR_EACH_BACKEND(box);
-  std::string id = CompletedPermit(*box);
-  CompletedPermit(*box, "applicant-2.json");
-  json events = EventsOf(*box, id);
-  Run jsonl = box->Wf({"audit", "export"});
+WF_CLI_TEST_CASE("an export streams events with hashes and verifies from the file alone",
+                 "[cli][audit][export]", box) {
+  std::string id = CompletedPermit(box);
+  CompletedPermit(box, "applicant-2.json");
+  json events = EventsOf(box, id);
+  Run jsonl = box.Wf({"audit", "export"});
   REQUIRE(jsonl.code == 0);
-  std::ofstream(box->dir() / "all.jsonl", std::ios::binary) << jsonl.out;
-  Run ok = box->Wf({"audit", "verify", "--file", "all.jsonl", "--json"});
+  std::ofstream(box.dir() / "all.jsonl", std::ios::binary) << jsonl.out;
+  Run ok = box.Wf({"audit", "verify", "--file", "all.jsonl", "--json"});
   REQUIRE(ok.code == 0);
   CHECK(ok.Json()["cases"] == 2);
   CHECK(ok.Json()["events"] == static_cast<int64_t>(CountLines(jsonl.out)));
@@ -1052,11 +975,11 @@ TEST_CASE("an export streams events with hashes and verifies from the file alone
     CHECK(e["hash"] == EventHash(e));
   }
 
-  Run csv = box->Wf({"audit", "export", "--format", "csv", "--case", id});
+  Run csv = box.Wf({"audit", "export", "--format", "csv", "--case", id});
   REQUIRE(csv.code == 0);
   CHECK(CountLines(csv.out) == events.size() + 1);
-  std::ofstream(box->dir() / "one.csv", std::ios::binary) << csv.out;
-  Run csv_ok = box->Wf({"audit", "verify", "--file", "one.csv"});
+  std::ofstream(box.dir() / "one.csv", std::ios::binary) << csv.out;
+  Run csv_ok = box.Wf({"audit", "verify", "--file", "one.csv"});
   CHECK(csv_ok.code == 0);
   CHECK(csv_ok.out.find("1 cases, " + std::to_string(events.size()) + " events") !=
         std::string::npos);
@@ -1066,77 +989,76 @@ TEST_CASE("an export streams events with hashes and verifies from the file alone
   size_t at = tampered.find("\"actor\":\"ann\"");
   REQUIRE(at != std::string::npos);
   tampered.replace(at, 13, "\"actor\":\"bob\"");
-  std::ofstream(box->dir() / "tampered.jsonl", std::ios::binary) << tampered;
-  Run bad = box->Wf({"audit", "verify", "--file", "tampered.jsonl"});
+  std::ofstream(box.dir() / "tampered.jsonl", std::ios::binary) << tampered;
+  Run bad = box.Wf({"audit", "verify", "--file", "tampered.jsonl"});
   CHECK(bad.code == 7);
   CHECK(bad.err.find("seq ") != std::string::npos);
-  std::ofstream(box->dir() / "junk.jsonl", std::ios::binary) << "{\"not\": \"an event\"}\n";
-  CHECK(box->Wf({"audit", "verify", "--file", "junk.jsonl"}).code == 3);
-  CHECK(box->Wf({"audit", "verify", "--file", "missing.jsonl"}).code == 4);
+  std::ofstream(box.dir() / "junk.jsonl", std::ios::binary) << "{\"not\": \"an event\"}\n";
+  CHECK(box.Wf({"audit", "verify", "--file", "junk.jsonl"}).code == 3);
+  CHECK(box.Wf({"audit", "verify", "--file", "missing.jsonl"}).code == 4);
 
   // --since and --until bound the events by time; a window that starts mid-chain still verifies.
   std::string second_at = events[1]["at"].get<std::string>();
-  Run window = box->Wf({"audit", "export", "--case", id, "--since", second_at});
+  Run window = box.Wf({"audit", "export", "--case", id, "--since", second_at});
   REQUIRE(window.code == 0);
   CHECK(CountLines(window.out) >= 1);
   CHECK(CountLines(window.out) < events.size() + 1);
-  std::ofstream(box->dir() / "window.jsonl", std::ios::binary) << window.out;
-  CHECK(box->Wf({"audit", "verify", "--file", "window.jsonl"}).code == 0);
-  Run none = box->Wf({"audit", "export", "--until", "2000-01-01"});
+  std::ofstream(box.dir() / "window.jsonl", std::ios::binary) << window.out;
+  CHECK(box.Wf({"audit", "verify", "--file", "window.jsonl"}).code == 0);
+  Run none = box.Wf({"audit", "export", "--until", "2000-01-01"});
   REQUIRE(none.code == 0);
   CHECK(none.out.empty());
-  Run all_until = box->Wf({"audit", "export", "--until", "2999-01-01"});
+  Run all_until = box.Wf({"audit", "export", "--until", "2999-01-01"});
   CHECK(all_until.out == jsonl.out);
-  CHECK(box->Wf({"audit", "export", "--until", "soon"}).code == 2);
+  CHECK(box.Wf({"audit", "export", "--until", "soon"}).code == 2);
 }
 
-TEST_CASE("an archive takes ended cases away, verifies on its own and keeps anchors valid",
-          "[cli][audit][archive]") {
-  WF_CLI_FOR_EACH_BACKEND(box);
-  std::string done = CompletedPermit(*box);
-  auto [open_case, task] = PermitAtReview(*box);
+WF_CLI_TEST_CASE("an archive takes ended cases away, verifies on its own and keeps anchors valid",
+                 "[cli][audit][archive]", box) {
+  std::string done = CompletedPermit(box);
+  auto [open_case, task] = PermitAtReview(box);
   (void)task;
-  json events = EventsOf(*box, done);
-  REQUIRE(box->Wf({"audit", "keygen"}).code == 0);
-  REQUIRE(box->Wf({"audit", "anchor", "--key", "wf-audit.key", "--out", "before.jsonl"}).code == 0);
+  json events = EventsOf(box, done);
+  REQUIRE(box.Wf({"audit", "keygen"}).code == 0);
+  REQUIRE(box.Wf({"audit", "anchor", "--key", "wf-audit.key", "--out", "before.jsonl"}).code == 0);
 
-  Run archived = box->Wf({"archive", "--before", "2999-01-01", "--out", "old.jsonl"});
+  Run archived = box.Wf({"archive", "--before", "2999-01-01", "--out", "old.jsonl"});
   REQUIRE(archived.code == 0);
   CHECK(archived.out.find("archived 1 cases (" + std::to_string(events.size()) + " events)") !=
         std::string::npos);
-  CHECK(box->Wf({"show", done}).code == 4);
-  Run gone = box->Wf({"history", done});
+  CHECK(box.Wf({"show", done}).code == 4);
+  Run gone = box.Wf({"history", done});
   CHECK(gone.code == 4);
   CHECK(gone.err.find("archived to old.jsonl") != std::string::npos);
-  CHECK(box->Wf({"show", open_case, "--json"}).Json()["status"] == "open");  // never archived
+  CHECK(box.Wf({"show", open_case, "--json"}).Json()["status"] == "open");  // never archived
 
-  Run verified = box->Wf({"audit", "verify", "--json"});
+  Run verified = box.Wf({"audit", "verify", "--json"});
   REQUIRE(verified.code == 0);
   CHECK(verified.Json()["cases"] == 1);
   CHECK(verified.Json()["archived_chains"] == 1);
-  CHECK(box->Wf({"audit", "verify", done}).code == 0);
-  CHECK(box->Wf({"audit", "verify", "--anchor", "before.jsonl", "--pubkey", "wf-audit.pub"}).code ==
+  CHECK(box.Wf({"audit", "verify", done}).code == 0);
+  CHECK(box.Wf({"audit", "verify", "--anchor", "before.jsonl", "--pubkey", "wf-audit.pub"}).code ==
         0);
-  Run file = box->Wf({"audit", "verify", "--archive", "old.jsonl"});
+  Run file = box.Wf({"audit", "verify", "--archive", "old.jsonl"});
   CHECK(file.code == 0);
   CHECK(file.out.find("1 cases, " + std::to_string(events.size()) + " events") !=
         std::string::npos);
-  CHECK(box->Wf({"archive", "--before", "2999-01-01", "--out", "old.jsonl"}).code == 5);
-  Run again = box->Wf({"archive", "--before", "2999-01-01", "--out", "again.jsonl"});
+  CHECK(box.Wf({"archive", "--before", "2999-01-01", "--out", "old.jsonl"}).code == 5);
+  Run again = box.Wf({"archive", "--before", "2999-01-01", "--out", "again.jsonl"});
   CHECK(again.code == 0);
   CHECK(again.out.find("nothing archived") != std::string::npos);
-  CHECK_FALSE(fs::exists(box->dir() / "again.jsonl"));
-  CHECK(box->Wf({"archive", "--before", "someday", "--out", "x.jsonl"}).code == 2);
+  CHECK_FALSE(fs::exists(box.dir() / "again.jsonl"));
+  CHECK(box.Wf({"archive", "--before", "someday", "--out", "x.jsonl"}).code == 2);
 
   // The kept head cannot be changed, and a changed archive file is caught.
-  CHECK_FALSE(box->Sql("UPDATE archived_chains SET hash = 'x'"));
-  CHECK_FALSE(box->Sql("DELETE FROM archived_chains"));
-  std::string archive = ReadFile(box->dir() / "old.jsonl");
+  CHECK_FALSE(box.Sql("UPDATE archived_chains SET hash = 'x'"));
+  CHECK_FALSE(box.Sql("DELETE FROM archived_chains"));
+  std::string archive = ReadFile(box.dir() / "old.jsonl");
   size_t at = archive.find("\"actor\":\"ann\"");
   REQUIRE(at != std::string::npos);
   archive.replace(at, 13, "\"actor\":\"bob\"");
-  std::ofstream(box->dir() / "changed.jsonl", std::ios::binary) << archive;
-  Run changed = box->Wf({"audit", "verify", "--archive", "changed.jsonl"});
+  std::ofstream(box.dir() / "changed.jsonl", std::ios::binary) << archive;
+  Run changed = box.Wf({"audit", "verify", "--archive", "changed.jsonl"});
   CHECK(changed.code == 7);
   CHECK(changed.err.find(done) != std::string::npos);
 }
@@ -1218,13 +1140,13 @@ double EventSeconds(const json& events, const std::string& action, const std::st
 
 }  // namespace
 
-TEST_CASE("every command gives the same status, overdue and time held for paused and 202 cases",
-          "[cli][views]") {
-  WF_CLI_FOR_EACH_BACKEND(box);
+WF_CLI_TEST_CASE(
+    "every command gives the same status, overdue and time held for paused and 202 cases",
+    "[cli][views]", box) {
   // The payment gateway accepts every call with HTTP 202 and never calls back by itself.
-  MockAgency mock(box->dir(), {"--fault", "payment-gateway:accept=true"});
+  MockAgency mock(box.dir(), {"--fault", "payment-gateway:accept=true"});
   // Every day is a working day, so working time is elapsed time and the checks hold any day.
-  const fs::path config = box->dir() / "views-config.yaml";
+  const fs::path config = box.dir() / "views-config.yaml";
   std::ofstream(config) << "departments:\n"
                         << "  payment-gateway:\n"
                         << "    adapter: http\n"
@@ -1237,7 +1159,7 @@ TEST_CASE("every command gives the same status, overdue and time held for paused
                         << "calendars:\n"
                         << "  every-day: {weekend: []}\n";
   auto wf = [&](std::vector<std::string> args, const std::string& input = "") {
-    return box->Wf(std::move(args), input, {{"WF_CONFIG", config.string()}});
+    return box.Wf(std::move(args), input, {{"WF_CONFIG", config.string()}});
   };
   REQUIRE(wf({"deploy", Fixture("views.yaml")}).code == 0);
   auto start = [&] {
@@ -1248,12 +1170,12 @@ TEST_CASE("every command gives the same status, overdue and time held for paused
   // late: paused after its deadline had passed; early: paused before its deadline, which has
   // passed since; paid: its department answered 202.
   const std::string late = start(), early = start(), paid = start();
-  REQUIRE(box->Sql("UPDATE cases SET deadline_at = clock_paused_at - 86400000000 WHERE id = '" +
-                   late + "'"));
+  REQUIRE(box.Sql("UPDATE cases SET deadline_at = clock_paused_at - 86400000000 WHERE id = '" +
+                  late + "'"));
   REQUIRE(
-      box->Sql("UPDATE cases SET deadline_at = clock_paused_at + 1000 WHERE id = '" + early + "'"));
+      box.Sql("UPDATE cases SET deadline_at = clock_paused_at + 1000 WHERE id = '" + early + "'"));
   Run completed =
-      wf({"complete", std::to_string(TaskOf(*box, paid)), "--as", "ann", "--set", "approved=true"});
+      wf({"complete", std::to_string(TaskOf(box, paid)), "--as", "ann", "--set", "approved=true"});
   REQUIRE(completed.code == 0);
   REQUIRE(wf({"signal", paid, "papers", "--data", "-"}, R"({"pages": 3})").code == 0);
   Run engine = wf({"engine", "--until-idle", "--idle-wait", "1"});

@@ -4,7 +4,7 @@
 #include <catch2/catch.hpp>
 
 #include "engine/case_view.hpp"
-#include "workflows/loader.hpp"
+#include "tests/support/cases.hpp"
 
 namespace wf::engine {
 namespace {
@@ -40,13 +40,6 @@ steps:
     next: done
   done: {end: completed}
 )";
-
-workflows::Procedure LoadFile() {
-  auto result = workflows::LoadProcedure(kFile, "file.yaml");
-  for (const auto& d : result.diagnostics) UNSCOPED_INFO(d.ToString());
-  REQUIRE(result.ok());
-  return std::move(*result.procedure);
-}
 
 Timestamp At(const char* rfc3339) {
   auto t = ParseTimestamp(rfc3339);
@@ -151,7 +144,7 @@ TEST_CASE("an ended case is never overdue, and late when it ended after its dead
 
 TEST_CASE("a department that answered 202 holds its step until its callback arrives",
           "[engine][case_view]") {
-  const StepTable steps = StepTableOf(LoadFile());
+  const StepTable steps = StepTableOf(wf::testing::ProcedureFromYaml(kFile));
   Events events;
   events.Add("2026-11-23T09:00:00+07:00", "case.started", "")
       .Enter("2026-11-23T09:00:00+07:00", "pay", 5, "adapter")
@@ -175,7 +168,7 @@ TEST_CASE("a department that answered 202 holds its step until its callback arri
 }
 
 TEST_CASE("an incident retried continues the hold of its activation", "[engine][case_view]") {
-  const StepTable steps = StepTableOf(LoadFile());
+  const StepTable steps = StepTableOf(wf::testing::ProcedureFromYaml(kFile));
   Events events;
   events.Enter("2026-11-23T00:00:00+07:00", "pay", 5, "adapter")
       .Add("2026-11-23T06:00:00+07:00", "incident.opened", "pay", {{"activation", 5}})
@@ -190,7 +183,7 @@ TEST_CASE("an incident retried continues the hold of its activation", "[engine][
 
 TEST_CASE("processing time leaves out the paused clock and holders add up their holds",
           "[engine][case_view]") {
-  const StepTable steps = StepTableOf(LoadFile());
+  const StepTable steps = StepTableOf(wf::testing::ProcedureFromYaml(kFile));
   Events events;
   events.Add("2026-11-23T00:00:00+07:00", "case.started", "")
       .Enter("2026-11-23T00:00:00+07:00", "intake", 1, "parallel")

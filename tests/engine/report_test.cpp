@@ -6,7 +6,7 @@
 
 #include "engine/report.hpp"
 #include "engine/runtime.hpp"
-#include "tests/engine/test_db.hpp"
+#include "tests/support/test_database.hpp"
 #include "workflows/loader.hpp"
 
 namespace wf::engine {
@@ -265,10 +265,9 @@ TEST_CASE("an open case past its deadline is overdue by the working days since",
   CHECK_FALSE(p.on_time_rate.has_value());
 }
 
-TEST_CASE("refused duplicate starts are recorded and counted from the store",
-          "[engine][report][store]") {
-  WF_FOR_EACH_BACKEND(db);
-  auto store = Store::Open(db->url());
+WF_STORE_TEST_CASE("refused duplicate starts are recorded and counted from the store",
+                   "[engine][report][store]", db) {
+  auto store = Store::Open(db.url());
   REQUIRE(store.has_value());
   const Deployment deployment = Deployment::Empty();
   Runtime runtime(**store, deployment);
@@ -279,16 +278,18 @@ TEST_CASE("refused duplicate starts are recorded and counted from the store",
   auto again = runtime.StartCase("permit", {{"applicant", "a-1"}}, "clerk.two");
   REQUIRE_FALSE(again.has_value());
   CHECK(again.error().code() == ErrorCode::kConflict);
-  std::vector<std::string> errors;
   auto batch = runtime.StartBatch(
       "permit", {{{"applicant", "a-2"}}, {{"applicant", "a-1"}}, {{"applicant", "a-2"}}},
-      "importer", 10, &errors);
+      "importer", 10);
   REQUIRE(batch.has_value());
-  CHECK(batch->size() == 1);
-  CHECK(errors.size() == 2);
-  CHECK(db->QueryInt("SELECT COUNT(*) FROM refusals") == 3);
-  CHECK(db->QueryInt("SELECT COUNT(*) FROM refusals WHERE open_case = '" + first->id +
-                     "' AND actor = 'clerk.two'") == 1);
+  REQUIRE(batch->size() == 3);
+  CHECK((*batch)[0].outcome == BatchLine::Outcome::kStarted);
+  CHECK((*batch)[1].outcome == BatchLine::Outcome::kDuplicate);
+  CHECK((*batch)[1].refusal.code() == ErrorCode::kConflict);
+  CHECK((*batch)[2].outcome == BatchLine::Outcome::kDuplicate);
+  CHECK(db.QueryInt("SELECT COUNT(*) FROM refusals") == 3);
+  CHECK(db.QueryInt("SELECT COUNT(*) FROM refusals WHERE open_case = '" + first->id +
+                    "' AND actor = 'clerk.two'") == 1);
 
   auto report = CollectReport(**store, deployment, Now());
   REQUIRE(report.has_value());
@@ -300,9 +301,9 @@ TEST_CASE("refused duplicate starts are recorded and counted from the store",
   CHECK(report->events > 0);
 }
 
-TEST_CASE("the report reads cases and history across pages", "[engine][report][store]") {
-  WF_FOR_EACH_BACKEND(db);
-  auto store = Store::Open(db->url());
+WF_STORE_TEST_CASE("the report reads cases and history across pages", "[engine][report][store]",
+                   db) {
+  auto store = Store::Open(db.url());
   REQUIRE(store.has_value());
   const Deployment deployment = Deployment::Empty();
   Runtime runtime(**store, deployment);
@@ -311,16 +312,15 @@ TEST_CASE("the report reads cases and history across pages", "[engine][report][s
   // More than one page of cases (1000) and of history, through the batch start.
   std::vector<nlohmann::json> data;
   for (int i = 0; i < 1203; ++i) data.push_back({{"applicant", "a" + std::to_string(i)}});
-  std::vector<std::string> errors;
-  auto started = runtime.StartBatch("permit", data, "importer", 500, &errors);
+  auto started = runtime.StartBatch("permit", data, "importer", 500);
   REQUIRE(started.has_value());
-  REQUIRE(errors.empty());
+  for (const BatchLine& line : *started) REQUIRE(line.outcome == BatchLine::Outcome::kStarted);
   auto report = CollectReport(**store, deployment, Now());
   REQUIRE(report.has_value());
   const ProcedureFigures& p = Permit(*report);
   CHECK(p.cases == 1203);
   CHECK(StepOf(p, "check").waiting_now == 1203);
-  CHECK(report->events == db->QueryInt("SELECT COUNT(*) FROM history"));
+  CHECK(report->events == db.QueryInt("SELECT COUNT(*) FROM history"));
 }
 
 }  // namespace

@@ -9,8 +9,8 @@
 #include "adapters/adapter.hpp"
 #include "engine/runtime.hpp"
 #include "engine/scheduler.hpp"
-#include "tests/engine/test_db.hpp"
-#include "workflows/loader.hpp"
+#include "tests/support/cases.hpp"
+#include "tests/support/test_database.hpp"
 
 namespace wf::engine {
 namespace {
@@ -66,18 +66,6 @@ steps:
   refused: {end: refused}
 )";
 
-const workflows::Procedure& Load(const char* text) {
-  static std::map<std::string, workflows::Procedure> loaded;
-  auto it = loaded.find(text);
-  if (it == loaded.end()) {
-    auto result = workflows::LoadProcedure(text, "test.yaml");
-    for (const auto& d : result.diagnostics) UNSCOPED_INFO(d.ToString());
-    REQUIRE(result.ok());
-    it = loaded.emplace(text, std::move(*result.procedure)).first;
-  }
-  return it->second;
-}
-
 Deployment TestDeployment() {
   auto deployment = LoadDeploymentText(R"(
 agencies:
@@ -87,30 +75,6 @@ agencies:
                                        "test-config.yaml");
   REQUIRE(deployment.has_value());
   return *deployment;
-}
-
-std::string StatusOf(Store& store, const std::string& id) {
-  std::string status;
-  REQUIRE(store.Read([&](StoreTx& tx) {
-                 auto record = tx.GetCase(id);
-                 if (!record) return record.error();
-                 status = record->status;
-                 return Status::Ok();
-               })
-              .ok());
-  return status;
-}
-
-std::vector<HistoryEvent> HistoryOf(Store& store, const std::string& id) {
-  std::vector<HistoryEvent> events;
-  REQUIRE(store.Read([&](StoreTx& tx) {
-                 auto got = tx.ListHistory(id);
-                 if (!got) return got.error();
-                 events = *got;
-                 return Status::Ok();
-               })
-              .ok());
-  return events;
 }
 
 EngineOptions UntilIdle() {
@@ -123,16 +87,25 @@ EngineOptions UntilIdle() {
 
 }  // namespace
 
-TEST_CASE("cases of a five-step noop procedure run to completion", "[engine][runtime]") {
-  WF_FOR_EACH_BACKEND(db);
-  auto store = Store::Open(db->url());
+WF_STORE_TEST_CASE("cases of a five-step noop procedure run to completion", "[engine][runtime]",
+                   db) {
+  auto store = Store::Open(db.url());
   REQUIRE(store.has_value());
   Deployment deployment = TestDeployment();
   Runtime runtime(**store, deployment);
-  auto deployed = runtime.Deploy(Load(kChain));
+  auto deployed = runtime.Deploy(testing::ProcedureFromYaml(kChain));
   REQUIRE(deployed.has_value());
   CHECK(deployed->created);
-  CHECK_FALSE(runtime.Deploy(Load(kChain))->created);  // same content: a no-op
+  CHECK_FALSE(
+      runtime.Deploy(testing::ProcedureFromYaml(kChain))->created);  // same content: a no-op
+  // A release of several procedures: one outcome each, in the order given.
+  auto release = runtime.Deploy(std::vector<const workflows::Procedure*>{
+      &testing::ProcedureFromYaml(kReview), &testing::ProcedureFromYaml(kChain)});
+  REQUIRE(release.has_value());
+  REQUIRE(release->size() == 2);
+  CHECK((*release)[0].created);
+  CHECK_FALSE((*release)[1].created);
+  CHECK((*release)[1].version == deployed->version);
 
   std::vector<std::string> ids;
   for (int i = 0; i < 20; ++i) {
@@ -145,21 +118,22 @@ TEST_CASE("cases of a five-step noop procedure run to completion", "[engine][run
   REQUIRE(engine.Run().ok());
   CHECK(engine.stats().invoked == 100);
   for (const auto& id : ids) {
-    CHECK(StatusOf(**store, id) == "completed");
+    CHECK(testing::CaseStatus(**store, id) == "completed");
     int succeeded = 0;
-    for (const auto& e : HistoryOf(**store, id)) succeeded += e.action == "step.succeeded";
+    for (const auto& e : testing::CaseHistory(**store, id))
+      succeeded += e.action == "step.succeeded";
     CHECK(succeeded == 5);
   }
   CHECK((*store)->VerifyHistory().has_value());
 }
 
-TEST_CASE("a second open case with the same dedupe key is refused", "[engine][runtime]") {
-  WF_FOR_EACH_BACKEND(db);
-  auto store = Store::Open(db->url());
+WF_STORE_TEST_CASE("a second open case with the same dedupe key is refused", "[engine][runtime]",
+                   db) {
+  auto store = Store::Open(db.url());
   REQUIRE(store.has_value());
   Deployment deployment = TestDeployment();
   Runtime runtime(**store, deployment);
-  REQUIRE(runtime.Deploy(Load(kChain)).has_value());
+  REQUIRE(runtime.Deploy(testing::ProcedureFromYaml(kChain)).has_value());
   auto first = runtime.StartCase("chain", {{"applicant", "same"}}, "an.nguyen");
   REQUIRE(first.has_value());
   auto second = runtime.StartCase("chain", {{"applicant", "same"}}, "an.nguyen");
@@ -172,14 +146,13 @@ TEST_CASE("a second open case with the same dedupe key is refused", "[engine][ru
   CHECK_THAT(invalid.error().message(), Catch::Contains("$.applicant"));
 }
 
-TEST_CASE("a task decides, a fork joins, and evidence is reused by the next case",
-          "[engine][runtime]") {
-  WF_FOR_EACH_BACKEND(db);
-  auto store = Store::Open(db->url());
+WF_STORE_TEST_CASE("a task decides, a fork joins, and evidence is reused by the next case",
+                   "[engine][runtime]", db) {
+  auto store = Store::Open(db.url());
   REQUIRE(store.has_value());
   Deployment deployment = TestDeployment();
   Runtime runtime(**store, deployment);
-  REQUIRE(runtime.Deploy(Load(kReview)).has_value());
+  REQUIRE(runtime.Deploy(testing::ProcedureFromYaml(kReview)).has_value());
   adapters::Registry registry;
 
   auto first = runtime.StartCase("review", {{"id", "079123456789"}}, "an.nguyen");
@@ -216,7 +189,7 @@ TEST_CASE("a task decides, a fork joins, and evidence is reused by the next case
     Engine engine(runtime, registry, UntilIdle());
     REQUIRE(engine.Run().ok());
   }
-  CHECK(StatusOf(**store, first->id) == "completed");
+  CHECK(testing::CaseStatus(**store, first->id) == "completed");
 
   // The same citizen in another case: the check is answered from evidence, not the department.
   auto second = runtime.StartCase("review", {{"id", "079123456789"}}, "an.nguyen");
@@ -225,7 +198,7 @@ TEST_CASE("a task decides, a fork joins, and evidence is reused by the next case
   REQUIRE(engine.Run().ok());
   CHECK(engine.stats().reused == 1);
   bool reused = false;
-  for (const auto& e : HistoryOf(**store, second->id)) {
+  for (const auto& e : testing::CaseHistory(**store, second->id)) {
     if (e.action == "step.reused") {
       reused = true;
       CHECK_THAT(e.details, Catch::Contains(first->id));
@@ -234,22 +207,19 @@ TEST_CASE("a task decides, a fork joins, and evidence is reused by the next case
   CHECK(reused);
 }
 
-TEST_CASE("two engines sharing one database carry out every step exactly once",
-          "[engine][runtime][concurrency]") {
-  WF_FOR_EACH_BACKEND(db);
-  if (db->backend() == Backend::kSqlite) return;  // SQLite runs one engine at a time
-  auto store = Store::Open(db->url(), 8);
+WF_POSTGRES_TEST_CASE("two engines sharing one database carry out every step exactly once",
+                      "[engine][runtime][concurrency]", db) {
+  auto store = Store::Open(db.url(), 8);
   REQUIRE(store.has_value());
   Deployment deployment = TestDeployment();
   Runtime runtime(**store, deployment);
-  REQUIRE(runtime.Deploy(Load(kChain)).has_value());
+  REQUIRE(runtime.Deploy(testing::ProcedureFromYaml(kChain)).has_value());
   std::vector<nlohmann::json> data;
   for (int i = 0; i < 200; ++i) data.push_back({{"applicant", "p" + std::to_string(i)}});
-  std::vector<std::string> errors;
-  auto started = runtime.StartBatch("chain", data, "an.nguyen", 50, &errors);
+  auto started = runtime.StartBatch("chain", data, "an.nguyen", 50);
   REQUIRE(started.has_value());
   REQUIRE(started->size() == 200);
-  CHECK(errors.empty());
+  for (const BatchLine& line : *started) CHECK(line.outcome == BatchLine::Outcome::kStarted);
 
   adapters::Registry registry;
   EngineOptions a = UntilIdle(), b = UntilIdle();
@@ -265,20 +235,20 @@ TEST_CASE("two engines sharing one database carry out every step exactly once",
   REQUIRE(status_a.ok());
   REQUIRE(status_b.ok());
   CHECK(first.stats().invoked + second.stats().invoked == 1000);
-  for (const auto& s : *started) {
-    CHECK(StatusOf(**store, s.id) == "completed");
+  for (const BatchLine& line : *started) {
+    CHECK(testing::CaseStatus(**store, line.started.id) == "completed");
     std::set<std::string> steps;
-    for (const auto& e : HistoryOf(**store, s.id)) {
+    for (const auto& e : testing::CaseHistory(**store, line.started.id)) {
       if (e.action == "step.succeeded") CHECK(steps.insert(e.step).second);
     }
     CHECK(steps.size() == 5);
   }
 }
 
-TEST_CASE("a second engine on one SQLite database is refused clearly", "[engine][runtime]") {
-  WF_FOR_EACH_BACKEND(db);
-  if (db->backend() != Backend::kSqlite) return;
-  auto store = Store::Open(db->url());
+TEST_CASE("a second engine on one SQLite database is refused clearly",
+          "[engine][runtime][sqlite]") {
+  testing::TestDatabase db(Backend::kSqlite);
+  auto store = Store::Open(db.url());
   REQUIRE(store.has_value());
   Deployment deployment = TestDeployment();
   Runtime runtime(**store, deployment);

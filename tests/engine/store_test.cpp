@@ -7,7 +7,7 @@
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
-#include "tests/engine/test_db.hpp"
+#include "tests/support/test_database.hpp"
 
 namespace wf::engine {
 namespace {
@@ -119,42 +119,39 @@ TEST_CASE("an unreachable database is unavailable and its URL is named without t
   CHECK_THAT(store.error().message(), !Catch::Contains("topsecret"));
 }
 
-TEST_CASE("migrations apply once and applying them again changes nothing",
-          "[engine][store][migrations]") {
-  WF_FOR_EACH_BACKEND(db);
-  auto store = OpenStore(*db);
+WF_STORE_TEST_CASE("migrations apply once and applying them again changes nothing",
+                   "[engine][store][migrations]", db) {
+  auto store = OpenStore(db);
   Result<int> version = store->SchemaVersion();
   REQUIRE(version.has_value());
-  CHECK(*version == Dialect(db->backend()).LatestSchemaVersion());
+  CHECK(*version == Dialect(db.backend()).LatestSchemaVersion());
   Result<int> again = store->Migrate();
   REQUIRE(again.has_value());
   CHECK(*again == 0);
-  auto second = OpenStore(*db);
-  CHECK(db->QueryInt("SELECT COUNT(*) FROM wf_schema") ==
-        static_cast<long long>(Dialect(db->backend()).Migrations().size()));
+  auto second = OpenStore(db);
+  CHECK(db.QueryInt("SELECT COUNT(*) FROM wf_schema") ==
+        static_cast<long long>(Dialect(db.backend()).Migrations().size()));
 }
 
-TEST_CASE("two starters migrating an empty database at once both succeed",
-          "[engine][store][migrations]") {
-  WF_FOR_EACH_BACKEND(db);
+WF_STORE_TEST_CASE("two starters migrating an empty database at once both succeed",
+                   "[engine][store][migrations]", db) {
   Result<std::unique_ptr<Store>> a = Status::Internal("not run");
   Result<std::unique_ptr<Store>> b = Status::Internal("not run");
-  std::thread first([&] { a = Store::Open(db->url(), 1); });
-  std::thread second([&] { b = Store::Open(db->url(), 1); });
+  std::thread first([&] { a = Store::Open(db.url(), 1); });
+  std::thread second([&] { b = Store::Open(db.url(), 1); });
   first.join();
   second.join();
   INFO("first: " << (a ? "ok" : a.error().message()));
   INFO("second: " << (b ? "ok" : b.error().message()));
   REQUIRE(a.has_value());
   REQUIRE(b.has_value());
-  CHECK(db->QueryInt("SELECT COUNT(*) FROM wf_schema") ==
-        static_cast<long long>(Dialect(db->backend()).Migrations().size()));
+  CHECK(db.QueryInt("SELECT COUNT(*) FROM wf_schema") ==
+        static_cast<long long>(Dialect(db.backend()).Migrations().size()));
 }
 
-TEST_CASE("a procedure gets a new version only when its content changes",
-          "[engine][store][procedures]") {
-  WF_FOR_EACH_BACKEND(db);
-  auto store = OpenStore(*db);
+WF_STORE_TEST_CASE("a procedure gets a new version only when its content changes",
+                   "[engine][store][procedures]", db) {
+  auto store = OpenStore(db);
   auto deploy = [&](const std::string& source, const std::string& hash) {
     DeployOutcome outcome;
     ProcedureRecord p{"birth-registration", 0, hash, source, "Birth", "commune-justice", kT0};
@@ -194,10 +191,9 @@ TEST_CASE("a procedure gets a new version only when its content changes",
   }).ok());
 }
 
-TEST_CASE("a case round-trips and a stale row version is a conflict",
-          "[engine][store][cases]") {
-  WF_FOR_EACH_BACKEND(db);
-  auto store = OpenStore(*db);
+WF_STORE_TEST_CASE("a case round-trips and a stale row version is a conflict",
+                   "[engine][store][cases]", db) {
+  auto store = OpenStore(db);
   CaseRecord record = NewCase();
   record.deadline_at = kT0 + 72h;
   record.parent_case = "parent-1";
@@ -252,10 +248,9 @@ TEST_CASE("a case round-trips and a stale row version is a conflict",
         ErrorCode::kNotFound);
 }
 
-TEST_CASE("a second open case with the same dedupe key is refused and names the first",
-          "[engine][store][cases][dedupe]") {
-  WF_FOR_EACH_BACKEND(db);
-  auto store = OpenStore(*db);
+WF_STORE_TEST_CASE("a second open case with the same dedupe key is refused and names the first",
+                   "[engine][store][cases][dedupe]", db) {
+  auto store = OpenStore(db);
   std::string first = InsertCase(*store, NewCase("birth-registration", "0123/2026-01-01"));
 
   Status again = store->Transact([&](StoreTx& tx) {
@@ -301,9 +296,8 @@ TEST_CASE("a second open case with the same dedupe key is refused and names the 
   CHECK(reopen.code() == ErrorCode::kConflict);
 }
 
-TEST_CASE("cases are listed newest first with filters", "[engine][store][cases]") {
-  WF_FOR_EACH_BACKEND(db);
-  auto store = OpenStore(*db);
+WF_STORE_TEST_CASE("cases are listed newest first with filters", "[engine][store][cases]", db) {
+  auto store = OpenStore(db);
   std::vector<std::string> ids;
   for (int i = 0; i < 5; ++i) {
     CaseRecord c = NewCase(i % 2 == 0 ? "birth-registration" : "health-card");
@@ -341,15 +335,15 @@ TEST_CASE("cases are listed newest first with filters", "[engine][store][cases]"
   CHECK(list(closed).empty());
 }
 
-TEST_CASE("two owners claiming at once never get the same work", "[engine][store][work]") {
-  WF_FOR_EACH_BACKEND(db);
-  auto setup = OpenStore(*db);
+WF_STORE_TEST_CASE("two owners claiming at once never get the same work", "[engine][store][work]",
+                   db) {
+  auto setup = OpenStore(db);
   std::string case_id = InsertCase(*setup, NewCase());
   constexpr int kRows = 300;
   Enqueue(*setup, case_id, kRows, kT0);
 
-  auto engine_a = OpenStore(*db, 1);
-  auto engine_b = OpenStore(*db, 1);
+  auto engine_a = OpenStore(db, 1);
+  auto engine_b = OpenStore(db, 1);
   std::vector<std::int64_t> got_a, got_b;
   auto drain = [](Store& store, const std::string& owner, std::vector<std::int64_t>& got) {
     for (;;) {
@@ -382,10 +376,9 @@ TEST_CASE("two owners claiming at once never get the same work", "[engine][store
   CHECK(all.size() == static_cast<size_t>(kRows));
 }
 
-TEST_CASE("an expired lease is claimed again and the stale owner's completion is refused",
-          "[engine][store][work]") {
-  WF_FOR_EACH_BACKEND(db);
-  auto store = OpenStore(*db);
+WF_STORE_TEST_CASE("an expired lease is claimed again and the stale owner's completion is refused",
+                   "[engine][store][work]", db) {
+  auto store = OpenStore(db);
   std::string case_id = InsertCase(*store, NewCase());
   Enqueue(*store, case_id, 1, kT0);
   Enqueue(*store, case_id, 1, kT0 + 1h);  // not due yet
@@ -436,10 +429,9 @@ TEST_CASE("an expired lease is claimed again and the stale owner's completion is
   }).ok());
 }
 
-TEST_CASE("rescheduled work waits for its time and cancelled work cannot complete",
-          "[engine][store][work]") {
-  WF_FOR_EACH_BACKEND(db);
-  auto store = OpenStore(*db);
+WF_STORE_TEST_CASE("rescheduled work waits for its time and cancelled work cannot complete",
+                   "[engine][store][work]", db) {
+  auto store = OpenStore(db);
   std::string case_id = InsertCase(*store, NewCase());
   Enqueue(*store, case_id, 3, kT0);
   std::vector<WorkItem> items = Claim(*store, "engine", kT0, 3);
@@ -466,10 +458,10 @@ TEST_CASE("rescheduled work waits for its time and cancelled work cannot complet
   CHECK(retry[0].attempt == 2);
 }
 
-TEST_CASE("a task claimed by one clerk is a conflict for another, and completion is fenced",
-          "[engine][store][tasks]") {
-  WF_FOR_EACH_BACKEND(db);
-  auto store = OpenStore(*db);
+WF_STORE_TEST_CASE(
+    "a task claimed by one clerk is a conflict for another, and completion is fenced",
+    "[engine][store][tasks]", db) {
+  auto store = OpenStore(db);
   std::string case_id = InsertCase(*store, NewCase());
   std::int64_t task_id = 0, police_task = 0;
   REQUIRE(store->Transact([&](StoreTx& tx) {
@@ -558,9 +550,8 @@ TEST_CASE("a task claimed by one clerk is a conflict for another, and completion
         ErrorCode::kConflict);
 }
 
-TEST_CASE("an incident is resolved once", "[engine][store][incidents]") {
-  WF_FOR_EACH_BACKEND(db);
-  auto store = OpenStore(*db);
+WF_STORE_TEST_CASE("an incident is resolved once", "[engine][store][incidents]", db) {
+  auto store = OpenStore(db);
   std::string case_id = InsertCase(*store, NewCase());
   std::int64_t id = 0;
   REQUIRE(store->Transact([&](StoreTx& tx) {
@@ -594,9 +585,9 @@ TEST_CASE("an incident is resolved once", "[engine][store][incidents]") {
   }).ok());
 }
 
-TEST_CASE("evidence is reused only within its period, newest first", "[engine][store][evidence]") {
-  WF_FOR_EACH_BACKEND(db);
-  auto store = OpenStore(*db);
+WF_STORE_TEST_CASE("evidence is reused only within its period, newest first",
+                   "[engine][store][evidence]", db) {
+  auto store = OpenStore(db);
   std::string case_id = InsertCase(*store, NewCase());
   const std::string subject =
       EvidenceSubject("population-db", "get_citizen", R"({"citizen_id":"012345678901"})");
@@ -627,10 +618,9 @@ TEST_CASE("evidence is reused only within its period, newest first", "[engine][s
   }).ok());
 }
 
-TEST_CASE("history chains per case and a tampered row is named by case and seq",
-          "[engine][store][history]") {
-  WF_FOR_EACH_BACKEND(db);
-  auto store = OpenStore(*db);
+WF_STORE_TEST_CASE("history chains per case and a tampered row is named by case and seq",
+                   "[engine][store][history]", db) {
+  auto store = OpenStore(db);
   std::string a = InsertCase(*store, NewCase());
   std::string b = InsertCase(*store, NewCase());
   std::vector<HistoryEvent> appended;
@@ -675,16 +665,16 @@ TEST_CASE("history chains per case and a tampered row is named by case and seq",
   CHECK(store->VerifyHistory(std::string("nobody")).error().code() == ErrorCode::kNotFound);
 
   // The database refuses to change history ...
-  CHECK_THROWS(db->Execute("UPDATE history SET actor = 'mallory' WHERE case_id = '" + a +
-                           "' AND seq = 2"));
-  CHECK_THROWS(db->Execute("DELETE FROM history WHERE case_id = '" + a + "'"));
+  CHECK_THROWS(
+      db.Execute("UPDATE history SET actor = 'mallory' WHERE case_id = '" + a + "' AND seq = 2"));
+  CHECK_THROWS(db.Execute("DELETE FROM history WHERE case_id = '" + a + "'"));
   // ... so an attacker with the owner's rights lifts the guard first; verify still catches it.
-  if (db->backend() == Backend::kPostgres) {
-    db->Execute("ALTER TABLE history DISABLE TRIGGER USER");
+  if (db.backend() == Backend::kPostgres) {
+    db.Execute("ALTER TABLE history DISABLE TRIGGER USER");
   } else {
-    db->Execute("DROP TRIGGER history_no_update");
+    db.Execute("DROP TRIGGER history_no_update");
   }
-  db->Execute("UPDATE history SET actor = 'mallory' WHERE case_id = '" + a + "' AND seq = 2");
+  db.Execute("UPDATE history SET actor = 'mallory' WHERE case_id = '" + a + "' AND seq = 2");
 
   Result<HistorySummary> broken = store->VerifyHistory();
   REQUIRE_FALSE(broken.has_value());
@@ -697,9 +687,9 @@ TEST_CASE("history chains per case and a tampered row is named by case and seq",
   CHECK(other->events == 2);
 }
 
-TEST_CASE("history is exported in pages across many cases", "[engine][store][history]") {
-  WF_FOR_EACH_BACKEND(db);
-  auto store = OpenStore(*db);
+WF_STORE_TEST_CASE("history is exported in pages across many cases", "[engine][store][history]",
+                   db) {
+  auto store = OpenStore(db);
   std::vector<std::string> cases;
   for (int i = 0; i < 3; ++i) cases.push_back(InsertCase(*store, NewCase()));
   REQUIRE(store->Transact([&](StoreTx& tx) {
@@ -724,17 +714,17 @@ TEST_CASE("history is exported in pages across many cases", "[engine][store][his
   CHECK(since == 200);
 }
 
-TEST_CASE("a waiting engine wakes up when work is enqueued", "[engine][store][wakeup]") {
-  WF_FOR_EACH_BACKEND(db);
-  auto engine = OpenStore(*db);
-  auto client = OpenStore(*db);
+WF_STORE_TEST_CASE("a waiting engine wakes up when work is enqueued", "[engine][store][wakeup]",
+                   db) {
+  auto engine = OpenStore(db);
+  auto client = OpenStore(db);
   std::string case_id = InsertCase(*client, NewCase());
   Result<bool> idle = engine->WaitForWork(0ms);  // starts listening; nothing happened yet
   REQUIRE(idle.has_value());
   CHECK_FALSE(*idle);
 
   // On PostgreSQL the other store's NOTIFY arrives; on SQLite only this process's commits wake.
-  Store& writer = db->backend() == Backend::kPostgres ? *client : *engine;
+  Store& writer = db.backend() == Backend::kPostgres ? *client : *engine;
   Enqueue(writer, case_id, 1, kT0);
   Result<bool> woken = engine->WaitForWork(60s);
   REQUIRE(woken.has_value());
@@ -746,9 +736,9 @@ TEST_CASE("a waiting engine wakes up when work is enqueued", "[engine][store][wa
   CHECK(*poked);
 }
 
-TEST_CASE("the engine lock admits one owner until its lease expires", "[engine][store][lock]") {
-  WF_FOR_EACH_BACKEND(db);
-  auto store = OpenStore(*db);
+WF_STORE_TEST_CASE("the engine lock admits one owner until its lease expires",
+                   "[engine][store][lock]", db) {
+  auto store = OpenStore(db);
   auto lock = [&](const std::string& owner, Timestamp now) {
     bool got = false;
     REQUIRE(store->Transact([&](StoreTx& tx) {
@@ -767,14 +757,12 @@ TEST_CASE("the engine lock admits one owner until its lease expires", "[engine][
   CHECK(lock("a", kT0 + 42s));
 }
 
-TEST_CASE("the store reconnects after PostgreSQL drops its connections",
-          "[engine][store][reconnect]") {
-  WF_FOR_EACH_BACKEND(db);
-  if (db->backend() != Backend::kPostgres) return;
-  auto store = OpenStore(*db, 2);
+WF_POSTGRES_TEST_CASE("the store reconnects after PostgreSQL drops its connections",
+                      "[engine][store][reconnect]", db) {
+  auto store = OpenStore(db, 2);
   std::string case_id = InsertCase(*store, NewCase());
   REQUIRE(store->WaitForWork(0ms).has_value());
-  CHECK(db->TerminateOtherConnections() >= 2);  // the pooled and the listening connection
+  CHECK(db.TerminateOtherConnections() >= 2);  // the pooled and the listening connection
 
   // The next transactions find their connections dead and reopen them.
   for (int i = 0; i < 3; ++i) {
@@ -792,7 +780,7 @@ TEST_CASE("the store reconnects after PostgreSQL drops its connections",
   }
   REQUIRE_FALSE(*store->WaitForWork(0ms));
   // Work enqueued by another process (here: another store) wakes it through NOTIFY again.
-  auto client = OpenStore(*db, 1);
+  auto client = OpenStore(db, 1);
   Enqueue(*client, case_id, 1, kT0);
   Result<bool> woken = store->WaitForWork(60s);
   REQUIRE(woken.has_value());
@@ -800,7 +788,7 @@ TEST_CASE("the store reconnects after PostgreSQL drops its connections",
 
   // A transaction that loses its connection midway fails as unavailable, not internal.
   Status lost = store->Transact([&](StoreTx& tx) {
-    db->TerminateOtherConnections();
+    db.TerminateOtherConnections();
     return StatusOf(tx.GetCase(case_id));
   });
   CHECK(lost.code() == ErrorCode::kUnavailable);
@@ -812,9 +800,9 @@ TEST_CASE("the store reconnects after PostgreSQL drops its connections",
 namespace wf::engine {
 namespace {
 
-TEST_CASE("history ranges page by case and seq with time bounds", "[engine][store][history]") {
-  WF_FOR_EACH_BACKEND(db);
-  auto store = OpenStore(*db);
+WF_STORE_TEST_CASE("history ranges page by case and seq with time bounds",
+                   "[engine][store][history]", db) {
+  auto store = OpenStore(db);
   std::vector<std::string> cases;
   for (int i = 0; i < 3; ++i) cases.push_back(InsertCase(*store, NewCase()));
   REQUIRE(store->Transact([&](StoreTx& tx) {
@@ -849,10 +837,9 @@ TEST_CASE("history ranges page by case and seq with time bounds", "[engine][stor
   CHECK(collect(window).size() == 400);
 }
 
-TEST_CASE("history rows leave only through the archive door, and only of an ended case",
-          "[engine][store][history][archive]") {
-  WF_FOR_EACH_BACKEND(db);
-  auto store = OpenStore(*db);
+WF_STORE_TEST_CASE("history rows leave only through the archive door, and only of an ended case",
+                   "[engine][store][history][archive]", db) {
+  auto store = OpenStore(db);
   std::string id = InsertCase(*store, NewCase());
   HistoryEvent head;
   REQUIRE(store
@@ -871,18 +858,18 @@ TEST_CASE("history rows leave only through the archive door, and only of an ende
   // An open case is refused; nothing changes.
   Status open = store->Transact([&](StoreTx& tx) { return tx.RemoveArchivedCase(chain); });
   CHECK(open.code() == ErrorCode::kConflict);
-  db->Execute("UPDATE cases SET status = 'completed', ended_at = 1 WHERE id = '" + id + "'");
+  db.Execute("UPDATE cases SET status = 'completed', ended_at = 1 WHERE id = '" + id + "'");
   // A head that is not the newest event is refused.
   ArchivedChain stale = chain;
   stale.head.seq = 2;
   CHECK(store->Transact([&](StoreTx& tx) { return tx.RemoveArchivedCase(stale); }).code() ==
         ErrorCode::kConflict);
   // Recording a head alone does not open the door: the `archiving` mark is needed too.
-  db->Execute("INSERT INTO archived_chains VALUES ('" + id + "', 3, 'h', 'x', 'y', 0)");
-  CHECK_THROWS(db->Execute("DELETE FROM history WHERE case_id = '" + id + "'"));
-  CHECK_THROWS(db->Execute("UPDATE archived_chains SET seq = 9"));
-  CHECK_THROWS(db->Execute("DELETE FROM archived_chains"));
-  CHECK(db->QueryInt("SELECT COUNT(*) FROM history WHERE case_id = '" + id + "'") == 3);
+  db.Execute("INSERT INTO archived_chains VALUES ('" + id + "', 3, 'h', 'x', 'y', 0)");
+  CHECK_THROWS(db.Execute("DELETE FROM history WHERE case_id = '" + id + "'"));
+  CHECK_THROWS(db.Execute("UPDATE archived_chains SET seq = 9"));
+  CHECK_THROWS(db.Execute("DELETE FROM archived_chains"));
+  CHECK(db.QueryInt("SELECT COUNT(*) FROM history WHERE case_id = '" + id + "'") == 3);
 
   std::string other = InsertCase(*store, NewCase());
   REQUIRE(store
@@ -890,7 +877,7 @@ TEST_CASE("history rows leave only through the archive door, and only of an ende
                 return StatusOf(tx.AppendHistory(other, "engine", "case.started", "", "{}", kT0));
               })
               .ok());
-  db->Execute("UPDATE cases SET status = 'refused', ended_at = 5 WHERE id = '" + other + "'");
+  db.Execute("UPDATE cases SET status = 'refused', ended_at = 5 WHERE id = '" + other + "'");
   REQUIRE(store
               ->Read([&](StoreTx& tx) {
                 Result<std::vector<CaseRecord>> ended = tx.ListEndedCases(FromMicros(10), "", 10);
@@ -913,9 +900,9 @@ TEST_CASE("history rows leave only through the archive door, and only of an ende
               .ok());
   ArchivedChain removable{{other, other_head->seq, other_head->hash}, "a.jsonl", "abc", kT0};
   REQUIRE(store->Transact([&](StoreTx& tx) { return tx.RemoveArchivedCase(removable); }).ok());
-  CHECK(db->QueryInt("SELECT COUNT(*) FROM history WHERE case_id = '" + other + "'") == 0);
-  CHECK(db->QueryInt("SELECT COUNT(*) FROM cases WHERE id = '" + other + "'") == 0);
-  CHECK(db->QueryInt("SELECT COUNT(*) FROM archiving") == 0);
+  CHECK(db.QueryInt("SELECT COUNT(*) FROM history WHERE case_id = '" + other + "'") == 0);
+  CHECK(db.QueryInt("SELECT COUNT(*) FROM cases WHERE id = '" + other + "'") == 0);
+  CHECK(db.QueryInt("SELECT COUNT(*) FROM archiving") == 0);
   REQUIRE(store
               ->Read([&](StoreTx& tx) {
                 auto kept = tx.GetArchivedChain(other);

@@ -22,7 +22,8 @@
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
-#include "engine/asio.hpp"
+#include "adapters/asio.hpp"
+#include "tests/support/temp_dir.hpp"
 
 extern char** environ;
 
@@ -479,9 +480,8 @@ TEST_CASE("the status and max_body_bytes switches shape the answer", "[mock_agen
 
 TEST_CASE("an accepted call answers 202 and delivers its result through the callback",
           "[mock_agency][faults]") {
-  char pattern[] = "/tmp/wf-mock-fifo.XXXXXX";
-  REQUIRE(mkdtemp(pattern) != nullptr);
-  const std::string fifo = std::string(pattern) + "/result";
+  wf::testing::TempDir scratch("wf-mock-fifo.");
+  const std::string fifo = (scratch / "result").string();
   REQUIRE(mkfifo(fifo.c_str(), 0600) == 0);
   MockAgency mock({"--fault", "payment-gateway:accept=true", "--fault",
                    "payment-gateway:callback_delay_ms=0", "--callback",
@@ -510,7 +510,6 @@ TEST_CASE("an accepted call answers 202 and delivers its result through the call
     delivered.append(chunk, static_cast<size_t>(n));
   }
   close(reader);
-  std::filesystem::remove_all(pattern);
   const size_t newline = delivered.find('\n');
   REQUIRE(newline != std::string::npos);
   CHECK(delivered.substr(0, newline) == "C-7 pay_fee");

@@ -183,6 +183,17 @@ TEST_CASE("names are checked against the deployment when it names them",
   CHECK(Problems(steps, &nothing).empty());
 }
 
+TEST_CASE("the built-in noop department is known whether or not the config names departments",
+          "[workflows][checks]") {
+  const std::string steps = "  only: {adapter: noop, next: done}\n  done: {end: completed}\n";
+  DeploymentNames named;
+  named.departments = {"population-db"};
+  CHECK(Problems(steps, &named).empty());
+  DeploymentNames none;
+  CHECK(Problems(steps, &none).empty());
+  CHECK(Problems(steps).empty());
+}
+
 TEST_CASE("a role's agency must exist in the deployment", "[workflows][checks][deployment]") {
   DeploymentNames deployment;
   deployment.agencies = {"commune-justice"};

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "tests/support/temp_dir.hpp"
 #include "workflows/expression.hpp"
 #include "workflows/hash.hpp"
 #include "workflows/yaml_tree.hpp"
@@ -501,8 +502,8 @@ TEST_CASE("a missing file is one diagnostic at 1:1 naming the path", "[workflows
 }
 
 TEST_CASE("a file over 256 KiB is refused and a small one loads", "[workflows][loader]") {
-  std::filesystem::path dir = std::filesystem::temp_directory_path() / "wf_loader_test";
-  std::filesystem::create_directories(dir);
+  wf::testing::TempDir temp("wf_loader_");
+  const std::filesystem::path& dir = temp.path();
   std::string small = "procedure: p\nagency: a\nsteps:\n  done: {end: completed}\n";
   {
     std::ofstream(dir / "small.yaml") << small;
@@ -518,7 +519,6 @@ TEST_CASE("a file over 256 KiB is refused and a small one loads", "[workflows][l
   REQUIRE(loaded.ok());
   CHECK(loaded.procedure->file == (dir / "small.yaml").string());
   CHECK(loaded.procedure->source == small);
-  std::filesystem::remove_all(dir);
 }
 
 }  // namespace

@@ -1,24 +1,20 @@
-#include "tests/engine/test_db.hpp"
+#include "tests/support/test_database.hpp"
 
 #include <cstdlib>
 #include <filesystem>
+#include <iostream>
 #include <random>
 
-#include <catch2/catch.hpp>
 #include <soci/postgresql/soci-postgresql.h>
 #include <soci/soci.h>
 #include <soci/sqlite3/soci-sqlite3.h>
 
-namespace wf::engine::testing {
+namespace wf::testing {
 namespace {
 
-std::string RandomSuffix() {
-  static constexpr char kAlphabet[] = "0123456789abcdefghijklmnopqrstuvwxyz";
-  std::random_device device;
-  std::mt19937_64 random(device());
-  std::string out;
-  for (int i = 0; i < 12; ++i) out.push_back(kAlphabet[random() % 36]);
-  return out;
+std::string Environment(const char* name) {
+  const char* value = std::getenv(name);
+  return value == nullptr ? std::string() : std::string(value);
 }
 
 // `url` with its database path replaced by `database`.
@@ -35,61 +31,70 @@ std::string WithDatabase(const std::string& url, const std::string& database) {
 
 }  // namespace
 
-std::unique_ptr<TestDatabase> TestDatabase::Create(Backend backend) {
-  if (backend == Backend::kSqlite) {
-    std::filesystem::path file =
-        std::filesystem::temp_directory_path() / ("wf_test_" + RandomSuffix() + ".db");
-    return std::unique_ptr<TestDatabase>(
-        new TestDatabase(backend, "sqlite:" + file.string(), file.string(), ""));
+bool HavePostgres() {
+  if (!Environment("WF_TEST_PG_URL").empty()) return true;
+  if (Environment("WF_REQUIRE_PG") == "1") {
+    FAIL("WF_REQUIRE_PG=1 but WF_TEST_PG_URL is not set: this PostgreSQL test cannot run");
   }
-  const char* pg_url = std::getenv("WF_TEST_PG_URL");
-  if (pg_url == nullptr || *pg_url == '\0') {
-    const char* require = std::getenv("WF_REQUIRE_PG");
-    if (require != nullptr && std::string(require) == "1") {
-      FAIL("WF_REQUIRE_PG=1 but WF_TEST_PG_URL is not set: cannot run the PostgreSQL store test");
-    }
-    WARN("PostgreSQL store test skipped: set WF_TEST_PG_URL to run it");
-    return nullptr;
+  // CTest reads this line (SKIP_REGULAR_EXPRESSION) and reports the test as skipped.
+  std::cout << kSkipPostgres << ": set WF_TEST_PG_URL (see tests/README.md) to run this test"
+            << std::endl;
+  return false;
+}
+
+std::string RandomName(int length) {
+  static constexpr char kAlphabet[] = "0123456789abcdefghijklmnopqrstuvwxyz";
+  std::random_device device;
+  std::mt19937_64 random(device());
+  std::string out;
+  for (int i = 0; i < length; ++i) out.push_back(kAlphabet[random() % 36]);
+  return out;
+}
+
+TestDatabase::TestDatabase(engine::Backend backend) : backend_(backend) {
+  if (backend == engine::Backend::kSqlite) {
+    name_ = (std::filesystem::temp_directory_path() / ("wf_test_" + RandomName() + ".db")).string();
+    url_ = "sqlite:" + name_;
+    return;
   }
-  Result<DatabaseTarget> admin = ParseDatabaseUrl(pg_url);
-  REQUIRE(admin.has_value());
-  std::string name = "wf_test_" + RandomSuffix();
+  const std::string pg_url = Environment("WF_TEST_PG_URL");
+  if (pg_url.empty()) FAIL("a PostgreSQL TestDatabase needs WF_TEST_PG_URL (call HavePostgres)");
+  Result<engine::DatabaseTarget> admin = engine::ParseDatabaseUrl(pg_url);
+  if (!admin) FAIL("WF_TEST_PG_URL is not a database URL: " << admin.error().message());
+  std::string name = "wf_test_" + RandomName();
   try {
     soci::session sql(soci::postgresql, admin->connect_string);
     sql << "CREATE DATABASE " + name;
   } catch (const std::exception& e) {
     FAIL("cannot create a test database on " << admin->redacted_url << ": " << e.what());
   }
-  return std::unique_ptr<TestDatabase>(
-      new TestDatabase(backend, WithDatabase(pg_url, name), name, admin->connect_string));
+  // Only now is there something for the destructor to drop.
+  name_ = name;
+  admin_connect_ = admin->connect_string;
+  url_ = WithDatabase(pg_url, name_);
 }
-
-TestDatabase::TestDatabase(Backend backend, std::string url, std::string name, std::string admin)
-    : backend_(backend), url_(std::move(url)), name_(std::move(name)),
-      admin_connect_(std::move(admin)) {}
 
 TestDatabase::~TestDatabase() {
   session_.reset();
-  if (backend_ == Backend::kSqlite) {
+  if (backend_ == engine::Backend::kSqlite) {
     std::error_code ignored;
-    for (const char* suffix : {"", "-wal", "-shm"}) {
+    for (const char* suffix : {"", "-wal", "-shm"})
       std::filesystem::remove(name_ + suffix, ignored);
-    }
     return;
   }
   try {
     soci::session sql(soci::postgresql, admin_connect_);
     sql << "DROP DATABASE IF EXISTS " + name_ + " WITH (FORCE)";
   } catch (const std::exception&) {
-    // A leftover test database is harmless; the cluster is throwaway.
+    // A leftover test database is harmless: the cluster is throwaway.
   }
 }
 
 soci::session& TestDatabase::Session() {
   if (!session_) {
-    Result<DatabaseTarget> target = ParseDatabaseUrl(url_);
+    Result<engine::DatabaseTarget> target = engine::ParseDatabaseUrl(url_);
     REQUIRE(target.has_value());
-    if (backend_ == Backend::kPostgres) {
+    if (is_postgres()) {
       session_ = std::make_unique<soci::session>(soci::postgresql, target->connect_string);
     } else {
       session_ = std::make_unique<soci::session>(soci::sqlite3, target->connect_string);
@@ -113,4 +118,4 @@ long long TestDatabase::TerminateOtherConnections() {
       " WHERE datname = current_database() AND pid <> pg_backend_pid()");
 }
 
-}  // namespace wf::engine::testing
+}  // namespace wf::testing

@@ -1,0 +1,88 @@
+// The store's history chains inside a transaction (engine/store.hpp, "history"): appending a
+// sealed event after the chain's head (directly, or deferred into the pipeline) and reading one
+// case's chain. Whole-store reads of history are in store_audit.cpp.
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "engine/store.hpp"
+#include "engine/store_internal.hpp"
+
+namespace wf::engine {
+
+namespace {
+using namespace detail;  // NOLINT: the store's shared internals
+}  // namespace
+
+Result<HistoryEvent> StoreTx::AppendHistory(const std::string& case_id, const std::string& actor,
+                                            const std::string& action, const std::string& step,
+                                            const std::string& details_json, Timestamp at) {
+  HistoryEvent event;
+  event.case_id = case_id;
+  event.at = FormatRfc3339(at);
+  event.actor = actor;
+  event.action = action;
+  event.step = step;
+  event.details = details_json.empty() ? "{}" : details_json;
+  if (!nlohmann::json::accept(event.details)) {
+    return Status::Invalid("history details of case " + case_id + " are not JSON");
+  }
+  auto head = context_.heads.find(case_id);
+  if (head == context_.heads.end()) {
+    auto last = Guard(context_, "append history of case " + case_id,
+                      [&]() -> Result<std::pair<std::int64_t, std::string>> {
+                        Query q(context_.sql,
+                                "SELECT seq, hash FROM history WHERE case_id = :case_id"
+                                " ORDER BY seq DESC LIMIT 1");
+                        q.Bind("case_id", case_id).Columns("it");
+                        if (!q.Execute()) return std::make_pair(std::int64_t{0}, std::string());
+                        return std::make_pair(q.Int(0), q.Text(1));
+                      });
+    if (!last) return last.error();
+    head = context_.heads.emplace(case_id, std::move(*last)).first;
+  }
+  HistoryEvent previous;
+  previous.seq = head->second.first;
+  previous.hash = head->second.second;
+  SealEvent(event, previous.seq > 0 ? &previous : nullptr);
+  if (context_.defer_writes) {
+    if (!context_.failure.ok()) return context_.failure;
+    context_.pending.history.push_back(Row{event.case_id, std::to_string(event.seq), event.at,
+                                           event.actor, event.action, event.step, event.details,
+                                           event.prev_hash, event.hash});
+    head->second = {event.seq, event.hash};
+    return event;
+  }
+  auto appended =
+      Guard(context_, "append history of case " + case_id, [&]() -> Result<HistoryEvent> {
+        Query insert(context_.sql, "INSERT INTO history (" + ColumnNames(kHistoryColumns) +
+                                       ") VALUES (:case_id, :seq, :at, :actor, :action, :step,"
+                                       " :details, :prev_hash, :hash)");
+        insert.Bind("case_id", event.case_id)
+            .Bind("seq", event.seq)
+            .Bind("at", event.at)
+            .Bind("actor", event.actor)
+            .Bind("action", event.action)
+            .Bind("step", event.step)
+            .Bind("details", event.details)
+            .Bind("prev_hash", event.prev_hash)
+            .Bind("hash", event.hash)
+            .Execute();
+        return event;
+      });
+  if (appended) head->second = {event.seq, event.hash};
+  return appended;
+}
+
+Result<std::vector<HistoryEvent>> StoreTx::ListHistory(const std::string& case_id) {
+  return Guard(context_, "read history", [&]() -> Result<std::vector<HistoryEvent>> {
+    Query q(context_.sql, "SELECT " + SelectList(kHistoryColumns, context_.dialect) +
+                              " FROM history WHERE case_id = :case_id ORDER BY seq");
+    q.Bind("case_id", case_id).Columns(kHistoryColumns);
+    return ReadAll(q, kHistoryColumns);
+  });
+}
+
+}  // namespace wf::engine

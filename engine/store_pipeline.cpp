@@ -1,0 +1,163 @@
+// The store's PostgreSQL pipeline (engine/store_internal.hpp): statements sent through libpq in
+// pipeline mode, a round at a time, and the writes StoreTx::DeferWrites queued, coalesced into
+// multi-row statements per table.
+#include <libpq-fe.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "engine/store_internal.hpp"
+
+namespace wf::engine::detail {
+
+namespace {
+
+// Statements per pipeline round: the server's answers to one round (a few dozen bytes each) must
+// fit its socket buffer, because a blocking client reads them only after sending the round.
+constexpr size_t kPipelineRound = 512;
+
+}  // namespace
+
+Status SendPipelined(TxContext& ctx, const std::vector<DeferredWrite>& writes,
+                     std::vector<std::int64_t>* affected, std::vector<std::vector<Row>>* rows) {
+  if (affected != nullptr) affected->assign(writes.size(), 0);
+  if (rows != nullptr) rows->assign(writes.size(), {});
+  PGconn* conn = PgConnection(ctx.sql);
+  auto doom = [&](Status status, bool lost) {
+    ctx.failure = std::move(status);
+    ctx.connection_lost = lost;
+    return ctx.failure;
+  };
+  if (conn == nullptr || PQstatus(conn) != CONNECTION_OK) {
+    return doom(Status::Unavailable("database connection lost"), true);
+  }
+  for (size_t start = 0; start < writes.size(); start += kPipelineRound) {
+    size_t end = std::min(writes.size(), start + kPipelineRound);
+    if (PQenterPipelineMode(conn) != 1) {
+      return doom(Status::Unavailable(std::string("pipeline: ") + PQerrorMessage(conn)), true);
+    }
+    bool sent = true;
+    std::vector<const char*> values;
+    for (size_t i = start; i < end && sent; ++i) {
+      values.clear();
+      for (const auto& p : writes[i].params) values.push_back(p ? p->c_str() : nullptr);
+      sent = PQsendQueryParams(conn, writes[i].sql.c_str(), static_cast<int>(values.size()),
+                               nullptr, values.data(), nullptr, nullptr, 0) == 1;
+    }
+    if (!sent || PQpipelineSync(conn) != 1) {
+      return doom(Status::Unavailable(std::string("pipeline: ") + PQerrorMessage(conn)), true);
+    }
+    std::optional<MappedError> first;
+    for (size_t i = start; i < end; ++i) {
+      PGresult* result = PQgetResult(conn);
+      if (result == nullptr) {
+        return doom(Status::Unavailable(std::string("pipeline: ") + PQerrorMessage(conn)), true);
+      }
+      ExecStatusType kind = PQresultStatus(result);
+      if (kind == PGRES_FATAL_ERROR && !first) {
+        const char* state = PQresultErrorField(result, PG_DIAG_SQLSTATE);
+        std::string message = Trim(PQresultErrorMessage(result));
+        first = MapPostgresError(state ? state : "", PQstatus(conn) == CONNECTION_OK,
+                                 writes[i].what + ": ", message, message);
+      } else if (kind == PGRES_COMMAND_OK && affected != nullptr) {
+        (*affected)[i] = std::atoll(PQcmdTuples(result));
+      }
+      if (kind == PGRES_TUPLES_OK && rows != nullptr) {
+        auto& out = (*rows)[i];
+        for (int r = 0; r < PQntuples(result); ++r) {
+          Row row;
+          for (int c = 0; c < PQnfields(result); ++c) {
+            if (PQgetisnull(result, r, c)) {
+              row.emplace_back();
+            } else {
+              row.emplace_back(std::string(PQgetvalue(result, r, c), PQgetlength(result, r, c)));
+            }
+          }
+          out.push_back(std::move(row));
+        }
+      }
+      if (kind == PGRES_TUPLES_OK && !first && !writes[i].expect_ids.empty()) {
+        std::set<std::string> returned;
+        for (int row = 0; row < PQntuples(result); ++row) {
+          returned.insert(PQgetvalue(result, row, 0));
+        }
+        for (const auto& id : writes[i].expect_ids) {
+          if (returned.count(id) == 0) {
+            first = MappedError{Status::Conflict("case " + id + " was changed meanwhile")};
+            break;
+          }
+        }
+      }
+      PQclear(result);
+      while ((result = PQgetResult(conn)) != nullptr) PQclear(result);  // the query's end
+    }
+    PGresult* sync = PQgetResult(conn);
+    bool synced = sync != nullptr && PQresultStatus(sync) == PGRES_PIPELINE_SYNC;
+    PQclear(sync);
+    if (!synced || PQexitPipelineMode(conn) != 1) {
+      return doom(Status::Unavailable(std::string("pipeline: ") + PQerrorMessage(conn)), true);
+    }
+    if (first) return doom(first->status, first->connection_lost);
+  }
+  return Status::Ok();
+}
+
+void AddMultiRow(std::vector<DeferredWrite>& out, const std::string& what, const std::string& head,
+                 const std::vector<std::string>& casts, const std::string& tail,
+                 const std::vector<Row>& rows, bool expect_first_column) {
+  constexpr size_t kRowsPerStatement = 500;
+  for (size_t start = 0; start < rows.size(); start += kRowsPerStatement) {
+    size_t end = std::min(rows.size(), start + kRowsPerStatement);
+    DeferredWrite write{what, head, {}, {}};
+    for (size_t i = start; i < end; ++i) {
+      write.sql += i > start ? ", (" : "(";
+      for (size_t k = 0; k < casts.size(); ++k) {
+        if (k > 0) write.sql += ", ";
+        std::string param = "$" + std::to_string(write.params.size() + 1);
+        write.sql += casts[k].empty() ? param : "CAST(" + param + " AS " + casts[k] + ")";
+        write.params.push_back(rows[i][k]);
+      }
+      write.sql += ")";
+      if (expect_first_column) write.expect_ids.push_back(*rows[i][0]);
+    }
+    write.sql += tail;
+    out.push_back(std::move(write));
+  }
+}
+
+std::vector<DeferredWrite> PendingStatements(TxContext& ctx) {
+  PendingWrites pending = std::move(ctx.pending);
+  ctx.pending.clear();
+  std::vector<DeferredWrite> writes;
+  AddMultiRow(writes, "update cases",
+              "UPDATE cases AS c SET status = v.status, data = v.data, state = v.state,"
+              " deadline_at = v.deadline_at, clock_paused_at = v.paused, ended_at = v.ended,"
+              " updated_at = v.updated, row_version = v.new_version FROM (VALUES ",
+              {"text", "text", "jsonb", "jsonb", "bigint", "bigint", "bigint", "bigint", "bigint",
+               "bigint"},
+              ") AS v (id, status, data, state, deadline_at, paused, ended, updated, expected,"
+              " new_version) WHERE c.id = v.id AND c.row_version = v.expected RETURNING c.id",
+              pending.cases, true);
+  AddMultiRow(writes, "append history",
+              "INSERT INTO history (" + ColumnNames(kHistoryColumns) + ") VALUES ",
+              {"", "bigint", "", "", "", "", "", "", ""}, "", pending.history, false);
+  AddMultiRow(writes, "enqueue work",
+              "INSERT INTO work (case_id, kind, step, activation, payload, run_at, created_at,"
+              " state, attempt) SELECT *, 'ready', 0 FROM (VALUES ",
+              {"text", "text", "text", "bigint", "jsonb", "bigint", "bigint"}, ") AS v",
+              pending.work, false);
+  return writes;
+}
+
+Status FlushPending(TxContext& ctx) {
+  if (ctx.pending.empty()) return ctx.failure;
+  std::vector<DeferredWrite> writes = PendingStatements(ctx);
+  if (!ctx.failure.ok()) return ctx.failure;
+  return SendPipelined(ctx, writes);
+}
+
+}  // namespace wf::engine::detail

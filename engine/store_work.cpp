@@ -1,0 +1,384 @@
+// The store's work queue and leases (engine/store.hpp, "work"): enqueueing work (directly,
+// deferred into the pipeline, or kept back and inserted already leased), claiming under leases,
+// fenced completion and rescheduling, counting, and the engine lock.
+#include <algorithm>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "engine/store.hpp"
+#include "engine/store_internal.hpp"
+
+namespace wf::engine {
+
+namespace {
+
+using namespace detail;  // NOLINT: the store's shared internals
+
+constexpr size_t kWorkRowsPerInsert = 200;
+
+}  // namespace
+
+const char* WorkStateName(WorkState state) {
+  switch (state) {
+    case WorkState::kReady:
+      return "ready";
+    case WorkState::kLeased:
+      return "leased";
+    case WorkState::kDone:
+      return "done";
+  }
+  return "ready";
+}
+
+// --- work
+
+void StoreTx::ClaimNewWork(const std::string& owner, Timestamp now, std::chrono::microseconds lease,
+                           int limit) {
+  auto& claim = context_.claim_new;
+  claim.limit = limit;
+  claim.owner = owner;
+  claim.now = now;
+  claim.lease = lease;
+  claim.rows.clear();
+}
+
+Result<std::vector<WorkItem>> StoreTx::InsertClaimedWork() {
+  auto& claim = context_.claim_new;
+  std::vector<NewWork> rows;
+  rows.swap(claim.rows);
+  claim.limit = 0;
+  if (context_.dialect.is_postgres()) {
+    // The queued writes and the claimed rows' insert, in one round trip.
+    if (!context_.failure.ok()) return context_.failure;
+    std::vector<DeferredWrite> writes = PendingStatements(context_);
+    const size_t first_insert = writes.size();
+    const std::string until = std::to_string(ToMicros(claim.now + claim.lease));
+    const std::string now = std::to_string(ToMicros(claim.now));
+    std::vector<Row> values;
+    for (const NewWork& w : rows) {
+      values.push_back(Row{w.case_id, w.kind, w.step, std::to_string(w.activation), w.payload,
+                           until, claim.owner, until, now});
+    }
+    AddMultiRow(writes, "enqueue claimed work",
+                "INSERT INTO work (case_id, kind, step, activation, payload, run_at, owner,"
+                " lease_until, created_at, state, attempt) SELECT *, 'leased', 1 FROM (VALUES ",
+                {"text", "text", "text", "bigint", "jsonb", "bigint", "text", "bigint", "bigint"},
+                ") AS v RETURNING " + SelectList(kWorkColumns, context_.dialect), values, false);
+    std::vector<std::vector<Row>> results;
+    if (Status sent = SendPipelined(context_, writes, nullptr, &results); !sent.ok()) return sent;
+    std::vector<WorkItem> items;
+    for (size_t i = first_insert; i < results.size(); ++i) {
+      for (const Row& row : results[i]) {
+        WorkItem item = ReadRow(kWorkColumns, TextRow(row));
+        item.ready_at = item.created_at;
+        items.push_back(std::move(item));
+      }
+    }
+    return items;
+  }
+  return Guard(context_, "enqueue claimed work", [&]() -> Result<std::vector<WorkItem>> {
+    std::vector<WorkItem> items;
+    const Timestamp until = claim.now + claim.lease;
+    for (size_t start = 0; start < rows.size(); start += kWorkRowsPerInsert) {
+      size_t end = std::min(rows.size(), start + kWorkRowsPerInsert);
+      std::string text =
+          "INSERT INTO work (case_id, kind, step, activation, payload, state, run_at, owner,"
+          " lease_until, attempt, created_at) VALUES ";
+      for (size_t i = start; i < end; ++i) {
+        std::string n = std::to_string(i - start);
+        if (i > start) text += ", ";
+        text += "(:c" + n + ", :k" + n + ", :s" + n + ", :a" + n + ", :p" + n +
+                ", 'leased', :until, :owner, :until, 1, :now)";
+      }
+      Query q(context_.sql, text + " RETURNING " + SelectList(kWorkColumns, context_.dialect));
+      q.Bind("until", until).Bind("owner", claim.owner).Bind("now", claim.now);
+      for (size_t i = start; i < end; ++i) {
+        std::string n = std::to_string(i - start);
+        const NewWork& w = rows[i];
+        q.Bind("c" + n, w.case_id)
+            .Bind("k" + n, w.kind)
+            .Bind("s" + n, w.step)
+            .Bind("a" + n, w.activation)
+            .Bind("p" + n, w.payload);
+      }
+      q.Columns(kWorkColumns);
+      for (bool more = q.Execute(); more; more = q.Next()) {
+        WorkItem item = ReadRow(kWorkColumns, q);
+        item.ready_at = item.created_at;
+        items.push_back(std::move(item));
+      }
+    }
+    return items;
+  });
+}
+
+Status StoreTx::InsertWork(const std::vector<NewWork>& all) {
+  // The engine's fast path takes what is due now, up to its limit (ClaimNewWork).
+  std::vector<NewWork> kept;
+  const std::vector<NewWork>* rest = &all;
+  auto& claim = context_.claim_new;
+  if (static_cast<int>(claim.rows.size()) < claim.limit) {
+    for (const NewWork& w : all) {
+      if (static_cast<int>(claim.rows.size()) < claim.limit && w.run_at <= claim.now) {
+        claim.rows.push_back(w);
+      } else {
+        kept.push_back(w);
+      }
+    }
+    rest = &kept;
+  }
+  const std::vector<NewWork>& work = *rest;
+  if (context_.defer_writes) {
+    if (!context_.failure.ok()) return context_.failure;
+    const std::string now = std::to_string(ToMicros(Now()));
+    for (const NewWork& w : work) {
+      context_.pending.work.push_back(Row{w.case_id, w.kind, w.step, std::to_string(w.activation),
+                                          w.payload, std::to_string(ToMicros(w.run_at)), now});
+    }
+    if (!work.empty()) context_.work_changed = true;
+    return Status::Ok();
+  }
+  return Guard(context_, "enqueue work", [&]() -> Status {
+    const Timestamp now = Now();
+    for (size_t start = 0; start < work.size(); start += kWorkRowsPerInsert) {
+      size_t end = std::min(work.size(), start + kWorkRowsPerInsert);
+      std::string text =
+          "INSERT INTO work (case_id, kind, step, activation, payload, state, run_at, attempt,"
+          " created_at) VALUES ";
+      for (size_t i = start; i < end; ++i) {
+        std::string n = std::to_string(i - start);
+        if (i > start) text += ", ";
+        text += "(:c" + n + ", :k" + n + ", :s" + n + ", :a" + n + ", :p" + n + ", 'ready', :r" +
+                n + ", 0, :t" + n + ")";
+      }
+      Query q(context_.sql, std::move(text));
+      for (size_t i = start; i < end; ++i) {
+        std::string n = std::to_string(i - start);
+        const NewWork& w = work[i];
+        q.Bind("c" + n, w.case_id)
+            .Bind("k" + n, w.kind)
+            .Bind("s" + n, w.step)
+            .Bind("a" + n, w.activation)
+            .Bind("p" + n, w.payload)
+            .Bind("r" + n, w.run_at)
+            .Bind("t" + n, now);
+      }
+      q.Execute();
+    }
+    if (!work.empty()) context_.work_changed = true;
+    return Status::Ok();
+  });
+}
+
+Result<std::vector<WorkItem>> StoreTx::ClaimWork(const std::string& owner, Timestamp now,
+                                                 std::chrono::microseconds lease, int limit) {
+  return Guard(context_, "claim work", [&]() -> Result<std::vector<WorkItem>> {
+    if (limit <= 0) return std::vector<WorkItem>();
+    Query q(context_.sql, context_.dialect.ClaimWorkSql());
+    q.Bind("owner", owner)
+        .Bind("lease_until", now + lease)
+        .Bind("lease_run_at", now + lease)
+        .Bind("now", now)
+        .Bind("limit", std::int64_t{limit})
+        .Columns(ColumnKinds(kWorkColumns) + "i");
+    const int ready = static_cast<int>(kWorkColumns.size());
+    std::vector<WorkItem> items = ReadAll<WorkItem>(q, [ready](const Query& row) {
+      WorkItem item = ReadRow(kWorkColumns, row);
+      item.ready_at = row.Time(ready);
+      return item;
+    });
+    std::sort(items.begin(), items.end(), [](const WorkItem& a, const WorkItem& b) {
+      return std::tie(a.created_at, a.id) < std::tie(b.created_at, b.id);
+    });
+    return items;
+  });
+}
+
+Result<bool> StoreTx::CompleteWork(const std::string& case_id, std::int64_t id, int attempt,
+                                   const std::string& owner) {
+  return Guard(context_, "complete work", [&]() -> Result<bool> {
+    Query q(context_.sql,
+            "DELETE FROM work WHERE case_id = :case_id AND id = :id"
+            " AND state = 'leased' AND owner = :owner AND attempt = :attempt");
+    q.Bind("case_id", case_id)
+        .Bind("id", id)
+        .Bind("owner", owner)
+        .Bind("attempt", std::int64_t{attempt})
+        .Execute();
+    return q.AffectedRows() == 1;
+  });
+}
+
+Result<std::vector<bool>> StoreTx::CompleteWorkBatch(const std::vector<WorkFence>& rows,
+                                                     const std::string& owner,
+                                                     std::vector<CaseRecord>* locked) {
+  std::vector<bool> done(rows.size(), false);
+  std::vector<std::string> ids;
+  if (locked != nullptr) {
+    for (const WorkFence& f : rows) ids.push_back(f.case_id);
+    std::sort(ids.begin(), ids.end());
+    ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+  }
+  if (!context_.dialect.is_postgres()) {
+    for (size_t i = 0; i < rows.size(); ++i) {
+      auto one = CompleteWork(rows[i].case_id, rows[i].id, rows[i].attempt, owner);
+      if (!one) return one.error();
+      done[i] = *one;
+    }
+    if (locked != nullptr) {
+      auto cases = GetCasesForUpdate(ids);
+      if (!cases) return cases.error();
+      *locked = std::move(*cases);
+    }
+    return done;
+  }
+  // One fenced UPDATE by primary key a row, all in one pipeline: a join against an array of
+  // keys lets the planner scan the whole table when its statistics are thin.
+  if (rows.empty()) return done;
+  if (Status flushed = FlushPending(context_); !flushed.ok()) return flushed;
+  std::vector<DeferredWrite> writes;
+  writes.reserve(rows.size());
+  for (const WorkFence& f : rows) {
+    writes.push_back(
+        DeferredWrite{"complete work",
+                      "DELETE FROM work WHERE case_id = $1 AND id = $2 AND attempt = $3"
+                      " AND state = 'leased' AND owner = $4",
+                      {f.case_id, std::to_string(f.id), std::to_string(f.attempt), owner},
+                      {}});
+  }
+  if (locked != nullptr && !ids.empty()) {
+    // The cases, locked in id order, and then (a statement of its own, so that it sees what a
+    // transaction we waited for appended) their chain heads: in the same round trip.
+    const std::string array = ArrayLiteral(ids, [](const std::string& id) { return id; });
+    writes.push_back(DeferredWrite{"lock cases",
+                                   "SELECT " + SelectList(kCaseColumns, context_.dialect) +
+                                       " FROM cases WHERE id = ANY(CAST($1 AS text[]))"
+                                       " ORDER BY id FOR UPDATE",
+                                   {array},
+                                   {}});
+    writes.push_back(DeferredWrite{"read chain heads",
+                                   "SELECT DISTINCT ON (case_id) case_id, seq, hash FROM history"
+                                   " WHERE case_id = ANY(CAST($1 AS text[]))"
+                                   " ORDER BY case_id, seq DESC",
+                                   {array},
+                                   {}});
+  }
+  std::vector<std::int64_t> affected;
+  std::vector<std::vector<Row>> results;
+  if (Status sent = SendPipelined(context_, writes, &affected, &results); !sent.ok()) return sent;
+  for (size_t i = 0; i < rows.size(); ++i) done[i] = affected[i] == 1;
+  if (locked != nullptr) {
+    locked->clear();
+    if (!ids.empty()) {
+      for (const Row& row : results[rows.size()])
+        locked->push_back(ReadRow(kCaseColumns, TextRow(row)));
+      for (const Row& row : results[rows.size() + 1]) {
+        TextRow head(row);
+        context_.heads[head.Text(0)] = {head.Int(1), head.Text(2)};
+      }
+    }
+  }
+  return done;
+}
+
+Result<bool> StoreTx::RescheduleWork(const std::string& case_id, std::int64_t id, int attempt,
+                                     const std::string& owner, Timestamp run_at) {
+  return Guard(context_, "reschedule work", [&]() -> Result<bool> {
+    Query q(context_.sql,
+            "UPDATE work SET state = 'ready', run_at = :run_at, lease_until = NULL"
+            " WHERE case_id = :case_id AND id = :id AND state = 'leased' AND owner = :owner"
+            " AND attempt = :attempt");
+    q.Bind("run_at", run_at)
+        .Bind("case_id", case_id)
+        .Bind("id", id)
+        .Bind("owner", owner)
+        .Bind("attempt", std::int64_t{attempt})
+        .Execute();
+    bool rescheduled = q.AffectedRows() == 1;
+    if (rescheduled) context_.work_changed = true;
+    return rescheduled;
+  });
+}
+
+Result<std::int64_t> StoreTx::CancelWork(const std::string& case_id,
+                                         std::optional<std::int64_t> activation) {
+  return Guard(context_, "cancel work", [&]() -> Result<std::int64_t> {
+    Query q(context_.sql, std::string("DELETE FROM work WHERE case_id = :case_id") +
+                              (activation ? " AND activation = :activation" : "") +
+                              " AND state <> 'done'");
+    q.Bind("case_id", case_id);
+    if (activation) q.Bind("activation", *activation);
+    q.Execute();
+    return q.AffectedRows();
+  });
+}
+
+Result<WorkCounts> StoreTx::CountWork(Timestamp now) {
+  return Guard(context_, "count work", [&]() -> Result<WorkCounts> {
+    Query q(context_.sql,
+            "SELECT COALESCE(SUM(CASE WHEN state = 'ready' THEN 1 ELSE 0 END), 0),"
+            " COALESCE(SUM(CASE WHEN run_at <= :now THEN 1 ELSE 0 END), 0),"
+            " COALESCE(SUM(CASE WHEN state = 'leased' THEN 1 ELSE 0 END), 0)"
+            " FROM work WHERE state <> 'done'");
+    q.Bind("now", now).Columns("iii").Execute();
+    return WorkCounts{q.Int(0), q.Int(1), q.Int(2)};
+  });
+}
+
+Result<std::optional<Timestamp>> StoreTx::NextWorkDue() {
+  return Guard(context_, "next work due", [&]() -> Result<std::optional<Timestamp>> {
+    Query q(context_.sql, "SELECT MIN(run_at) FROM work WHERE state <> 'done'");
+    q.Columns("i").Execute();
+    return q.OptTime(0);
+  });
+}
+
+Result<std::vector<WorkItem>> StoreTx::ListLeasedWork(const std::string& owner) {
+  return Guard(context_, "list leased work", [&]() -> Result<std::vector<WorkItem>> {
+    Query q(context_.sql, "SELECT " + SelectList(kWorkColumns, context_.dialect) +
+                              " FROM work WHERE state = 'leased' AND owner = :owner");
+    q.Bind("owner", owner).Columns(kWorkColumns);
+    return ReadAll<WorkItem>(q, [](const Query& row) {
+      WorkItem item = ReadRow(kWorkColumns, row);
+      item.ready_at = item.created_at;
+      return item;
+    });
+  });
+}
+
+Result<std::vector<WorkItem>> StoreTx::ListWork(const std::string& case_id) {
+  return Guard(context_, "list work", [&]() -> Result<std::vector<WorkItem>> {
+    Query q(context_.sql, "SELECT " + SelectList(kWorkColumns, context_.dialect) +
+                              " FROM work WHERE case_id = :case_id ORDER BY id");
+    q.Bind("case_id", case_id).Columns(kWorkColumns);
+    return ReadAll(q, kWorkColumns);
+  });
+}
+
+// --- engine lock
+
+Result<bool> StoreTx::TryLockEngine(const std::string& name, const std::string& owner,
+                                    Timestamp now, Timestamp until) {
+  return Guard(context_, "lock engine", [&]() -> Result<bool> {
+    Query q(context_.sql,
+            "INSERT INTO engine_lock (name, owner, lease_until) VALUES (:name, :owner, :until)"
+            " ON CONFLICT (name) DO UPDATE SET owner = excluded.owner,"
+            " lease_until = excluded.lease_until"
+            " WHERE engine_lock.owner = excluded.owner OR engine_lock.lease_until <= :now");
+    q.Bind("name", name).Bind("owner", owner).Bind("until", until).Bind("now", now).Execute();
+    return q.AffectedRows() == 1;
+  });
+}
+
+Status StoreTx::UnlockEngine(const std::string& name, const std::string& owner) {
+  return Guard(context_, "unlock engine", [&]() -> Status {
+    Query q(context_.sql, "DELETE FROM engine_lock WHERE name = :name AND owner = :owner");
+    q.Bind("name", name).Bind("owner", owner).Execute();
+    return Status::Ok();
+  });
+}
+
+}  // namespace wf::engine

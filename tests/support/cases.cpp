@@ -1,0 +1,81 @@
+#include "tests/support/cases.hpp"
+
+#include <map>
+#include <memory>
+
+#include <catch2/catch.hpp>
+
+#include "workflows/loader.hpp"
+
+namespace wf::testing {
+namespace {
+
+// Runs `get` in a read transaction and returns what it gave; REQUIREs success.
+template <typename T, typename Get>
+T ReadOrFail(engine::Store& store, Get get) {
+  T out{};
+  Status status = store.Read([&](engine::StoreTx& tx) {
+    auto got = get(tx);
+    if (!got) return got.error();
+    out = std::move(*got);
+    return Status::Ok();
+  });
+  INFO(status.message());
+  REQUIRE(status.ok());
+  return out;
+}
+
+}  // namespace
+
+const workflows::Procedure& ProcedureFromYaml(const char* yaml) {
+  static std::map<std::string, std::unique_ptr<workflows::Procedure>> loaded;
+  auto it = loaded.find(yaml);
+  if (it == loaded.end()) {
+    workflows::LoadResult result = workflows::LoadProcedure(yaml, "test.yaml");
+    for (const auto& d : result.diagnostics) UNSCOPED_INFO(d.ToString());
+    REQUIRE(result.ok());
+    auto procedure = std::make_unique<workflows::Procedure>(std::move(*result.procedure));
+    it = loaded.emplace(yaml, std::move(procedure)).first;
+  }
+  return *it->second;
+}
+
+std::string CaseStatus(engine::Store& store, const std::string& case_id) {
+  return ReadOrFail<engine::CaseRecord>(store,
+                                        [&](engine::StoreTx& tx) { return tx.GetCase(case_id); })
+      .status;
+}
+
+std::vector<engine::HistoryEvent> CaseHistory(engine::Store& store, const std::string& case_id) {
+  return ReadOrFail<std::vector<engine::HistoryEvent>>(
+      store, [&](engine::StoreTx& tx) { return tx.ListHistory(case_id); });
+}
+
+std::vector<engine::IncidentRecord> CaseIncidents(engine::Store& store,
+                                                  const std::string& case_id) {
+  return ReadOrFail<std::vector<engine::IncidentRecord>>(
+      store, [&](engine::StoreTx& tx) { return tx.ListIncidents(case_id); });
+}
+
+std::vector<engine::WorkItem> CaseWork(engine::Store& store, const std::string& case_id) {
+  return ReadOrFail<std::vector<engine::WorkItem>>(
+      store, [&](engine::StoreTx& tx) { return tx.ListWork(case_id); });
+}
+
+std::vector<engine::HistoryEvent> SealedChain(const std::string& case_id, int length) {
+  std::vector<engine::HistoryEvent> events;
+  for (int i = 0; i < length; ++i) {
+    engine::HistoryEvent e;
+    e.case_id = case_id;
+    e.at = "2026-01-01T00:00:0" + std::to_string(i) + ".000000Z";
+    e.actor = i == 0 ? "an.nguyen" : "engine";
+    e.action = i == 0 ? "started" : "step_completed";
+    e.step = "step" + std::to_string(i);
+    e.details = R"({"b":1,"a":[)" + std::to_string(i) + "]}";
+    engine::SealEvent(e, events.empty() ? nullptr : &events.back());
+    events.push_back(e);
+  }
+  return events;
+}
+
+}  // namespace wf::testing

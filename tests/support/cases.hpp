@@ -1,0 +1,33 @@
+#pragma once
+
+// Reading a store the way engine tests check it: procedures from YAML text, and a case's status,
+// history, incidents and work. Each helper REQUIREs success, so a test stops at the first
+// failure with the store's message.
+
+#include <string>
+#include <vector>
+
+#include "engine/history.hpp"
+#include "engine/store.hpp"
+#include "workflows/procedure.hpp"
+
+namespace wf::testing {
+
+// The procedure in `yaml`, parsed once per process (keyed by the text); REQUIREs it loads.
+const workflows::Procedure& ProcedureFromYaml(const char* yaml);
+
+// A case's status ("open", "completed", ...).
+std::string CaseStatus(engine::Store& store, const std::string& case_id);
+// A case's history, by seq.
+std::vector<engine::HistoryEvent> CaseHistory(engine::Store& store, const std::string& case_id);
+// A case's incidents, open and resolved.
+std::vector<engine::IncidentRecord> CaseIncidents(engine::Store& store, const std::string& case_id);
+// A case's work rows, done ones included.
+std::vector<engine::WorkItem> CaseWork(engine::Store& store, const std::string& case_id);
+
+// A valid hash chain of `length` events of case `case_id` (seq 1..length), built in memory with
+// engine::SealEvent: the first started by a person, the rest by the engine. At most 10 events
+// (their times are one second apart within one minute).
+std::vector<engine::HistoryEvent> SealedChain(const std::string& case_id, int length);
+
+}  // namespace wf::testing

@@ -4,6 +4,8 @@
 #include <iostream>
 
 #include <CLI/CLI.hpp>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
 
 #include "cli/command.hpp"
 
@@ -17,6 +19,8 @@ std::string EnvOr(const char* name, std::string fallback) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Log lines are for people and never mix with a command's output (tables, --json).
+  spdlog::set_default_logger(spdlog::stderr_color_mt("wf"));
   wf::cli::GlobalOptions globals;
   globals.db = EnvOr("WF_DB", "sqlite:wf.db");
   globals.config = EnvOr("WF_CONFIG", "");

@@ -16,7 +16,7 @@
 
 #include "engine/archive.hpp"
 #include "engine/store.hpp"
-#include "tests/engine/test_db.hpp"
+#include "tests/support/test_database.hpp"
 
 namespace wf::engine {
 namespace {
@@ -112,9 +112,8 @@ TEST_CASE("a private file is never created through something already there", "[e
 
 TEST_CASE("an archive file is created 0600, replacing a crashed run's partial file",
           "[engine][files][archive]") {
-  std::unique_ptr<testing::TestDatabase> db = testing::TestDatabase::Create(Backend::kSqlite);
-  REQUIRE(db);
-  Result<std::unique_ptr<Store>> opened = Store::Open(db->url(), 1);
+  testing::TestDatabase db(Backend::kSqlite);
+  Result<std::unique_ptr<Store>> opened = Store::Open(db.url(), 1);
   REQUIRE(opened.has_value());
   Store& store = **opened;
   const Timestamp t0 = FromMicros(1'767'225'600'000'000);
@@ -136,7 +135,7 @@ TEST_CASE("an archive file is created 0600, replacing a crashed run's partial fi
                 return Status::Ok();
               })
               .ok());
-  db->Execute("UPDATE cases SET status = 'completed', ended_at = 1 WHERE id = '" + id + "'");
+  db.Execute("UPDATE cases SET status = 'completed', ended_at = 1 WHERE id = '" + id + "'");
 
   TempFolder folder;
   const fs::path archive = folder.path / "old.jsonl";
@@ -150,7 +149,7 @@ TEST_CASE("an archive file is created 0600, replacing a crashed run's partial fi
   CHECK(Mode(archive) == 0600);
   CHECK_FALSE(fs::exists(archive.string() + ".partial"));
   CHECK(VerifyArchive(archive.string()).has_value());
-  CHECK(db->QueryInt("SELECT COUNT(*) FROM cases") == 0);
+  CHECK(db.QueryInt("SELECT COUNT(*) FROM cases") == 0);
 }
 
 }  // namespace

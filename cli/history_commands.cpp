@@ -13,6 +13,7 @@
 #include "engine/archive.hpp"
 #include "engine/calendar.hpp"
 #include "engine/case_view.hpp"
+#include "engine/history_action.hpp"
 
 namespace wf::cli {
 
@@ -59,39 +60,39 @@ EventReading Read(const engine::HistoryEvent& e) {
     return d.contains(key) && d[key].is_string() ? d[key].get<std::string>() : std::string();
   };
   const std::string& a = e.action;
-  if (a == "case.started") {
+  if (a == engine::history_action::kCaseStarted) {
     r.changed = "input: " + Fields(d.value("data", json::object()));
-  } else if (a == "case.finished") {
+  } else if (a == engine::history_action::kCaseFinished) {
     r.decision = text("status");
     if (!text("reason").empty()) r.decision += ": " + text("reason");
-  } else if (a == "case.cancelled") {
+  } else if (a == engine::history_action::kCaseCancelled) {
     r.decision = "cancelled: " + text("reason");
-  } else if (a == "task.completed") {
+  } else if (a == engine::history_action::kTaskCompleted) {
     if (d.contains("decision")) r.decision = "decision " + d["decision"].dump();
     if (!text("reason").empty()) r.decision += (r.decision.empty() ? "" : "; ") + text("reason");
     r.changed = Fields(d.value("values", json::object()));
-  } else if (a == "step.succeeded" || a == "step.reused") {
+  } else if (a == engine::history_action::kStepSucceeded || a == engine::history_action::kStepReused) {
     if (d.contains("saved_as") && d["saved_as"].is_string()) {
       r.changed = d["saved_as"].get<std::string>() + " = " + d.value("result", json()).dump();
     }
-    if (a == "step.reused") r.decision = "reused from case " + text("source_case");
-  } else if (a == "step.failed") {
+    if (a == engine::history_action::kStepReused) r.decision = "reused from case " + text("source_case");
+  } else if (a == engine::history_action::kStepFailed) {
     r.decision = "failed (attempt " + d.value("attempt", json()).dump() + "): " + text("message");
-  } else if (a == "step.error_handled") {
+  } else if (a == engine::history_action::kStepErrorHandled) {
     r.decision = "on_error -> " + text("on_error");
-  } else if (a == "step.timed_out") {
+  } else if (a == engine::history_action::kStepTimedOut) {
     r.decision = "timed out -> " + text("on_timeout");
-  } else if (a == "task.escalated") {
+  } else if (a == engine::history_action::kTaskEscalated) {
     r.decision = "escalated to " + text("to_role");
-  } else if (a == "task.overdue") {
+  } else if (a == engine::history_action::kTaskOverdue) {
     r.decision = "overdue";
-  } else if (a == "incident.opened") {
+  } else if (a == engine::history_action::kIncidentOpened) {
     r.decision = "incident: " + text("message");
-  } else if (a == "signal.received") {
+  } else if (a == engine::history_action::kSignalReceived) {
     r.changed = text("name") + " = " + d.value("data", json()).dump();
-  } else if (a == "child.ended") {
+  } else if (a == engine::history_action::kChildEnded) {
     r.decision = "sub-case " + text("case") + " " + text("outcome");
-  } else if (a == "task.opened") {
+  } else if (a == engine::history_action::kTaskOpened) {
     r.decision = "for role " + text("role");
   }
   return r;

@@ -5,6 +5,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "engine/history_action.hpp"
 #include "engine/runtime.hpp"
 
 namespace wf::engine {
@@ -20,9 +21,9 @@ TimePoint ToTimePoint(Timestamp t) {
 // The events that end a step activation's hold (the rule in the header). `step.accepted` is not
 // one: after HTTP 202 the department still owes the answer.
 bool EndsActivation(const std::string& action) {
-  return action == "step.succeeded" || action == "step.reused" || action == "step.error_handled" ||
-         action == "task.completed" || action == "signal.received" || action == "step.timed_out" ||
-         action == "child.ended";
+  return action == history_action::kStepSucceeded || action == history_action::kStepReused || action == history_action::kStepErrorHandled ||
+         action == history_action::kTaskCompleted || action == history_action::kSignalReceived || action == history_action::kStepTimedOut ||
+         action == history_action::kChildEnded;
 }
 
 }  // namespace
@@ -173,7 +174,7 @@ void HoldTracker::Add(const HistoryEvent& event) {
   if (auto it = details.find("activation"); it != details.end() && it->is_number_integer()) {
     activation = it->get<std::int64_t>();
   }
-  if (action == "step.entered") {
+  if (action == history_action::kStepEntered) {
     if (open_.count(activation) > 0) return;  // entered again after an incident's retry
     Hold hold;
     hold.step = event.step;
@@ -198,13 +199,13 @@ void HoldTracker::Add(const HistoryEvent& event) {
     }
     if (hold.pauses_clock && pausing_++ == 0) pauses_.push_back({*at, std::nullopt});
     open_.emplace(activation, std::move(hold));
-  } else if (action == "step.accepted") {
+  } else if (action == history_action::kStepAccepted) {
     if (auto it = open_.find(activation); it != open_.end() && !it->second.accepted_at) {
       it->second.accepted_at = *at;
     }
   } else if (EndsActivation(action)) {
     End(activation, *at);
-  } else if (action == "branch.joined") {
+  } else if (action == history_action::kBranchJoined) {
     if (details.value("remaining", std::int64_t{-1}) != 0) return;
     const std::string parallel = details.value("parallel", std::string());
     std::vector<std::int64_t> joined;
@@ -212,7 +213,7 @@ void HoldTracker::Add(const HistoryEvent& event) {
       if (hold.step == parallel) joined.push_back(id);
     }
     for (std::int64_t id : joined) End(id, *at);
-  } else if (action == "case.finished" || action == "case.cancelled") {
+  } else if (action == history_action::kCaseFinished || action == history_action::kCaseCancelled) {
     while (!open_.empty()) End(open_.begin()->first, *at);
   }
 }

@@ -11,6 +11,7 @@
 #include <string>
 #include <utility>
 
+#include "engine/history_action.hpp"
 #include "engine/machine_internal.hpp"
 #include "workflows/expression.hpp"
 
@@ -128,7 +129,7 @@ void Machine::Enter(Token& token) {
              false);
     return;
   }
-  Note("step.entered", step.id,
+  Note(history_action::kStepEntered, step.id,
        {{"activation", token.activation}, {"kind", workflows::StepKindName(step.kind)}});
   switch (step.kind) {
     case StepKind::kAdapter:
@@ -146,7 +147,7 @@ void Machine::Enter(Token& token) {
       if (step.deadline) {
         Emit(command::SetTimer{token.activation, TimerKind::kTaskDeadline, *step.deadline});
       }
-      Note("task.opened", step.id,
+      Note(history_action::kTaskOpened, step.id,
            {{"activation", token.activation}, {"role", step.role}, {"title", step.task}});
       return;
     }
@@ -169,7 +170,7 @@ void Machine::Enter(Token& token) {
       }
       token.waiting = Waiting::kChild;
       Emit(command::StartChild{token.activation, step.procedure, *input});
-      Note("child.started", step.id,
+      Note(history_action::kChildStarted, step.id,
            {{"activation", token.activation}, {"procedure", step.procedure}});
       return;
     }
@@ -232,7 +233,7 @@ void Machine::Invoke(Token& token) {
 }
 
 void Machine::NoteRenderFailure(const Token& token, const char* what, const std::string& message) {
-  Note("step.failed", token.step,
+  Note(history_action::kStepFailed, token.step,
        {{"activation", token.activation},
         {"attempt", token.attempt},
         {"message", std::string("rendering ") + what + ": " + message},
@@ -247,9 +248,9 @@ void Machine::Succeeded(Token& token, const json& result,
                   {"result", result}};
   if (source) {
     details["source_case"] = *source;
-    Note("step.reused", step.id, std::move(details));
+    Note(history_action::kStepReused, step.id, std::move(details));
   } else {
-    Note("step.succeeded", step.id, std::move(details));
+    Note(history_action::kStepSucceeded, step.id, std::move(details));
   }
   if (token.waiting == Waiting::kAccepted || token.waiting == Waiting::kRetry) {
     Emit(command::CancelTimers{token.activation});
@@ -267,7 +268,7 @@ void Machine::Failed(Token& token, const std::string& message) {
   }
   std::string key = step.save_as.empty() ? "error" : step.save_as + "_error";
   Save(key, {{"step", step.id}, {"message", message}, {"attempt", token.attempt}});
-  Note("step.error_handled", step.id,
+  Note(history_action::kStepErrorHandled, step.id,
        {{"activation", token.activation}, {"saved_as", key}, {"on_error", step.on_error}});
   token.waiting = Waiting::kNothing;
   Move(token, step.on_error);
@@ -278,7 +279,7 @@ void Machine::Incident(Token& token, const std::string& message, bool after_succ
   token.incident = message;
   token.incident_after_success = after_success;
   Emit(command::OpenIncident{token.activation, token.step, message});
-  Note("incident.opened", token.step, {{"activation", token.activation}, {"message", message}});
+  Note(history_action::kIncidentOpened, token.step, {{"activation", token.activation}, {"message", message}});
 }
 
 void Machine::Release(Token& token) {
@@ -325,7 +326,7 @@ void Machine::EndToken(Token& token) {
   }
   Join& join = join_it->second;
   join.pending.erase(std::remove(join.pending.begin(), join.pending.end(), id), join.pending.end());
-  Note("branch.joined", branch_step,
+  Note(history_action::kBranchJoined, branch_step,
        {{"activation", token.activation},
         {"branch", id},
         {"parallel", join.step},
@@ -379,7 +380,7 @@ void Machine::FinishCase(const std::string& status, const std::string& reason,
   CancelEverything("finished");
   state().status = status;
   state().reason = reason;
-  Note("case.finished", step, {{"status", status}, {"reason", reason}});
+  Note(history_action::kCaseFinished, step, {{"status", status}, {"reason", reason}});
   Emit(command::Finish{status, reason});
 }
 

@@ -6,6 +6,7 @@
 #include <utility>
 #include <vector>
 
+#include "engine/history_action.hpp"
 #include "engine/machine.hpp"
 #include "engine/machine_internal.hpp"
 #include "workflows/schema.hpp"
@@ -74,7 +75,7 @@ Status Machine::On(const event::Start& e) {
   }
   state().status = kStatusOpen;
   state().data = e.data;
-  Note("case.started", "", {{"data", e.data}});
+  Note(history_action::kCaseStarted, "", {{"data", e.data}});
   Spawn(start, 0);
   return Status::Ok();
 }
@@ -100,7 +101,7 @@ Status Machine::On(const event::StepFailed& e) {
     return Status::Ok();
   }
   const Step& step = StepOf(token);
-  Note("step.failed", step.id,
+  Note(history_action::kStepFailed, step.id,
        {{"activation", token.activation},
         {"attempt", e.attempt},
         {"message", e.message},
@@ -112,7 +113,7 @@ Status Machine::On(const event::StepFailed& e) {
     token.waiting = Waiting::kRetry;
     token.attempt = next;
     Emit(command::ScheduleRetry{token.activation, delay, next});
-    Note("step.retry_scheduled", step.id,
+    Note(history_action::kStepRetryScheduled, step.id,
          {{"activation", token.activation}, {"attempt", next}, {"delay_seconds", delay}});
     return Status::Ok();
   }
@@ -131,7 +132,7 @@ Status Machine::On(const event::StepAccepted& e) {
   if (token.waiting != Waiting::kAdapter) return WrongWait(token, "step accepted");
   token.waiting = Waiting::kAccepted;
   token.signal = token.step;
-  Note("step.accepted", token.step, {{"activation", token.activation}});
+  Note(history_action::kStepAccepted, token.step, {{"activation", token.activation}});
   return Status::Ok();
 }
 
@@ -158,7 +159,7 @@ Status Machine::On(const event::TaskCompleted& e) {
   for (const char* key : {"reason", "note"}) {
     if (e.values.contains(key) && !details.contains("reason")) details["reason"] = e.values[key];
   }
-  Note("task.completed", step.id, std::move(details));
+  Note(history_action::kTaskCompleted, step.id, std::move(details));
   Emit(command::CloseTask{token.activation, "completed"});
   Release(token);
   Save(step.save_as, e.values);
@@ -183,7 +184,7 @@ Status Machine::On(const event::SignalReceived& e) {
   for (int64_t id : receivers) {
     Token* t = FindById(id);
     if (t == nullptr || !state().IsOpen()) continue;  // an earlier receiver ended the case
-    Note("signal.received", t->step,
+    Note(history_action::kSignalReceived, t->step,
          {{"name", e.name}, {"activation", t->activation}, {"data", e.data}});
     if (t->waiting == Waiting::kSignal) {
       const Step& step = StepOf(*t);
@@ -220,14 +221,14 @@ Status Machine::On(const event::TimerFired& e) {
   }
   Token& token = *t;
   const Step& step = StepOf(token);
-  Note("timer.fired", step.id, {{"activation", token.activation}, {"kind", TimerKindName(e.kind)}});
+  Note(history_action::kTimerFired, step.id, {{"activation", token.activation}, {"kind", TimerKindName(e.kind)}});
   switch (e.kind) {
     case TimerKind::kRetry:
       Invoke(token);
       break;
     case TimerKind::kWaitTimeout:
       if (!step.on_timeout.empty()) {
-        Note("step.timed_out", step.id,
+        Note(history_action::kStepTimedOut, step.id,
              {{"activation", token.activation}, {"on_timeout", step.on_timeout}});
         token.waiting = Waiting::kNothing;
         Move(token, step.on_timeout);
@@ -243,11 +244,11 @@ Status Machine::On(const event::TimerFired& e) {
       if (!step.escalate_to.empty()) {
         token.escalated = true;
         Emit(command::EscalateTask{token.activation, step.escalate_to});
-        Note("task.escalated", step.id,
+        Note(history_action::kTaskEscalated, step.id,
              {{"activation", token.activation}, {"to_role", step.escalate_to}});
       } else {
         token.escalated = true;  // overdue is noted once
-        Note("task.overdue", step.id, {{"activation", token.activation}});
+        Note(history_action::kTaskOverdue, step.id, {{"activation", token.activation}});
       }
       break;
   }
@@ -260,7 +261,7 @@ Status Machine::On(const event::ChildEnded& e) {
   Token& token = **t;
   if (token.waiting != Waiting::kChild) return WrongWait(token, "sub-case ended");
   const Step& step = StepOf(token);
-  Note("child.ended", step.id,
+  Note(history_action::kChildEnded, step.id,
        {{"activation", token.activation}, {"case", e.child}, {"outcome", e.outcome}});
   token.waiting = Waiting::kNothing;
   Save(step.save_as, {{"case", e.child}, {"outcome", e.outcome}, {"data", e.data}});
@@ -273,7 +274,7 @@ Status Machine::On(const event::Cancel& e) {
   CancelEverything("cancelled");
   state().status = kStatusCancelled;
   state().reason = e.reason;
-  Note("case.cancelled", "", {{"reason", e.reason}});
+  Note(history_action::kCaseCancelled, "", {{"reason", e.reason}});
   Emit(command::Finish{kStatusCancelled, e.reason});
   return Status::Ok();
 }
@@ -287,7 +288,7 @@ Status Machine::On(const event::RetryIncident& e) {
                             std::to_string(token.activation) + ") has no open incident");
   }
   Emit(command::CloseIncident{token.activation});
-  Note("incident.retried", token.step, {{"activation", token.activation}});
+  Note(history_action::kIncidentRetried, token.step, {{"activation", token.activation}});
   bool after_success = token.incident_after_success;
   token.waiting = Waiting::kNothing;
   token.incident.clear();

@@ -6,6 +6,7 @@
 #include <tuple>
 
 #include "engine/case_view.hpp"
+#include "engine/history_action.hpp"
 #include "engine/runtime.hpp"
 
 namespace wf::engine {
@@ -204,9 +205,9 @@ struct ReportBuilder::State {
 
   void OnEvent(const HistoryEvent& event) {
     const std::string& action = event.action;
-    if (action == "step.succeeded" || action == "step.reused") {
+    if (action == history_action::kStepSucceeded || action == history_action::kStepReused) {
       StepTotals& step = procedure->Step(event.step);
-      bool reused = action == "step.reused";
+      bool reused = action == history_action::kStepReused;
       (reused ? step.reused : step.calls) += 1;
       if (reused) {
         ++procedure->figures.reused;

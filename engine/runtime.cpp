@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <type_traits>
 
+#include "engine/history_action.hpp"
 #include "workflows/loader.hpp"
 
 namespace wf::engine {
@@ -367,7 +368,7 @@ Status Runtime::Persist(StoreTx& tx, CaseRecord& record, const workflows::Proced
               auto id = tx.InsertTask(task);
               if (!id) return id.error();
               for (auto& note : notes) {
-                if (note.action == "task.opened" &&
+                if (note.action == history_action::kTaskOpened &&
                     note.details.value("activation", int64_t{0}) == c.activation) {
                   note.details["task"] = *id;
                 }
@@ -610,7 +611,7 @@ Status Runtime::ClaimTask(int64_t task_id, const std::string& actor) {
     auto record = tx.GetCaseForUpdate(task->case_id);
     if (!record) return record.error();
     if (Status s = tx.ClaimTask(task_id, actor); !s.ok()) return s;
-    return AppendTaskNote(tx, *task, actor, "task.claimed");
+    return AppendTaskNote(tx, *task, actor, history_action::kTaskClaimed);
   });
 }
 
@@ -624,7 +625,7 @@ Status Runtime::ReleaseTask(int64_t task_id, const std::string& actor) {
     auto record = tx.GetCaseForUpdate(task->case_id);
     if (!record) return record.error();
     if (Status s = tx.ReleaseTask(task_id, actor); !s.ok()) return s;
-    return AppendTaskNote(tx, *task, actor, "task.released");
+    return AppendTaskNote(tx, *task, actor, history_action::kTaskReleased);
   });
 }
 

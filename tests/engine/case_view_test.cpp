@@ -4,6 +4,7 @@
 #include <catch2/catch.hpp>
 
 #include "engine/case_view.hpp"
+#include "engine/history_action.hpp"
 #include "tests/support/cases.hpp"
 
 namespace wf::engine {
@@ -80,7 +81,7 @@ struct Events {
   }
   Events& Enter(const char* at, const std::string& step, std::int64_t activation,
                 const std::string& kind) {
-    return Add(at, "step.entered", step, {{"activation", activation}, {"kind", kind}});
+    return Add(at, history_action::kStepEntered, step, {{"activation", activation}, {"kind", kind}});
   }
 };
 
@@ -146,9 +147,9 @@ TEST_CASE("a department that answered 202 holds its step until its callback arri
           "[engine][case_view]") {
   const StepTable steps = StepTableOf(wf::testing::ProcedureFromYaml(kFile));
   Events events;
-  events.Add("2026-11-23T09:00:00+07:00", "case.started", "")
+  events.Add("2026-11-23T09:00:00+07:00", history_action::kCaseStarted, "")
       .Enter("2026-11-23T09:00:00+07:00", "pay", 5, "adapter")
-      .Add("2026-11-23T10:00:00+07:00", "step.accepted", "pay", {{"activation", 5}});
+      .Add("2026-11-23T10:00:00+07:00", history_action::kStepAccepted, "pay", {{"activation", 5}});
 
   CaseTimeline waiting = ReadTimeline(&steps, events.list);
   const Hold& open = HoldAt(waiting, "pay");
@@ -157,7 +158,7 @@ TEST_CASE("a department that answered 202 holds its step until its callback arri
   CHECK(open.accepted_at == At("2026-11-23T10:00:00+07:00"));
   CHECK(waiting.current_steps == std::vector<std::string>{"pay"});
 
-  events.Add("2026-11-24T09:00:00+07:00", "signal.received", "pay",
+  events.Add("2026-11-24T09:00:00+07:00", history_action::kSignalReceived, "pay",
              {{"activation", 5}, {"name", "pay"}});
   CaseTimeline answered = ReadTimeline(&steps, events.list);
   const Hold& ended = HoldAt(answered, "pay");
@@ -171,10 +172,10 @@ TEST_CASE("an incident retried continues the hold of its activation", "[engine][
   const StepTable steps = StepTableOf(wf::testing::ProcedureFromYaml(kFile));
   Events events;
   events.Enter("2026-11-23T00:00:00+07:00", "pay", 5, "adapter")
-      .Add("2026-11-23T06:00:00+07:00", "incident.opened", "pay", {{"activation", 5}})
-      .Add("2026-11-23T12:00:00+07:00", "incident.retried", "pay", {{"activation", 5}})
+      .Add("2026-11-23T06:00:00+07:00", history_action::kIncidentOpened, "pay", {{"activation", 5}})
+      .Add("2026-11-23T12:00:00+07:00", history_action::kIncidentRetried, "pay", {{"activation", 5}})
       .Enter("2026-11-23T12:00:00+07:00", "pay", 5, "adapter")
-      .Add("2026-11-24T00:00:00+07:00", "step.succeeded", "pay", {{"activation", 5}});
+      .Add("2026-11-24T00:00:00+07:00", history_action::kStepSucceeded, "pay", {{"activation", 5}});
   CaseTimeline timeline = ReadTimeline(&steps, events.list);
   REQUIRE(timeline.holds.size() == 1);
   CHECK(timeline.holds[0].from == At("2026-11-23T00:00:00+07:00"));
@@ -185,7 +186,7 @@ TEST_CASE("processing time leaves out the paused clock and holders add up their 
           "[engine][case_view]") {
   const StepTable steps = StepTableOf(wf::testing::ProcedureFromYaml(kFile));
   Events events;
-  events.Add("2026-11-23T00:00:00+07:00", "case.started", "")
+  events.Add("2026-11-23T00:00:00+07:00", history_action::kCaseStarted, "")
       .Enter("2026-11-23T00:00:00+07:00", "intake", 1, "parallel")
       .Enter("2026-11-23T00:00:00+07:00", "review", 2, "task")
       .Enter("2026-11-23T00:00:00+07:00", "papers", 3, "wait");
@@ -202,18 +203,18 @@ TEST_CASE("processing time leaves out the paused clock and holders add up their 
   CHECK(paused.processing_working_days == Approx(0.0).margin(1e-9));
   CHECK(paused.paused_working_days == Approx(1.0));
 
-  events.Add("2026-11-24T00:00:00+07:00", "task.completed", "review", {{"activation", 2}})
-      .Add("2026-11-24T00:00:00+07:00", "branch.joined", "review",
+  events.Add("2026-11-24T00:00:00+07:00", history_action::kTaskCompleted, "review", {{"activation", 2}})
+      .Add("2026-11-24T00:00:00+07:00", history_action::kBranchJoined, "review",
            {{"activation", 2}, {"parallel", "intake"}, {"remaining", 1}})
-      .Add("2026-11-25T00:00:00+07:00", "signal.received", "papers", {{"activation", 3}})
-      .Add("2026-11-25T00:00:00+07:00", "branch.joined", "papers",
+      .Add("2026-11-25T00:00:00+07:00", history_action::kSignalReceived, "papers", {{"activation", 3}})
+      .Add("2026-11-25T00:00:00+07:00", history_action::kBranchJoined, "papers",
            {{"activation", 3}, {"parallel", "intake"}, {"remaining", 0}})
       .Enter("2026-11-25T00:00:00+07:00", "pay", 4, "adapter")
-      .Add("2026-11-25T12:00:00+07:00", "step.succeeded", "pay", {{"activation", 4}})
+      .Add("2026-11-25T12:00:00+07:00", history_action::kStepSucceeded, "pay", {{"activation", 4}})
       .Enter("2026-11-25T12:00:00+07:00", "inspect", 5, "task")
-      .Add("2026-11-30T12:00:00+07:00", "task.completed", "inspect", {{"activation", 5}})
+      .Add("2026-11-30T12:00:00+07:00", history_action::kTaskCompleted, "inspect", {{"activation", 5}})
       .Enter("2026-11-30T12:00:00+07:00", "done", 6, "end")
-      .Add("2026-11-30T12:00:00+07:00", "case.finished", "done", {{"status", "completed"}});
+      .Add("2026-11-30T12:00:00+07:00", history_action::kCaseFinished, "done", {{"status", "completed"}});
   r.status = "completed";
   r.clock_paused_at.reset();
   r.ended_at = At("2026-11-30T12:00:00+07:00");

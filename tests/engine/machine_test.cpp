@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/history_action.hpp"
 #include "workflows/expression.hpp"
 #include "workflows/loader.hpp"
 #include "workflows/procedure.hpp"
@@ -262,7 +263,7 @@ TEST_CASE("an adapter step renders its call over the case data and saves the res
   CHECK(invoke.department == "population-db");
   CHECK(invoke.attempt == 1);
   CHECK(invoke.call == json{{"operation", "get_citizen"}, {"citizen_id", "001234567890"}});
-  CHECK(Actions(started->notes) == std::vector<std::string>{"case.started", "step.entered"});
+  CHECK(Actions(started->notes) == std::vector<std::string>{history_action::kCaseStarted, history_action::kStepEntered});
   CHECK(started->state.status == "open");
   REQUIRE(started->state.tokens.size() == 1);
   CHECK(started->state.tokens[0].waiting == Waiting::kAdapter);
@@ -277,7 +278,7 @@ TEST_CASE("an adapter step renders its call over the case data and saves the res
   REQUIRE(finish.size() == 1);
   CHECK(finish[0].status == "completed");
   CHECK(Actions(done->notes) ==
-        std::vector<std::string>{"step.succeeded", "step.entered", "case.finished"});
+        std::vector<std::string>{history_action::kStepSucceeded, history_action::kStepEntered, history_action::kCaseFinished});
   CHECK(done->notes[0].details["saved_as"] == "mother_record");
   CHECK(done->notes[0].details["result"]["name"] == "Tran Thi B");
 }
@@ -360,7 +361,7 @@ TEST_CASE("a task opens in its role's inbox with a deadline timer", "[engine][ma
     REQUIRE(closes.size() == 1);
     CHECK(closes[0].why == "completed");
     CHECK(Commands<command::CancelTimers>(done.commands).size() == 1);
-    REQUIRE(done.notes[0].action == "task.completed");
+    REQUIRE(done.notes[0].action == history_action::kTaskCompleted);
     CHECK(done.notes[0].details["actor"] == "an.nguyen");
     CHECK(done.notes[0].details["decision"] == false);
     CHECK(done.notes[0].details["reason"] == "no");
@@ -390,7 +391,7 @@ TEST_CASE("the task deadline escalates once, or notes the task overdue",
   REQUIRE(escalations.size() == 1);
   CHECK(escalations[0].activation == 1);
   CHECK(escalations[0].to_role == "head");
-  CHECK(Actions(fired.notes) == std::vector<std::string>{"timer.fired", "task.escalated"});
+  CHECK(Actions(fired.notes) == std::vector<std::string>{history_action::kTimerFired, history_action::kTaskEscalated});
   CHECK(driver.state.tokens[0].escalated);
   // The same timer again (redelivered after a crash) changes nothing.
   Advance again = driver.Send(event::TimerFired{1, TimerKind::kTaskDeadline});
@@ -404,7 +405,7 @@ TEST_CASE("the task deadline escalates once, or notes the task overdue",
   d2.Send(event::Start{});
   Advance overdue = d2.Send(event::TimerFired{1, TimerKind::kTaskDeadline});
   CHECK(Commands<command::EscalateTask>(overdue.commands).empty());
-  CHECK(Actions(overdue.notes) == std::vector<std::string>{"timer.fired", "task.overdue"});
+  CHECK(Actions(overdue.notes) == std::vector<std::string>{history_action::kTimerFired, history_action::kTaskOverdue});
 }
 
 TEST_CASE("conditions choose the first transition that holds", "[engine][machine][decision]") {
@@ -480,10 +481,10 @@ TEST_CASE("a parallel step joins branches of different lengths", "[engine][machi
   CHECK(driver.state.data["residence"]["ok"] == true);
   CHECK(driver.state.joins.empty());
   std::vector<std::string> actions = Actions(joined.notes);
-  CHECK(actions == std::vector<std::string>{"task.completed", "branch.joined", "step.entered",
-                                            "case.finished"});
+  CHECK(actions == std::vector<std::string>{history_action::kTaskCompleted, history_action::kBranchJoined, history_action::kStepEntered,
+                                            history_action::kCaseFinished});
   int joins_noted = 0;
-  for (const auto& n : driver.notes) joins_noted += n.action == "branch.joined";
+  for (const auto& n : driver.notes) joins_noted += n.action == history_action::kBranchJoined;
   CHECK(joins_noted == 2);
 }
 
@@ -635,7 +636,7 @@ TEST_CASE("a permanent failure goes to on_error with the error saved", "[engine]
         json{{"step", "verify"}, {"message", "404 no such citizen"}, {"attempt", 1}});
   REQUIRE(driver.open_tasks.size() == 1);
   CHECK(driver.open_tasks[0].step == "manual_check");
-  CHECK(Contains(Actions(driver.notes), "step.error_handled"));
+  CHECK(Contains(Actions(driver.notes), history_action::kStepErrorHandled));
 
   Procedure q = MakeProcedure(
       {anon, TaskStep("manual_check", "clerk", "done"), EndStep("done", "completed")});
@@ -680,13 +681,13 @@ TEST_CASE("a 202 parks the step until the signal named by its step id",
   REQUIRE(driver.state.tokens.size() == 1);
   CHECK(driver.state.tokens[0].waiting == Waiting::kAccepted);
   CHECK(driver.state.tokens[0].signal == "issue_card");
-  CHECK(Contains(Actions(driver.notes), "step.accepted"));
+  CHECK(Contains(Actions(driver.notes), history_action::kStepAccepted));
   CHECK(driver.Refuse(event::SignalReceived{"other", nullptr}).code() == ErrorCode::kConflict);
 
   driver.Send(event::SignalReceived{"issue_card", {{"card_no", "HC-9"}}});
   CHECK(driver.state.status == "completed");
   CHECK(driver.state.data["card"] == json{{"card_no", "HC-9"}});
-  CHECK(Contains(Actions(driver.notes), "step.succeeded"));
+  CHECK(Contains(Actions(driver.notes), history_action::kStepSucceeded));
 }
 
 TEST_CASE("a callback that overtakes its 202 completes the step", "[engine][machine][signal]") {
@@ -722,12 +723,12 @@ TEST_CASE("a wait step saves the signal's data and continues", "[engine][machine
     CHECK(driver.state.status == "completed");
     CHECK(driver.state.data["documents"]["files"] == 2);
     CHECK(Commands<command::CancelTimers>(s.commands).size() == 1);
-    CHECK(s.notes[0].action == "signal.received");
+    CHECK(s.notes[0].action == history_action::kSignalReceived);
   }
   SECTION("the timeout fires first and takes on_timeout") {
     Advance t = driver.Send(event::TimerFired{1, TimerKind::kWaitTimeout});
     CHECK(driver.state.status == "refused");
-    CHECK(Contains(Actions(t.notes), "step.timed_out"));
+    CHECK(Contains(Actions(t.notes), history_action::kStepTimedOut));
     CHECK(driver.Refuse(event::SignalReceived{"documents", nullptr}).code() ==
           ErrorCode::kConflict);
   }
@@ -792,7 +793,7 @@ TEST_CASE("cancelling a case while its clock is paused closes everything and res
   CHECK(driver.state.tokens.empty());
   CHECK(CommandTypes(c.commands) ==
         std::vector<std::string>{"close_task", "cancel_timers", "finish", "resume_clock"});
-  CHECK(Actions(c.notes) == std::vector<std::string>{"case.cancelled"});
+  CHECK(Actions(c.notes) == std::vector<std::string>{history_action::kCaseCancelled});
   Status again = driver.Refuse(event::Cancel{"again"});
   CHECK(again.code() == ErrorCode::kConflict);
   CHECK_THAT(again.message(), Catch::Contains("cancelled"));
@@ -831,7 +832,7 @@ TEST_CASE("reused evidence is noted with its source case", "[engine][machine][ad
   auto r = Apply(p, a->state, event::StepSucceeded{1, {{"v", 1}}, std::string("c-1")}, ctx);
   REQUIRE(r.has_value());
   REQUIRE(r->notes.size() >= 1);
-  CHECK(r->notes[0].action == "step.reused");
+  CHECK(r->notes[0].action == history_action::kStepReused);
   CHECK(r->notes[0].details["source_case"] == "c-1");
   CHECK(r->state.data["rec"]["v"] == 1);
   CHECK(r->state.status == "completed");
@@ -847,7 +848,7 @@ TEST_CASE("a loop of decisions is bounded by an incident", "[engine][machine][de
   CHECK(driver.state.tokens[0].waiting == Waiting::kIncident);
   CHECK_THAT(driver.state.tokens[0].incident, Catch::Contains("1000"));
   int entered = 0;
-  for (const auto& n : a.notes) entered += n.action == "step.entered";
+  for (const auto& n : a.notes) entered += n.action == history_action::kStepEntered;
   CHECK(entered == kMaxStepsPerEvent);
   // Retrying gives the loop another budget; it still does not end.
   driver.Send(event::RetryIncident{driver.state.tokens[0].activation});

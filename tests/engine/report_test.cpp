@@ -4,6 +4,7 @@
 
 #include <map>
 
+#include "engine/history_action.hpp"
 #include "engine/report.hpp"
 #include "engine/runtime.hpp"
 #include "tests/support/test_database.hpp"
@@ -143,10 +144,10 @@ TEST_CASE("a report gives processing time in working days against the limit and 
   for (const char* end : ends) {
     CaseFeed feed{builder, Case("c" + std::to_string(++n), kMonday, end)};
     builder.BeginCase(feed.record);
-    feed.Event(kMonday, "case.started", "");
-    feed.Event(kMonday, "step.entered", "check", {{"activation", 1}, {"kind", "task"}});
-    feed.Event(end, "task.completed", "check", {{"activation", 1}});
-    feed.Event(end, "case.finished", "done", {{"status", "completed"}});
+    feed.Event(kMonday, history_action::kCaseStarted, "");
+    feed.Event(kMonday, history_action::kStepEntered, "check", {{"activation", 1}, {"kind", "task"}});
+    feed.Event(end, history_action::kTaskCompleted, "check", {{"activation", 1}});
+    feed.Event(end, history_action::kCaseFinished, "done", {{"status", "completed"}});
     builder.EndCase();
   }
   // A cancelled case counts as a case but not in the times.
@@ -195,20 +196,20 @@ TEST_CASE("time the statutory clock was paused for the applicant is not processi
   // evidence; the case ends Thursday 00:00: 3 working days elapsed, 1 of them processing.
   CaseFeed feed{builder, Case("p1", kMonday, "2026-11-26T00:00:00+07:00")};
   builder.BeginCase(feed.record);
-  feed.Event(kMonday, "case.started", "");
-  feed.Event(kMonday, "step.entered", "check", {{"activation", 1}, {"kind", "task"}});
-  feed.Event("2026-11-24T00:00:00+07:00", "task.completed", "check", {{"activation", 1}});
-  feed.Event("2026-11-24T00:00:00+07:00", "step.entered", "supplement",
+  feed.Event(kMonday, history_action::kCaseStarted, "");
+  feed.Event(kMonday, history_action::kStepEntered, "check", {{"activation", 1}, {"kind", "task"}});
+  feed.Event("2026-11-24T00:00:00+07:00", history_action::kTaskCompleted, "check", {{"activation", 1}});
+  feed.Event("2026-11-24T00:00:00+07:00", history_action::kStepEntered, "supplement",
              {{"activation", 2}, {"kind", "wait"}});
-  feed.Event("2026-11-26T00:00:00+07:00", "signal.received", "supplement",
+  feed.Event("2026-11-26T00:00:00+07:00", history_action::kSignalReceived, "supplement",
              {{"activation", 2}, {"name", "papers"}});
-  feed.Event("2026-11-26T00:00:00+07:00", "step.entered", "lookup",
+  feed.Event("2026-11-26T00:00:00+07:00", history_action::kStepEntered, "lookup",
              {{"activation", 3}, {"kind", "adapter"}});
-  feed.Event("2026-11-26T00:00:00+07:00", "step.reused", "lookup",
+  feed.Event("2026-11-26T00:00:00+07:00", history_action::kStepReused, "lookup",
              {{"activation", 3}, {"source_case", "other"}});
-  feed.Event("2026-11-26T00:00:00+07:00", "step.entered", "done",
+  feed.Event("2026-11-26T00:00:00+07:00", history_action::kStepEntered, "done",
              {{"activation", 4}, {"kind", "end"}});
-  feed.Event("2026-11-26T00:00:00+07:00", "case.finished", "done", {{"status", "completed"}});
+  feed.Event("2026-11-26T00:00:00+07:00", history_action::kCaseFinished, "done", {{"status", "completed"}});
   builder.EndCase();
   RefusalRecord refusal;
   refusal.procedure = "permit";
@@ -239,14 +240,14 @@ TEST_CASE("an open case past its deadline is overdue by the working days since",
   builder.AddProcedure(permit);
   CaseFeed late{builder, Case("late", kMonday, nullptr)};
   builder.BeginCase(late.record);
-  late.Event(kMonday, "case.started", "");
-  late.Event(kMonday, "step.entered", "check", {{"activation", 1}, {"kind", "task"}});
+  late.Event(kMonday, history_action::kCaseStarted, "");
+  late.Event(kMonday, history_action::kStepEntered, "check", {{"activation", 1}, {"kind", "task"}});
   builder.EndCase();
   // Paused on Wednesday, before its deadline: not overdue, however long the applicant takes.
   CaseFeed paused{builder, Case("paused", kMonday, nullptr)};
   paused.record.clock_paused_at = At("2026-11-25T00:00:00+07:00");
   builder.BeginCase(paused.record);
-  paused.Event(kMonday, "case.started", "");
+  paused.Event(kMonday, history_action::kCaseStarted, "");
   builder.EndCase();
 
   Report report = builder.Finish();

@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "adapters/adapter.hpp"
+#include "engine/history_action.hpp"
 #include "engine/runtime.hpp"
 #include "engine/scheduler.hpp"
 #include "tests/support/cases.hpp"
@@ -121,7 +122,7 @@ WF_STORE_TEST_CASE("cases of a five-step noop procedure run to completion", "[en
     CHECK(testing::CaseStatus(**store, id) == "completed");
     int succeeded = 0;
     for (const auto& e : testing::CaseHistory(**store, id))
-      succeeded += e.action == "step.succeeded";
+      succeeded += e.action == history_action::kStepSucceeded;
     CHECK(succeeded == 5);
   }
   CHECK((*store)->VerifyHistory().has_value());
@@ -199,7 +200,7 @@ WF_STORE_TEST_CASE("a task decides, a fork joins, and evidence is reused by the 
   CHECK(engine.stats().reused == 1);
   bool reused = false;
   for (const auto& e : testing::CaseHistory(**store, second->id)) {
-    if (e.action == "step.reused") {
+    if (e.action == history_action::kStepReused) {
       reused = true;
       CHECK_THAT(e.details, Catch::Contains(first->id));
     }
@@ -239,7 +240,7 @@ WF_POSTGRES_TEST_CASE("two engines sharing one database carry out every step exa
     CHECK(testing::CaseStatus(**store, line.started.id) == "completed");
     std::set<std::string> steps;
     for (const auto& e : testing::CaseHistory(**store, line.started.id)) {
-      if (e.action == "step.succeeded") CHECK(steps.insert(e.step).second);
+      if (e.action == history_action::kStepSucceeded) CHECK(steps.insert(e.step).second);
     }
     CHECK(steps.size() == 5);
   }

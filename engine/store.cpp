@@ -36,6 +36,9 @@ Result<std::unique_ptr<soci::session>> Connect(const StoreState& state) {
       sql = std::make_unique<soci::session>(soci::postgresql, target.connect_string);
     } else {
       sql = std::make_unique<soci::session>(soci::sqlite3, target.connect_string);
+      // Errors carry SQLite's extended codes, so a conflict is known by its code (MapError).
+      auto* lite = static_cast<soci::sqlite3_session_backend*>(sql->get_backend());
+      sqlite_api::sqlite3_extended_result_codes(lite->conn_, 1);
       // busy_timeout first: switching to WAL needs a lock another starter may hold.
       Exec(*sql, "PRAGMA busy_timeout = 10000");
       Exec(*sql, "PRAGMA journal_mode = WAL");
@@ -268,9 +271,13 @@ Result<int> Store::Migrate() {
       return Guard(ctx, "migrate", [&]() -> Status {
         AdvisoryLock(ctx, "wf_schema");
         Exec(ctx.sql, ctx.dialect.CreateSchemaTableSql());
-        Query done(ctx.sql, "SELECT COUNT(*) FROM wf_schema WHERE version = :version");
-        done.Bind("version", std::int64_t{migration.version}).Columns("i").Execute();
-        if (done.Int(0) > 0) return Status::Ok();  // another starter applied it meanwhile
+        bool applied_before = false;
+        {  // finished before the migration runs: SQLite drops nothing under an open statement
+          Query done(ctx.sql, "SELECT COUNT(*) FROM wf_schema WHERE version = :version");
+          done.Bind("version", std::int64_t{migration.version}).Columns("i").Execute();
+          applied_before = done.Int(0) > 0;
+        }
+        if (applied_before) return Status::Ok();  // another starter applied it meanwhile
         for (const std::string& statement : migration.statements) Exec(ctx.sql, statement);
         Query record(ctx.sql,
                      "INSERT INTO wf_schema (version, description, applied_at)"

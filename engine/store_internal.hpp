@@ -152,12 +152,12 @@ inline MappedError MapError(soci::session* sql, Backend backend, std::string_vie
     return MapPostgresError(state, sql == nullptr || Healthy(*sql, backend), prefix, brief, full);
   }
   if (const auto* lite = dynamic_cast<const soci::sqlite3_soci_error*>(&error)) {
-    int code = lite->result() & 0xff;
-    if (code == 5 || code == 6) {  // SQLITE_BUSY, SQLITE_LOCKED past busy_timeout
+    const int extended = lite->result();  // extended codes are on for every connection
+    const int primary = extended & 0xff;
+    if (primary == SQLITE_BUSY || primary == SQLITE_LOCKED) {  // past busy_timeout
       return {Status::Unavailable(prefix + "database busy, retry: " + brief)};
     }
-    if (code == 19 && (brief.find("UNIQUE") != std::string::npos ||
-                       brief.find("PRIMARY KEY") != std::string::npos)) {
+    if (extended == SQLITE_CONSTRAINT_UNIQUE || extended == SQLITE_CONSTRAINT_PRIMARYKEY) {
       return {Status::Conflict(prefix + "already exists: " + brief)};
     }
   }

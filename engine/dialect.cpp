@@ -233,7 +233,8 @@ std::vector<Migration> Dialect::Migrations() const {
       " NOT NULL, state TEXT NOT NULL, run_at BIGINT NOT NULL, owner TEXT,"
       " lease_until BIGINT, attempt INTEGER NOT NULL DEFAULT 0, created_at BIGINT NOT NULL" +
       case_pk("case_id") + ")");
-  // Claiming scans only unfinished rows by the time they become claimable (see ClaimWorkSql).
+  // Claiming scans only unfinished rows by the time they become claimable (see ClaimWorkSql);
+  // version 4 replaces this index with work_due.
   s.push_back("CREATE INDEX work_claim ON work (run_at) WHERE state <> 'done'");
   if (!pg) s.push_back("CREATE INDEX work_case ON work (case_id, activation)");
   s.push_back(
@@ -425,7 +426,14 @@ BEGIN
   END LOOP;
 END $grants$)sql");
   }
-  return {initial, audit, refusals};
+  // Version 4: finished work rows are deleted, never marked, so the claim index need not filter
+  // on a state no row has.
+  Migration due;
+  due.version = 4;
+  due.description = "claim index on run_at alone";
+  due.statements.push_back("DROP INDEX work_claim");
+  due.statements.push_back("CREATE INDEX work_due ON work (run_at)");
+  return {initial, audit, refusals, due};
 }
 
 int Dialect::LatestSchemaVersion() const { return Migrations().back().version; }
@@ -448,20 +456,20 @@ std::string Dialect::WorkColumns(std::string_view alias) const {
 }
 
 // A leased row's run_at moves to its lease expiry: run_at always says when a row next becomes
-// claimable, so one partial index (run_at WHERE state <> 'done') serves both due rows and
-// expired leases.
+// claimable, so one index on run_at (work_due) serves both due rows and expired leases. A
+// finished row is deleted, so every row in the table is unfinished.
 std::string Dialect::ClaimWorkSql() const {
   if (is_postgres()) {
     return "UPDATE work AS w SET state = 'leased', owner = :owner, lease_until = :lease_until,"
            " run_at = :lease_run_at, attempt = w.attempt + 1"
-           " FROM (SELECT case_id, id, run_at FROM work WHERE state <> 'done' AND run_at <= :now"
+           " FROM (SELECT case_id, id, run_at FROM work WHERE run_at <= :now"
            " ORDER BY run_at LIMIT :limit FOR UPDATE SKIP LOCKED) AS due"
            " WHERE w.case_id = due.case_id AND w.id = due.id RETURNING " +
            WorkColumns("w") + ", due.run_at";
   }
   return "UPDATE work SET state = 'leased', owner = :owner, lease_until = :lease_until,"
          " run_at = :lease_run_at, attempt = attempt + 1"
-         " WHERE id IN (SELECT id FROM work WHERE state <> 'done' AND run_at <= :now"
+         " WHERE id IN (SELECT id FROM work WHERE run_at <= :now"
          " ORDER BY run_at LIMIT :limit) RETURNING " +
          WorkColumns("") + ", created_at";  // RETURNING sees only new values here
 }

@@ -97,7 +97,8 @@ struct CaseFilter {
   int limit = 50;                // 0: all
 };
 
-enum class WorkState { kReady, kLeased, kDone };
+// A row is ready (waiting for run_at) or leased to an engine; finished rows are deleted.
+enum class WorkState { kReady, kLeased };
 const char* WorkStateName(WorkState state);
 
 // Work to enqueue: something the engine must do for a case at or after run_at.
@@ -126,12 +127,6 @@ struct WorkItem {
   // Set by ClaimWork: when the row became claimable before this claim (its due time, or the
   // expiry of the lease it was taken back from; on SQLite its creation time).
   Timestamp ready_at{};
-};
-
-struct WorkCounts {
-  std::int64_t ready = 0;   // ready rows, due or not
-  std::int64_t due = 0;     // claimable now: ready and due, or leased with the lease expired
-  std::int64_t leased = 0;  // leased rows (live or expired)
 };
 
 // Identifies a leased work row and the lease a completion is fenced on.
@@ -248,7 +243,8 @@ class StoreTx {
   // and the queue goes to the server in one pipeline before the next statement that needs an
   // answer, or before the commit. Their errors then surface from that statement or from the
   // commit: a stale row_version in UpdateCase fails the whole transaction with kConflict.
-  // For callers that hold the case rows locked (GetCasesForUpdate), so a conflict cannot happen.
+  // For callers that hold the case rows locked (CompleteWorkBatch's `locked`), so a conflict
+  // cannot happen.
   void DeferWrites();
   // PostgreSQL: this transaction's commit does not wait for its WAL to reach the disk
   // (synchronous_commit off; SQLite: a no-op). Only for changes whose loss in a database crash
@@ -274,10 +270,6 @@ class StoreTx {
   // As GetCase, and locks the row until the transaction ends (PostgreSQL FOR UPDATE; on SQLite
   // the write transaction already excludes other writers).
   Result<CaseRecord> GetCaseForUpdate(const std::string& id);
-  // GetCaseForUpdate for many cases in one statement, locked in id order (so two engines locking
-  // overlapping sets cannot deadlock). Cases that do not exist are left out. Also learns the
-  // head of each case's history chain, so AppendHistory need not read it.
-  Result<std::vector<CaseRecord>> GetCasesForUpdate(std::vector<std::string> ids);
   // Writes status, data, state, deadline_at, clock_paused_at, ended_at and updated_at of
   // `record` if its row_version is still `record.row_version`, then increments record.row_version.
   // kConflict when another change got there first; kNotFound when there is no such case.
@@ -305,23 +297,17 @@ class StoreTx {
   // claimers (threads, processes, hosts) never get the same row while its lease lives.
   Result<std::vector<WorkItem>> ClaimWork(const std::string& owner, Timestamp now,
                                           std::chrono::microseconds lease, int limit);
-  // Finishes a leased row (deletes it) if `owner` still holds it at `attempt`. False (and no
-  // change) when the lease was lost: expired and re-claimed, or the work cancelled.
-  Result<bool> CompleteWork(const std::string& case_id, std::int64_t id, int attempt,
-                            const std::string& owner);
-  // CompleteWork for many rows at once: one flag per row of `rows`, in order. With `locked`, also
-  // GetCasesForUpdate of every case of `rows` into it (on PostgreSQL in the same round trip).
+  // Finishes leased rows (deletes them) where `owner` still holds each at its attempt: one flag
+  // per row of `rows`, in order; false (and no change) for a row whose lease was lost (expired
+  // and re-claimed, or the work cancelled). With `locked`, also locks every case of `rows` (in id
+  // order, so two engines cannot deadlock) and returns them (on PostgreSQL in the same round trip).
   Result<std::vector<bool>> CompleteWorkBatch(const std::vector<WorkFence>& rows,
                                               const std::string& owner,
                                               std::vector<CaseRecord>* locked = nullptr);
-  // Puts a leased row back to ready at `run_at` (a retry with backoff), fenced as CompleteWork.
-  Result<bool> RescheduleWork(const std::string& case_id, std::int64_t id, int attempt,
-                              const std::string& owner, Timestamp run_at);
   // Deletes the case's unfinished work: all of it, or one activation's. Returns how many rows.
   // A worker that held one of them then fails its fenced completion.
   Result<std::int64_t> CancelWork(const std::string& case_id,
                                   std::optional<std::int64_t> activation = std::nullopt);
-  Result<WorkCounts> CountWork(Timestamp now);
   // The earliest time any unfinished row becomes claimable; nullopt when there is none.
   Result<std::optional<Timestamp>> NextWorkDue();
   // All work rows of a case, by id.
@@ -408,6 +394,14 @@ class StoreTx {
  private:
   friend class Store;
   explicit StoreTx(detail::TxContext& context) : context_(context) {}
+
+  // One row of CompleteWorkBatch, statement by statement (SQLite).
+  Result<bool> CompleteWork(const std::string& case_id, std::int64_t id, int attempt,
+                            const std::string& owner);
+  // GetCaseForUpdate for many cases in one statement, locked in id order. Cases that do not exist
+  // are left out. Also learns the head of each case's history chain, so AppendHistory need not
+  // read it.
+  Result<std::vector<CaseRecord>> GetCasesForUpdate(std::vector<std::string> ids);
   detail::TxContext& context_;
 };
 

@@ -8,7 +8,6 @@ namespace {
 
 WorkState ParseWorkState(const std::string& text) {
   if (text == "leased") return WorkState::kLeased;
-  if (text == "done") return WorkState::kDone;
   return WorkState::kReady;
 }
 

@@ -27,8 +27,6 @@ const char* WorkStateName(WorkState state) {
       return "ready";
     case WorkState::kLeased:
       return "leased";
-    case WorkState::kDone:
-      return "done";
   }
   return "ready";
 }
@@ -284,31 +282,11 @@ Result<std::vector<bool>> StoreTx::CompleteWorkBatch(const std::vector<WorkFence
   return done;
 }
 
-Result<bool> StoreTx::RescheduleWork(const std::string& case_id, std::int64_t id, int attempt,
-                                     const std::string& owner, Timestamp run_at) {
-  return Guard(context_, "reschedule work", [&]() -> Result<bool> {
-    Query q(context_.sql,
-            "UPDATE work SET state = 'ready', run_at = :run_at, lease_until = NULL"
-            " WHERE case_id = :case_id AND id = :id AND state = 'leased' AND owner = :owner"
-            " AND attempt = :attempt");
-    q.Bind("run_at", run_at)
-        .Bind("case_id", case_id)
-        .Bind("id", id)
-        .Bind("owner", owner)
-        .Bind("attempt", std::int64_t{attempt})
-        .Execute();
-    bool rescheduled = q.AffectedRows() == 1;
-    if (rescheduled) context_.work_changed = true;
-    return rescheduled;
-  });
-}
-
 Result<std::int64_t> StoreTx::CancelWork(const std::string& case_id,
                                          std::optional<std::int64_t> activation) {
   return Guard(context_, "cancel work", [&]() -> Result<std::int64_t> {
     Query q(context_.sql, std::string("DELETE FROM work WHERE case_id = :case_id") +
-                              (activation ? " AND activation = :activation" : "") +
-                              " AND state <> 'done'");
+                              (activation ? " AND activation = :activation" : ""));
     q.Bind("case_id", case_id);
     if (activation) q.Bind("activation", *activation);
     q.Execute();
@@ -316,21 +294,9 @@ Result<std::int64_t> StoreTx::CancelWork(const std::string& case_id,
   });
 }
 
-Result<WorkCounts> StoreTx::CountWork(Timestamp now) {
-  return Guard(context_, "count work", [&]() -> Result<WorkCounts> {
-    Query q(context_.sql,
-            "SELECT COALESCE(SUM(CASE WHEN state = 'ready' THEN 1 ELSE 0 END), 0),"
-            " COALESCE(SUM(CASE WHEN run_at <= :now THEN 1 ELSE 0 END), 0),"
-            " COALESCE(SUM(CASE WHEN state = 'leased' THEN 1 ELSE 0 END), 0)"
-            " FROM work WHERE state <> 'done'");
-    q.Bind("now", now).Columns("iii").Execute();
-    return WorkCounts{q.Int(0), q.Int(1), q.Int(2)};
-  });
-}
-
 Result<std::optional<Timestamp>> StoreTx::NextWorkDue() {
   return Guard(context_, "next work due", [&]() -> Result<std::optional<Timestamp>> {
-    Query q(context_.sql, "SELECT MIN(run_at) FROM work WHERE state <> 'done'");
+    Query q(context_.sql, "SELECT MIN(run_at) FROM work");
     q.Columns("i").Execute();
     return q.OptTime(0);
   });

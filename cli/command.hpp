@@ -20,8 +20,11 @@ struct GlobalOptions {
 // What a command does once its arguments are parsed. Returns the exit code (DESIGN.md).
 using CommandAction = std::function<int()>;
 
-// Each group of commands adds its subcommands to the app. The action runs after parsing; it
-// reads `globals`, which the caller fills before running it.
+// Each group of commands adds its subcommands to the app and, when one of them is chosen, sets
+// `*selected` to its action. The action runs after parsing; it reads `globals`, which the caller
+// fills before running it.
+
+// wf validate, graph (cli/definition_commands.cpp).
 void AddDefinitionCommands(CLI::App& app, const GlobalOptions& globals, CommandAction* selected);
 
 // wf deploy, procedures, migrate (cli/deploy_commands.cpp).

@@ -5,7 +5,9 @@
 WF=$1 MOCK=$2 BACKEND=postgresql CASES=${3:-200}
 source "$(dirname "$0")/lib.sh"
 use_database
-start_mock --latency-ms 20
+# Slow enough that both restarts fall inside the run (about 13 s of department latency at
+# concurrency 16); a faster machine only makes the restarts land earlier in it.
+start_mock --latency-ms 200
 "$WF" deploy "$HERE/chain.yaml" > /dev/null
 for i in $(seq 1 "$CASES"); do printf '{"id": "%012d"}\n' "$i"; done > "$WORK/cases.jsonl"
 "$WF" start fault-chain --batch "$WORK/cases.jsonl" > /dev/null
@@ -17,6 +19,7 @@ PIDS+=($engine)
 pg() { su postgres -c "$FAULT_PG_BIN/pg_ctl -D '$FAULT_PG_DIR' -w $*" > /dev/null; }
 for mode in fast immediate; do
   sleep 1
+  kill -0 "$engine" 2>/dev/null || fail "the run ended before the $mode restart; nothing was tested (raise --latency-ms)"
   log "restarting PostgreSQL ($mode)"
   pg stop -m "$mode"
   sleep 2   # the engine must back off while the database is away, not die

@@ -208,11 +208,6 @@ struct RefusalRecord {
   Timestamp refused_at{};
 };
 
-struct HistorySummary {
-  std::int64_t cases = 0;
-  std::int64_t events = 0;
-};
-
 // A chain whose case was moved to an archive file by `wf archive`: its head stays behind in the
 // `archived_chains` table (append-only, like history) so verification and anchors still hold.
 struct ArchivedChain {
@@ -450,10 +445,6 @@ class Store {
   // blocks writers under WAL). Always ends with ROLLBACK.
   Status Read(const std::function<Status(StoreTx&)>& body);
 
-  // Recomputes the history chain of one case, or of every case (in pages, without holding one
-  // long transaction). kHistoryBroken "case X: event seq N does not verify (hash mismatch)" for
-  // the first event that fails; kNotFound when `case_id` has no history.
-  Result<HistorySummary> VerifyHistory(const std::optional<std::string>& case_id = std::nullopt);
   // Calls `visit` for every history event (of one case, or all cases by case then seq), whose
   // `at` is at or after `since_at` (RFC 3339 text) when given. Stops at the first non-ok status
   // from `visit` and returns it.

@@ -113,21 +113,6 @@ Status Store::ForEachHistory(const std::optional<std::string>& case_id,
   return ForEachHistoryIn(HistoryRange{case_id, since_at, std::nullopt}, visit);
 }
 
-Result<HistorySummary> Store::VerifyHistory(const std::optional<std::string>& case_id) {
-  ChainVerifier verifier;
-  Status status = ForEachHistory(case_id, std::nullopt, [&](const HistoryEvent& event) {
-    if (std::optional<ChainBreak> failure = verifier.Feed(event)) {
-      return Status::HistoryBroken(failure->Describe());
-    }
-    return Status::Ok();
-  });
-  if (!status.ok()) return status;
-  if (case_id && verifier.events() == 0) {
-    return Status::NotFound("case " + *case_id + " has no history");
-  }
-  return HistorySummary{verifier.cases(), verifier.events()};
-}
-
 Status Store::ForEachHistoryIn(const HistoryRange& range,
                                const std::function<Status(const HistoryEvent&)>& visit) {
   std::string after_case;

@@ -125,7 +125,7 @@ WF_STORE_TEST_CASE("cases of a five-step noop procedure run to completion", "[en
       succeeded += e.action == history_action::kStepSucceeded;
     CHECK(succeeded == 5);
   }
-  CHECK((*store)->VerifyHistory().has_value());
+  CHECK(testing::VerifyHistory(**store).has_value());
 }
 
 WF_STORE_TEST_CASE("a second open case with the same dedupe key is refused", "[engine][runtime]",

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "engine/history_action.hpp"
+#include "tests/support/cases.hpp"
 #include "tests/support/test_database.hpp"
 
 namespace wf::engine {
@@ -658,11 +659,11 @@ WF_STORE_TEST_CASE("history chains per case and a tampered row is named by case 
           return StatusOf(tx.AppendHistory(a, "x", "y", "", "not json", kT0));
         }).code() == ErrorCode::kInvalid);
 
-  Result<HistorySummary> ok = store->VerifyHistory();
+  Result<testing::HistorySummary> ok = testing::VerifyHistory(*store);
   REQUIRE(ok.has_value());
   CHECK(ok->cases == 2);
   CHECK(ok->events == 5);
-  CHECK(store->VerifyHistory(std::string("nobody")).error().code() == ErrorCode::kNotFound);
+  CHECK(testing::VerifyHistory(*store, std::string("nobody")).error().code() == ErrorCode::kNotFound);
 
   // The database refuses to change history ...
   CHECK_THROWS(
@@ -676,13 +677,13 @@ WF_STORE_TEST_CASE("history chains per case and a tampered row is named by case 
   }
   db.Execute("UPDATE history SET actor = 'mallory' WHERE case_id = '" + a + "' AND seq = 2");
 
-  Result<HistorySummary> broken = store->VerifyHistory();
+  Result<testing::HistorySummary> broken = testing::VerifyHistory(*store);
   REQUIRE_FALSE(broken.has_value());
   CHECK(broken.error().code() == ErrorCode::kHistoryBroken);
   CHECK(broken.error().message() ==
         "case " + a + ": event seq 2 does not verify (hash mismatch)");
-  CHECK(store->VerifyHistory(a).error().code() == ErrorCode::kHistoryBroken);
-  Result<HistorySummary> other = store->VerifyHistory(b);
+  CHECK(testing::VerifyHistory(*store, a).error().code() == ErrorCode::kHistoryBroken);
+  Result<testing::HistorySummary> other = testing::VerifyHistory(*store, b);
   REQUIRE(other.has_value());
   CHECK(other->events == 2);
 }
@@ -700,7 +701,7 @@ WF_STORE_TEST_CASE("history is exported in pages across many cases", "[engine][s
     }
     return Status::Ok();
   }).ok());
-  Result<HistorySummary> verified = store->VerifyHistory();
+  Result<testing::HistorySummary> verified = testing::VerifyHistory(*store);
   REQUIRE(verified.has_value());
   CHECK(verified->events == 1200);
   CHECK(verified->cases == 3);

@@ -78,4 +78,20 @@ std::vector<engine::HistoryEvent> SealedChain(const std::string& case_id, int le
   return events;
 }
 
+Result<HistorySummary> VerifyHistory(engine::Store& store,
+                                     const std::optional<std::string>& case_id) {
+  engine::ChainVerifier verifier;
+  Status status = store.ForEachHistory(case_id, std::nullopt, [&](const engine::HistoryEvent& e) {
+    if (std::optional<engine::ChainBreak> failure = verifier.Feed(e)) {
+      return Status::HistoryBroken(failure->Describe());
+    }
+    return Status::Ok();
+  });
+  if (!status.ok()) return status;
+  if (case_id && verifier.events() == 0) {
+    return Status::NotFound("case " + *case_id + " has no history");
+  }
+  return HistorySummary{verifier.cases(), verifier.events()};
+}
+
 }  // namespace wf::testing

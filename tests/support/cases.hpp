@@ -4,6 +4,7 @@
 // history, incidents and work. Each helper REQUIREs success, so a test stops at the first
 // failure with the store's message.
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -22,8 +23,17 @@ std::string CaseStatus(engine::Store& store, const std::string& case_id);
 std::vector<engine::HistoryEvent> CaseHistory(engine::Store& store, const std::string& case_id);
 // A case's incidents, open and resolved.
 std::vector<engine::IncidentRecord> CaseIncidents(engine::Store& store, const std::string& case_id);
-// A case's work rows, done ones included.
+// A case's work rows (finished rows are deleted, so these are the unfinished ones).
 std::vector<engine::WorkItem> CaseWork(engine::Store& store, const std::string& case_id);
+
+struct HistorySummary {
+  std::int64_t cases = 0;
+  std::int64_t events = 0;
+};
+// Recomputes the history chain of one case, or of every case, as `wf audit verify` does without an
+// anchor: kHistoryBroken for the first event that fails; kNotFound when `case_id` has no history.
+Result<HistorySummary> VerifyHistory(engine::Store& store,
+                                     const std::optional<std::string>& case_id = std::nullopt);
 
 // A valid hash chain of `length` events of case `case_id` (seq 1..length), built in memory with
 // engine::SealEvent: the first started by a person, the rest by the engine. At most 10 events

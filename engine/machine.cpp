@@ -596,7 +596,7 @@ class Machine {
     }
     if (!e.data.is_object()) return Status::Invalid("$: the case data must be a JSON object");
     if (!procedure_.input_schema.is_null()) {
-      auto violations = workflows::ValidateData(procedure_.input_schema, e.data);
+      auto violations = workflows::ValidateData(procedure_.input_schema, e.data, procedure_.patterns.get());
       if (!violations.empty()) return Status::Invalid(JoinViolations(violations));
     }
     std::string start = procedure_.start;
@@ -676,7 +676,7 @@ class Machine {
     const Step& step = StepOf(token);
     if (!e.values.is_object()) return Status::Invalid("$: the form values must be an object");
     if (!step.form_schema.is_null()) {
-      auto violations = workflows::ValidateData(step.form_schema, e.values);
+      auto violations = workflows::ValidateData(step.form_schema, e.values, procedure_.patterns.get());
       if (!violations.empty()) {
         return Status::Invalid("the form of task '" + step.id + "': " + JoinViolations(violations));
       }

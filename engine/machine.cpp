@@ -627,7 +627,10 @@ class Machine {
     Result<Token*> t = Active(e.activation, "step failure");
     if (!t) return t.error();
     Token& token = **t;
-    if (token.waiting != Waiting::kAdapter) return WrongWait(token, "step failure");
+    // kChild: the runtime refused to start the sub-case (nested too deep), a permanent failure.
+    if (token.waiting != Waiting::kAdapter && token.waiting != Waiting::kChild) {
+      return WrongWait(token, "step failure");
+    }
     if (e.attempt != token.attempt) {
       out_.stale = true;  // the report of an attempt that is no longer the one out
       return Status::Ok();

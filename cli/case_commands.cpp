@@ -20,6 +20,7 @@
 #include "cli/session.hpp"
 #include "engine/machine.hpp"
 #include "engine/scheduler.hpp"
+#include "workflows/json_limits.hpp"
 #include "workflows/loader.hpp"
 
 namespace wf::cli {
@@ -175,11 +176,12 @@ int StartBatch(const GlobalOptions& globals, const StartOptions& options) {
   std::string line;
   for (int number = 1; std::getline(lines, line); ++number) {
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-    try {
-      cases.push_back(json::parse(line));
+    auto parsed = workflows::ParseJsonWithin(line);  // bounded before any DOM exists
+    if (parsed) {
+      cases.push_back(std::move(*parsed));
       line_of.push_back(number);
-    } catch (const json::parse_error& e) {
-      errors.push_back("line " + std::to_string(number) + ": not valid JSON: " + e.what());
+    } else {
+      errors.push_back("line " + std::to_string(number) + ": " + parsed.error().message());
       invalid = true;
     }
   }

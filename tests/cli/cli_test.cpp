@@ -438,6 +438,44 @@ TEST_CASE("case data that fails the input schema names every path", "[cli][exit]
   CHECK(box->Wf({"cases", "--json"}).Json().empty());
 }
 
+TEST_CASE("JSON over the bounds is exit 3 at start, in a backlog, at complete and at signal",
+          "[cli][exit][limits]") {
+  WF_CLI_FOR_EACH_BACKEND(box);
+  const std::string deep = std::string(1000000, '[') + std::string(1000000, ']');
+  std::string id = DeployAndStartPermit(*box);
+  Run started = box->Wf({"start", "cli-permit", "--data", "-"}, deep);
+  CHECK(started.code == 3);
+  CHECK(started.err.find("stdin: JSON nested deeper than 32 levels at $[0]") != std::string::npos);
+  Run huge =
+      box->Wf({"start", "cli-permit", "--data", "-"},
+              R"({"applicant": {"id": "1235", "name": ")" + std::string(300000, 'x') + "\"}}");
+  CHECK(huge.code == 3);
+  CHECK(huge.err.find("JSON with a string longer than 262144 bytes at $.applicant.name") !=
+        std::string::npos);
+  Run backlog = box->Wf({"start", "cli-permit", "--batch", "-"},
+                        ReadFile(Fixture("applicant-2.json")) + "\n" + deep + "\n");
+  CHECK(backlog.code == 3);
+  CHECK(backlog.out.find("started 1 cases") != std::string::npos);
+  CHECK(backlog.err.find("line 2: JSON nested deeper than 32 levels") != std::string::npos);
+  int64_t task = TaskOf(*box, id);
+  Run complete = box->Wf({"complete", std::to_string(task), "--data", "-"},
+                         "{\"approved\": " + deep + "}", {{"WF_ACTOR", "ann"}});
+  CHECK(complete.code == 3);
+  CHECK(complete.err.find("JSON nested deeper than 32 levels") != std::string::npos);
+  Run signal = box->Wf({"signal", id, "documents", "--data", "-"}, deep);
+  CHECK(signal.code == 3);
+  CHECK(signal.err.find("JSON nested deeper than 32 levels") != std::string::npos);
+}
+
+TEST_CASE("a procedure that starts itself is not deployed and the cycle is named",
+          "[cli][exit][limits]") {
+  WF_CLI_FOR_EACH_BACKEND(box);
+  Run deployed = box->Wf({"deploy", Fixture("calls_itself.yaml")});
+  CHECK(deployed.code == 3);
+  CHECK(deployed.err.find("cli-calls-itself → cli-calls-itself") != std::string::npos);
+  CHECK(box->Wf({"procedures", "--json"}).Json().empty());
+}
+
 TEST_CASE("unknown procedures, cases, tasks and incidents are not found", "[cli][exit]") {
   WF_CLI_FOR_EACH_BACKEND(box);
   Run start = box->Wf({"start", "no-such-procedure", "--data", Fixture("applicant.json")});

@@ -2,8 +2,8 @@
 
 #include <algorithm>
 #include <array>
-#include <charconv>
 #include <cctype>
+#include <charconv>
 #include <cstdint>
 #include <exception>
 #include <optional>
@@ -81,8 +81,8 @@ std::size_t DecimalSize(T number) {
 // A key as a path step shows it: `.name` for identifiers, `["other key"]` otherwise; cut short
 // and with bytes that are not printable ASCII shown as '?', so the message is always valid JSON.
 std::string ShowKey(std::string_view key) {
-  bool identifier = !key.empty() && (std::isalpha(static_cast<unsigned char>(key[0])) ||
-                                     key[0] == '_');
+  bool identifier =
+      !key.empty() && (std::isalpha(static_cast<unsigned char>(key[0])) || key[0] == '_');
   std::string shown;
   for (std::size_t i = 0; i < key.size() && i < kShownKeyBytes; ++i) {
     const auto c = static_cast<unsigned char>(key[i]);

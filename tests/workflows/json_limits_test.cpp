@@ -25,8 +25,7 @@ std::string Message(const Status& status) { return status.ok() ? "ok" : status.m
 
 }  // namespace
 
-TEST_CASE("JSON text 500k levels deep is refused before any DOM is built",
-          "[workflows][limits]") {
+TEST_CASE("JSON text 500k levels deep is refused before any DOM is built", "[workflows][limits]") {
   const std::string deep = std::string(500000, '[') + std::string(500000, ']');
   Status checked = CheckJsonText(deep);
   REQUIRE(checked.code() == ErrorCode::kInvalid);
@@ -38,7 +37,8 @@ TEST_CASE("JSON text 500k levels deep is refused before any DOM is built",
   CHECK_FALSE(CheckJsonText(std::string(1 << 20, '[')).ok());
   std::string objects;
   for (int i = 0; i < 100000; ++i) objects += "{\"a\":";
-  CHECK_THAT(Message(CheckJsonText(objects)), Catch::StartsWith("JSON nested deeper than 32 levels at $.a.a.a"));
+  CHECK_THAT(Message(CheckJsonText(objects)),
+             Catch::StartsWith("JSON nested deeper than 32 levels at $.a.a.a"));
 }
 
 TEST_CASE("a value built 500k levels deep is measured without recursion", "[workflows][limits]") {

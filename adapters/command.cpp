@@ -18,6 +18,7 @@
 #include "adapters/asio.hpp"
 
 #include "adapters/settings.hpp"
+#include "workflows/json_limits.hpp"
 
 extern char** environ;
 
@@ -496,6 +497,10 @@ asio::awaitable<StepOutcome> CommandAdapter::RunProgram(StepRequest request) {
   if (run->out_overflow) {
     co_return StepOutcome::Failed(label + ": wrote more than " + std::to_string(kMaxStdoutBytes) +
                                   " bytes on stdout");
+  }
+  // The bounds before any DOM exists (see http.cpp): over them, a permanent failure.
+  if (Status bounded = workflows::CheckJsonText(run->out); !bounded.ok()) {
+    co_return StepOutcome::Failed(label + ": exited 0 with " + bounded.message() + " on stdout");
   }
   nlohmann::json result = nlohmann::json::parse(run->out, nullptr, false);
   if (result.is_discarded() || !result.is_object()) {

@@ -23,6 +23,7 @@
 #include "adapters/http_url.hpp"
 #include "adapters/settings.hpp"
 #include "adapters/tls_client.hpp"
+#include "workflows/json_limits.hpp"
 
 namespace wf::adapters {
 
@@ -319,6 +320,13 @@ struct HttpAdapter::Impl {
     if (!answer.reason().empty()) status_text += " " + std::string(answer.reason());
     const std::string& body = answer.body();
     if (status == 200 || status == 201) {
+      // The bounds first, with a SAX pass: a DOM of 500k levels would sink the engine the
+      // first time anything copied it. Over them, the department would only answer the same
+      // again: a permanent failure.
+      if (Status bounded = workflows::CheckJsonText(body); !bounded.ok()) {
+        return StepOutcome::Failed(label + ": answered " + std::to_string(status) + " with " +
+                                   bounded.message());
+      }
       nlohmann::json result = nlohmann::json::parse(body, nullptr, false);
       if (result.is_discarded()) {
         return StepOutcome::Failed(

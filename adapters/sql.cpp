@@ -15,6 +15,7 @@
 #include <mutex>
 
 #include "adapters/settings.hpp"
+#include "workflows/json_limits.hpp"
 
 namespace wf::adapters {
 
@@ -347,16 +348,39 @@ StepOutcome Execute(SqlAdapter::State& state, const StepRequest& request) {
                                                                  static_cast<int>(i)) == nullptr;
         }
       }
+      // The answer's bounds (workflows/json_limits.hpp) as the rows come: a query that returns a
+      // million rows stops fetching at the bound instead of filling memory first.
+      const workflows::JsonLimits limits;
+      workflows::JsonSize total{2 + 32, 3, 2};  // {"rows":[],"count":N} around the rows
+      std::optional<StepOutcome> refused;
       while (got) {
         nlohmann::json object = nlohmann::json::object();
         for (std::size_t i = 0; i < row.size(); ++i) {
           object[row.get_properties(i).get_name()] = ColumnValue(row, i, untyped[i]);
         }
+        auto size = workflows::MeasureJson(object, limits);
+        if (!size) {
+          refused = StepOutcome::Failed(label + ": row " + std::to_string(rows.size() + 1) +
+                                        " is " + size.error().message());
+          break;
+        }
+        total.bytes += size->bytes + 1;
+        total.values += size->values;
+        if (total.bytes > limits.max_bytes || total.values > limits.max_values) {
+          refused = StepOutcome::Failed(
+              label + ": the rows make " +
+              (total.bytes > limits.max_bytes
+                   ? "JSON larger than " + std::to_string(limits.max_bytes) + " bytes"
+                   : "JSON with more than " + std::to_string(limits.max_values) + " values") +
+              " (stopped at row " + std::to_string(rows.size() + 1) + ")");
+          break;
+        }
         rows.push_back(std::move(object));
         got = statement.fetch();
       }
       std::size_t count = rows.size();
-      outcome = StepOutcome::Done({{"rows", std::move(rows)}, {"count", count}});
+      outcome = refused ? std::move(*refused)
+                        : StepOutcome::Done({{"rows", std::move(rows)}, {"count", count}});
     }
   } catch (const std::exception& e) {
     outcome = MapError(state, label, sql.get(), e, timeout, &drop_session);

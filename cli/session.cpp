@@ -5,6 +5,7 @@
 #include "cli/output.hpp"
 #include "engine/calendar.hpp"
 #include "engine/case_view.hpp"
+#include "workflows/json_limits.hpp"
 
 namespace wf::cli {
 
@@ -56,12 +57,13 @@ Result<nlohmann::json> ReadJsonInput(const std::string& path, const std::string&
   if (!ReadInput(path, &text, &error)) {
     return Status::NotFound(what + ": " + error + "; give an existing file or - for stdin");
   }
-  try {
-    return nlohmann::json::parse(text);
-  } catch (const nlohmann::json::parse_error& e) {
-    return Status::Invalid((path == "-" ? std::string("stdin") : path) +
-                           ": not valid JSON: " + e.what());
+  // Within the bounds before any DOM exists (workflows/json_limits.hpp).
+  auto parsed = workflows::ParseJsonWithin(text);
+  if (!parsed) {
+    return Status(parsed.error().code(),
+                  (path == "-" ? std::string("stdin") : path) + ": " + parsed.error().message());
   }
+  return std::move(*parsed);
 }
 
 std::string JsonTime(engine::Timestamp t) { return engine::FormatRfc3339(t); }

@@ -9,6 +9,7 @@
 #include "cli/command.hpp"
 #include "cli/output.hpp"
 #include "cli/session.hpp"
+#include "workflows/json_limits.hpp"
 
 namespace wf::cli {
 
@@ -57,12 +58,13 @@ int StartBatch(const GlobalOptions& globals, const StartOptions& options) {
   std::string line;
   for (int number = 1; std::getline(lines, line); ++number) {
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-    try {
-      cases.push_back(json::parse(line));
+    auto parsed = workflows::ParseJsonWithin(line);  // bounded before any DOM exists
+    if (parsed) {
+      cases.push_back(std::move(*parsed));
       line_of.push_back(number);
-    } catch (const json::parse_error& e) {
+    } else {
       errors.emplace_back(number,
-                          "line " + std::to_string(number) + ": not valid JSON: " + e.what());
+                          "line " + std::to_string(number) + ": " + parsed.error().message());
       invalid = true;
     }
   }

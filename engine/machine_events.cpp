@@ -65,7 +65,7 @@ Status Machine::On(const event::Start& e) {
   }
   if (!e.data.is_object()) return Status::Invalid("$: the case data must be a JSON object");
   if (!procedure_.input_schema.is_null()) {
-    auto violations = workflows::ValidateData(procedure_.input_schema, e.data);
+    auto violations = workflows::ValidateData(procedure_.input_schema, e.data, procedure_.patterns.get());
     if (!violations.empty()) return Status::Invalid(JoinViolations(violations));
   }
   std::string start = procedure_.start;
@@ -95,7 +95,10 @@ Status Machine::On(const event::StepFailed& e) {
   Result<Token*> t = Active(e.activation, "step failure");
   if (!t) return t.error();
   Token& token = **t;
-  if (token.waiting != Waiting::kAdapter) return WrongWait(token, "step failure");
+  // kChild: the runtime refused to start the sub-case (nested too deep), a permanent failure.
+  if (token.waiting != Waiting::kAdapter && token.waiting != Waiting::kChild) {
+    return WrongWait(token, "step failure");
+  }
   if (e.attempt != token.attempt) {
     out_.stale = true;  // the report of an attempt that is no longer the one out
     return Status::Ok();
@@ -144,7 +147,7 @@ Status Machine::On(const event::TaskCompleted& e) {
   const Step& step = StepOf(token);
   if (!e.values.is_object()) return Status::Invalid("$: the form values must be an object");
   if (!step.form_schema.is_null()) {
-    auto violations = workflows::ValidateData(step.form_schema, e.values);
+    auto violations = workflows::ValidateData(step.form_schema, e.values, procedure_.patterns.get());
     if (!violations.empty()) {
       return Status::Invalid("the form of task '" + step.id + "': " + JoinViolations(violations));
     }

@@ -3,7 +3,9 @@
 #include <algorithm>
 #include <type_traits>
 
+#include "engine/call_graph.hpp"
 #include "engine/history_action.hpp"
+#include "workflows/json_limits.hpp"
 #include "workflows/loader.hpp"
 
 namespace wf::engine {
@@ -12,16 +14,6 @@ namespace {
 
 TimePoint ToTimePoint(Timestamp t) { return TimePoint(t.time_since_epoch()); }
 Timestamp ToTimestamp(TimePoint t) { return std::chrono::floor<std::chrono::microseconds>(t); }
-
-int Depth(const nlohmann::json& value, int limit) {
-  if (!value.is_structured()) return 0;
-  int deepest = 0;
-  for (const auto& item : value) {
-    deepest = std::max(deepest, Depth(item, limit));
-    if (deepest > limit) break;  // no need to measure further
-  }
-  return deepest + 1;
-}
 
 template <class... F>
 struct Overloaded : F... {
@@ -45,20 +37,50 @@ Result<ProcedureRecord> LatestDeployed(StoreTx& tx, const std::string& name) {
   return record;
 }
 
+// The procedures from the root case down to `record` (the case itself included), read through
+// its parent_case links; stops after kMaxSubCaseDepth + 1 names, which is enough to refuse.
+Result<std::vector<std::string>> SubCaseChain(StoreTx& tx, const CaseRecord& record) {
+  std::vector<std::string> chain{record.procedure};
+  std::optional<std::string> parent = record.parent_case;
+  while (parent && static_cast<int>(chain.size()) <= kMaxSubCaseDepth) {
+    auto above = tx.GetCase(*parent);
+    if (!above) {
+      if (above.error().code() == ErrorCode::kNotFound) break;  // archived: the chain ends there
+      return above.error();
+    }
+    chain.push_back(above->procedure);
+    parent = above->parent_case;
+  }
+  if (parent) chain.push_back("...");
+  std::reverse(chain.begin(), chain.end());
+  return chain;
+}
+
 }  // namespace
 
 Status CheckDataLimits(const nlohmann::json& data) {
   if (!data.is_object()) return Status::Invalid("case data must be a JSON object");
-  // Measuring the dump is simpler than summing sizes and errs on the safe side.
-  if (data.dump().size() > kMaxCaseDataBytes) {
-    return Status::Invalid("case data is larger than " + std::to_string(kMaxCaseDataBytes) +
-                           " bytes");
-  }
-  if (Depth(data, kMaxCaseDataDepth) > kMaxCaseDataDepth) {
-    return Status::Invalid("case data is nested deeper than " + std::to_string(kMaxCaseDataDepth) +
-                           " levels");
+  if (Status bounded = workflows::CheckJson(data); !bounded.ok()) {
+    return Status(bounded.code(), "case data is " + bounded.message());
   }
   return Status::Ok();
+}
+
+Status CheckEventData(const Event& event) {
+  auto check = [](const nlohmann::json& value, const char* what) {
+    Status bounded = workflows::CheckJson(value);
+    return bounded.ok() ? bounded : Status(bounded.code(), what + bounded.message());
+  };
+  return std::visit(
+      Overloaded{
+          [&](const event::Start& e) { return check(e.data, "case data is "); },
+          [&](const event::StepSucceeded& e) { return check(e.result, "the step's result is "); },
+          [&](const event::TaskCompleted& e) { return check(e.values, "the form's values are "); },
+          [&](const event::SignalReceived& e) { return check(e.data, "the signal's data is "); },
+          [&](const event::ChildEnded& e) { return check(e.data, "the sub-case's data is "); },
+          [](const auto&) { return Status::Ok(); },
+      },
+      event);
 }
 
 // --- InvokePayload
@@ -138,6 +160,7 @@ Result<std::vector<DeployOutcome>> Runtime::Deploy(
             [&](size_t a, size_t b) { return procedures[a]->name < procedures[b]->name; });
   const Timestamp now = Now();
   Status status = store_.Transact([&](StoreTx& tx) {
+    if (Status cycles = CheckCallCycles(tx, procedures_, procedures); !cycles.ok()) return cycles;
     for (size_t i : order) {
       const workflows::Procedure* procedure = procedures[i];
       ProcedureRecord record;
@@ -402,6 +425,25 @@ Status Runtime::Persist(StoreTx& tx, CaseRecord& record, const workflows::Proced
               return n ? Status::Ok() : n.error();
             },
             [&](const command::StartChild& c) -> Status {
+              // Sub-cases start here, inside this transaction and on this stack: a chain of
+              // procedures calling each other (deployed before CheckCallCycles existed) must end
+              // as this case's failure, not as a stack overflow.
+              auto ancestors = SubCaseChain(tx, record);
+              if (!ancestors) return ancestors.error();
+              if (static_cast<int>(ancestors->size()) > kMaxSubCaseDepth) {
+                const Token* token = advance.state.FindByActivation(c.activation);
+                std::string chain;
+                for (const std::string& name : *ancestors) chain += name + " → ";
+                work.push_back(EventWork(
+                    case_id, step_of(c.activation), c.activation,
+                    event::StepFailed{c.activation,
+                                      "sub-cases nested deeper than " +
+                                          std::to_string(kMaxSubCaseDepth) + " levels: " + chain +
+                                          c.procedure + " (do these procedures call each other?)",
+                                      false, token ? token->attempt : 0},
+                    now));
+                return Status::Ok();
+              }
               auto child_record = tx.LatestProcedure(c.procedure);
               Status failure;
               if (child_record) {
@@ -524,6 +566,7 @@ Status Runtime::SaveEvidence(StoreTx& tx, const std::string& case_id, const std:
 
 Status Runtime::ApplyEvent(const std::string& case_id, const Event& event,
                            const std::string& actor) {
+  if (Status bounded = CheckEventData(event); !bounded.ok()) return bounded;
   return store_.Transact([&](StoreTx& tx) {
     auto record = tx.GetCaseForUpdate(case_id);
     if (!record) {
@@ -588,6 +631,10 @@ Status DescribeTaskState(const TaskRecord& task, const std::string& actor) {
 
 Status Runtime::CompleteTask(int64_t task_id, const std::string& actor,
                              const nlohmann::json& values) {
+  // Before anything copies or dumps them: both recurse once per level.
+  if (Status bounded = workflows::CheckJson(values); !bounded.ok()) {
+    return Status(bounded.code(), "the form's values are " + bounded.message());
+  }
   return store_.Transact([&](StoreTx& tx) {
     auto task = FindTask(tx, task_id);
     if (!task) return task.error();

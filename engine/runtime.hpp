@@ -18,6 +18,7 @@
 #include "engine/config.hpp"
 #include "engine/machine.hpp"
 #include "engine/store.hpp"
+#include "workflows/json_limits.hpp"
 #include "workflows/procedure.hpp"
 
 namespace wf::engine {
@@ -26,9 +27,10 @@ namespace wf::engine {
 inline constexpr const char* kWorkInvoke = "invoke";  // call a department (payload: InvokePayload)
 inline constexpr const char* kWorkEvent = "event";    // apply an event (payload: EventToJson)
 
-// Limits on case data (DESIGN.md decision 12): hostile data is refused with kInvalid.
-inline constexpr size_t kMaxCaseDataBytes = 1 << 20;
-inline constexpr int kMaxCaseDataDepth = 32;
+// Limits on case data (DESIGN.md decision 12): hostile data is refused with kInvalid. The same
+// bounds apply to every JSON that enters a case (workflows/json_limits.hpp says why).
+inline constexpr size_t kMaxCaseDataBytes = workflows::kMaxJsonBytes;
+inline constexpr int kMaxCaseDataDepth = workflows::kMaxJsonDepth;
 
 // The actor recorded for what the engine does on its own.
 inline constexpr const char* kEngineActor = "engine";
@@ -92,7 +94,8 @@ class Runtime {
   ProcedureCache& procedures() { return procedures_; }
 
   // Stores `procedure` as a new version when its content changed (same content: a no-op that
-  // returns the existing version).
+  // returns the existing version). kInvalid, storing nothing, when it would start itself as a
+  // sub-case through the procedures deployed (CheckCallCycles in call_graph.hpp).
   Result<DeployOutcome> Deploy(const workflows::Procedure& procedure);
   // Deploys a release of several procedures in one transaction: all of them or, on any error,
   // none. One outcome per procedure, in order.
@@ -115,12 +118,13 @@ class Runtime {
                                             const std::string& actor, int batch_size);
 
   // Applies `event` to the case (a signal, a cancellation, an incident retry) in its own
-  // transaction, retrying a few times when a concurrent change wins the optimistic check.
+  // transaction, retrying a few times when a concurrent change wins the optimistic check. The
+  // JSON an event carries (signal data, ...) is checked against the bounds first (kInvalid).
   Status ApplyEvent(const std::string& case_id, const Event& event, const std::string& actor);
 
   // Completes task `task_id` with form `values` for `actor`: kNotFound, kNotPermitted when the
   // actor lacks the task's role in its agency, kConflict when it is completed, cancelled or
-  // claimed by someone else, kInvalid when the values fail the form.
+  // claimed by someone else, kInvalid when the values fail the form or the JSON bounds.
   Status CompleteTask(int64_t task_id, const std::string& actor, const nlohmann::json& values);
   // Claims / releases a task for `actor` (the same permission rule as CompleteTask).
   Status ClaimTask(int64_t task_id, const std::string& actor);
@@ -162,8 +166,14 @@ class Runtime {
   ProcedureCache procedures_;
 };
 
-// Checks case data against the size and depth limits; kInvalid naming the limit.
+// Checks case data: a JSON object within the bounds of workflows/json_limits.hpp, measured
+// without recursion, so it is safe on a value of any depth. kInvalid naming the bound ("case
+// data is JSON nested deeper than 32 levels at $.a[0]...").
 Status CheckDataLimits(const nlohmann::json& data);
+
+// Checks the JSON an event brings into a case (Start's data, a step's result, form values,
+// signal data, a sub-case's data) against the same bounds; kInvalid naming the bound.
+Status CheckEventData(const Event& event);
 
 // The note added to a refused start's message when its refusal could not be recorded.
 std::string RefusalNotRecorded(const Status& failure);

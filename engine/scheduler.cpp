@@ -15,6 +15,7 @@
 
 #include "adapters/asio.hpp"
 #include "adapters/noop.hpp"
+#include "workflows/json_limits.hpp"
 #include "workflows/loader.hpp"
 
 namespace wf::engine {
@@ -374,6 +375,15 @@ struct Engine::Impl {
       outcome = co_await adapter->Invoke(std::move(request));
     } catch (const std::exception& e) {
       outcome = adapters::StepOutcome::Retry(payload.department + ": " + e.what());
+    }
+    // Before the result is copied into an event and merged into the case (copies and dumps
+    // recurse per level): an answer over the bounds is the step's permanent failure, never a
+    // retry, since the department would only answer the same again.
+    if (outcome.kind == adapters::StepOutcome::Kind::kDone) {
+      if (Status bounded = workflows::CheckJson(outcome.result); !bounded.ok()) {
+        outcome = adapters::StepOutcome::Failed("department '" + payload.department +
+                                                "' answered " + bounded.message());
+      }
     }
     co_return EventFromOutcome(item.activation, outcome, payload.attempt);
   }

@@ -301,7 +301,13 @@ namespace {
 LoadResult Finish(DiagnosticSink& sink, std::optional<Procedure> procedure) {
   LoadResult result;
   result.diagnostics = sink.Sorted();
-  if (result.diagnostics.empty()) result.procedure = std::move(procedure);
+  if (result.diagnostics.empty() && procedure) {
+    auto patterns = std::make_shared<SchemaPatterns>();
+    patterns->Add(procedure->input_schema);
+    for (const Step& step : procedure->steps) patterns->Add(step.form_schema);
+    procedure->patterns = std::move(patterns);
+    result.procedure = std::move(procedure);
+  }
   return result;
 }
 

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -10,6 +11,7 @@
 #include "workflows/diagnostic.hpp"
 #include "workflows/duration.hpp"
 #include "workflows/expression.hpp"
+#include "workflows/schema.hpp"
 
 namespace wf::workflows {
 
@@ -133,6 +135,9 @@ struct Procedure {
   std::map<std::string, SourceLocation> keys;  // where each top-level key was written
   std::map<std::string, SourceLocation> values;  // where each top-level key's value was written
   std::string description;
+  // The `pattern`s of input_schema and of every form, compiled once when the procedure loaded
+  // (LoadProcedure); null for a procedure built by hand (ValidateData then compiles them).
+  std::shared_ptr<const SchemaPatterns> patterns;
 
   // The step with this id, or nullptr.
   const Step* FindStep(const std::string& id) const;

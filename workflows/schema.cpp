@@ -5,11 +5,12 @@
 #include <exception>
 #include <map>
 #include <optional>
-#include <regex>
 #include <set>
 #include <string>
 #include <string_view>
 #include <utility>
+
+#include <re2/re2.h>
 
 namespace wf::workflows {
 namespace {
@@ -20,6 +21,9 @@ using nlohmann::json;
 constexpr int kMaxSchemaDepth = 64;
 constexpr size_t kMaxPatternLength = 1000;
 constexpr size_t kMaxPatternSubject = 4096;
+// RE2's memory budget per pattern (its default is 8 MiB): enough for any field pattern, and a
+// bound on what many loaded procedures can hold.
+constexpr int64_t kMaxPatternMemory = 1 << 20;
 constexpr size_t kMaxViolations = 100;
 constexpr size_t kMaxShownValue = 60;
 
@@ -110,17 +114,22 @@ bool IsNonNegativeInteger(const json& value) {
   return value.is_number_unsigned() || (value.is_number_integer() && value.get<int64_t>() >= 0);
 }
 
-std::optional<std::regex> CompilePattern(const std::string& pattern, std::string* error) {
+std::unique_ptr<re2::RE2> CompilePattern(const std::string& pattern, std::string* error) {
   if (pattern.size() > kMaxPatternLength) {
     *error = "pattern is longer than " + std::to_string(kMaxPatternLength) + " characters";
-    return std::nullopt;
+    return nullptr;
   }
-  try {
-    return std::regex(pattern, std::regex::ECMAScript);
-  } catch (const std::regex_error& e) {
-    *error = "pattern " + pattern + " is not a valid regular expression: " + e.what();
-    return std::nullopt;
+  re2::RE2::Options options;
+  options.set_log_errors(false);
+  options.set_max_mem(kMaxPatternMemory);
+  auto compiled = std::make_unique<re2::RE2>(pattern, options);
+  if (!compiled->ok()) {
+    *error = "pattern " + pattern + " is not valid RE2 syntax (" + compiled->error() +
+             "); patterns are RE2 regular expressions, matched in linear time, so "
+             "backreferences and lookaround are not available";
+    return nullptr;
   }
+  return compiled;
 }
 
 // YYYY-MM-DD naming a day of the proleptic Gregorian calendar.
@@ -338,6 +347,8 @@ std::string MemberPath(const std::string& parent, const std::string& key) {
 
 class DataValidator {
  public:
+  explicit DataValidator(const SchemaPatterns* patterns) : patterns_(patterns) {}
+
   std::vector<SchemaViolation> TakeViolations() {
     if (truncated_) {
       violations_.push_back({"$", "more problems were found; only the first " +
@@ -431,28 +442,26 @@ class DataValidator {
   }
 
   void CheckPattern(const std::string& pattern, const std::string& text, const std::string& path) {
-    // libstdc++'s matcher recurses once per character: a long subject could exhaust the stack.
+    // RE2 is linear in the subject, but its slowest path is subject x pattern length.
     if (text.size() > kMaxPatternSubject) {
       Add(path, "is too long to check against " + pattern + " (over " +
                     std::to_string(kMaxPatternSubject) + " characters)");
       return;
     }
-    auto it = patterns_.find(pattern);
-    if (it == patterns_.end()) {
-      std::string error;
-      it = patterns_.emplace(pattern, CompilePattern(pattern, &error)).first;
+    const re2::RE2* compiled = patterns_ != nullptr ? patterns_->Find(pattern) : nullptr;
+    if (compiled == nullptr) {
+      auto it = own_patterns_.find(pattern);
+      if (it == own_patterns_.end()) {
+        std::string error;
+        it = own_patterns_.emplace(pattern, CompilePattern(pattern, &error)).first;
+      }
+      compiled = it->second.get();
     }
-    if (!it->second) {
+    if (compiled == nullptr) {
       Add(path, "cannot be checked: the schema's " + pattern + " is not a valid pattern");
       return;
     }
-    bool matched = false;
-    try {
-      matched = std::regex_search(text, *it->second);
-    } catch (const std::regex_error&) {
-      Add(path, "could not be checked against " + pattern + " (too complex)");
-      return;
-    }
+    const bool matched = re2::RE2::PartialMatch(text, *compiled);
     if (!matched) Add(path, "does not match " + pattern);
   }
 
@@ -532,7 +541,8 @@ class DataValidator {
 
   std::vector<SchemaViolation> violations_;
   bool truncated_ = false;
-  std::map<std::string, std::optional<std::regex>> patterns_;
+  const SchemaPatterns* patterns_;  // compiled at load; may be null
+  std::map<std::string, std::unique_ptr<re2::RE2>> own_patterns_;  // the others, for this call
 };
 
 }  // namespace
@@ -548,14 +558,41 @@ std::vector<SchemaProblem> CheckSchema(const nlohmann::json& schema) {
 }
 
 std::vector<SchemaViolation> ValidateData(const nlohmann::json& schema,
-                                          const nlohmann::json& data) {
+                                          const nlohmann::json& data,
+                                          const SchemaPatterns* patterns) {
   try {
-    DataValidator validator;
+    DataValidator validator(patterns);
     validator.Validate(schema, data, "$", 0);
     return validator.TakeViolations();
   } catch (const std::exception& e) {
     return {{"$", std::string("internal error while validating: ") + e.what()}};
   }
+}
+
+SchemaPatterns::SchemaPatterns() = default;
+SchemaPatterns::~SchemaPatterns() = default;
+
+void SchemaPatterns::Add(const nlohmann::json& schema) { Add(schema, 0); }
+
+void SchemaPatterns::Add(const nlohmann::json& schema, int depth) {
+  if (!schema.is_object() || depth > kMaxSchemaDepth) return;
+  if (auto pattern = schema.find("pattern"); pattern != schema.end() && pattern->is_string()) {
+    const std::string& text = pattern->get_ref<const std::string&>();
+    if (compiled_.count(text) == 0) {
+      std::string error;
+      if (auto compiled = CompilePattern(text, &error)) compiled_.emplace(text, std::move(compiled));
+    }
+  }
+  if (auto items = schema.find("items"); items != schema.end()) Add(*items, depth + 1);
+  if (auto properties = schema.find("properties");
+      properties != schema.end() && properties->is_object()) {
+    for (const auto& member : *properties) Add(member, depth + 1);
+  }
+}
+
+const re2::RE2* SchemaPatterns::Find(const std::string& pattern) const {
+  auto it = compiled_.find(pattern);
+  return it == compiled_.end() ? nullptr : it->second.get();
 }
 
 }  // namespace wf::workflows

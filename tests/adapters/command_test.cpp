@@ -98,6 +98,15 @@ TEST_CASE("a program that exits 0 with a JSON object answers the step, given the
   CHECK(outcome.result["greeting"] == "hello Lan");
 }
 
+TEST_CASE("a program printing 1 MB of [[[[ is a permanent failure naming the bound",
+          "[adapters][command][limits]") {
+  auto adapter = MakeAdapter(
+      {{"command", {"/bin/sh", "-c", "cat >/dev/null; head -c 1000000 /dev/zero | tr '\\0' '['"}}});
+  StepOutcome outcome = Call(*adapter, MakeRequest("deep", nlohmann::json::object()));
+  CHECK(outcome.kind == Kind::kFailed);
+  CHECK_THAT(outcome.message, Catch::Contains(": exited 0 with JSON nested deeper than 32 levels"));
+}
+
 TEST_CASE("arguments reach the program literally, spaces and shell syntax included",
           "[adapters][command]") {
   auto adapter = MakeAdapter(

@@ -428,6 +428,31 @@ TEST_CASE("an answer larger than max_response_bytes is refused", "[adapters][htt
   CHECK(small.kind == Kind::kDone);
 }
 
+TEST_CASE("an answer of 1 MB of [[[[ or a huge string is a permanent failure naming the bound",
+          "[adapters][http][limits]") {
+  TestServer server([](const Request& request, int) {
+    std::string target(request.target());
+    if (target == "/deep") return Answer(200, std::string(1000000, '['));
+    if (target == "/huge")
+      return Answer(200, nlohmann::json{{"scan", std::string(300000, 'x')}}.dump());
+    return Answer(200, R"({"status": "alive"})");
+  });
+  auto adapter = MakeAdapter({{"url", server.url()}});
+  Client client;
+  StepOutcome deep = client.Call(*adapter, MakeRequest("deep"));
+  CHECK(deep.kind == Kind::kFailed);
+  CHECK_THAT(deep.message, Catch::StartsWith("population-db deep: answered 200 with JSON nested "
+                                             "deeper than 32 levels at $[0][0]"));
+  StepOutcome huge = client.Call(*adapter, MakeRequest("huge"));
+  CHECK(huge.kind == Kind::kFailed);
+  CHECK(huge.message ==
+        "population-db huge: answered 200 with JSON with a string longer than 262144 bytes at "
+        "$.scan");
+  StepOutcome fine = client.Call(*adapter, MakeRequest("get_citizen"));
+  CHECK(fine.kind == Kind::kDone);
+  CHECK(fine.result["status"] == "alive");
+}
+
 TEST_CASE("sequential calls reuse one kept-alive connection", "[adapters][http]") {
   TestServer server([](const Request&, int index) {
     return Answer(200, nlohmann::json{{"index", index}}.dump());

@@ -23,9 +23,9 @@
 #include <thread>
 #include <vector>
 
+#include <openssl/evp.h>
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
-#include <openssl/evp.h>
 
 #include "tests/support/temp_dir.hpp"
 #include "tests/support/test_database.hpp"
@@ -377,6 +377,50 @@ WF_CLI_TEST_CASE("case data that fails the input schema names every path", "[cli
   CHECK(not_json.err.find("not valid JSON") != std::string::npos);
   CHECK(box.Wf({"start", "cli-permit", "--data", "missing.json"}).code == 4);
   CHECK(box.Wf({"cases", "--json"}).Json().empty());
+}
+
+namespace {
+// `text` without its line breaks, one line of a backlog.
+std::string OneLine(std::string text) {
+  text.erase(std::remove(text.begin(), text.end(), '\n'), text.end());
+  return text;
+}
+}  // namespace
+
+WF_CLI_TEST_CASE("JSON over the bounds is exit 3 at start, in a backlog, at complete and at signal",
+                 "[cli][exit][limits]", box) {
+  const std::string deep = std::string(1000000, '[') + std::string(1000000, ']');
+  std::string id = DeployAndStartPermit(box);
+  Run started = box.Wf({"start", "cli-permit", "--data", "-"}, deep);
+  CHECK(started.code == 3);
+  CHECK(started.err.find("stdin: JSON nested deeper than 32 levels at $[0]") != std::string::npos);
+  Run huge =
+      box.Wf({"start", "cli-permit", "--data", "-"},
+             R"({"applicant": {"id": "1235", "name": ")" + std::string(300000, 'x') + "\"}}");
+  CHECK(huge.code == 3);
+  CHECK(huge.err.find("JSON with a string longer than 262144 bytes at $.applicant.name") !=
+        std::string::npos);
+  Run backlog = box.Wf({"start", "cli-permit", "--batch", "-"},
+                       OneLine(ReadFile(Fixture("applicant-2.json"))) + "\n" + deep + "\n");
+  CHECK(backlog.code == 3);
+  CHECK(backlog.out.find("started 1 cases") != std::string::npos);
+  CHECK(backlog.err.find("line 2: JSON nested deeper than 32 levels") != std::string::npos);
+  int64_t task = TaskOf(box, id);
+  Run complete = box.Wf({"complete", std::to_string(task), "--data", "-"},
+                        "{\"approved\": " + deep + "}", {{"WF_ACTOR", "ann"}});
+  CHECK(complete.code == 3);
+  CHECK(complete.err.find("JSON nested deeper than 32 levels") != std::string::npos);
+  Run signal = box.Wf({"signal", id, "documents", "--data", "-"}, deep);
+  CHECK(signal.code == 3);
+  CHECK(signal.err.find("JSON nested deeper than 32 levels") != std::string::npos);
+}
+
+WF_CLI_TEST_CASE("a procedure that starts itself is not deployed and the cycle is named",
+                 "[cli][exit][limits]", box) {
+  Run deployed = box.Wf({"deploy", Fixture("calls_itself.yaml")});
+  CHECK(deployed.code == 3);
+  CHECK(deployed.err.find("cli-calls-itself → cli-calls-itself") != std::string::npos);
+  CHECK(box.Wf({"procedures", "--json"}).Json().empty());
 }
 
 WF_CLI_TEST_CASE("unknown procedures, cases, tasks and incidents are not found", "[cli][exit]",

@@ -3,6 +3,7 @@
 // exception or a crash. The libFuzzer targets themselves are built only with -DWF_FUZZ=ON.
 #include <algorithm>
 #include <catch2/catch.hpp>
+#include <cstdint>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -11,6 +12,7 @@
 #include <vector>
 
 #include "workflows/expression.hpp"
+#include "workflows/json_limits.hpp"
 #include "workflows/loader.hpp"
 #include "workflows/yaml_tree.hpp"
 
@@ -37,6 +39,11 @@ std::vector<CorpusFile> Corpus(const std::string& which) {
   std::sort(files.begin(), files.end(),
             [](const CorpusFile& a, const CorpusFile& b) { return a.name < b.name; });
   return files;
+}
+
+std::string Message(const std::string& text) {
+  auto parsed = ParseJsonWithin(text);
+  return parsed ? "ok" : parsed.error().message();
 }
 
 int Depth(const YamlNode& node) {
@@ -105,6 +112,38 @@ TEST_CASE("every program in the expression fuzzing corpus compiles, runs or fail
     INFO(file.name);
     if (file.bytes.size() > 4096) continue;  // the fuzz target skips these too
     REQUIRE_NOTHROW(replay(file.bytes));
+  }
+}
+
+TEST_CASE("every department answer in the fuzzing corpus is bounded before it is parsed",
+          "[workflows][limits][fuzz]") {
+  std::vector<CorpusFile> files = Corpus("answer");
+  REQUIRE(files.size() >= 10);
+  for (const auto& file : files) {
+    INFO(file.name);
+    // What fuzz/fuzz_answer.cpp does with one input.
+    Result<nlohmann::json> parsed;
+    REQUIRE_NOTHROW(parsed = ParseJsonWithin(file.bytes));
+    if (!parsed) {
+      CHECK_FALSE(parsed.error().message().empty());
+      continue;
+    }
+    JsonLimits depth_only;
+    depth_only.max_bytes = depth_only.max_values = depth_only.max_string_bytes = SIZE_MAX;
+    auto depth = MeasureJson(*parsed, depth_only);
+    REQUIRE(depth.has_value());
+    CHECK(depth->depth <= kMaxJsonDepth);
+    auto size = MeasureJson(*parsed);
+    if (!size) continue;
+    nlohmann::json copy = *parsed;
+    CHECK(copy.dump().size() == size->bytes);
+  }
+  // The poisons among the seeds are refused by name.
+  for (const auto& file : files) {
+    if (file.name.rfind("deep_", 0) == 0) {
+      INFO(file.name);
+      CHECK_THAT(Message(file.bytes), Catch::StartsWith("JSON nested deeper than 32 levels"));
+    }
   }
 }
 

@@ -139,8 +139,8 @@ TEST_CASE("keyword values of the wrong kind are refused", "[workflows][schema]")
 TEST_CASE("a pattern that does not compile is reported", "[workflows][schema]") {
   Lines problems = Problems(json{{"properties", {{"id", {{"pattern", "^[0-9{12}$"}}}}}});
   REQUIRE(problems.size() == 1);
-  CHECK(problems[0].find("/properties/id/pattern: pattern ^[0-9{12}$ is not a valid regular "
-                         "expression") == 0);
+  CHECK(problems[0].find("/properties/id/pattern: pattern ^[0-9{12}$ is not valid RE2 syntax") ==
+        0);
   CHECK(Problems(json{{"pattern", "(a"}}).size() == 1);
   CHECK(Problems(json{{"pattern", "*a"}}).size() == 1);
   CHECK(Problems(json{{"pattern", std::string(1001, 'a')}}) ==
@@ -279,6 +279,30 @@ TEST_CASE("patterns search and must be anchored to match whole values", "[workfl
   CHECK(Violations({{"pattern", "^[0-9]+$"}}, "abc1") == Lines{"$: does not match ^[0-9]+$"});
   CHECK(Violations({{"pattern", "^\\d{12}$"}}, "012345678901").empty());
   CHECK(Violations({{"pattern", "^(?:VN|LA)-\\w+$"}}, "VN-abc").empty());
+}
+
+TEST_CASE("backreferences and lookaround are refused as not RE2 syntax", "[workflows][schema]") {
+  for (const char* pattern : {"^(a)\\1$", "^(?=a)a$", "^(?!a)b$", "(?<=a)b"}) {
+    INFO(pattern);
+    Lines problems = Problems(json{{"pattern", pattern}});
+    REQUIRE(problems.size() == 1);
+    CHECK_THAT(problems[0], Catch::Contains("is not valid RE2 syntax"));
+    CHECK_THAT(problems[0], Catch::Contains("backreferences and lookaround are not available"));
+  }
+}
+
+TEST_CASE("a pattern that backtracks exponentially elsewhere is matched in linear time",
+          "[workflows][schema][limits]") {
+  // With std::regex, ^(a+)+$ against "aaaa...b" tries every split of the a's: 2^4095 paths.
+  const json schema = {{"type", "string"}, {"pattern", "^(a+)+$"}};
+  REQUIRE(CheckSchema(schema).empty());
+  const std::string subject = std::string(4095, 'a') + "b";
+  CHECK(Violations(schema, subject) == Lines{"$: does not match ^(a+)+$"});
+  CHECK(Violations(schema, std::string(4096, 'a')).empty());
+  SchemaPatterns compiled;
+  compiled.Add(schema);
+  REQUIRE(compiled.Find("^(a+)+$") != nullptr);
+  CHECK(ValidateData(schema, subject, &compiled).size() == 1);
 }
 
 TEST_CASE("long strings are not matched against a pattern", "[workflows][schema]") {

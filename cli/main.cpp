@@ -1,11 +1,13 @@
 // The `wf` program: parses the command line, runs one command, exits with DESIGN.md's codes.
 #include <cstdlib>
+#include <cstring>
 #include <exception>
 #include <iostream>
 
 #include <CLI/CLI.hpp>
 
 #include "cli/command.hpp"
+#include "engine/expression_pool.hpp"
 
 namespace {
 
@@ -17,6 +19,10 @@ std::string EnvOr(const char* name, std::string fallback) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // The hidden mode of the engine's expression workers (engine/expression_pool.hpp).
+  if (argc > 1 && std::strcmp(argv[1], wf::engine::kExpressionWorkerMode) == 0) {
+    return wf::engine::RunExpressionWorker(argc, argv);
+  }
   wf::cli::GlobalOptions globals;
   globals.db = EnvOr("WF_DB", "sqlite:wf.db");
   globals.config = EnvOr("WF_CONFIG", "");

@@ -918,7 +918,7 @@ class Machine {
         }
         return;
       case StepKind::kCallProcedure: {
-        Result<json> input = workflows::RenderTemplate(step.input, state().data);
+        Result<json> input = workflows::RenderTemplate(step.input, state().data, evaluator());
         if (!input) {
           NoteRenderFailure(token, "input", input.error().message());
           Failed(token, "rendering input: " + input.error().message());
@@ -933,7 +933,7 @@ class Machine {
       case StepKind::kEnd: {
         std::string reason;
         if (step.reason) {
-          Result<json> value = step.reason->expression.Evaluate(state().data);
+          Result<json> value = evaluator().Evaluate(step.reason->expression, state().data);
           if (!value) {
             Incident(token, "rendering reason: " + value.error().message(), false);
             return;
@@ -978,7 +978,7 @@ class Machine {
   // Renders the call and sends one attempt (token.attempt); a render error is permanent.
   void Invoke(Token& token) {
     const Step& step = StepOf(token);
-    Result<json> call = workflows::RenderTemplate(step.call, state().data);
+    Result<json> call = workflows::RenderTemplate(step.call, state().data, evaluator());
     if (!call) {
       NoteRenderFailure(token, "call", call.error().message());
       Failed(token, "rendering call: " + call.error().message());
@@ -1057,7 +1057,8 @@ class Machine {
     }
     for (const workflows::Transition& transition : step.next) {
       if (transition.condition) {
-        Result<bool> holds = transition.condition->expression.EvaluateCondition(state().data);
+        Result<bool> holds =
+            transition.condition->expression.EvaluateCondition(state().data, evaluator());
         if (!holds) {
           Incident(token, "choosing the next step: " + holds.error().message(), true);
           return;
@@ -1170,6 +1171,10 @@ class Machine {
     int64_t delay = std::max<int64_t>(0, policy.backoff.ApproximateSeconds());
     for (int i = 2; i < next && delay < cap; ++i) delay *= 2;
     return std::min(delay, cap);
+  }
+
+  workflows::Evaluator& evaluator() const {
+    return ctx_.evaluator != nullptr ? *ctx_.evaluator : workflows::InProcessEvaluator();
   }
 
   const Procedure& procedure_;

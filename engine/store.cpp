@@ -389,6 +389,8 @@ Result<std::unique_ptr<soci::session>> Connect(const StoreState& state) {
     std::unique_ptr<soci::session> sql;
     if (target.backend == Backend::kPostgres) {
       sql = std::make_unique<soci::session>(soci::postgresql, target.connect_string);
+      // Bounds on every connection (issue 11; values and reasons in store_internal.hpp).
+      Exec(*sql, kSessionTimeoutsSql);
     } else {
       sql = std::make_unique<soci::session>(soci::sqlite3, target.connect_string);
       // busy_timeout first: switching to WAL needs a lock another starter may hold.
@@ -726,6 +728,27 @@ Result<std::vector<CaseRecord>> StoreTx::GetCasesForUpdate(std::vector<std::stri
       context_.heads[heads.Text(0)] = {heads.Int(1), heads.Text(2)};
     }
     return cases;
+  });
+}
+
+Result<std::vector<CaseRecord>> StoreTx::GetCases(std::vector<std::string> ids) {
+  std::sort(ids.begin(), ids.end());
+  ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+  std::vector<CaseRecord> cases;
+  if (!context_.dialect.is_postgres()) {
+    for (const auto& id : ids) {
+      auto record = GetCase(id);
+      if (record) cases.push_back(std::move(*record));
+      if (!record && record.error().code() != ErrorCode::kNotFound) return record.error();
+    }
+    return cases;
+  }
+  return Guard(context_, "read cases", [&]() -> Result<std::vector<CaseRecord>> {
+    if (ids.empty()) return cases;
+    Query q(context_.sql, "SELECT " + CaseColumns(context_.dialect, true) +
+                              " FROM cases WHERE id = ANY(CAST(:ids AS text[])) ORDER BY id");
+    q.Bind("ids", ArrayLiteral(ids, [](const std::string& id) { return id; })).Columns(kCaseKinds);
+    return ReadAll<CaseRecord>(q, ReadCase);
   });
 }
 
@@ -1583,6 +1606,8 @@ Result<int> Store::Migrate() {
     bool did = false;
     Status status = Run(true, [&](TxContext& ctx) {
       return Guard(ctx, "migrate", [&]() -> Status {
+        // A migration may rewrite big tables and waits for other starters' migrations.
+        if (ctx.dialect.is_postgres()) Exec(ctx.sql, kMigrationTimeoutsSql);
         AdvisoryLock(ctx, "wf_schema");
         Exec(ctx.sql, ctx.dialect.CreateSchemaTableSql());
         Query done(ctx.sql, "SELECT COUNT(*) FROM wf_schema WHERE version = :version");

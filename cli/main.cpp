@@ -1,5 +1,6 @@
 // The `wf` program: parses the command line, runs one command, exits with DESIGN.md's codes.
 #include <cstdlib>
+#include <cstring>
 #include <exception>
 #include <iostream>
 
@@ -8,6 +9,7 @@
 #include <spdlog/spdlog.h>
 
 #include "cli/command.hpp"
+#include "engine/expression_pool.hpp"
 
 namespace {
 
@@ -21,6 +23,10 @@ std::string EnvOr(const char* name, std::string fallback) {
 int main(int argc, char** argv) {
   // Log lines are for people and never mix with a command's output (tables, --json).
   spdlog::set_default_logger(spdlog::stderr_color_mt("wf"));
+  // The hidden mode of the engine's expression workers (engine/expression_pool.hpp).
+  if (argc > 1 && std::strcmp(argv[1], wf::engine::kExpressionWorkerMode) == 0) {
+    return wf::engine::RunExpressionWorker(argc, argv);
+  }
   wf::cli::GlobalOptions globals;
   globals.db = EnvOr("WF_DB", "sqlite:wf.db");
   globals.config = EnvOr("WF_CONFIG", "");

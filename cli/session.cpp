@@ -35,7 +35,8 @@ Result<std::unique_ptr<Session>> OpenSession(const GlobalOptions& globals, int p
     return error;
   }
   session->store = std::move(*store);
-  session->runtime = std::make_unique<engine::Runtime>(*session->store, session->deployment);
+  session->runtime =
+      std::make_unique<engine::Runtime>(*session->store, session->deployment, session->expressions);
   return session;
 }
 

@@ -13,6 +13,7 @@
 
 #include "cli/command.hpp"
 #include "engine/config.hpp"
+#include "engine/expression_pool.hpp"
 #include "engine/runtime.hpp"
 #include "engine/store.hpp"
 
@@ -22,6 +23,9 @@ namespace wf::cli {
 // Not movable: the runtime refers to the other two members.
 struct Session {
   engine::Deployment deployment;
+  // Bounds every expression the runtime evaluates (a hostile `wf start --data` included); its
+  // workers start only when an expression needs one. Declared before the runtime that uses it.
+  engine::ExpressionPool expressions;
   std::unique_ptr<engine::Store> store;
   std::unique_ptr<engine::Runtime> runtime;
 

@@ -162,7 +162,7 @@ void Machine::Enter(Token& token) {
       }
       return;
     case StepKind::kCallProcedure: {
-      Result<json> input = workflows::RenderTemplate(step.input, state().data);
+      Result<json> input = workflows::RenderTemplate(step.input, state().data, evaluator());
       if (!input) {
         NoteRenderFailure(token, "input", input.error().message());
         Failed(token, "rendering input: " + input.error().message());
@@ -177,7 +177,7 @@ void Machine::Enter(Token& token) {
     case StepKind::kEnd: {
       std::string reason;
       if (step.reason) {
-        Result<json> value = step.reason->expression.Evaluate(state().data);
+        Result<json> value = evaluator().Evaluate(step.reason->expression, state().data);
         if (!value) {
           Incident(token, "rendering reason: " + value.error().message(), false);
           return;
@@ -221,7 +221,7 @@ void Machine::EnterParallel(Token& token, const Step& step) {
 
 void Machine::Invoke(Token& token) {
   const Step& step = StepOf(token);
-  Result<json> call = workflows::RenderTemplate(step.call, state().data);
+  Result<json> call = workflows::RenderTemplate(step.call, state().data, evaluator());
   if (!call) {
     NoteRenderFailure(token, "call", call.error().message());
     Failed(token, "rendering call: " + call.error().message());
@@ -298,7 +298,7 @@ void Machine::TakeNext(Token& token) {
   }
   for (const workflows::Transition& transition : step.next) {
     if (transition.condition) {
-      Result<bool> holds = transition.condition->expression.EvaluateCondition(state().data);
+      Result<bool> holds = transition.condition->expression.EvaluateCondition(state().data, evaluator());
       if (!holds) {
         Incident(token, "choosing the next step: " + holds.error().message(), true);
         return;

@@ -335,6 +335,10 @@ struct HistoryNote {
 struct Context {
   std::chrono::system_clock::time_point now;
   std::string actor;
+  // Who runs the procedure's expressions; null: workflows::InProcessEvaluator(). The engine
+  // passes a bounded one (engine/expression_pool.hpp), so a runaway expression becomes an
+  // evaluation error, and thus a failed step or an incident, like any other.
+  workflows::Evaluator* evaluator = nullptr;
 };
 
 // What one event did.

@@ -132,6 +132,11 @@ class Machine {
   // The delay before attempt `next` (2, 3, ...): backoff, doubling, capped at max_backoff.
   static int64_t BackoffSeconds(const workflows::RetryPolicy& policy, int next);
 
+  // Who runs the procedure's expressions (Context::evaluator, or this thread).
+  workflows::Evaluator& evaluator() const {
+    return ctx_.evaluator != nullptr ? *ctx_.evaluator : workflows::InProcessEvaluator();
+  }
+
   const workflows::Procedure& procedure_;
   const Context& ctx_;
   Advance out_;

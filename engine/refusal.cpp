@@ -12,20 +12,32 @@ Status Runtime::RecordRefusals(const std::string& procedure_name,
                                const std::vector<const nlohmann::json*>& data,
                                const std::string& actor) {
   if (data.empty()) return Status::Ok();
-  return store_.Transact([&](StoreTx& tx) -> Status {
+  const workflows::Procedure* procedure = nullptr;
+  Status read = store_.Read([&](StoreTx& tx) -> Status {
     auto record = tx.LatestProcedure(procedure_name);
     if (!record) return record.error();
-    auto procedure = procedures_.Put(*record);
-    if (!procedure) return procedure.error();
-    // A conflict of a procedure without a dedupe key is no duplicate application.
-    if (!(*procedure)->dedupe) return Status::Ok();
+    auto loaded = procedures_.Put(*record);
+    if (!loaded) return loaded.error();
+    procedure = *loaded;
+    return Status::Ok();
+  });
+  if (!read.ok()) return read;
+  // A conflict of a procedure without a dedupe key is no duplicate application.
+  if (!procedure->dedupe) return Status::Ok();
+  // The keys are evaluated before the transaction: no expression runs under its locks.
+  std::vector<std::string> keys;
+  for (const nlohmann::json* one : data) {
+    auto key = evaluator_.Evaluate(procedure->dedupe->expression, *one);
+    // Without a key the start would have failed as invalid, not as a duplicate.
+    if (key) keys.push_back(key->is_string() ? key->get<std::string>() : key->dump());
+  }
+  if (keys.empty()) return Status::Ok();
+  return store_.Transact([&](StoreTx& tx) -> Status {
     const Timestamp now = Now();
-    for (const nlohmann::json* one : data) {
-      auto key = (*procedure)->dedupe->expression.Evaluate(*one);
-      if (!key) continue;  // the start would have failed as invalid, not as a duplicate
+    for (const std::string& key : keys) {
       RefusalRecord refusal;
       refusal.procedure = procedure_name;
-      refusal.dedupe_key = key->is_string() ? key->get<std::string>() : key->dump();
+      refusal.dedupe_key = key;
       refusal.actor = actor;
       refusal.refused_at = now;
       auto existing = tx.FindOpenCaseByDedupe(procedure_name, refusal.dedupe_key);

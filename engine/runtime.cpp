@@ -6,6 +6,7 @@
 #include "engine/call_graph.hpp"
 #include "engine/history_action.hpp"
 #include "workflows/json_limits.hpp"
+#include "workflows/expression.hpp"
 #include "workflows/loader.hpp"
 
 namespace wf::engine {
@@ -56,7 +57,68 @@ Result<std::vector<std::string>> SubCaseChain(StoreTx& tx, const CaseRecord& rec
   return chain;
 }
 
+// Sub-cases started by sub-cases... are rehearsed this deep; deeper ones are evaluated by the
+// last round (see ExpressionMemo).
+constexpr int kMaxRehearsedDepth = 8;
+
+bool TemplateBounded(const nlohmann::json& value_template) {
+  if (value_template.is_string()) {
+    std::vector<workflows::EmbeddedExpression> found;
+    if (!workflows::FindExpressions(value_template.get_ref<const std::string&>(), &found,
+                                    nullptr)) {
+      return true;  // renders as an error without evaluating anything
+    }
+    for (const auto& embedded : found) {
+      if (!workflows::IsProvablyBounded(embedded.program)) return false;
+    }
+    return true;
+  }
+  if (value_template.is_structured()) {
+    for (const auto& member : value_template) {
+      if (!TemplateBounded(member)) return false;
+    }
+  }
+  return true;
+}
+
+bool ProcedureBounded(const workflows::Procedure& procedure) {
+  if (procedure.dedupe && !procedure.dedupe->expression.bounded()) return false;
+  for (const workflows::Step& step : procedure.steps) {
+    if (!TemplateBounded(step.call) || !TemplateBounded(step.input)) return false;
+    if (step.reason && !step.reason->expression.bounded()) return false;
+    for (const auto& transition : step.next) {
+      if (transition.condition && !transition.condition->expression.bounded()) return false;
+    }
+  }
+  return true;
+}
+
 }  // namespace
+
+// --- ExpressionMemo
+
+Result<nlohmann::json> ExpressionMemo::Evaluate(const workflows::Expression& expression,
+                                                const nlohmann::json& input) {
+  if (expression.bounded()) return source_.Evaluate(expression, input);
+  std::string key = expression.program();
+  key.push_back('\0');
+  key += input.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  if (auto it = answers_.find(key); it != answers_.end()) return it->second;
+  if (replaying_) {
+    ++missed_;
+    if (!pass_through_) {
+      return Status::Unavailable("expression `" + expression.program() +
+                                 "` was not evaluated before the transaction");
+    }
+  }
+  Result<nlohmann::json> answer = source_.Evaluate(expression, input);
+  if (!answer && answer.error().code() == ErrorCode::kUnavailable) {
+    if (!unavailable_) unavailable_ = answer.error();
+    return answer;
+  }
+  answers_.emplace(std::move(key), answer);
+  return answer;
+}
 
 Status CheckDataLimits(const nlohmann::json& data) {
   if (!data.is_object()) return Status::Invalid("case data must be a JSON object");
@@ -124,8 +186,15 @@ Result<const workflows::Procedure*> ProcedureCache::Put(const ProcedureRecord& r
   auto procedure = std::make_unique<workflows::Procedure>(std::move(*loaded.procedure));
   procedure->version = record.version;  // the deployed version, not the file's `version:`
   const workflows::Procedure* out = procedure.get();
+  all_bounded_[out] = ProcedureBounded(*out);
   procedures_.emplace(key, std::move(procedure));
   return out;
+}
+
+bool ProcedureCache::AllBounded(const workflows::Procedure* procedure) {
+  std::lock_guard lock(mutex_);
+  auto it = all_bounded_.find(procedure);
+  return it != all_bounded_.end() && it->second;
 }
 
 Result<const workflows::Procedure*> ProcedureCache::Get(StoreTx& tx, const std::string& name,
@@ -183,16 +252,26 @@ Result<std::vector<DeployOutcome>> Runtime::Deploy(
 Result<Started> Runtime::StartCase(const std::string& procedure_name, const nlohmann::json& data,
                                    const std::string& actor) {
   std::optional<Started> started;
-  Status status = store_.Transact([&](StoreTx& tx) {
-    auto record = LatestDeployed(tx, procedure_name);
-    if (!record) return record.error();
-    auto procedure = procedures_.Put(*record);
-    if (!procedure) return procedure.error();
-    auto result = StartInTx(tx, **procedure, data, actor, Now(), std::nullopt, std::nullopt);
-    if (!result) return result.error();
-    started = *result;
-    return Status::Ok();
-  });
+  Timestamp now = Now();
+  Status status = TransactRehearsed(
+      [&](StoreTx& tx, ExpressionMemo& memo) {
+        auto record = LatestDeployed(tx, procedure_name);
+        if (!record) return record.error();
+        auto procedure = procedures_.Put(*record);
+        if (!procedure) return procedure.error();
+        return RehearseStart(tx, **procedure, data, actor, now, memo, 0);
+      },
+      [&](StoreTx& tx, ExpressionMemo& memo) {
+        auto record = LatestDeployed(tx, procedure_name);
+        if (!record) return record.error();
+        auto procedure = procedures_.Put(*record);
+        if (!procedure) return procedure.error();
+        auto result =
+            StartInTx(tx, **procedure, data, actor, now, std::nullopt, std::nullopt, memo);
+        if (!result) return result.error();
+        started = *result;
+        return Status::Ok();
+      });
   if (status.code() == ErrorCode::kConflict)
     return WithRefusal(status, procedure_name, data, actor);
   if (!status.ok()) return status;
@@ -220,14 +299,31 @@ Result<std::vector<BatchLine>> Runtime::StartBatch(const std::string& procedure_
     std::vector<size_t> refused;  // lines of this batch left out, in the order they failed
     // A case that fails is left out and the batch tried again without it: one bad line must
     // not take its neighbours down, and a doomed transaction cannot continue.
+    // The batch's expressions are evaluated before its transactions; a sub-case procedure
+    // deployed in between is the only thing the memo can miss, and is then evaluated in the
+    // transaction (bounded all the same).
+    const Timestamp now = Now();
+    ExpressionMemo memo(evaluator_);
+    Status rehearsed = store_.Read([&](StoreTx& tx) {
+      for (size_t i = begin; i < end; ++i) {
+        if (Status s = RehearseStart(tx, *procedure, data[i], actor, now, memo, 0); !s.ok()) {
+          return s;
+        }
+      }
+      return Status::Ok();
+    });
+    if (!rehearsed.ok()) return rehearsed;
+    if (memo.unavailable()) return *memo.unavailable();
+    memo.Replay(true);
     for (int round = 0; round < batch_size + 1; ++round) {
       std::optional<size_t> failed_index;
       Status failure;
       Status committed = store_.Transact([&](StoreTx& tx) {
-        Timestamp now = Now();
         for (size_t i = begin; i < end; ++i) {
           if (std::find(refused.begin(), refused.end(), i) != refused.end()) continue;
-          auto one = StartInTx(tx, *procedure, data[i], actor, now, std::nullopt, std::nullopt);
+          auto one =
+              StartInTx(tx, *procedure, data[i], actor, now, std::nullopt, std::nullopt, memo);
+          if (memo.unavailable()) return *memo.unavailable();
           if (!one) {
             failed_index = i;
             failure = one.error();
@@ -269,7 +365,8 @@ Result<std::vector<BatchLine>> Runtime::StartBatch(const std::string& procedure_
 Result<Started> Runtime::StartInTx(StoreTx& tx, const workflows::Procedure& procedure,
                                    const nlohmann::json& data, const std::string& actor,
                                    Timestamp now, std::optional<std::string> parent_case,
-                                   std::optional<int64_t> parent_activation) {
+                                   std::optional<int64_t> parent_activation,
+                                   workflows::Evaluator& evaluator) {
   if (Status limits = CheckDataLimits(data); !limits.ok()) return limits;
   CaseRecord record;
   record.procedure = procedure.name;
@@ -281,7 +378,7 @@ Result<Started> Runtime::StartInTx(StoreTx& tx, const workflows::Procedure& proc
   record.parent_case = std::move(parent_case);
   record.parent_activation = parent_activation;
   if (procedure.dedupe) {
-    auto key = procedure.dedupe->expression.Evaluate(data);
+    auto key = evaluator.Evaluate(procedure.dedupe->expression, data);
     if (!key) return Status::Invalid("dedupe key: " + key.error().message());
     record.dedupe_key = key->is_string() ? key->get<std::string>() : key->dump();
     auto existing = tx.FindOpenCaseByDedupe(procedure.name, *record.dedupe_key);
@@ -295,8 +392,8 @@ Result<Started> Runtime::StartInTx(StoreTx& tx, const workflows::Procedure& proc
     Calendar calendar = deployment_.CalendarOf(procedure.agency);
     record.deadline_at = ToTimestamp(calendar.DueAfter(ToTimePoint(now), *procedure.deadline));
   }
-  auto advance =
-      Apply(procedure, CaseState{}, event::Start{data}, Context{ToTimePoint(now), actor});
+  auto advance = Apply(procedure, CaseState{}, event::Start{data},
+                       Context{ToTimePoint(now), actor, &evaluator});
   if (!advance) return advance.error();
   record.status = advance->state.status;
   record.data = advance->state.data.dump();
@@ -305,14 +402,16 @@ Result<Started> Runtime::StartInTx(StoreTx& tx, const workflows::Procedure& proc
   if (!id) return id.error();
   record.id = *id;
   record.row_version = 1;
-  if (Status persisted = Persist(tx, record, procedure, *advance, actor, now); !persisted.ok()) {
+  if (Status persisted = Persist(tx, record, procedure, *advance, actor, now, evaluator);
+      !persisted.ok()) {
     return persisted;
   }
   return Started{record.id, procedure.name, procedure.version};
 }
 
 Status Runtime::ApplyInTx(StoreTx& tx, CaseRecord& record, const Event& event,
-                          const std::string& actor, Timestamp now) {
+                          const std::string& actor, Timestamp now,
+                          workflows::Evaluator& evaluator) {
   auto procedure = procedures_.Get(tx, record.procedure, record.version);
   if (!procedure) return procedure.error();
   nlohmann::json state_json = nlohmann::json::parse(record.state, nullptr, false);
@@ -321,16 +420,90 @@ Status Runtime::ApplyInTx(StoreTx& tx, CaseRecord& record, const Event& event,
   }
   auto state = CaseState::FromJson(state_json);
   if (!state) return Status::Internal("case " + record.id + ": " + state.error().message());
-  auto advance = Apply(**procedure, *state, event, Context{ToTimePoint(now), actor});
+  auto advance = Apply(**procedure, *state, event, Context{ToTimePoint(now), actor, &evaluator});
   if (!advance) {
     return Status(advance.error().code(), "case " + record.id + ": " + advance.error().message());
   }
   if (advance->stale) return Status::Ok();
-  return Persist(tx, record, **procedure, *advance, actor, now);
+  return Persist(tx, record, **procedure, *advance, actor, now, evaluator);
+}
+
+Status Runtime::Rehearse(StoreTx& tx, const CaseRecord& record,
+                         const std::vector<const Event*>& events, const std::string& actor,
+                         Timestamp now, ExpressionMemo& memo) {
+  auto procedure = procedures_.Get(tx, record.procedure, record.version);
+  if (!procedure) return procedure.error();
+  nlohmann::json state_json = nlohmann::json::parse(record.state, nullptr, false);
+  if (state_json.is_discarded()) return Status::Ok();  // the transaction reports it
+  auto state = CaseState::FromJson(state_json);
+  if (!state) return Status::Ok();
+  CaseState current = std::move(*state);
+  for (const Event* event : events) {
+    auto advance = Apply(**procedure, current, *event, Context{ToTimePoint(now), actor, &memo});
+    if (!advance || advance->stale) continue;
+    if (Status s = RehearseCommands(tx, *advance, actor, now, memo, 0); !s.ok()) return s;
+    current = std::move(advance->state);
+  }
+  return Status::Ok();
+}
+
+Status Runtime::RehearseStart(StoreTx& tx, const workflows::Procedure& procedure,
+                              const nlohmann::json& data, const std::string& actor, Timestamp now,
+                              ExpressionMemo& memo, int depth) {
+  if (depth > kMaxRehearsedDepth || !CheckDataLimits(data).ok()) return Status::Ok();
+  if (procedure.dedupe) {
+    if (!memo.Evaluate(procedure.dedupe->expression, data)) return Status::Ok();
+  }
+  auto advance =
+      Apply(procedure, CaseState{}, event::Start{data}, Context{ToTimePoint(now), actor, &memo});
+  if (!advance) return Status::Ok();
+  return RehearseCommands(tx, *advance, actor, now, memo, depth);
+}
+
+Status Runtime::RehearseCommands(StoreTx& tx, const Advance& advance, const std::string& actor,
+                                 Timestamp now, ExpressionMemo& memo, int depth) {
+  for (const Command& command : advance.commands) {
+    const auto* start = std::get_if<command::StartChild>(&command);
+    if (start == nullptr) continue;
+    auto child_record = tx.LatestProcedure(start->procedure);
+    if (!child_record) {
+      if (child_record.error().code() == ErrorCode::kNotFound) continue;
+      return child_record.error();
+    }
+    auto child = procedures_.Put(*child_record);
+    if (!child) continue;
+    Status s = RehearseStart(tx, **child, start->input, actor, now, memo, depth + 1);
+    if (!s.ok()) return s;
+  }
+  return Status::Ok();
+}
+
+Status Runtime::TransactRehearsed(const std::function<Status(StoreTx&, ExpressionMemo&)>& rehearse,
+                                  const std::function<Status(StoreTx&, ExpressionMemo&)>& body) {
+  ExpressionMemo memo(evaluator_);
+  for (int round = 1;; ++round) {
+    memo.Record();
+    memo.ClearUnavailable();
+    // Its failures (no such case, a procedure that no longer loads) are the transaction's to
+    // report; only an evaluator that cannot run stops here.
+    Status rehearsed = store_.Read([&](StoreTx& tx) { return rehearse(tx, memo); });
+    if (rehearsed.code() == ErrorCode::kUnavailable) return rehearsed;
+    if (memo.unavailable()) return *memo.unavailable();
+    const bool last = round == kMaxRehearsals;
+    memo.Replay(last);
+    Status status = store_.Transact([&](StoreTx& tx) {
+      Status s = body(tx, memo);
+      if (memo.unavailable()) return *memo.unavailable();
+      if (memo.missed() > 0 && !last) return Status::Unavailable("the case changed meanwhile");
+      return s;
+    });
+    if (memo.missed() == 0 || last) return status;
+  }
 }
 
 Status Runtime::Persist(StoreTx& tx, CaseRecord& record, const workflows::Procedure& procedure,
-                        const Advance& advance, const std::string& actor, Timestamp now) {
+                        const Advance& advance, const std::string& actor, Timestamp now,
+                        workflows::Evaluator& evaluator) {
   const std::string& case_id = record.id;
   record.status = advance.state.status;
   record.data = advance.state.data.dump();
@@ -449,8 +622,8 @@ Status Runtime::Persist(StoreTx& tx, CaseRecord& record, const workflows::Proced
               if (child_record) {
                 auto child_procedure = procedures_.Put(*child_record);
                 if (child_procedure) {
-                  auto child =
-                      StartInTx(tx, **child_procedure, c.input, actor, now, case_id, c.activation);
+                  auto child = StartInTx(tx, **child_procedure, c.input, actor, now, case_id,
+                                         c.activation, evaluator);
                   if (child) return Status::Ok();
                   failure = child.error();
                 } else {
@@ -567,16 +740,23 @@ Status Runtime::SaveEvidence(StoreTx& tx, const std::string& case_id, const std:
 Status Runtime::ApplyEvent(const std::string& case_id, const Event& event,
                            const std::string& actor) {
   if (Status bounded = CheckEventData(event); !bounded.ok()) return bounded;
-  return store_.Transact([&](StoreTx& tx) {
-    auto record = tx.GetCaseForUpdate(case_id);
-    if (!record) {
-      if (record.error().code() == ErrorCode::kNotFound) {
-        return Status::NotFound("no case " + case_id + "; `wf cases` lists them");
-      }
-      return record.error();
-    }
-    return ApplyInTx(tx, *record, event, actor, Now());
-  });
+  const Timestamp now = Now();
+  return TransactRehearsed(
+      [&](StoreTx& tx, ExpressionMemo& memo) {
+        auto record = tx.GetCase(case_id);
+        if (!record) return record.error();
+        return Rehearse(tx, *record, {&event}, actor, now, memo);
+      },
+      [&](StoreTx& tx, ExpressionMemo& memo) {
+        auto record = tx.GetCaseForUpdate(case_id);
+        if (!record) {
+          if (record.error().code() == ErrorCode::kNotFound) {
+            return Status::NotFound("no case " + case_id + "; `wf cases` lists them");
+          }
+          return record.error();
+        }
+        return ApplyInTx(tx, *record, event, actor, now, memo);
+      });
 }
 
 Status Runtime::CheckTaskPermission(const TaskRecord& task, const std::string& actor) const {
@@ -635,18 +815,27 @@ Status Runtime::CompleteTask(int64_t task_id, const std::string& actor,
   if (Status bounded = workflows::CheckJson(values); !bounded.ok()) {
     return Status(bounded.code(), "the form's values are " + bounded.message());
   }
-  return store_.Transact([&](StoreTx& tx) {
-    auto task = FindTask(tx, task_id);
-    if (!task) return task.error();
-    if (Status s = CheckTaskPermission(*task, actor); !s.ok()) return s;
-    if (Status s = DescribeTaskState(*task, actor); !s.ok()) return s;
-    auto record = tx.GetCaseForUpdate(task->case_id);
-    if (!record) return record.error();
-    Timestamp now = Now();
-    if (Status s = tx.CompleteTask(task_id, actor, values.dump(), now); !s.ok()) return s;
-    return ApplyInTx(tx, *record, event::TaskCompleted{task->activation, actor, values}, actor,
-                     now);
-  });
+  const Timestamp now = Now();
+  return TransactRehearsed(
+      [&](StoreTx& tx, ExpressionMemo& memo) {
+        auto task = FindTask(tx, task_id);
+        if (!task) return task.error();
+        auto record = tx.GetCase(task->case_id);
+        if (!record) return record.error();
+        Event completed = event::TaskCompleted{task->activation, actor, values};
+        return Rehearse(tx, *record, {&completed}, actor, now, memo);
+      },
+      [&](StoreTx& tx, ExpressionMemo& memo) {
+        auto task = FindTask(tx, task_id);
+        if (!task) return task.error();
+        if (Status s = CheckTaskPermission(*task, actor); !s.ok()) return s;
+        if (Status s = DescribeTaskState(*task, actor); !s.ok()) return s;
+        auto record = tx.GetCaseForUpdate(task->case_id);
+        if (!record) return record.error();
+        if (Status s = tx.CompleteTask(task_id, actor, values.dump(), now); !s.ok()) return s;
+        return ApplyInTx(tx, *record, event::TaskCompleted{task->activation, actor, values}, actor,
+                         now, memo);
+      });
 }
 
 Status Runtime::ClaimTask(int64_t task_id, const std::string& actor) {
@@ -677,22 +866,33 @@ Status Runtime::ReleaseTask(int64_t task_id, const std::string& actor) {
 }
 
 Status Runtime::RetryIncident(int64_t incident_id, const std::string& actor) {
-  return store_.Transact([&](StoreTx& tx) {
-    auto incident = tx.GetIncident(incident_id);
-    if (!incident) {
-      if (incident.error().code() == ErrorCode::kNotFound) {
-        return Status::NotFound("no incident " + std::to_string(incident_id) +
-                                "; `wf show CASE` lists a case's incidents");
-      }
-      return incident.error();
-    }
-    if (incident->status != IncidentStatus::kOpen) {
-      return Status::Conflict("incident " + std::to_string(incident_id) + " is already resolved");
-    }
-    auto record = tx.GetCaseForUpdate(incident->case_id);
-    if (!record) return record.error();
-    return ApplyInTx(tx, *record, event::RetryIncident{incident->activation}, actor, Now());
-  });
+  const Timestamp now = Now();
+  return TransactRehearsed(
+      [&](StoreTx& tx, ExpressionMemo& memo) {
+        auto incident = tx.GetIncident(incident_id);
+        if (!incident) return incident.error();
+        auto record = tx.GetCase(incident->case_id);
+        if (!record) return record.error();
+        Event retry = event::RetryIncident{incident->activation};
+        return Rehearse(tx, *record, {&retry}, actor, now, memo);
+      },
+      [&](StoreTx& tx, ExpressionMemo& memo) {
+        auto incident = tx.GetIncident(incident_id);
+        if (!incident) {
+          if (incident.error().code() == ErrorCode::kNotFound) {
+            return Status::NotFound("no incident " + std::to_string(incident_id) +
+                                    "; `wf show CASE` lists a case's incidents");
+          }
+          return incident.error();
+        }
+        if (incident->status != IncidentStatus::kOpen) {
+          return Status::Conflict("incident " + std::to_string(incident_id) +
+                                  " is already resolved");
+        }
+        auto record = tx.GetCaseForUpdate(incident->case_id);
+        if (!record) return record.error();
+        return ApplyInTx(tx, *record, event::RetryIncident{incident->activation}, actor, now, memo);
+      });
 }
 
 }  // namespace wf::engine

@@ -7,12 +7,14 @@
 // timers, the statutory clock). The CLI and the engine both change cases only through here.
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "engine/config.hpp"
@@ -50,6 +52,52 @@ struct InvokePayload {
   static Result<InvokePayload> FromJson(const nlohmann::json& json);
 };
 
+// No expression runs while a transaction holds locks (issue 11): a change is first rehearsed
+// outside any locking transaction, which evaluates every expression applying it will ask for,
+// and the transaction then replays the answers. Provably bounded expressions
+// (workflows::Expression::bounded) are cheap whatever the data and are evaluated where they
+// stand, so the memo leaves them out.
+//
+// Recording (the rehearsal): Evaluate asks the source evaluator and remembers the answer.
+// Replaying (the transaction): Evaluate answers from memory; a question not asked before (the
+// case changed between the rehearsal and the lock) counts as missed and answers kUnavailable,
+// and the caller rolls the transaction back and rehearses again; with `pass_through` (the last
+// round, so that a change racing with every rehearsal still ends) it asks the source instead.
+// Not thread-safe: one change, one thread.
+class ExpressionMemo final : public workflows::Evaluator {
+ public:
+  explicit ExpressionMemo(workflows::Evaluator& source) : source_(source) {}
+
+  Result<nlohmann::json> Evaluate(const workflows::Expression& expression,
+                                  const nlohmann::json& input) override;
+
+  void Record() {
+    replaying_ = false;
+    missed_ = 0;
+  }
+  void Replay(bool pass_through) {
+    replaying_ = true;
+    pass_through_ = pass_through;
+    missed_ = 0;
+  }
+  // Questions the replay could not answer from memory.
+  int missed() const { return missed_; }
+  // Set when the source could not evaluate at all (kUnavailable): nothing was judged.
+  const std::optional<Status>& unavailable() const { return unavailable_; }
+  void ClearUnavailable() { unavailable_.reset(); }
+
+ private:
+  workflows::Evaluator& source_;
+  std::unordered_map<std::string, Result<nlohmann::json>> answers_;  // program NUL input
+  bool replaying_ = false;
+  bool pass_through_ = false;
+  int missed_ = 0;
+  std::optional<Status> unavailable_;
+};
+
+// Rounds of rehearsal and transaction before the last, which evaluates what it missed.
+inline constexpr int kMaxRehearsals = 3;
+
 // Procedures parsed from their stored source, by name and version, parsed once per process.
 // Thread-safe; the pointers stay valid as long as the cache lives.
 class ProcedureCache {
@@ -58,10 +106,14 @@ class ProcedureCache {
   Result<const workflows::Procedure*> Get(StoreTx& tx, const std::string& name, int version);
   // Parses `record.source` and keeps it.
   Result<const workflows::Procedure*> Put(const ProcedureRecord& record);
+  // True when every expression of `procedure` (one this cache returned) is provably bounded:
+  // applying an event to its cases evaluates nothing that needs rehearsing, sub-cases aside.
+  bool AllBounded(const workflows::Procedure* procedure);
 
  private:
   std::mutex mutex_;
   std::map<std::pair<std::string, int>, std::unique_ptr<workflows::Procedure>> procedures_;
+  std::map<const workflows::Procedure*, bool> all_bounded_;
 };
 
 // The result of starting one case.
@@ -87,9 +139,14 @@ struct BatchLine {
 // references to the store and deployment, which outlive it.
 class Runtime {
  public:
-  Runtime(Store& store, const Deployment& deployment) : store_(store), deployment_(deployment) {}
+  // `evaluator` runs the procedures' expressions (the engine passes an ExpressionPool); it
+  // must outlive the runtime.
+  Runtime(Store& store, const Deployment& deployment,
+          workflows::Evaluator& evaluator = workflows::InProcessEvaluator())
+      : store_(store), deployment_(deployment), evaluator_(evaluator) {}
 
   Store& store() { return store_; }
+  workflows::Evaluator& evaluator() { return evaluator_; }
   const Deployment& deployment() const { return deployment_; }
   ProcedureCache& procedures() { return procedures_; }
 
@@ -134,9 +191,17 @@ class Runtime {
 
   // Inside an open transaction: applies `event` to the case row (already read, ideally for
   // update) and writes everything it caused; `record` is updated in place (row_version too).
+  // Expressions go to `evaluator`: under locks, the memo of a rehearsal (see ExpressionMemo).
   // kConflict/kInvalid from the machine, or the store's errors.
   Status ApplyInTx(StoreTx& tx, CaseRecord& record, const Event& event, const std::string& actor,
-                   Timestamp now);
+                   Timestamp now, workflows::Evaluator& evaluator);
+
+  // The rehearsal of applying `events` in order to `record` (as read, without locks, through
+  // `tx`): evaluates into `memo` every expression ApplyInTx will evaluate, those of the
+  // sub-cases it starts included. Writes nothing; events the machine refuses are skipped as the
+  // transaction skips them. The store's errors; the rest is for the transaction to report.
+  Status Rehearse(StoreTx& tx, const CaseRecord& record, const std::vector<const Event*>& events,
+                  const std::string& actor, Timestamp now, ExpressionMemo& memo);
 
   // Inside an open transaction: evidence an adapter step with `reuse` verified.
   Status SaveEvidence(StoreTx& tx, const std::string& case_id, const std::string& step,
@@ -148,9 +213,23 @@ class Runtime {
   Result<Started> StartInTx(StoreTx& tx, const workflows::Procedure& procedure,
                             const nlohmann::json& data, const std::string& actor, Timestamp now,
                             std::optional<std::string> parent_case,
-                            std::optional<int64_t> parent_activation);
+                            std::optional<int64_t> parent_activation,
+                            workflows::Evaluator& evaluator);
   Status Persist(StoreTx& tx, CaseRecord& record, const workflows::Procedure& procedure,
-                 const Advance& advance, const std::string& actor, Timestamp now);
+                 const Advance& advance, const std::string& actor, Timestamp now,
+                 workflows::Evaluator& evaluator);
+  // Rehearses starting a case of `procedure` with `data`, and the sub-cases its first steps
+  // start (at most kMaxRehearsedDepth levels deep).
+  Status RehearseStart(StoreTx& tx, const workflows::Procedure& procedure,
+                       const nlohmann::json& data, const std::string& actor, Timestamp now,
+                       ExpressionMemo& memo, int depth);
+  Status RehearseCommands(StoreTx& tx, const Advance& advance, const std::string& actor,
+                          Timestamp now, ExpressionMemo& memo, int depth);
+  // Runs `body` in a write transaction after `rehearse` (in a read transaction) evaluated its
+  // expressions into the memo `body` gets; repeats both when the transaction missed some (the
+  // data changed in between), at most kMaxRehearsals times.
+  Status TransactRehearsed(const std::function<Status(StoreTx&, ExpressionMemo&)>& rehearse,
+                           const std::function<Status(StoreTx&, ExpressionMemo&)>& body);
   // After a start refused with kConflict (rolled back): records the refused duplicate in its own
   // transaction when the procedure has a dedupe key (engine/refusal.cpp) and returns `refused`;
   // when the record cannot be written, `refused` with a note saying so, never silently.
@@ -163,6 +242,7 @@ class Runtime {
 
   Store& store_;
   const Deployment& deployment_;
+  workflows::Evaluator& evaluator_;
   ProcedureCache procedures_;
 };
 

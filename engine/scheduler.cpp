@@ -11,6 +11,7 @@
 #include <set>
 #include <thread>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "adapters/asio.hpp"
@@ -21,6 +22,11 @@
 namespace wf::engine {
 
 namespace {
+
+// The status of a batch transaction rolled back because a case changed after its rehearsal.
+constexpr const char* kChangedMeanwhile = "a case changed after its outcome was rehearsed";
+// Cases remembered as having only bounded expressions, per committer: about 10 MB at most.
+constexpr size_t kMaxBoundedCases = 100000;
 
 std::string DefaultOwner() {
   char host[256] = {0};
@@ -83,13 +89,16 @@ struct Engine::Impl {
 
   asio::io_context io{1};
   asio::thread_pool db_pool;
-  asio::steady_timer wake;         // the main loop sleeps on it; cancelled to wake it
+  asio::steady_timer wake;  // the main loop sleeps on it; cancelled to wake it
   // Outcomes are committed by one committer per database thread, each owning the cases that hash
   // to it, so that no two of this engine's transactions ever wait for the same case row.
   struct Shard {
     explicit Shard(asio::io_context& io) : wake(io) {}
     std::deque<Completion> done;  // outcomes waiting to be committed (io thread only)
     asio::steady_timer wake;      // the committer sleeps on it
+    // Cases whose procedures have only provably bounded expressions: their outcomes need no
+    // rehearsal (see CommitBatch). Used only by this shard's commits, one at a time.
+    std::unordered_set<std::string> bounded_cases;
   };
   std::vector<std::unique_ptr<Shard>> committers;
 
@@ -102,7 +111,7 @@ struct Engine::Impl {
 
   std::atomic<bool> stopping{false};
   bool listener_done = false;
-  int in_flight = 0;            // claimed and not yet committed (io thread only)
+  int in_flight = 0;  // claimed and not yet committed (io thread only)
   // The rows being carried out (io thread only), by (case, id).
   std::set<std::pair<std::string, int64_t>> carrying;
   // A commit that handed work back may have committed although it reported failure (the
@@ -149,8 +158,7 @@ struct Engine::Impl {
     auto give_up = std::chrono::steady_clock::now() + LockTtl() + std::chrono::seconds(1);
     for (;;) {
       Status status = LockSqlite(true);
-      if (status.code() != ErrorCode::kConflict ||
-          std::chrono::steady_clock::now() >= give_up) {
+      if (status.code() != ErrorCode::kConflict || std::chrono::steady_clock::now() >= give_up) {
         return status;
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(250));
@@ -329,13 +337,13 @@ struct Engine::Impl {
   asio::awaitable<Event> Invoke(const WorkItem& item, const InvokePayload& payload, bool* reused) {
     if (payload.reuse_seconds && !payload.subject.empty()) {
       auto look_up = [this, subject = payload.subject, period = *payload.reuse_seconds] {
-            std::optional<EvidenceRecord> found;
-            Status s = runtime.store().Read([&](StoreTx& tx) {
-              auto got = tx.FindEvidence(subject, Now() - std::chrono::seconds(period));
-              if (!got) return got.error();
-              found = *got;
-              return Status::Ok();
-            });
+        std::optional<EvidenceRecord> found;
+        Status s = runtime.store().Read([&](StoreTx& tx) {
+          auto got = tx.FindEvidence(subject, Now() - std::chrono::seconds(period));
+          if (!got) return got.error();
+          found = *got;
+          return Status::Ok();
+        });
         return found;  // a failed look-up just means calling the department
       };
       auto evidence = co_await OnDb(std::move(look_up));
@@ -407,9 +415,9 @@ struct Engine::Impl {
       int room = stopping ? 0 : static_cast<int>(n);
       std::vector<std::pair<std::string, int64_t>> keys;
       for (const auto& c : batch) keys.emplace_back(c.item.case_id, c.item.id);
-      auto commit = [this, room, batch = std::move(batch)]() mutable {
+      auto commit = [this, room, &shard, batch = std::move(batch)]() mutable {
         Committed out;
-        out.status = CommitBatch(batch, room, &out.claimed);
+        out.status = CommitBatch(batch, room, &out.claimed, shard.bounded_cases);
         if (out.status.ok() || batch.size() == 1 || out.status.code() == ErrorCode::kUnavailable) {
           out.failed = std::move(batch);
           if (out.status.ok()) out.failed.clear();
@@ -420,7 +428,7 @@ struct Engine::Impl {
         for (auto& one : batch) {
           std::vector<Completion> single;
           single.push_back(std::move(one));
-          Status each = CommitBatch(single, 0, nullptr);
+          Status each = CommitBatch(single, 0, nullptr, shard.bounded_cases);
           if (each.code() == ErrorCode::kUnavailable) {
             out.failed.push_back(std::move(single.front()));
           } else if (!each.ok()) {
@@ -466,56 +474,89 @@ struct Engine::Impl {
 
   // On a database thread: one transaction for the whole batch. With room > 0, up to `room` rows
   // of new work due now come back in `claimed`, already leased to this engine.
-  Status CommitBatch(std::vector<Completion>& batch, int room, std::vector<WorkItem>* claimed) {
+  //
+  // No expression is evaluated while the transaction holds the case locks (issue 11): the
+  // outcomes are first rehearsed on the cases as read without locks, which evaluates (through
+  // the runtime's bounded evaluator) every expression applying them asks for; the transaction
+  // replays those answers. A case that changed in between makes the transaction miss an answer:
+  // it rolls back and the batch is rehearsed again, at most kMaxRehearsals rounds, the last of
+  // which evaluates what it misses. Cases whose procedures have only provably bounded
+  // expressions skip the rehearsal (learned per case from the locked rows).
+  Status CommitBatch(std::vector<Completion>& batch, int room, std::vector<WorkItem>* claimed,
+                     std::unordered_set<std::string>& bounded_cases) {
     int64_t applied = 0, stale = 0;
-    Status status = runtime.store().Transact([&](StoreTx& tx) {
-      applied = stale = 0;
-      tx.DeferWrites();  // the case rows are locked below: updates cannot conflict
-      Timestamp now = Now();
-      if (claimed != nullptr && room > 0) tx.ClaimNewWork(options.owner, now, options.lease, room);
-      std::vector<WorkFence> fences;
-      fences.reserve(batch.size());
-      for (const auto& c : batch) fences.push_back({c.item.case_id, c.item.id, c.item.attempt});
-      // The cases of stale completions are locked too: harmless, and it saves a round trip.
-      std::vector<CaseRecord> locked;
-      auto fenced = tx.CompleteWorkBatch(fences, options.owner, &locked);
-      if (!fenced) return fenced.error();
-      std::unordered_map<std::string, CaseRecord> cases;
-      for (auto& record : locked) {
-        std::string id = record.id;
-        cases.emplace(std::move(id), std::move(record));
-      }
-      for (size_t i = 0; i < batch.size(); ++i) {
-        const Completion& c = batch[i];
-        auto it = cases.find(c.item.case_id);
-        if (!(*fenced)[i] || !c.event || it == cases.end()) {
-          ++stale;
-          continue;
+    const Timestamp now = Now();
+    ExpressionMemo memo(runtime.evaluator());
+    std::vector<bool> lost(batch.size(), false);  // fenced out: the lease is gone for good
+    Status status;
+    for (int round = 1;; ++round) {
+      memo.Record();
+      memo.ClearUnavailable();
+      status = RehearseBatch(batch, lost, round == 1 ? &bounded_cases : nullptr, now, memo);
+      if (status.ok() && memo.unavailable()) status = *memo.unavailable();
+      if (!status.ok()) break;
+      const bool last = round == kMaxRehearsals;
+      memo.Replay(last);
+      status = runtime.store().Transact([&](StoreTx& tx) {
+        applied = stale = 0;
+        tx.DeferWrites();  // the case rows are locked below: updates cannot conflict
+        if (claimed != nullptr && room > 0) {
+          tx.ClaimNewWork(options.owner, now, options.lease, room);
         }
-        if (c.invoke && !c.reused) {
-          if (const auto* ok = std::get_if<event::StepSucceeded>(&*c.event)) {
-            Status saved =
-                runtime.SaveEvidence(tx, c.item.case_id, c.item.step, *c.invoke, ok->result, now);
-            if (!saved.ok()) return saved;
+        std::vector<WorkFence> fences;
+        fences.reserve(batch.size());
+        for (const auto& c : batch) fences.push_back({c.item.case_id, c.item.id, c.item.attempt});
+        // The cases of stale completions are locked too: harmless, and it saves a round trip.
+        std::vector<CaseRecord> locked;
+        auto fenced = tx.CompleteWorkBatch(fences, options.owner, &locked);
+        if (!fenced) return fenced.error();
+        std::unordered_map<std::string, CaseRecord> cases;
+        for (auto& record : locked) {
+          auto procedure = runtime.procedures().Get(tx, record.procedure, record.version);
+          if (procedure && runtime.procedures().AllBounded(*procedure)) {
+            if (bounded_cases.size() > kMaxBoundedCases) bounded_cases.clear();
+            bounded_cases.insert(record.id);
           }
+          std::string id = record.id;
+          cases.emplace(std::move(id), std::move(record));
         }
-        Status s = runtime.ApplyInTx(tx, it->second, *c.event, kEngineActor, now);
-        if (s.code() == ErrorCode::kConflict || s.code() == ErrorCode::kInvalid) {
-          // The case moved on (cancelled, the step left): the outcome no longer applies.
-          spdlog::info("{}", s.message());
-          ++stale;
-          continue;
+        for (size_t i = 0; i < batch.size(); ++i) {
+          const Completion& c = batch[i];
+          if (!(*fenced)[i]) lost[i] = true;
+          auto it = cases.find(c.item.case_id);
+          if (!(*fenced)[i] || !c.event || it == cases.end()) {
+            ++stale;
+            continue;
+          }
+          if (c.invoke && !c.reused) {
+            if (const auto* ok = std::get_if<event::StepSucceeded>(&*c.event)) {
+              Status saved =
+                  runtime.SaveEvidence(tx, c.item.case_id, c.item.step, *c.invoke, ok->result, now);
+              if (!saved.ok()) return saved;
+            }
+          }
+          Status s = runtime.ApplyInTx(tx, it->second, *c.event, kEngineActor, now, memo);
+          if (memo.unavailable()) return *memo.unavailable();
+          if (memo.missed() > 0 && !last) return Status::Unavailable(kChangedMeanwhile);
+          if (s.code() == ErrorCode::kConflict || s.code() == ErrorCode::kInvalid) {
+            // The case moved on (cancelled, the step left): the outcome no longer applies.
+            spdlog::info("{}", s.message());
+            ++stale;
+            continue;
+          }
+          if (!s.ok()) return s;
+          ++applied;
         }
-        if (!s.ok()) return s;
-        ++applied;
-      }
-      if (claimed != nullptr && room > 0) {
-        auto rows = tx.InsertClaimedWork();
-        if (!rows) return rows.error();
-        *claimed = std::move(*rows);
-      }
-      return Status::Ok();
-    });
+        if (claimed != nullptr && room > 0) {
+          auto rows = tx.InsertClaimedWork();
+          if (!rows) return rows.error();
+          *claimed = std::move(*rows);
+        }
+        return Status::Ok();
+      });
+      if (memo.missed() == 0 || last) break;
+      if (claimed != nullptr) claimed->clear();
+    }
     if (!status.ok() && claimed != nullptr) claimed->clear();
     Count(&EngineStats::transactions);
     if (status.ok()) {
@@ -523,6 +564,33 @@ struct Engine::Impl {
       Count(&EngineStats::stale, stale);
     }
     return status;
+  }
+
+  // The rehearsal of CommitBatch: reads the batch's cases without locks (all of them, or those
+  // not in `bounded_cases`) and rehearses their outcomes, in batch order, into `memo`.
+  Status RehearseBatch(const std::vector<Completion>& batch, const std::vector<bool>& lost,
+                       const std::unordered_set<std::string>* bounded_cases, Timestamp now,
+                       ExpressionMemo& memo) {
+    std::vector<std::string> ids;
+    std::unordered_map<std::string, std::vector<const Event*>> events;
+    for (size_t i = 0; i < batch.size(); ++i) {
+      const Completion& c = batch[i];
+      if (lost[i] || !c.event) continue;
+      if (bounded_cases != nullptr && bounded_cases->count(c.item.case_id) > 0) continue;
+      auto& of_case = events[c.item.case_id];
+      if (of_case.empty()) ids.push_back(c.item.case_id);
+      of_case.push_back(&*c.event);
+    }
+    if (ids.empty()) return Status::Ok();
+    return runtime.store().Read([&](StoreTx& tx) {
+      auto records = tx.GetCases(ids);
+      if (!records) return records.error();
+      for (const CaseRecord& record : *records) {
+        Status s = runtime.Rehearse(tx, record, events[record.id], kEngineActor, now, memo);
+        if (!s.ok()) return s;
+      }
+      return Status::Ok();
+    });
   }
 
   asio::awaitable<void> Listener() {

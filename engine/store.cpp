@@ -34,6 +34,8 @@ Result<std::unique_ptr<soci::session>> Connect(const StoreState& state) {
     std::unique_ptr<soci::session> sql;
     if (target.backend == Backend::kPostgres) {
       sql = std::make_unique<soci::session>(soci::postgresql, target.connect_string);
+      // Bounds on every connection (issue 11; values and reasons in store_internal.hpp).
+      Exec(*sql, kSessionTimeoutsSql);
     } else {
       sql = std::make_unique<soci::session>(soci::sqlite3, target.connect_string);
       // Errors carry SQLite's extended codes, so a conflict is known by its code (MapError).
@@ -269,6 +271,8 @@ Result<int> Store::Migrate() {
     bool did = false;
     Status status = Run(true, [&](TxContext& ctx) {
       return Guard(ctx, "migrate", [&]() -> Status {
+        // A migration may rewrite big tables and waits for other starters' migrations.
+        if (ctx.dialect.is_postgres()) Exec(ctx.sql, kMigrationTimeoutsSql);
         AdvisoryLock(ctx, "wf_schema");
         Exec(ctx.sql, ctx.dialect.CreateSchemaTableSql());
         bool applied_before = false;

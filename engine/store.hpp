@@ -265,6 +265,9 @@ class StoreTx {
   // As GetCase, and locks the row until the transaction ends (PostgreSQL FOR UPDATE; on SQLite
   // the write transaction already excludes other writers).
   Result<CaseRecord> GetCaseForUpdate(const std::string& id);
+  // GetCase for many cases in one statement, without locking them (a snapshot to rehearse
+  // changes on, engine/scheduler.cpp), by id. Cases that do not exist are left out.
+  Result<std::vector<CaseRecord>> GetCases(std::vector<std::string> ids);
   // Writes status, data, state, deadline_at, clock_paused_at, ended_at and updated_at of
   // `record` if its row_version is still `record.row_version`, then increments record.row_version.
   // kConflict when another change got there first; kNotFound when there is no such case.

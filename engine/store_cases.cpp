@@ -209,6 +209,28 @@ Status StoreTx::UpdateCase(CaseRecord& c) {
   });
 }
 
+Result<std::vector<CaseRecord>> StoreTx::GetCases(std::vector<std::string> ids) {
+  std::sort(ids.begin(), ids.end());
+  ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+  std::vector<CaseRecord> cases;
+  if (!context_.dialect.is_postgres()) {
+    for (const auto& id : ids) {
+      auto record = GetCase(id);
+      if (record) cases.push_back(std::move(*record));
+      if (!record && record.error().code() != ErrorCode::kNotFound) return record.error();
+    }
+    return cases;
+  }
+  return Guard(context_, "read cases", [&]() -> Result<std::vector<CaseRecord>> {
+    if (ids.empty()) return cases;
+    Query q(context_.sql, "SELECT " + SelectList(kCaseColumns, context_.dialect) +
+                              " FROM cases WHERE id = ANY(CAST(:ids AS text[])) ORDER BY id");
+    q.Bind("ids", ArrayLiteral(ids, [](const std::string& id) { return id; }))
+        .Columns(kCaseColumns);
+    return ReadAll(q, kCaseColumns);
+  });
+}
+
 Result<std::vector<CaseRecord>> StoreTx::GetCasesForUpdate(std::vector<std::string> ids) {
   std::sort(ids.begin(), ids.end());
   ids.erase(std::unique(ids.begin(), ids.end()), ids.end());

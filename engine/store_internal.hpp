@@ -125,6 +125,23 @@ inline std::string Trim(std::string text) {
   return text;
 }
 
+// Bounds on every PostgreSQL connection (issue 11), so that no statement, lock wait or forgotten
+// transaction can hold the engine, or the rows it needs, indefinitely:
+// - statement_timeout 60 s: the engine's statements take milliseconds and the CLI's reads pages;
+//   one that runs a minute is stuck (a lock wait aside, bounded below). kUnavailable: retried.
+// - lock_timeout 10 s: case rows are locked only by transactions that evaluate no expression
+//   and call no department, so they hold them for milliseconds; ten seconds of waiting means a
+//   stuck holder, and the waiter backs off (55P03: kUnavailable) instead of piling up.
+// - idle_in_transaction_session_timeout 30 s: wf never idles inside a transaction; a process
+//   stopped mid-transaction (SIGSTOP, a debugger) loses its connection and its locks.
+inline constexpr const char* kSessionTimeoutsSql =
+    "SELECT set_config('statement_timeout', '60s', false),"
+    " set_config('lock_timeout', '10s', false),"
+    " set_config('idle_in_transaction_session_timeout', '30s', false)";
+// Migrations lift the first two for their own transaction.
+inline constexpr const char* kMigrationTimeoutsSql =
+    "SELECT set_config('statement_timeout', '0', true), set_config('lock_timeout', '0', true)";
+
 inline MappedError MapPostgresError(const std::string& state, bool healthy,
                                     const std::string& prefix, const std::string& brief,
                                     const std::string& full) {
@@ -132,7 +149,9 @@ inline MappedError MapPostgresError(const std::string& state, bool healthy,
               state == "57P03" || !healthy;
   if (lost) return {Status::Unavailable(prefix + "database connection lost: " + brief), true};
   if (state == "23505") return {Status::Conflict(prefix + "already exists: " + brief)};
-  if (state == "40001" || state == "40P01" || state == "55P03" || state.rfind("53", 0) == 0) {
+  // 57014: statement_timeout (or a cancel); 55P03: lock_timeout.
+  if (state == "40001" || state == "40P01" || state == "55P03" || state == "57014" ||
+      state.rfind("53", 0) == 0) {
     return {Status::Unavailable(prefix + "database busy, retry: " + brief)};
   }
   return {Status::Internal(prefix + full)};

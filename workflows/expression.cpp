@@ -6,6 +6,7 @@
 #include <exception>
 #include <limits>
 #include <memory>
+#include <new>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -487,7 +488,7 @@ std::string_view Trim(std::string_view text) {
   return text.substr(begin, end - begin);
 }
 
-Result<json> RenderString(const std::string& text, const json& data) {
+Result<json> RenderString(const std::string& text, const json& data, Evaluator& evaluator) {
   std::vector<EmbeddedExpression> found;
   size_t error_offset = 0;
   if (!FindExpressions(text, &found, &error_offset)) {
@@ -496,14 +497,14 @@ Result<json> RenderString(const std::string& text, const json& data) {
   }
   if (found.empty()) return json(text);
 
-  auto evaluate = [&data](const std::string& program) -> Result<json> {
+  auto evaluate = [&data, &evaluator](const std::string& program) -> Result<json> {
     ExpressionError error;
     std::optional<Expression> expression = Expression::Compile(program, &error);
     if (!expression) {
       return Status::Invalid("expression `" + program + "`: " + error.message + " (at offset " +
                              std::to_string(error.offset) + ")");
     }
-    return expression->Evaluate(data);
+    return evaluator.Evaluate(*expression, data);
   };
 
   const std::string_view trimmed = Trim(text);
@@ -528,15 +529,15 @@ Result<json> RenderString(const std::string& text, const json& data) {
   return json(std::move(rendered));
 }
 
-Result<json> Render(const json& value_template, const json& data, int depth) {
+Result<json> Render(const json& value_template, const json& data, Evaluator& evaluator, int depth) {
   if (depth > kMaxNesting) return Status::Invalid("template nested more than 512 levels deep");
   if (value_template.is_string()) {
-    return RenderString(value_template.get_ref<const std::string&>(), data);
+    return RenderString(value_template.get_ref<const std::string&>(), data, evaluator);
   }
   if (value_template.is_array()) {
     json out = json::array();
     for (const json& element : value_template) {
-      Result<json> rendered = Render(element, data, depth + 1);
+      Result<json> rendered = Render(element, data, evaluator, depth + 1);
       if (!rendered) return rendered.error();
       out.push_back(std::move(rendered).value());
     }
@@ -545,7 +546,7 @@ Result<json> Render(const json& value_template, const json& data, int depth) {
   if (value_template.is_object()) {
     json out = json::object();
     for (const auto& [key, member] : value_template.items()) {
-      Result<json> rendered = Render(member, data, depth + 1);
+      Result<json> rendered = Render(member, data, evaluator, depth + 1);
       if (!rendered) return rendered.error();
       out[key] = std::move(rendered).value();
     }
@@ -561,7 +562,8 @@ std::optional<Expression> Expression::Compile(std::string program, ExpressionErr
   ExpressionError* sink = error != nullptr ? error : &local;
   try {
     if (CompileCached(program, sink) == nullptr) return std::nullopt;
-    return Expression(std::move(program));
+    const bool bounded = IsProvablyBounded(program);
+    return Expression(std::move(program), bounded);
   } catch (const std::exception& e) {
     *sink = {0, std::string("internal error while compiling: ") + e.what()};
     return std::nullopt;
@@ -571,15 +573,41 @@ std::optional<Expression> Expression::Compile(std::string program, ExpressionErr
 Result<nlohmann::json> Expression::Evaluate(const nlohmann::json& input) const {
   try {
     return EvaluateFirst(program_, input);
+  } catch (const std::bad_alloc&) {
+    return Status::Internal("expression `" + program_ + "`: " + std::string(kOutOfMemory));
   } catch (const std::exception& e) {
     return Status::Internal("expression `" + program_ + "`: " + e.what());
   }
 }
 
 Result<bool> Expression::EvaluateCondition(const nlohmann::json& input) const {
-  Result<json> value = Evaluate(input);
+  return EvaluateCondition(input, InProcessEvaluator());
+}
+
+Result<bool> Expression::EvaluateCondition(const nlohmann::json& input,
+                                           Evaluator& evaluator) const {
+  Result<json> value = evaluator.Evaluate(*this, input);
   if (!value) return value.error();
   return Truthy(*value);
+}
+
+namespace {
+class ThreadEvaluator final : public Evaluator {
+ public:
+  Result<nlohmann::json> Evaluate(const Expression& expression,
+                                  const nlohmann::json& input) override {
+    return expression.Evaluate(input);
+  }
+};
+}  // namespace
+
+void SetJqOutOfMemoryHandler(void (*handler)(void*), void* data) {
+  jv_nomem_handler(handler, data);
+}
+
+Evaluator& InProcessEvaluator() {
+  static ThreadEvaluator evaluator;  // stateless
+  return evaluator;
 }
 
 bool FindExpressions(std::string_view text, std::vector<EmbeddedExpression>* out,
@@ -619,8 +647,13 @@ std::optional<std::string> WholeExpression(std::string_view text) {
 
 Result<nlohmann::json> RenderTemplate(const nlohmann::json& value_template,
                                       const nlohmann::json& data) {
+  return RenderTemplate(value_template, data, InProcessEvaluator());
+}
+
+Result<nlohmann::json> RenderTemplate(const nlohmann::json& value_template,
+                                      const nlohmann::json& data, Evaluator& evaluator) {
   try {
-    return Render(value_template, data, 0);
+    return Render(value_template, data, evaluator, 0);
   } catch (const std::exception& e) {
     return Status::Internal(std::string("rendering a template: ") + e.what());
   }

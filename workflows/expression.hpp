@@ -19,6 +19,29 @@ struct ExpressionError {
   std::string message;
 };
 
+class Expression;
+
+// Runs jq programs for the engine. The machine and the runtime take one by reference (never a
+// global), so the engine can bound evaluation in worker processes (engine/expression_pool.hpp)
+// while `wf validate` and the pure tests of the machine evaluate in their own thread.
+class Evaluator {
+ public:
+  virtual ~Evaluator() = default;
+  // Runs `expression` over `input` and returns its first output, as Expression::Evaluate does.
+  // Safe to call from many threads at once. Failures are values: kInvalid for a jq error or an
+  // evaluation stopped by a bound (its message names the cause: "ran past 2 s", "used more than
+  // 256 MB"); kUnavailable when the evaluator itself cannot run (a worker could not start): the
+  // expression was not judged, try again later.
+  virtual Result<nlohmann::json> Evaluate(const Expression& expression,
+                                          const nlohmann::json& input) = 0;
+};
+
+// Evaluates in the calling thread with no bound on time or memory beyond Expression's own
+// limits. Stateless (the compiled programs live in per-thread caches), so one shared instance is
+// not global mutable state. For `wf validate`, the pure tests of the machine, and the engine's
+// provably bounded expressions.
+Evaluator& InProcessEvaluator();
+
 // A jq program, the text between `${` and `}` in a definition. Compiled when it is created, so a
 // syntax error is found when the procedure loads. Cheap to copy (it holds the text); evaluation
 // compiles once per thread and caches, so Evaluate is safe to call from many threads at once.
@@ -41,9 +64,9 @@ struct ExpressionError {
 // refused. libjq 1.6 has no step or memory budget and cannot be interrupted, so evaluation stops
 // early only by taking the first output: `range(1e9)` costs one step, but `[range(1e9)]`,
 // `last(range(1e9))` or `def f: f; f` run until they finish or memory runs out, blocking the
-// calling thread. Programs come from reviewed definitions; case data cannot make a bounded
-// program unbounded except through values it supplies (`[range(.n)]`), so such programs should
-// clamp (`[range([.n, 100] | min)]`).
+// calling thread. Evaluate is therefore for programs and data one trusts (`wf validate`,
+// tests); the engine evaluates through an Evaluator that runs programs in worker processes
+// bounded in time and memory (engine/expression_pool.hpp), unless bounded() proves them cheap.
 //
 // Numbers: jq 1.6 holds every number as a double. An integral result within the int64 (or
 // uint64) range comes back as a JSON integer, anything else as a double; integers beyond 2^53
@@ -59,6 +82,22 @@ class Expression {
 
   const std::string& program() const { return program_; }
 
+  // True when a static check proves that evaluating the program costs at most about
+  // (program length) x (input size), whatever the input: the engine then evaluates it in its own
+  // thread instead of a bounded worker process. The check is conservative; it accepts programs
+  // of at most 1 KiB made only of paths (`.a`, `.a.b?`, `.["k"]`, `.[0]`, `.[1:3]`, no `.[]`
+  // iteration and no `..`), literals without `\(...)` interpolation, `==` `!=` `<` `<=` `>`
+  // `>=` `and` `or` `//` `+`, `if`/`try`, array and object construction whose commas separate
+  // elements, and the builtins length, utf8bytelength, not, type, keys, has, in, tostring,
+  // tojson, ascii_downcase, ascii_upcase, ltrimstr, rtrimstr, startswith, endswith, select,
+  // empty, error, tonumber, floor, sqrt, values, nulls, strings, numbers, booleans, arrays,
+  // objects, scalars, iterables, null, true, false. Refused (so evaluated in a worker): pipes
+  // (they let a value grow step by step: `tostring | . + . | . + . ...`), `,` outside
+  // construction (a generator: products of them grow exponentially), variables, `def`,
+  // `reduce`, `foreach`, formats, `*` (string repetition), `-` (array difference is quadratic),
+  // `/` and `%` (split, and libjq 1.6 traps on INT64_MIN % -1), assignments, regular expressions.
+  bool bounded() const { return bounded_; }
+
   // Runs the program over `input` and returns its first output (null when it produces none;
   // jq 1.6's `error(null)` is indistinguishable from no output and also gives null).
   // A runtime error (e.g. `.a + 1` on a string) comes back as kInvalid
@@ -66,11 +105,25 @@ class Expression {
   Result<nlohmann::json> Evaluate(const nlohmann::json& input) const;
   // Evaluate, then jq's truthiness: false and null are false, everything else true.
   Result<bool> EvaluateCondition(const nlohmann::json& input) const;
+  // The same through `evaluator`.
+  Result<bool> EvaluateCondition(const nlohmann::json& input, Evaluator& evaluator) const;
 
  private:
-  explicit Expression(std::string program) : program_(std::move(program)) {}
+  Expression(std::string program, bool bounded) : program_(std::move(program)), bounded_(bounded) {}
   std::string program_;
+  bool bounded_ = false;
 };
+
+// The end of Evaluate's kInternal message when memory ran out (std::bad_alloc).
+inline constexpr std::string_view kOutOfMemory = "out of memory";
+
+// Has libjq call `handler(data)` in the calling thread when it cannot allocate memory, instead
+// of printing and aborting. The handler must not return (it should _exit). For the expression
+// worker process (engine/expression_pool.hpp), which reports the failure before it exits.
+void SetJqOutOfMemoryHandler(void (*handler)(void*), void* data);
+
+// The static check behind Expression::bounded(), on a program's text.
+bool IsProvablyBounded(std::string_view program);
 
 // One `${ ... }` found in a string, with its byte offsets into that string.
 struct EmbeddedExpression {
@@ -97,5 +150,8 @@ std::optional<std::string> WholeExpression(std::string_view text);
 // program: compile errors, runtime errors, an unterminated `${`.
 Result<nlohmann::json> RenderTemplate(const nlohmann::json& value_template,
                                       const nlohmann::json& data);
+// The same, evaluating through `evaluator`.
+Result<nlohmann::json> RenderTemplate(const nlohmann::json& value_template,
+                                      const nlohmann::json& data, Evaluator& evaluator);
 
 }  // namespace wf::workflows

@@ -98,7 +98,7 @@ TEST_CASE("a program that exits 0 with a JSON object answers the step, given the
   CHECK(outcome.result["greeting"] == "hello Lan");
 }
 
-TEST_CASE("a program printing 1 MB of [[[[ is a permanent failure naming the bound",
+TEST_CASE("a program printing 1 MB of open brackets is a permanent failure naming the bound",
           "[adapters][command][limits]") {
   auto adapter = MakeAdapter(
       {{"command", {"/bin/sh", "-c", "cat >/dev/null; head -c 1000000 /dev/zero | tr '\\0' '['"}}});

@@ -428,8 +428,9 @@ TEST_CASE("an answer larger than max_response_bytes is refused", "[adapters][htt
   CHECK(small.kind == Kind::kDone);
 }
 
-TEST_CASE("an answer of 1 MB of [[[[ or a huge string is a permanent failure naming the bound",
-          "[adapters][http][limits]") {
+TEST_CASE(
+    "an answer of 1 MB of open brackets or a huge string is a permanent failure naming the bound",
+    "[adapters][http][limits]") {
   TestServer server([](const Request& request, int) {
     std::string target(request.target());
     if (target == "/deep") return Answer(200, std::string(1000000, '['));

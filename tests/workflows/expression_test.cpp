@@ -578,3 +578,78 @@ TEST_CASE("template errors name the failing program", "[workflows][expression]")
 
 }  // namespace
 }  // namespace wf::workflows
+
+namespace wf::workflows {
+
+TEST_CASE("paths, comparisons, literals and constructions are provably bounded",
+          "[workflows][expression][bounded]") {
+  for (const char* program : {".",
+                              ".a",
+                              ".a.b?",
+                              ".[\"k\"]",
+                              ".[0]",
+                              ".a[1:3]",
+                              ".review.approved",
+                              ".mother.citizen_id + \"/\" + .child.birth_date",
+                              ".a == \"x\" and .b > 3",
+                              ".x // \"default\"",
+                              "{a: .x, \"b\": .y, (.k): 1, c}",
+                              "[.a, .b, [], {}]",
+                              "if .a then .b elif .c then [] else null end",
+                              "has(\"a\") and (.a | not) == false",
+                              "(.a | length)",
+                              "select(.a) // empty",
+                              "try .a catch \"x\"",
+                              "\"a # b\" # comment",
+                              "ltrimstr(\"x\") | ascii_downcase",
+                              "length > 0",
+                              "tostring + tojson"}) {
+    INFO(program);
+    // Pipes make a program unbounded in general; the check refuses every one of them.
+    const bool has_pipe = std::string(program).find('|') != std::string::npos;
+    CHECK(IsProvablyBounded(program) == !has_pipe);
+  }
+}
+
+TEST_CASE("iteration, generators, recursion and growth are not provably bounded",
+          "[workflows][expression][bounded]") {
+  for (const char* program : {"[range(.n)]",
+                              ".[]",
+                              ".a[]?",
+                              ".[ ]",
+                              "..",
+                              "[.[] | .x]",
+                              ".a, .b",
+                              "{a: (.x, .y)}",
+                              ".[\"a\", \"b\"]",
+                              "\"\\(.a)\"",
+                              ".s * .k",
+                              ".a - .b",
+                              ".a % .b",
+                              ".a / \",\"",
+                              "$__loc__",
+                              ". as $x | $x",
+                              "def f: f; f",
+                              "reduce .[] as $x (0; . + $x)",
+                              "limit(1; repeat(.))",
+                              "test(\"a+\")",
+                              "@base64",
+                              ".a = 1",
+                              ".a |= 1",
+                              ".a += 1",
+                              "recurse",
+                              "env",
+                              "input",
+                              "[limit(3; .[])]",
+                              "tostring | . + ."}) {
+    INFO(program);
+    CHECK_FALSE(IsProvablyBounded(program));
+  }
+  CHECK_FALSE(IsProvablyBounded(std::string(2000, ' ') + "."));  // longer than 1 KiB
+  auto expression = Expression::Compile("[range(.n)]", nullptr);
+  REQUIRE(expression);
+  CHECK_FALSE(expression->bounded());
+  CHECK(Expression::Compile(".a.b", nullptr)->bounded());
+}
+
+}  // namespace wf::workflows

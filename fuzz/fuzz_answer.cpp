@@ -19,9 +19,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   depth_only.max_bytes = depth_only.max_values = depth_only.max_string_bytes = SIZE_MAX;
   auto depth = wf::workflows::MeasureJson(*parsed, depth_only);
   if (!depth || depth->depth > wf::workflows::kMaxJsonDepth) std::abort();
-  auto size = wf::workflows::MeasureJson(*parsed);
-  if (!size) return 0;  // the scheduler refuses it: a permanent failure of the step
+  auto measured = wf::workflows::MeasureJson(*parsed);
+  if (!measured) return 0;  // the scheduler refuses it: a permanent failure of the step
   nlohmann::json copy = *parsed;
-  if (copy.dump().size() != size->bytes) std::abort();
+  if (copy.dump().size() != measured->bytes) std::abort();
   return 0;
 }

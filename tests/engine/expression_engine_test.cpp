@@ -11,6 +11,7 @@
 #include "engine/expression_pool.hpp"
 #include "engine/runtime.hpp"
 #include "engine/scheduler.hpp"
+#include "tests/support/cases.hpp"
 #include "tests/support/test_database.hpp"
 #include "workflows/loader.hpp"
 
@@ -70,14 +71,6 @@ Status RunWithDeadline(Engine& engine) {
   return status;
 }
 
-EngineOptions UntilIdle() {
-  EngineOptions options;
-  options.until_idle = true;
-  options.idle_wait = std::chrono::seconds(5);
-  options.concurrency = 64;
-  return options;
-}
-
 }  // namespace
 
 WF_STORE_TEST_CASE(
@@ -108,7 +101,7 @@ WF_STORE_TEST_CASE(
   REQUIRE(bomb.has_value());
 
   adapters::Registry registry;
-  Engine engine(runtime, registry, UntilIdle());
+  Engine engine(runtime, registry, testing::UntilIdleOptions());
   REQUIRE(RunWithDeadline(engine).ok());  // Run returned: the engine never went down
 
   auto read = [&](const std::string& id, CaseRecord* record,
@@ -203,7 +196,7 @@ WF_POSTGRES_TEST_CASE("no expression is evaluated while the engine holds a case 
   REQUIRE(started.has_value());
   for (const BatchLine& line : *started) REQUIRE(line.outcome == BatchLine::Outcome::kStarted);
   adapters::Registry registry;
-  EngineOptions options = UntilIdle();
+  EngineOptions options = testing::UntilIdleOptions();
   options.db_threads = 1;  // one committer: any lock seen is held around an evaluation
   Engine engine(runtime, registry, options);
   REQUIRE(RunWithDeadline(engine).ok());

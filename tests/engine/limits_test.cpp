@@ -103,14 +103,6 @@ class PoisonAdapter : public adapters::Adapter {
   }
 };
 
-EngineOptions UntilIdle() {
-  EngineOptions options;
-  options.until_idle = true;
-  options.idle_wait = std::chrono::seconds(5);
-  options.concurrency = 64;
-  return options;
-}
-
 std::vector<std::string> StartGood(Runtime& runtime) {
   std::vector<json> data;
   for (int i = 0; i < kGoodCases; ++i) data.push_back({{"kind", "ok-" + std::to_string(i)}});
@@ -138,22 +130,9 @@ CaseRecord CaseOf(Store& store, const std::string& id) {
   return record;
 }
 
-std::vector<IncidentRecord> IncidentsOf(Store& store, const std::string& id) {
-  std::vector<IncidentRecord> incidents;
-  REQUIRE(store
-              .Read([&](StoreTx& tx) {
-                auto got = tx.ListIncidents(id);
-                if (!got) return got.error();
-                incidents = std::move(*got);
-                return Status::Ok();
-              })
-              .ok());
-  return incidents;
-}
-
 void CheckAllCompleted(Store& store, const std::vector<std::string>& ids) {
   int completed = 0;
-  for (const auto& id : ids) completed += CaseOf(store, id).status == "completed";
+  for (const auto& id : ids) completed += testing::CaseStatus(store, id) == "completed";
   CHECK(completed == static_cast<int>(ids.size()));
 }
 
@@ -191,18 +170,18 @@ WF_STORE_TEST_CASE("a department answering 500k-deep JSON or a huge string is th
 
   adapters::Registry registry;
   registry.Add("answers", std::make_unique<PoisonAdapter>());
-  Engine engine(runtime, registry, UntilIdle());
+  Engine engine(runtime, registry, testing::UntilIdleOptions());
   REQUIRE(engine.Run().ok());
   CHECK(engine.stats().invoked == kGoodCases + 2);  // one attempt each: no retry loop
 
   CheckAllCompleted(**store, good);
-  auto deep_incidents = IncidentsOf(**store, deep->id);
+  auto deep_incidents = testing::CaseIncidents(**store, deep->id);
   REQUIRE(deep_incidents.size() == 1);
   CHECK_THAT(deep_incidents[0].message,
              Catch::StartsWith(
                  "department 'answers' answered JSON nested deeper than 32 levels at $.a[0]"));
-  CHECK(CaseOf(**store, deep->id).status == "open");
-  auto huge_incidents = IncidentsOf(**store, huge->id);
+  CHECK(testing::CaseStatus(**store, deep->id) == "open");
+  auto huge_incidents = testing::CaseIncidents(**store, huge->id);
   REQUIRE(huge_incidents.size() == 1);
   CHECK(huge_incidents[0].message ==
         "department 'answers' answered JSON with a string longer than 262144 bytes at $.scan");
@@ -261,7 +240,7 @@ WF_STORE_TEST_CASE("a pathological pattern at start is answered promptly among g
       continue;
     }
     REQUIRE(line.outcome == BatchLine::Outcome::kStarted);
-    CHECK(CaseOf(**store, line.started.id).status == "completed");
+    CHECK(testing::CaseStatus(**store, line.started.id) == "completed");
     ++started;
   }
   CHECK(started == kGoodCases);
@@ -332,7 +311,7 @@ WF_STORE_TEST_CASE("a chain of sub-cases deployed before the check ends as an in
 
   adapters::Registry registry;
   registry.Add("answers", std::make_unique<PoisonAdapter>());
-  Engine engine(runtime, registry, UntilIdle());
+  Engine engine(runtime, registry, testing::UntilIdleOptions());
   REQUIRE(engine.Run().ok());
   CheckAllCompleted(**store, good);
 
@@ -352,7 +331,7 @@ WF_STORE_TEST_CASE("a chain of sub-cases deployed before the check ends as an in
   int with_incident = 0;
   for (const auto& loop : loops) {
     CHECK(loop.status == "open");
-    auto incidents = IncidentsOf(**store, loop.id);
+    auto incidents = testing::CaseIncidents(**store, loop.id);
     if (incidents.empty()) continue;
     ++with_incident;
     CHECK_THAT(incidents[0].message,

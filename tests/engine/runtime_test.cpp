@@ -78,14 +78,6 @@ agencies:
   return *deployment;
 }
 
-EngineOptions UntilIdle() {
-  EngineOptions options;
-  options.until_idle = true;
-  options.idle_wait = std::chrono::seconds(5);
-  options.concurrency = 64;
-  return options;
-}
-
 }  // namespace
 
 WF_STORE_TEST_CASE("cases of a five-step noop procedure run to completion", "[engine][runtime]",
@@ -110,12 +102,13 @@ WF_STORE_TEST_CASE("cases of a five-step noop procedure run to completion", "[en
 
   std::vector<std::string> ids;
   for (int i = 0; i < 20; ++i) {
-    auto started = runtime.StartCase("chain", {{"applicant", "a" + std::to_string(i)}}, "an.nguyen");
+    auto started =
+        runtime.StartCase("chain", {{"applicant", "a" + std::to_string(i)}}, "an.nguyen");
     REQUIRE(started.has_value());
     ids.push_back(started->id);
   }
   adapters::Registry registry;
-  Engine engine(runtime, registry, UntilIdle());
+  Engine engine(runtime, registry, testing::UntilIdleOptions());
   REQUIRE(engine.Run().ok());
   CHECK(engine.stats().invoked == 100);
   for (const auto& id : ids) {
@@ -159,19 +152,20 @@ WF_STORE_TEST_CASE("a task decides, a fork joins, and evidence is reused by the 
   auto first = runtime.StartCase("review", {{"id", "079123456789"}}, "an.nguyen");
   REQUIRE(first.has_value());
   {
-    Engine engine(runtime, registry, UntilIdle());
+    Engine engine(runtime, registry, testing::UntilIdleOptions());
     REQUIRE(engine.Run().ok());
     CHECK(engine.stats().reused == 0);
   }
   std::vector<TaskRecord> tasks;
-  REQUIRE((*store)->Read([&](StoreTx& tx) {
-                     TaskFilter filter;
-                     filter.case_id = first->id;
-                     auto got = tx.ListTasks(filter);
-                     if (!got) return got.error();
-                     tasks = *got;
-                     return Status::Ok();
-                   })
+  REQUIRE((*store)
+              ->Read([&](StoreTx& tx) {
+                TaskFilter filter;
+                filter.case_id = first->id;
+                auto got = tx.ListTasks(filter);
+                if (!got) return got.error();
+                tasks = *got;
+                return Status::Ok();
+              })
               .ok());
   REQUIRE(tasks.size() == 1);
   int64_t task = tasks[0].id;
@@ -181,13 +175,12 @@ WF_STORE_TEST_CASE("a task decides, a fork joins, and evidence is reused by the 
   CHECK(runtime.CompleteTask(task, "an.nguyen", {{"approved", "yes"}}).code() ==
         ErrorCode::kInvalid);
   REQUIRE(runtime.ClaimTask(task, "an.nguyen").ok());
-  CHECK(runtime.CompleteTask(task, "binh.le", {{"approved", true}}).code() ==
-        ErrorCode::kConflict);
+  CHECK(runtime.CompleteTask(task, "binh.le", {{"approved", true}}).code() == ErrorCode::kConflict);
   REQUIRE(runtime.CompleteTask(task, "an.nguyen", {{"approved", true}}).ok());
   CHECK(runtime.CompleteTask(task, "an.nguyen", {{"approved", true}}).code() ==
         ErrorCode::kConflict);
   {
-    Engine engine(runtime, registry, UntilIdle());
+    Engine engine(runtime, registry, testing::UntilIdleOptions());
     REQUIRE(engine.Run().ok());
   }
   CHECK(testing::CaseStatus(**store, first->id) == "completed");
@@ -195,7 +188,7 @@ WF_STORE_TEST_CASE("a task decides, a fork joins, and evidence is reused by the 
   // The same citizen in another case: the check is answered from evidence, not the department.
   auto second = runtime.StartCase("review", {{"id", "079123456789"}}, "an.nguyen");
   REQUIRE(second.has_value());
-  Engine engine(runtime, registry, UntilIdle());
+  Engine engine(runtime, registry, testing::UntilIdleOptions());
   REQUIRE(engine.Run().ok());
   CHECK(engine.stats().reused == 1);
   bool reused = false;
@@ -223,7 +216,7 @@ WF_POSTGRES_TEST_CASE("two engines sharing one database carry out every step exa
   for (const BatchLine& line : *started) CHECK(line.outcome == BatchLine::Outcome::kStarted);
 
   adapters::Registry registry;
-  EngineOptions a = UntilIdle(), b = UntilIdle();
+  EngineOptions a = testing::UntilIdleOptions(), b = testing::UntilIdleOptions();
   a.owner = "engine-a";
   b.owner = "engine-b";
   a.claim_batch = b.claim_batch = 16;
@@ -253,16 +246,17 @@ TEST_CASE("a second engine on one SQLite database is refused clearly",
   REQUIRE(store.has_value());
   Deployment deployment = TestDeployment();
   Runtime runtime(**store, deployment);
-  REQUIRE((*store)->Transact([](StoreTx& tx) {
-                     auto got = tx.TryLockEngine("engine", "someone-else", Now(),
-                                                 Now() + std::chrono::minutes(5));
-                     if (!got) return got.error();
-                     REQUIRE(*got);
-                     return Status::Ok();
-                   })
+  REQUIRE((*store)
+              ->Transact([](StoreTx& tx) {
+                auto got = tx.TryLockEngine("engine", "someone-else", Now(),
+                                            Now() + std::chrono::minutes(5));
+                if (!got) return got.error();
+                REQUIRE(*got);
+                return Status::Ok();
+              })
               .ok());
   adapters::Registry registry;
-  EngineOptions options = UntilIdle();
+  EngineOptions options = testing::UntilIdleOptions();
   options.lease = std::chrono::seconds(2);  // it waits out a dead engine's lock this long
   Engine engine(runtime, registry, options);
   Status status = engine.Run();

@@ -78,6 +78,14 @@ std::vector<engine::HistoryEvent> SealedChain(const std::string& case_id, int le
   return events;
 }
 
+engine::EngineOptions UntilIdleOptions() {
+  engine::EngineOptions options;
+  options.until_idle = true;
+  options.idle_wait = std::chrono::seconds(5);
+  options.concurrency = 64;
+  return options;
+}
+
 Result<HistorySummary> VerifyHistory(engine::Store& store,
                                      const std::optional<std::string>& case_id) {
   engine::ChainVerifier verifier;

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "engine/history.hpp"
+#include "engine/scheduler.hpp"
 #include "engine/store.hpp"
 #include "workflows/procedure.hpp"
 
@@ -25,6 +26,10 @@ std::vector<engine::HistoryEvent> CaseHistory(engine::Store& store, const std::s
 std::vector<engine::IncidentRecord> CaseIncidents(engine::Store& store, const std::string& case_id);
 // A case's work rows (finished rows are deleted, so these are the unfinished ones).
 std::vector<engine::WorkItem> CaseWork(engine::Store& store, const std::string& case_id);
+
+// Options for an engine that runs until nothing is due: `until_idle`, a 5 s idle wait (long
+// enough for a loaded machine), 64 calls in flight.
+engine::EngineOptions UntilIdleOptions();
 
 struct HistorySummary {
   std::int64_t cases = 0;

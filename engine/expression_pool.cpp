@@ -15,8 +15,6 @@
 #include <new>
 #include <optional>
 
-extern char** environ;
-
 namespace wf::engine {
 namespace {
 
@@ -260,7 +258,10 @@ Status ExpressionPool::Start(Worker& worker) {
   posix_spawn_file_actions_adddup2(&actions, fds[1], kWorkerFd);
   posix_spawn_file_actions_addclosefrom_np(&actions, kWorkerFd + 1);
   pid_t pid = 0;
-  const int failed = posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), environ);
+  // No environment: a worker evaluates applicants' data and needs none of the engine's secrets
+  // (database passwords, departments' tokens); jq's `env` and `$ENV` are refused anyway.
+  char* no_environment[] = {nullptr};
+  const int failed = posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), no_environment);
   posix_spawn_file_actions_destroy(&actions);
   close(fds[1]);
   if (failed != 0) {

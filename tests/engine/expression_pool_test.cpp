@@ -2,10 +2,14 @@
 #include "engine/expression_pool.hpp"
 
 #include <signal.h>
+#include <stdlib.h>
 
 #include <catch2/catch.hpp>
 #include <chrono>
+#include <fstream>
 #include <future>
+#include <iterator>
+#include <string>
 #include <thread>
 
 namespace wf::engine {
@@ -122,6 +126,32 @@ TEST_CASE("a pool whose workers cannot start says so as kUnavailable", "[engine]
   auto answer = pool.Evaluate(Compile("[.a] | length"), {{"a", 1}});
   REQUIRE_FALSE(answer.has_value());
   CHECK(answer.error().code() == ErrorCode::kUnavailable);
+}
+
+
+TEST_CASE("a worker starts with no environment, so no engine secret reaches it",
+          "[engine][expressions]") {
+  REQUIRE(setenv("WF_TEST_DATABASE_PASSWORD", "hunter2", 1) == 0);
+  ExpressionPoolOptions options;
+  options.time_limit = std::chrono::seconds(1);
+  options.workers = 1;
+  ExpressionPool pool(options);
+  auto slow = std::async(std::launch::async, [&pool] {
+    return pool.Evaluate(Compile("last(range(.n))"), {{"n", 1e15}});
+  });
+  std::vector<pid_t> busy;
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while ((busy = pool.BusyWorkers()).empty() && std::chrono::steady_clock::now() < give_up) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  REQUIRE(busy.size() == 1);
+  std::ifstream environment("/proc/" + std::to_string(busy[0]) + "/environ", std::ios::binary);
+  REQUIRE(environment.good());
+  std::string text((std::istreambuf_iterator<char>(environment)), std::istreambuf_iterator<char>());
+  CHECK(text.empty());
+  CHECK(text.find("hunter2") == std::string::npos);
+  REQUIRE_FALSE(slow.get().has_value());  // ran past its second
+  unsetenv("WF_TEST_DATABASE_PASSWORD");
 }
 
 }  // namespace wf::engine

@@ -52,25 +52,6 @@ Deployment TestDeployment() {
   return *deployment;
 }
 
-// Runs the engine until it is idle, failing the test if that takes more than 120 s.
-Status RunWithDeadline(Engine& engine) {
-  std::atomic<bool> done{false};
-  Status status;
-  std::thread runner([&] {
-    status = engine.Run();
-    done = true;
-  });
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
-  while (!done && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  const bool in_time = done;
-  if (!in_time) engine.Stop();
-  runner.join();
-  CHECK(in_time);
-  return status;
-}
-
 }  // namespace
 
 WF_STORE_TEST_CASE(
@@ -102,7 +83,7 @@ WF_STORE_TEST_CASE(
 
   adapters::Registry registry;
   Engine engine(runtime, registry, testing::UntilIdleOptions());
-  REQUIRE(RunWithDeadline(engine).ok());  // Run returned: the engine never went down
+  REQUIRE(testing::RunWithDeadline(engine).ok());  // Run returned: the engine never went down
 
   auto read = [&](const std::string& id, CaseRecord* record,
                   std::vector<IncidentRecord>* incidents) {
@@ -199,7 +180,7 @@ WF_POSTGRES_TEST_CASE("no expression is evaluated while the engine holds a case 
   EngineOptions options = testing::UntilIdleOptions();
   options.db_threads = 1;  // one committer: any lock seen is held around an evaluation
   Engine engine(runtime, registry, options);
-  REQUIRE(RunWithDeadline(engine).ok());
+  REQUIRE(testing::RunWithDeadline(engine).ok());
   CHECK(engine.stats().committed >= 80);
   CHECK(probe.probes() >= 40 * 3);
   CHECK(probe.locked() == 0);

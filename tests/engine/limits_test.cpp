@@ -171,7 +171,7 @@ WF_STORE_TEST_CASE("a department answering 500k-deep JSON or a huge string is th
   adapters::Registry registry;
   registry.Add("answers", std::make_unique<PoisonAdapter>());
   Engine engine(runtime, registry, testing::UntilIdleOptions());
-  REQUIRE(engine.Run().ok());
+  REQUIRE(testing::RunWithDeadline(engine).ok());   // the engine never went down
   CHECK(engine.stats().invoked == kGoodCases + 2);  // one attempt each: no retry loop
 
   CheckAllCompleted(**store, good);
@@ -312,7 +312,7 @@ WF_STORE_TEST_CASE("a chain of sub-cases deployed before the check ends as an in
   adapters::Registry registry;
   registry.Add("answers", std::make_unique<PoisonAdapter>());
   Engine engine(runtime, registry, testing::UntilIdleOptions());
-  REQUIRE(engine.Run().ok());
+  REQUIRE(testing::RunWithDeadline(engine).ok());  // the engine never went down
   CheckAllCompleted(**store, good);
 
   // The root and kMaxSubCaseDepth sub-cases below it; the deepest holds the incident.

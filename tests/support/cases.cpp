@@ -1,7 +1,9 @@
 #include "tests/support/cases.hpp"
 
+#include <atomic>
 #include <map>
 #include <memory>
+#include <thread>
 
 #include <catch2/catch.hpp>
 
@@ -84,6 +86,24 @@ engine::EngineOptions UntilIdleOptions() {
   options.idle_wait = std::chrono::seconds(5);
   options.concurrency = 64;
   return options;
+}
+
+Status RunWithDeadline(engine::Engine& engine, std::chrono::seconds limit) {
+  std::atomic<bool> done{false};
+  Status status;
+  std::thread runner([&] {
+    status = engine.Run();
+    done = true;
+  });
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  while (!done && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  const bool in_time = done;
+  if (!in_time) engine.Stop();
+  runner.join();
+  CHECK(in_time);
+  return status;
 }
 
 Result<HistorySummary> VerifyHistory(engine::Store& store,

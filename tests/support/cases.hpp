@@ -4,6 +4,7 @@
 // history, incidents and work. Each helper REQUIREs success, so a test stops at the first
 // failure with the store's message.
 
+#include <chrono>
 #include <optional>
 #include <string>
 #include <vector>
@@ -30,6 +31,11 @@ std::vector<engine::WorkItem> CaseWork(engine::Store& store, const std::string& 
 // Options for an engine that runs until nothing is due: `until_idle`, a 5 s idle wait (long
 // enough for a loaded machine), 64 calls in flight.
 engine::EngineOptions UntilIdleOptions();
+
+// Runs `engine` until it is idle. Past `limit` the engine is stopped and the test FAILs: a poison
+// that stalls the engine shows as a failure, not as a suite that never ends. What Run returned.
+Status RunWithDeadline(engine::Engine& engine,
+                       std::chrono::seconds limit = std::chrono::seconds(120));
 
 struct HistorySummary {
   std::int64_t cases = 0;

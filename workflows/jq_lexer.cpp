@@ -17,6 +17,8 @@ constexpr DeniedName kDeniedNames[] = {
     {"inputs", false, "it reads input outside the case data"},
     {"input_filename", false, "it reads input outside the case data"},
     {"input_line_number", false, "it reads input outside the case data"},
+    // jq 1.6's internal `input` without a callback: a SEGV inside jq_next (found by fuzzing).
+    {"_input", false, "it reads input outside the case data"},
     {"debug", false, "it writes to the engine's log"},
     {"stderr", false, "it writes to the engine's error stream"},
     {"env", false, "it reads the engine's environment"},

@@ -25,6 +25,16 @@ workflows::Expression Compile(const std::string& program) {
   return *expression;
 }
 
+// The pool's busy workers, polled until there is one or `limit` has passed (then none).
+std::vector<pid_t> BusyWorkersWithin(ExpressionPool& pool, std::chrono::seconds limit) {
+  std::vector<pid_t> busy;
+  const auto give_up = std::chrono::steady_clock::now() + limit;
+  while ((busy = pool.BusyWorkers()).empty() && std::chrono::steady_clock::now() < give_up) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return busy;
+}
+
 }  // namespace
 
 TEST_CASE("a bounded expression runs in the caller's thread and others in a worker",
@@ -102,11 +112,7 @@ TEST_CASE("a worker killed in the middle of an evaluation is replaced and the po
     return pool.Evaluate(Compile("last(range(.n))"), {{"n", 1e15}});
   });
   // Wait (without a fixed sleep) until the worker is busy with it, then kill it.
-  std::vector<pid_t> busy;
-  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-  while ((busy = pool.BusyWorkers()).empty() && std::chrono::steady_clock::now() < give_up) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
+  std::vector<pid_t> busy = BusyWorkersWithin(pool, std::chrono::seconds(60));
   REQUIRE(busy.size() == 1);
   REQUIRE(kill(busy[0], SIGKILL) == 0);
   // Sent once more to a fresh worker, where it runs out of time.
@@ -128,7 +134,6 @@ TEST_CASE("a pool whose workers cannot start says so as kUnavailable", "[engine]
   CHECK(answer.error().code() == ErrorCode::kUnavailable);
 }
 
-
 TEST_CASE("a worker starts with no environment, so no engine secret reaches it",
           "[engine][expressions]") {
   REQUIRE(setenv("WF_TEST_DATABASE_PASSWORD", "hunter2", 1) == 0);
@@ -139,11 +144,7 @@ TEST_CASE("a worker starts with no environment, so no engine secret reaches it",
   auto slow = std::async(std::launch::async, [&pool] {
     return pool.Evaluate(Compile("last(range(.n))"), {{"n", 1e15}});
   });
-  std::vector<pid_t> busy;
-  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-  while ((busy = pool.BusyWorkers()).empty() && std::chrono::steady_clock::now() < give_up) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
+  std::vector<pid_t> busy = BusyWorkersWithin(pool, std::chrono::seconds(60));
   REQUIRE(busy.size() == 1);
   std::ifstream environment("/proc/" + std::to_string(busy[0]) + "/environ", std::ios::binary);
   REQUIRE(environment.good());

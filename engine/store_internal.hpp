@@ -37,6 +37,7 @@ struct StoreState {
     if (pipe2(wake_pipe, O_NONBLOCK | O_CLOEXEC) != 0) wake_pipe[0] = wake_pipe[1] = -1;
   }
   ~StoreState() {
+    if (liveness_fd >= 0) close(liveness_fd);  // the flock goes with it
     if (wake_pipe[0] >= 0) close(wake_pipe[0]);
     if (wake_pipe[1] >= 0) close(wake_pipe[1]);
   }
@@ -52,7 +53,18 @@ struct StoreState {
   std::unique_ptr<soci::session> listen;  // PostgreSQL: the LISTEN wf_work connection
   bool listened_before = false;
   int wake_pipe[2] = {-1, -1};  // a byte in it means "wake the waiter"
+
+  // This process's liveness token (Store::HoldLiveness).
+  std::mutex liveness_mu;
+  std::string liveness_owner;
+  std::unique_ptr<soci::session> liveness;  // PostgreSQL: holds the advisory lock
+  int liveness_fd = -1;                     // SQLite: the flocked file
+  std::string liveness_path;
 };
+
+// Opens a connection to the store's database with the session settings every connection gets
+// (store.cpp); kUnavailable naming the URL without its password.
+Result<std::unique_ptr<soci::session>> Connect(const StoreState& state);
 
 // A statement sent in a pipeline (StoreTx::DeferWrites).
 struct DeferredWrite {

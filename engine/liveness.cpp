@@ -27,7 +27,7 @@ Status LeaseKeeper::Start() {
   Status registered =
       store_.Transact([&](StoreTx& tx) { return tx.RegisterEngine(owner_, Now()); });
   if (!registered.ok()) {
-    store_.ReleaseLiveness();
+    store_.ReleaseLiveness(owner_);
     return registered;
   }
   started_ = true;
@@ -41,7 +41,7 @@ void LeaseKeeper::Stop() {
   // fails (the database away), the others find the token gone and clean up.
   Status forgotten = store_.Transact([&](StoreTx& tx) { return tx.UnregisterEngine(owner_); });
   if (!forgotten.ok()) spdlog::warn("unregistering the engine failed: {}", forgotten.message());
-  store_.ReleaseLiveness();
+  store_.ReleaseLiveness(owner_);
 }
 
 void LeaseKeeper::Hold(const WorkItem& item) {

@@ -507,12 +507,13 @@ class Store {
   // An in-memory SQLite database has no tokens: every owner counts as alive.
   //
   // Takes `owner`'s token, or checks that it is still held and takes it again after a loss (the
-  // connection dropped with the server restarted). kConflict when a live process holds it (the
-  // same owner name twice); kUnavailable while the server cannot be reached. Thread-safe; one
-  // owner per Store.
+  // connection dropped with the server restarted). kConflict when someone else holds it (an
+  // engine of the same name; on PostgreSQL also, for an instant, one testing it); kUnavailable
+  // while the server cannot be reached. Thread-safe; a Store holds the tokens of any number of
+  // owners (engines sharing it), on PostgreSQL all on one connection.
   Status HoldLiveness(const std::string& owner);
-  // Gives the token up (the lock file removed). Thread-safe; nothing if none is held.
-  void ReleaseLiveness();
+  // Gives `owner`'s token up (its lock file removed). Thread-safe; nothing if it is not held.
+  void ReleaseLiveness(const std::string& owner);
   // Whether a live process holds `owner`'s token: true for this Store's own owner. Tests without
   // waiting: PostgreSQL pg_try_advisory_lock on a pooled connection, released at once when it
   // was free; SQLite flock(LOCK_NB) on a fresh descriptor (so also inside this process), the dead

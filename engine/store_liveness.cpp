@@ -52,13 +52,9 @@ Status SystemError(const std::string& what, const std::string& path) {
 Status Store::HoldLiveness(const std::string& owner) {
   StoreState& state = *state_;
   std::lock_guard lock(state.liveness_mu);
-  if (!state.liveness_owner.empty() && state.liveness_owner != owner) {
-    return Status::Internal("this store holds the liveness token of " + state.liveness_owner);
-  }
   if (backend() == Backend::kSqlite) {
-    if (state.liveness_fd >= 0) return Status::Ok();  // a descriptor cannot lose its flock
+    if (state.liveness_files.count(owner) > 0) return Status::Ok();  // a descriptor keeps it
     const std::string database = SqlitePath(state.target);
-    state.liveness_owner = owner;
     if (database.empty()) return Status::Ok();
     const std::string folder = LockFolder(database);
     if (::mkdir(folder.c_str(), 0700) != 0 && errno != EEXIST) {
@@ -78,48 +74,60 @@ Status Store::HoldLiveness(const std::string& owner) {
       ::close(fd);
       return failed;
     }
-    state.liveness_fd = fd;
-    state.liveness_path = path;
+    state.liveness_files[owner] = fd;
     return Status::Ok();
   }
   // PostgreSQL: a connection of its own, checked on every call, since a dropped connection (the
-  // server restarted) shows only when used, and with it the lock is gone.
+  // server restarted) shows only when used, and with it every lock on it is gone.
   if (state.liveness) {
     try {
       Exec(*state.liveness, "SELECT 1");
-      return Status::Ok();
     } catch (const std::exception&) {
       state.liveness.reset();
     }
   }
-  Result<std::unique_ptr<soci::session>> fresh = Connect(state);
-  if (!fresh) return fresh.error();
+  if (!state.liveness) {
+    state.liveness_locks.clear();
+    Result<std::unique_ptr<soci::session>> fresh = Connect(state);
+    if (!fresh) return fresh.error();
+    state.liveness = std::move(*fresh);
+  }
+  if (state.liveness_locks.count(owner) > 0) return Status::Ok();
   try {
     int got = 0;
-    **fresh << "SELECT CASE WHEN pg_try_advisory_lock(" + std::to_string(LivenessKey(owner)) +
-                   ") THEN 1 ELSE 0 END",
+    *state.liveness << "SELECT CASE WHEN pg_try_advisory_lock(" +
+                           std::to_string(LivenessKey(owner)) + ") THEN 1 ELSE 0 END",
         soci::into(got);
     // Someone else holds it: an engine of the same name, or one testing whether this engine is
     // alive, which lets go at once; the caller tries again on its next round.
     if (got != 1) return Status::Conflict("the liveness lock of " + owner + " is held elsewhere");
   } catch (const std::exception& e) {
-    return MapError(fresh->get(), Backend::kPostgres, "take the liveness lock", e).status;
+    MappedError mapped =
+        MapError(state.liveness.get(), Backend::kPostgres, "take the liveness lock", e);
+    state.liveness.reset();
+    return mapped.status;
   }
-  state.liveness = std::move(*fresh);
-  state.liveness_owner = owner;
+  state.liveness_locks.insert(owner);
   return Status::Ok();
 }
 
-void Store::ReleaseLiveness() {
+void Store::ReleaseLiveness(const std::string& owner) {
   StoreState& state = *state_;
   std::lock_guard lock(state.liveness_mu);
-  if (state.liveness_fd >= 0) {
-    ::unlink(state.liveness_path.c_str());  // while still locked: nobody can take it meanwhile
-    ::close(state.liveness_fd);
-    state.liveness_fd = -1;
+  if (auto it = state.liveness_files.find(owner); it != state.liveness_files.end()) {
+    // Removed while still locked: nobody can take it meanwhile.
+    ::unlink(LockFile(SqlitePath(state.target), owner).c_str());
+    ::close(it->second);
+    state.liveness_files.erase(it);
   }
-  state.liveness.reset();  // the session ends and the server drops its lock
-  state.liveness_owner.clear();
+  if (state.liveness_locks.erase(owner) == 0 || !state.liveness) return;
+  try {
+    Exec(*state.liveness, "SELECT pg_advisory_unlock(" + std::to_string(LivenessKey(owner)) + ")");
+  } catch (const std::exception&) {
+    state.liveness.reset();  // the session ends and the server drops its locks
+    state.liveness_locks.clear();
+  }
+  if (state.liveness_locks.empty()) state.liveness.reset();
 }
 
 Result<bool> Store::IsAlive(const std::string& owner) {

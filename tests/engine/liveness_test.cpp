@@ -152,7 +152,7 @@ WF_STORE_TEST_CASE("an engine's liveness token lives exactly as long as its hold
   holder.reset();  // the process ends without a word: the token goes with it
   REQUIRE(Eventually([&] { return !Alive(*tester, "engine-a"); }));
   CHECK(tester->HoldLiveness("engine-a").ok());
-  tester->ReleaseLiveness();
+  tester->ReleaseLiveness("engine-a");
 }
 
 WF_STORE_TEST_CASE("a dead engine's rows become claimable at once and stay fenced",

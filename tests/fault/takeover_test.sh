@@ -23,19 +23,24 @@ engine() {
   ENGINE=$!
   PIDS+=($ENGINE)
 }
-# Waits (deadline 60 s) until engine $1 holds leased work.
+# Waits (deadline 60 s) until one of the engines $@ holds leased work; prints its pid.
 wait_holding() {
-  for _ in $(seq 1 600); do [ "$(leased_by "$1")" -gt 0 ] && return 0; sleep 0.1; done
-  fail "engine $1 never leased any work: $(tail -5 "$WORK/engine.log")"
+  for _ in $(seq 1 600); do
+    for pid in "$@"; do [ "$(leased_by "$pid")" -gt 0 ] && { echo "$pid"; return 0; }; done
+    sleep 0.1
+  done
+  fail "no engine of $* leased any work: $(tail -5 "$WORK/engine.log")"
 }
 
 times=()
 for round in 1 2 3; do
-  engine
-  victim=$ENGINE
+  started=()
+  engine; started+=($ENGINE)
+  if [ "$BACKEND" = postgresql ]; then engine; started+=($ENGINE); fi
+  # The victim is an engine with work; the other one (PostgreSQL) must take it over.
+  victim=$(wait_holding "${started[@]}")
   others=()
-  if [ "$BACKEND" = postgresql ]; then engine; others+=($ENGINE); fi
-  wait_holding "$victim"
+  for pid in "${started[@]}"; do [ "$pid" != "$victim" ] && others+=($pid); done
   sleep "0.$(( RANDOM % 5 ))"
   held=$(leased_by "$victim")
   killed_at=$(date +%s.%N)

@@ -280,8 +280,9 @@ void AddOperatorCommands(CLI::App& app, const GlobalOptions& globals, CommandAct
                     "with --until-idle: wait for work due within this many seconds (default 60)")
         ->check(CLI::Range(0, 86400));
     cmd->add_option("--lease", options->lease_seconds,
-                    "seconds a claim holds its work; a dead engine's work is taken again after "
-                    "this long (default 120; keep it well above the longest step timeout)")
+                    "seconds a claim holds its work unless renewed (every third of it, while "
+                    "a call runs); a dead engine's work is taken over within about a second, "
+                    "an engine alive but stuck keeps it this long (default 120)")
         ->check(CLI::Range(1, 86400));
     cmd->callback([&globals, options, selected] {
       *selected = [&globals, options] { return RunEngine(globals, *options); };

@@ -433,7 +433,32 @@ END $grants$)sql");
   due.description = "claim index on run_at alone";
   due.statements.push_back("DROP INDEX work_claim");
   due.statements.push_back("CREATE INDEX work_due ON work (run_at)");
-  return {initial, audit, refusals, due};
+  // Version 5: the running engines, so that one found dead (its liveness token gone, see
+  // Store::IsAlive) has its work taken over at once instead of after its leases expire. Only
+  // registered owners are tested: an engine without a token (an older wf) keeps its leases.
+  Migration engines;
+  engines.version = 5;
+  engines.description = "running engines, for taking a dead engine's work over";
+  engines.statements.push_back(
+      "CREATE TABLE engines (owner TEXT NOT NULL PRIMARY KEY, started_at BIGINT NOT NULL,"
+      " seen_at BIGINT NOT NULL)");
+  if (pg) {
+    engines.statements.push_back(R"sql(DO $grants$
+DECLARE
+  r text;
+BEGIN
+  FOREACH r IN ARRAY ARRAY['wf_engine', 'wf_clerk', 'wf_auditor'] LOOP
+    IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = r) THEN
+      IF r = 'wf_auditor' THEN
+        EXECUTE format('GRANT SELECT ON engines TO %I', r);
+      ELSE
+        EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON engines TO %I', r);
+      END IF;
+    END IF;
+  END LOOP;
+END $grants$)sql");
+  }
+  return {initial, audit, refusals, due, engines};
 }
 
 int Dialect::LatestSchemaVersion() const { return Migrations().back().version; }

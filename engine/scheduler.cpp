@@ -16,6 +16,7 @@
 
 #include "adapters/asio.hpp"
 #include "adapters/noop.hpp"
+#include "engine/liveness.hpp"
 #include "workflows/json_limits.hpp"
 #include "workflows/loader.hpp"
 
@@ -35,6 +36,28 @@ std::string DefaultOwner() {
   return std::string(host) + ":" + std::to_string(getpid()) + ":" +
          std::to_string(random() % 100000);
 }
+
+EngineOptions WithOwner(EngineOptions options) {
+  if (options.owner.empty()) options.owner = DefaultOwner();
+  return options;
+}
+
+// A row's lease is renewed for as long as this lives (the row's Carry).
+class HeldLease {
+ public:
+  HeldLease(LeaseKeeper& keeper, const WorkItem& item)
+      : keeper_(keeper), case_id_(item.case_id), id_(item.id) {
+    keeper_.Hold(item);
+  }
+  ~HeldLease() { keeper_.Drop(case_id_, id_); }
+  HeldLease(const HeldLease&) = delete;
+  HeldLease& operator=(const HeldLease&) = delete;
+
+ private:
+  LeaseKeeper& keeper_;
+  std::string case_id_;
+  std::int64_t id_;
+};
 
 // One claimed row and what carrying it out produced.
 struct Completion {
@@ -73,10 +96,11 @@ struct Engine::Impl {
   Impl(Runtime& r, const adapters::Registry& a, EngineOptions o)
       : runtime(r),
         registry(a),
-        options(std::move(o)),
-        db_pool(static_cast<size_t>(std::max(1, options.db_threads) + 2)),
-        wake(io) {
-    if (options.owner.empty()) options.owner = DefaultOwner();
+        options(WithOwner(std::move(o))),
+        keeper(r.store(), options.owner, options.lease),
+        db_pool(static_cast<size_t>(std::max(1, options.db_threads) + 3)),
+        wake(io),
+        keeper_wake(io) {
     for (int i = 0; i < std::max(1, options.db_threads); ++i) {
       committers.push_back(std::make_unique<Shard>(io));
     }
@@ -85,11 +109,13 @@ struct Engine::Impl {
   Runtime& runtime;
   const adapters::Registry& registry;
   EngineOptions options;
+  LeaseKeeper keeper;  // liveness token, lease renewals, dead engines' work (engine/liveness.hpp)
   adapters::NoopAdapter noop;
 
   asio::io_context io{1};
   asio::thread_pool db_pool;
-  asio::steady_timer wake;  // the main loop sleeps on it; cancelled to wake it
+  asio::steady_timer wake;         // the main loop sleeps on it; cancelled to wake it
+  asio::steady_timer keeper_wake;  // the Keeper sleeps on it
   // Outcomes are committed by one committer per database thread, each owning the cases that hash
   // to it, so that no two of this engine's transactions ever wait for the same case row.
   struct Shard {
@@ -154,6 +180,7 @@ struct Engine::Impl {
 
   // Takes the SQLite engine lock at start-up, waiting out the lock of an engine that died
   // (it expires after LockTtl); a live engine keeps renewing it, so then kConflict.
+  // The lock of an engine whose liveness token is gone is broken at once.
   Status TakeSqliteLock() {
     auto give_up = std::chrono::steady_clock::now() + LockTtl() + std::chrono::seconds(1);
     for (;;) {
@@ -161,6 +188,8 @@ struct Engine::Impl {
       if (status.code() != ErrorCode::kConflict || std::chrono::steady_clock::now() >= give_up) {
         return status;
       }
+      auto broken = keeper.BreakDeadLock("engine");
+      if (broken && *broken) continue;
       std::this_thread::sleep_for(std::chrono::milliseconds(250));
     }
   }
@@ -260,7 +289,23 @@ struct Engine::Impl {
     stopping = true;
     runtime.store().Wake();
     WakeCommitters();
+    keeper_wake.cancel();
     co_return;
+  }
+
+  // Renews the leases of the rows being carried and takes over dead engines' work, until the
+  // main loop has stopped and nothing is in flight any more (engine/liveness.hpp).
+  asio::awaitable<void> Keeper() {
+    while (!(stopping && in_flight == 0)) {
+      KeeperRound round = co_await OnDb([this] { return keeper.Tick(); });
+      if (!round.status.ok()) {
+        spdlog::warn("keeping leases and testing other engines failed: {}", round.status.message());
+      }
+      if (round.lost > 0) Count(&EngineStats::lost, round.lost);
+      if (round.taken_over > 0) wake.cancel();  // claim the released rows now
+      if (stopping && in_flight == 0) break;
+      co_await Sleep(keeper_wake, keeper.tick());
+    }
   }
 
   // Carries out the rows leased to this engine that it is not carrying (see adopt_orphans).
@@ -307,6 +352,7 @@ struct Engine::Impl {
 
   // Carries out one claimed row and queues its outcome for the committer.
   asio::awaitable<void> Carry(WorkItem item) {
+    HeldLease held(keeper, item);
     Completion completion;
     if (item.kind == kWorkInvoke) {
       auto payload_json = nlohmann::json::parse(item.payload, nullptr, false);
@@ -630,7 +676,16 @@ EngineStats Engine::stats() const {
 
 Status Engine::Run() {
   Impl& impl = *impl_;
-  if (Status locked = impl.TakeSqliteLock(); !locked.ok()) return locked;
+  if (Status started = impl.keeper.Start(); !started.ok()) return started;
+  if (Status locked = impl.TakeSqliteLock(); !locked.ok()) {
+    impl.keeper.Stop();
+    return locked;
+  }
+  // Before the first claim: the work of engines that died before this one started is due now
+  // (`wf engine --until-idle` after a crash finishes it instead of finding it leased for long).
+  if (KeeperRound first = impl.keeper.Tick(); !first.status.ok()) {
+    spdlog::warn("testing other engines failed: {}", first.status.message());
+  }
   asio::signal_set signals(impl.io, SIGINT, SIGTERM);
   signals.async_wait([this](const boost::system::error_code& ec, int signal) {
     if (ec) return;
@@ -659,9 +714,11 @@ Status Engine::Run() {
     asio::co_spawn(impl.io, impl.Committer(*shard), log_failure("a committer"));
   }
   asio::co_spawn(impl.io, impl.Listener(), log_failure("the listener"));
+  asio::co_spawn(impl.io, impl.Keeper(), log_failure("the lease keeper"));
   impl.io.run();
   impl.db_pool.join();
   Status unlocked = impl.LockSqlite(false);
+  impl.keeper.Stop();
   if (!impl.final_status.ok()) return impl.final_status;
   (void)unlocked;
   return Status::Ok();

@@ -22,8 +22,10 @@ struct EngineOptions {
   int claim_batch = 256;   // rows leased per claim
   int commit_batch = 256;  // outcomes committed per transaction
   int db_threads = 2;      // threads doing blocking database work (plus one that listens)
-  // How long a claim holds a row. A worker that dies loses its rows after this long; an adapter
-  // call must finish well within it (timeouts are per step, 30 s by default).
+  // How long a claim holds a row unless renewed. The rows being carried are renewed every
+  // lease/3, so a call may last longer than this; an engine that dies is found dead within about
+  // a second (its liveness token, engine/liveness.hpp) and its rows taken over then, not after
+  // the lease. The lease bounds only how long an engine that is alive but stuck keeps its rows.
   std::chrono::seconds lease{120};
   // With until_idle, Run returns once nothing is in flight, nothing is due and nothing comes due
   // within `idle_wait` (retry backoffs are waited for; a 30-day wait timeout is not).
@@ -39,6 +41,7 @@ struct EngineStats {
   int64_t reused = 0;     // adapter calls answered from evidence instead (once-only)
   int64_t committed = 0;  // outcomes applied
   int64_t stale = 0;      // outcomes dropped because the lease was lost or the case moved on
+  int64_t lost = 0;       // leases found gone by a renewal while their rows were carried
   int64_t transactions = 0;
   // From the moment a row became claimable (due, or its lease expired) to its adapter call.
   LatencyHistogram dispatch;

@@ -21,14 +21,12 @@
 
 namespace wf::engine {
 
-namespace {
-
 using namespace detail;  // the shared internals in engine/store_internal.hpp
 
 // ---------------------------------------------------------------------------------------------
 // Connections
 
-Result<std::unique_ptr<soci::session>> Connect(const StoreState& state) {
+Result<std::unique_ptr<soci::session>> detail::Connect(const StoreState& state) {
   const DatabaseTarget& target = state.target;
   try {
     std::unique_ptr<soci::session> sql;
@@ -54,6 +52,8 @@ Result<std::unique_ptr<soci::session>> Connect(const StoreState& state) {
                                Trim(soci_error ? soci_error->get_error_message() : e.what()));
   }
 }
+
+namespace {
 
 // Takes a connection slot from the pool for the lifetime of the object.
 class PooledSession {

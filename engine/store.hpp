@@ -312,6 +312,26 @@ class StoreTx {
   Result<std::vector<WorkItem>> ListWork(const std::string& case_id);
   // The rows leased to `owner` now (an engine looking for rows it lost track of).
   Result<std::vector<WorkItem>> ListLeasedWork(const std::string& owner);
+  // Extends the leases `owner` holds on `rows` (each at its attempt) to `until`: lease_until and
+  // run_at, in one statement per 200 rows. One flag per row of `rows`, in order; false for a row
+  // whose lease is gone (re-claimed, or the work finished or cancelled), which is left alone.
+  Result<std::vector<bool>> RenewLeases(const std::vector<WorkFence>& rows,
+                                        const std::string& owner, Timestamp until);
+
+  // --- engines (engine/liveness.hpp): who may hold leases, and taking a dead one's work over
+  // Records `owner` as a running engine (again, after a take-over removed it), seen at `now`.
+  // Call it only while holding the owner's liveness token (Store::HoldLiveness).
+  Status RegisterEngine(const std::string& owner, Timestamp now);
+  // Forgets `owner` (an engine stopping cleanly, or one found dead).
+  Status UnregisterEngine(const std::string& owner);
+  // The registered engines' owners, by name. Only these have liveness tokens to test: rows
+  // leased by anyone else are left to their leases' expiry.
+  Result<std::vector<std::string>> ListEngines();
+  // Takes over the work of `owner`, an engine found dead: its leased rows become claimable at
+  // `now` (run_at), owner and attempt kept, so whatever it might still commit stays fenced out,
+  // and the next claim's attempt + 1 fences it for good. Forgets the engine too. Returns how many
+  // rows it released; waiting engines are woken.
+  Result<std::int64_t> TakeOverEngine(const std::string& owner, Timestamp now);
 
   // --- tasks
   Result<std::int64_t> InsertTask(const TaskRecord& task);  // returns the new id
@@ -388,6 +408,8 @@ class StoreTx {
   Result<bool> TryLockEngine(const std::string& name, const std::string& owner, Timestamp now,
                              Timestamp until);
   Status UnlockEngine(const std::string& name, const std::string& owner);
+  // Who holds the lease `name` (expired or not); nullopt when nobody does.
+  Result<std::optional<std::string>> EngineLockHolder(const std::string& name);
 
  private:
   friend class Store;
@@ -476,6 +498,28 @@ class Store {
   Result<bool> WaitForWork(std::chrono::milliseconds timeout);
   // Wakes the thread in WaitForWork (e.g. to shut down). Thread-safe, never blocks.
   void Wake();
+
+  // --- liveness tokens (engine/store_liveness.cpp): each engine holds one for its whole life,
+  // and the kernel or the server drops it the moment the process dies, however it dies.
+  // PostgreSQL: a session-level advisory lock keyed by the owner's name (AdvisoryKey of
+  // "wf_engine:" + owner) on a connection of its own. SQLite: an exclusive flock(2) on
+  // `<database>.engines/<hex key>.lock` (the folder 0700, the file 0600, made on first use).
+  // An in-memory SQLite database has no tokens: every owner counts as alive.
+  //
+  // Takes `owner`'s token, or checks that it is still held and takes it again after a loss (the
+  // connection dropped with the server restarted). kConflict when someone else holds it (an
+  // engine of the same name; on PostgreSQL also, for an instant, one testing it); kUnavailable
+  // while the server cannot be reached. Thread-safe; a Store holds the tokens of any number of
+  // owners (engines sharing it), on PostgreSQL all on one connection.
+  Status HoldLiveness(const std::string& owner);
+  // Gives `owner`'s token up (its lock file removed). Thread-safe; nothing if it is not held.
+  void ReleaseLiveness(const std::string& owner);
+  // Whether a live process holds `owner`'s token: true for this Store's own owner. Tests without
+  // waiting: PostgreSQL pg_try_advisory_lock on a pooled connection, released at once when it
+  // was free; SQLite flock(LOCK_NB) on a fresh descriptor (so also inside this process), the dead
+  // owner's file removed. False also when the owner has no token at all: ask only about
+  // registered engines (StoreTx::ListEngines).
+  Result<bool> IsAlive(const std::string& owner);
 
  private:
   explicit Store(std::unique_ptr<detail::StoreState> state);

@@ -14,9 +14,11 @@
 
 #include <condition_variable>
 #include <deque>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -37,6 +39,7 @@ struct StoreState {
     if (pipe2(wake_pipe, O_NONBLOCK | O_CLOEXEC) != 0) wake_pipe[0] = wake_pipe[1] = -1;
   }
   ~StoreState() {
+    for (const auto& [owner, fd] : liveness_files) close(fd);  // the flocks go with them
     if (wake_pipe[0] >= 0) close(wake_pipe[0]);
     if (wake_pipe[1] >= 0) close(wake_pipe[1]);
   }
@@ -52,7 +55,17 @@ struct StoreState {
   std::unique_ptr<soci::session> listen;  // PostgreSQL: the LISTEN wf_work connection
   bool listened_before = false;
   int wake_pipe[2] = {-1, -1};  // a byte in it means "wake the waiter"
+
+  // The liveness tokens of the engines on this store (Store::HoldLiveness), by owner.
+  std::mutex liveness_mu;
+  std::map<std::string, int> liveness_files;  // SQLite: the flocked file's descriptor
+  std::unique_ptr<soci::session> liveness;    // PostgreSQL: holds every owner's advisory lock
+  std::set<std::string> liveness_locks;       // PostgreSQL: the owners locked on it
 };
+
+// Opens a connection to the store's database with the session settings every connection gets
+// (store.cpp); kUnavailable naming the URL without its password.
+Result<std::unique_ptr<soci::session>> Connect(const StoreState& state);
 
 // A statement sent in a pipeline (StoreTx::DeferWrites).
 struct DeferredWrite {

@@ -1,8 +1,10 @@
 // The store's work queue and leases (engine/store.hpp, "work"): enqueueing work (directly,
 // deferred into the pipeline, or kept back and inserted already leased), claiming under leases,
-// fenced completion and rescheduling, counting, and the engine lock.
+// fenced completion and rescheduling, renewing leases, counting, the engine lock, and the
+// registry of running engines whose dead members' work is taken over.
 #include <algorithm>
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <tuple>
@@ -315,6 +317,41 @@ Result<std::vector<WorkItem>> StoreTx::ListLeasedWork(const std::string& owner) 
   });
 }
 
+Result<std::vector<bool>> StoreTx::RenewLeases(const std::vector<WorkFence>& rows,
+                                               const std::string& owner, Timestamp until) {
+  return Guard(context_, "renew leases", [&]() -> Result<std::vector<bool>> {
+    std::vector<bool> renewed(rows.size(), false);
+    std::map<std::pair<std::string, std::int64_t>, size_t> index;
+    for (size_t i = 0; i < rows.size(); ++i) index[{rows[i].case_id, rows[i].id}] = i;
+    for (size_t start = 0; start < rows.size(); start += kWorkRowsPerInsert) {
+      size_t end = std::min(rows.size(), start + kWorkRowsPerInsert);
+      // Each row by its primary key and its attempt: the fence of the lease being renewed.
+      std::string text =
+          "UPDATE work SET lease_until = :until, run_at = :until"
+          " WHERE state = 'leased' AND owner = :owner AND (";
+      for (size_t i = start; i < end; ++i) {
+        std::string n = std::to_string(i - start);
+        if (i > start) text += " OR ";
+        text += "(case_id = :c" + n + " AND id = :i" + n + " AND attempt = :a" + n + ")";
+      }
+      Query q(context_.sql, text + ") RETURNING case_id, id");
+      q.Bind("until", until).Bind("owner", owner);
+      for (size_t i = start; i < end; ++i) {
+        std::string n = std::to_string(i - start);
+        q.Bind("c" + n, rows[i].case_id)
+            .Bind("i" + n, rows[i].id)
+            .Bind("a" + n, std::int64_t{rows[i].attempt});
+      }
+      q.Columns("ti");
+      for (bool more = q.Execute(); more; more = q.Next()) {
+        auto it = index.find({q.Text(0), q.Int(1)});
+        if (it != index.end()) renewed[it->second] = true;
+      }
+    }
+    return renewed;
+  });
+}
+
 Result<std::vector<WorkItem>> StoreTx::ListWork(const std::string& case_id) {
   return Guard(context_, "list work", [&]() -> Result<std::vector<WorkItem>> {
     Query q(context_.sql, "SELECT " + SelectList(kWorkColumns, context_.dialect) +
@@ -344,6 +381,59 @@ Status StoreTx::UnlockEngine(const std::string& name, const std::string& owner) 
     Query q(context_.sql, "DELETE FROM engine_lock WHERE name = :name AND owner = :owner");
     q.Bind("name", name).Bind("owner", owner).Execute();
     return Status::Ok();
+  });
+}
+
+Result<std::optional<std::string>> StoreTx::EngineLockHolder(const std::string& name) {
+  return Guard(context_, "read engine lock", [&]() -> Result<std::optional<std::string>> {
+    Query q(context_.sql, "SELECT owner FROM engine_lock WHERE name = :name");
+    q.Bind("name", name).Columns("t");
+    if (!q.Execute()) return std::optional<std::string>();
+    return std::optional<std::string>(q.Text(0));
+  });
+}
+
+// --- engines
+
+Status StoreTx::RegisterEngine(const std::string& owner, Timestamp now) {
+  return Guard(context_, "register engine", [&]() -> Status {
+    Query q(context_.sql,
+            "INSERT INTO engines (owner, started_at, seen_at) VALUES (:owner, :now, :now)"
+            " ON CONFLICT (owner) DO UPDATE SET seen_at = excluded.seen_at");
+    q.Bind("owner", owner).Bind("now", now).Execute();
+    return Status::Ok();
+  });
+}
+
+Status StoreTx::UnregisterEngine(const std::string& owner) {
+  return Guard(context_, "unregister engine", [&]() -> Status {
+    Query q(context_.sql, "DELETE FROM engines WHERE owner = :owner");
+    q.Bind("owner", owner).Execute();
+    return Status::Ok();
+  });
+}
+
+Result<std::vector<std::string>> StoreTx::ListEngines() {
+  return Guard(context_, "list engines", [&]() -> Result<std::vector<std::string>> {
+    Query q(context_.sql, "SELECT owner FROM engines ORDER BY owner");
+    q.Columns("t");
+    std::vector<std::string> owners;
+    for (bool more = q.Execute(); more; more = q.Next()) owners.push_back(q.Text(0));
+    return owners;
+  });
+}
+
+Result<std::int64_t> StoreTx::TakeOverEngine(const std::string& owner, Timestamp now) {
+  return Guard(context_, "take over engine", [&]() -> Result<std::int64_t> {
+    Query q(context_.sql,
+            "UPDATE work SET run_at = :now WHERE state = 'leased' AND owner = :owner"
+            " AND run_at > :now");
+    q.Bind("now", now).Bind("owner", owner).Execute();
+    const std::int64_t released = q.AffectedRows();
+    Query forget(context_.sql, "DELETE FROM engines WHERE owner = :owner");
+    forget.Bind("owner", owner).Execute();
+    if (released > 0) context_.work_changed = true;
+    return released;
   });
 }
 

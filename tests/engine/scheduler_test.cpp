@@ -304,6 +304,63 @@ WF_STORE_TEST_CASE("an outcome that comes after its lease was lost changes nothi
   CHECK(work[0].owner == "thief");
 }
 
+WF_STORE_TEST_CASE("a call longer than the lease keeps its lease and reaches the department once",
+                   "[engine][scheduler][lease]", db) {
+  EngineRig rig(db, [](const StepRequest&) { return StepOutcome::Done({{"slow", true}}); });
+  rig.department().Hold();
+  std::string id = rig.Start("A-1");
+  EngineOptions options;
+  options.lease = 3s;  // renewed every second
+  Engine engine(rig.runtime(), rig.registry(), options);
+  auto run = std::async(std::launch::async, [&] { return engine.Run(); });
+  REQUIRE(rig.department().WaitForCalls(1));
+
+  auto lease_until = [&] {
+    std::vector<WorkItem> work = testing::CaseWork(rig.store(), id);
+    REQUIRE(work.size() == 1);
+    REQUIRE(work[0].lease_until.has_value());
+    return *work[0].lease_until;
+  };
+  // The call outlasts the lease it started under, which is renewed meanwhile.
+  const Timestamp first = lease_until();
+  REQUIRE(Eventually([&] { return Now() > first + 1s && lease_until() > first + 1s; }));
+
+  rig.department().Release();
+  REQUIRE(Eventually([&] { return testing::CaseStatus(rig.store(), id) == "completed"; }));
+  engine.Stop();
+  REQUIRE(run.wait_for(kDeadline) == std::future_status::ready);
+  CHECK(run.get().ok());
+  CHECK(rig.department().calls().size() == 1);
+  CHECK(engine.stats().committed == 1);
+  CHECK(engine.stats().stale == 0);
+  CHECK(engine.stats().lost == 0);
+}
+
+WF_STORE_TEST_CASE("an engine started after another died takes its work over at once",
+                   "[engine][scheduler][liveness]", db) {
+  EngineRig rig(db, [](const StepRequest&) { return StepOutcome::Done({{"ok", true}}); });
+  std::string id = rig.Start("A-1");
+  // The dead engine: registered, its token gone, its row leased for an hour and, on SQLite, the
+  // engine lock for an hour too.
+  REQUIRE(rig.store()
+              .Transact([&](StoreTx& tx) {
+                if (Status s = tx.RegisterEngine("dead-engine", Now()); !s.ok()) return s;
+                auto claimed = tx.ClaimWork("dead-engine", Now(), 1h, 10);
+                if (!claimed) return claimed.error();
+                if (claimed->size() != 1) return Status::Internal("nothing claimed");
+                if (db.is_postgres()) return Status::Ok();
+                auto locked = tx.TryLockEngine("engine", "dead-engine", Now(), Now() + 1h);
+                if (!locked) return locked.error();
+                return *locked ? Status::Ok() : Status::Internal("not locked");
+              })
+              .ok());
+
+  EngineStats stats = rig.RunUntilIdle();
+  CHECK(testing::CaseStatus(rig.store(), id) == "completed");
+  CHECK(rig.department().calls().size() == 1);
+  CHECK(stats.committed == 1);
+}
+
 WF_STORE_TEST_CASE("stop lets the call in flight finish and commits it before returning",
                    "[engine][scheduler][stop]", db) {
   EngineRig rig(db, [](const StepRequest&) { return StepOutcome::Done({{"ok", true}}); });

@@ -61,3 +61,30 @@ http_get() {  # path -> body, through bash's /dev/tcp (no curl needed)
 }
 
 count_open() { "$WF" cases --status open --limit 0 --json | jq length; }
+
+# Runs one query that answers a single value, behind the engines' backs (psql or sqlite3).
+sql_value() {
+  if [ "$BACKEND" = postgresql ]; then
+    psql -XAtq "$WF_DB" -c "$1"
+  else
+    sqlite3 -cmd ".timeout 10000" "$WORK/wf.db" "$1"
+  fi
+}
+
+# How many work rows are leased to the engine process $1 (its owner is "<host>:<pid>:<n>").
+leased_by() { sql_value "SELECT COUNT(*) FROM work WHERE state = 'leased' AND owner LIKE '%:$1:%'"; }
+
+# Prints the seconds (since the time $2, from `date +%s.%N`) until no work row is leased to the
+# dead engine $1 any more: taken over and claimed by a live engine, or finished. Measured, not
+# asserted; $3 seconds (below the default lease of 120 s) is only the deadline of a failed test.
+wait_taken_over() {
+  local pid=$1 since=$2 deadline=$3
+  elapsed() { awk -v now="$(date +%s.%N)" -v since="$since" 'BEGIN { printf "%.2f", now - since }'; }
+  while [ "$(leased_by "$pid")" -gt 0 ]; do
+    if awk -v e="$(elapsed)" -v d="$deadline" 'BEGIN { exit !(e > d) }'; then
+      fail "the work of engine $pid was not taken over within $deadline s"
+    fi
+    sleep 0.05
+  done
+  elapsed
+}

@@ -80,6 +80,7 @@ TestDatabase::~TestDatabase() {
     std::error_code ignored;
     for (const char* suffix : {"", "-wal", "-shm"})
       std::filesystem::remove(name_ + suffix, ignored);
+    std::filesystem::remove_all(name_ + ".engines", ignored);  // engines' liveness lock files
     return;
   }
   try {

@@ -52,6 +52,8 @@ struct StoreState {
   std::unique_ptr<soci::session> listen;  // PostgreSQL: the LISTEN wf_work connection
   bool listened_before = false;
   int wake_pipe[2] = {-1, -1};  // a byte in it means "wake the waiter"
+
+  CaseIdSource case_ids;  // empty: NewCaseId
 };
 
 // A statement sent in a pipeline (StoreTx::DeferWrites).
@@ -96,6 +98,7 @@ struct TxContext {
   } claim_new;
   // The last (seq, hash) of each case's history chain as this transaction left it.
   std::unordered_map<std::string, std::pair<std::int64_t, std::string>> heads;
+  const CaseIdSource* case_ids = nullptr;  // the store's, when it has one
 };
 
 // ---------------------------------------------------------------------------------------------

@@ -54,7 +54,8 @@ enum class Waiting {
   kNothing,   // transient inside Apply only; never in a returned state
   kAdapter,   // an InvokeAdapter is out: StepSucceeded, StepFailed or StepAccepted
   kRetry,     // a ScheduleRetry is out: TimerFired{kRetry}
-  kAccepted,  // the department answered 202: a signal named by the step id
+  kAccepted,  // the department answered 202: a signal named by the step id (and
+              // TimerFired{kAcceptTimeout})
   kTask,      // an OpenTask is out: TaskCompleted (and TimerFired{kTaskDeadline})
   kSignal,    // a wait step: SignalReceived{Token::signal} (and TimerFired{kWaitTimeout})
   kChild,     // a StartChild is out: ChildEnded
@@ -70,9 +71,12 @@ enum class TimerKind {
   kRetry,         // the delay before the next attempt of an adapter step
   kWaitTimeout,   // a wait step's `timeout:`
   kTaskDeadline,  // a task step's `deadline:`
+  // An adapter step's `accept_timeout:` (default workflows::kDefaultAcceptTimeout), set when the
+  // department answers 202: no result by then is a retryable failure of the attempt.
+  kAcceptTimeout,
 };
 
-// "retry", "wait_timeout", "task_deadline".
+// "retry", "wait_timeout", "task_deadline", "accept_timeout".
 const char* TimerKindName(TimerKind kind);
 std::optional<TimerKind> ParseTimerKind(const std::string& name);
 
@@ -192,13 +196,21 @@ struct Cancel {
 struct RetryIncident {
   int64_t activation = 0;
 };
+// The engine could not carry out, or could not commit the outcome of, work for `activation`
+// however often it tried (a deterministic exception, an outcome that cannot be stored): the
+// step fails permanently with `message` (its on_error, or an incident). The last net of
+// engine/scheduler.cpp; never enqueued as work.
+struct WorkFailed {
+  int64_t activation = 0;
+  std::string message;
+};
 
 }  // namespace event
 
 using Event =
     std::variant<event::Start, event::StepSucceeded, event::StepFailed, event::StepAccepted,
                  event::TaskCompleted, event::SignalReceived, event::TimerFired, event::ChildEnded,
-                 event::Cancel, event::RetryIncident>;
+                 event::Cancel, event::RetryIncident, event::WorkFailed>;
 
 // The event as JSON: {"type": "step_succeeded", "activation": 3, ...} with the member names
 // above ("type" is the snake_case struct name). Used to enqueue events as work.
@@ -313,7 +325,7 @@ nlohmann::json CommandToJson(const Command& command);
 //   case.cancelled     {reason}                         step.entered   {activation, kind}
 //   step.succeeded     {activation, saved_as, result}   (saved_as null when not saved)
 //   step.reused        {activation, saved_as, result, source_case}
-//   step.accepted      {activation}                     (202: waits for the signal <step id>)
+//   step.accepted      {activation, accept_timeout}     (202: waits for the signal <step id>)
 //   step.failed        {activation, attempt, message, retryable}
 //   step.retry_scheduled {activation, attempt, delay_seconds}
 //   step.error_handled {activation, saved_as, on_error} (the failure went to on_error)
@@ -374,9 +386,16 @@ struct Advance {
 // - Signals go to every token waiting for that name: a wait step saves the data under save_as
 //   and continues; an adapter step parked by 202 (or whose call is still out: the callback may
 //   overtake the 202) takes the data as its result.
+// - StepAccepted (202) parks the step for its callback and sets a kAcceptTimeout timer
+//   (`accept_timeout:`, default workflows::kDefaultAcceptTimeout); the callback cancels it.
 // - TimerFired kTaskDeadline escalates (EscalateTask, once) or notes task.overdue;
 //   kWaitTimeout takes `on_timeout` (or opens an incident: RetryIncident waits again);
-//   kRetry sends the next attempt.
+//   kRetry sends the next attempt; kAcceptTimeout, while the step still waits for its
+//   callback, is a retryable failure of the attempt ("department 'x' accepted the call but sent
+//   no result within 7 days"): retried under the same idempotency key like any other, then
+//   on_error or an incident.
+// - WorkFailed: the step at the activation fails permanently (on_error or an incident) after its
+//   outstanding work is dropped; a step waiting for a task or a signal opens an incident.
 // - The clock: PauseClock when the first token starts waiting at a `pauses_deadline` wait,
 //   ResumeClock when none does any more (or the case finishes); paused_since/paused_seconds
 //   account the stopped time with `ctx.now`.

@@ -103,14 +103,19 @@ Status Machine::On(const event::StepFailed& e) {
     out_.stale = true;  // the report of an attempt that is no longer the one out
     return Status::Ok();
   }
+  FailAttempt(token, e.attempt, e.message, e.retryable);
+  return Status::Ok();
+}
+
+void Machine::FailAttempt(Token& token, int attempt, const std::string& message, bool retryable) {
   const Step& step = StepOf(token);
   Note(history_action::kStepFailed, step.id,
        {{"activation", token.activation},
-        {"attempt", e.attempt},
-        {"message", e.message},
-        {"retryable", e.retryable}});
+        {"attempt", attempt},
+        {"message", message},
+        {"retryable", retryable}});
   int attempts = std::max(1, step.retry.attempts);
-  if (e.retryable && token.attempt < attempts) {
+  if (retryable && token.attempt < attempts) {
     int next = token.attempt + 1;
     int64_t delay = BackoffSeconds(step.retry, next);
     token.waiting = Waiting::kRetry;
@@ -118,14 +123,11 @@ Status Machine::On(const event::StepFailed& e) {
     Emit(command::ScheduleRetry{token.activation, delay, next});
     Note(history_action::kStepRetryScheduled, step.id,
          {{"activation", token.activation}, {"attempt", next}, {"delay_seconds", delay}});
-    return Status::Ok();
+    return;
   }
-  std::string message = e.message;
-  if (e.retryable) {
-    message = "gave up after " + std::to_string(token.attempt) + " attempts: " + message;
-  }
-  Failed(token, message);
-  return Status::Ok();
+  std::string text = message;
+  if (retryable) text = "gave up after " + std::to_string(token.attempt) + " attempts: " + text;
+  Failed(token, text);
 }
 
 Status Machine::On(const event::StepAccepted& e) {
@@ -135,7 +137,11 @@ Status Machine::On(const event::StepAccepted& e) {
   if (token.waiting != Waiting::kAdapter) return WrongWait(token, "step accepted");
   token.waiting = Waiting::kAccepted;
   token.signal = token.step;
-  Note(history_action::kStepAccepted, token.step, {{"activation", token.activation}});
+  workflows::Duration limit =
+      StepOf(token).accept_timeout.value_or(workflows::kDefaultAcceptTimeout);
+  Emit(command::SetTimer{token.activation, TimerKind::kAcceptTimeout, limit});
+  Note(history_action::kStepAccepted, token.step,
+       {{"activation", token.activation}, {"accept_timeout", limit.ToString()}});
   return Status::Ok();
 }
 
@@ -214,9 +220,20 @@ Status Machine::On(const event::TimerFired& e) {
                             " was never issued for this case");
   }
   Token* t = FindByActivation(e.activation);
-  Waiting expected = e.kind == TimerKind::kRetry         ? Waiting::kRetry
-                     : e.kind == TimerKind::kWaitTimeout ? Waiting::kSignal
-                                                         : Waiting::kTask;
+  Waiting expected = Waiting::kTask;
+  switch (e.kind) {
+    case TimerKind::kRetry:
+      expected = Waiting::kRetry;
+      break;
+    case TimerKind::kWaitTimeout:
+      expected = Waiting::kSignal;
+      break;
+    case TimerKind::kAcceptTimeout:
+      expected = Waiting::kAccepted;
+      break;
+    case TimerKind::kTaskDeadline:
+      break;
+  }
   if (t == nullptr || t->waiting != expected ||
       (e.kind == TimerKind::kTaskDeadline && t->escalated)) {
     out_.stale = true;
@@ -254,6 +271,16 @@ Status Machine::On(const event::TimerFired& e) {
         Note(history_action::kTaskOverdue, step.id, {{"activation", token.activation}});
       }
       break;
+    case TimerKind::kAcceptTimeout: {
+      // The callback is lost, or the department never got round to it: call again under the
+      // same idempotency key, so an idempotent department answers the result (or 202) again.
+      workflows::Duration limit = step.accept_timeout.value_or(workflows::kDefaultAcceptTimeout);
+      FailAttempt(token, token.attempt,
+                  "department '" + step.department +
+                      "' accepted the call but sent no result within " + limit.ToString(),
+                  true);
+      break;
+    }
   }
   return Status::Ok();
 }
@@ -301,6 +328,32 @@ Status Machine::On(const event::RetryIncident& e) {
   } else {
     ready_.push_back(token.id);  // enter again under the same activation
   }
+  return Status::Ok();
+}
+
+Status Machine::On(const event::WorkFailed& e) {
+  Result<Token*> t = Active(e.activation, "work failed");
+  if (!t) return t.error();
+  Token& token = **t;
+  switch (token.waiting) {
+    case Waiting::kAdapter:
+    case Waiting::kRetry:
+    case Waiting::kAccepted:
+    case Waiting::kChild:
+      CancelToken(token, "failed");  // drops its queued calls, timers or sub-case
+      Failed(token, e.message);
+      return Status::Ok();
+    case Waiting::kTask:
+    case Waiting::kSignal:
+      CancelToken(token, "failed");
+      Incident(token, e.message, false);
+      return Status::Ok();
+    case Waiting::kNothing:
+    case Waiting::kBranches:
+    case Waiting::kIncident:
+      break;
+  }
+  out_.stale = true;  // nothing of this activation is outstanding: the failed work is moot
   return Status::Ok();
 }
 

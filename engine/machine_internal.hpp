@@ -82,6 +82,11 @@ class Machine {
   Status On(const event::ChildEnded& e);
   Status On(const event::Cancel& e);
   Status On(const event::RetryIncident& e);
+  Status On(const event::WorkFailed& e);
+
+  // One attempt of an adapter step failed: schedules the next (retryable, attempts left) or
+  // fails the step (Failed).
+  void FailAttempt(Token& token, int attempt, const std::string& message, bool retryable);
 
   // --- moving tokens (machine.cpp)
 

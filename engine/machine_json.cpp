@@ -51,12 +51,15 @@ const char* TimerKindName(TimerKind kind) {
       return "wait_timeout";
     case TimerKind::kTaskDeadline:
       return "task_deadline";
+    case TimerKind::kAcceptTimeout:
+      return "accept_timeout";
   }
   return "retry";
 }
 
 std::optional<TimerKind> ParseTimerKind(const std::string& name) {
-  for (TimerKind k : {TimerKind::kRetry, TimerKind::kWaitTimeout, TimerKind::kTaskDeadline}) {
+  for (TimerKind k : {TimerKind::kRetry, TimerKind::kWaitTimeout, TimerKind::kTaskDeadline,
+                      TimerKind::kAcceptTimeout}) {
     if (name == TimerKindName(k)) return k;
   }
   return std::nullopt;
@@ -320,6 +323,9 @@ json EventToJson(const Event& event) {
           [](const event::RetryIncident& e) -> json {
             return {{"type", "retry_incident"}, {"activation", e.activation}};
           },
+          [](const event::WorkFailed& e) -> json {
+            return {{"type", "work_failed"}, {"activation", e.activation}, {"message", e.message}};
+          },
       },
       event);
 }
@@ -361,6 +367,8 @@ Result<Event> EventFromJson(const json& in) {
     out = event::Cancel{r.Text("reason")};
   } else if (type == "retry_incident") {
     out = event::RetryIncident{r.Int("activation")};
+  } else if (type == "work_failed") {
+    out = event::WorkFailed{r.Int("activation"), r.Text("message")};
   } else {
     return Status::Invalid("event: unknown type '" + type + "'");
   }

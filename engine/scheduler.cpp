@@ -17,6 +17,7 @@
 #include "adapters/asio.hpp"
 #include "adapters/noop.hpp"
 #include "engine/liveness.hpp"
+#include "engine/failed_work.hpp"
 #include "workflows/json_limits.hpp"
 #include "workflows/loader.hpp"
 
@@ -335,19 +336,52 @@ struct Engine::Impl {
   void Spawn(WorkItem item) {
     if (!carrying.emplace(item.case_id, item.id).second) return;
     ++in_flight;
-    std::pair<std::string, int64_t> key(item.case_id, item.id);
-    asio::co_spawn(io, Carry(std::move(item)), [this, key](std::exception_ptr e) {
+    WorkItem copy = item;
+    asio::co_spawn(io, Carry(std::move(item)), [this, copy](std::exception_ptr e) {
       if (!e) return;
+      // The last net: an exception escaped carrying the row out. The row's lease runs out and it
+      // is claimed again, until its kMaxCarryAttempts-th claim fails its step.
+      std::string what = "an exception that is not a std::exception";
       try {
         std::rethrow_exception(e);
       } catch (const std::exception& ex) {
-        // The last net: the row's lease runs out and it is carried out again.
-        spdlog::error("work failed with an exception: {}", ex.what());
+        what = ex.what();
+      } catch (...) {
       }
-      carrying.erase(key);  // its lease runs out and a claim takes it again
-      --in_flight;
-      wake.cancel();
+      spdlog::error("case {}: work {} (step '{}', claim {}) failed with an exception: {}",
+                    copy.case_id, copy.id, copy.step, copy.attempt, what);
+      if (copy.attempt >= kMaxCarryAttempts) {
+        std::string message = "the engine failed " + std::to_string(copy.attempt) +
+                              " times carrying out step '" + copy.step + "': " + what;
+        asio::co_spawn(io, GiveUp(copy, std::move(message)), [](std::exception_ptr) {});
+        return;
+      }
+      Finished(copy);
     });
+  }
+
+  // A row carried out no more (its lease runs out, or it was finished).
+  void Finished(const WorkItem& item) {
+    carrying.erase({item.case_id, item.id});
+    --in_flight;
+    wake.cancel();
+  }
+
+  // Fails the step of a row that kept failing (FailWork), then lets it go.
+  asio::awaitable<void> GiveUp(WorkItem item, std::string message) {
+    auto fail = [this, &item, &message] {
+      try {
+        return FailWork(runtime, item, options.owner, message);
+      } catch (const std::exception& e) {
+        return Status::Internal(e.what());
+      }
+    };
+    Status failed = co_await OnDb(std::move(fail));
+    if (!failed.ok()) {
+      spdlog::error("case {}: could not fail step '{}' of work {}: {}", item.case_id, item.step,
+                    item.id, failed.message());
+    }
+    Finished(item);
   }
 
   // Carries out one claimed row and queues its outcome for the committer.
@@ -430,6 +464,8 @@ struct Engine::Impl {
     } catch (const std::exception& e) {
       outcome = adapters::StepOutcome::Retry(payload.department + ": " + e.what());
     }
+    // A message goes into the case's state and history: valid UTF-8 and bounded, whoever wrote it.
+    if (!outcome.message.empty()) outcome.message = FailureText(outcome.message);
     // Before the result is copied into an event and merged into the case (copies and dumps
     // recurse per level): an answer over the bounds is the step's permanent failure, never a
     // retry, since the department would only answer the same again.
@@ -463,22 +499,33 @@ struct Engine::Impl {
       for (const auto& c : batch) keys.emplace_back(c.item.case_id, c.item.id);
       auto commit = [this, room, &shard, batch = std::move(batch)]() mutable {
         Committed out;
-        out.status = CommitBatch(batch, room, &out.claimed, shard.bounded_cases);
-        if (out.status.ok() || batch.size() == 1 || out.status.code() == ErrorCode::kUnavailable) {
-          out.failed = std::move(batch);
-          if (out.status.ok()) out.failed.clear();
+        out.status = CommitGuarded(batch, room, &out.claimed, shard.bounded_cases);
+        if (out.status.ok() || out.status.code() == ErrorCode::kUnavailable) {
+          if (!out.status.ok()) out.failed = std::move(batch);
           return out;
         }
-        // One bad outcome must not hold back the rest: commit them one at a time.
+        // One bad outcome must not hold back the rest: commit them one at a time. One that
+        // cannot be committed however often it is tried fails its step instead (FailWork).
+        const Status whole = out.status;
         out.status = Status::Ok();
         for (auto& one : batch) {
           std::vector<Completion> single;
           single.push_back(std::move(one));
-          Status each = CommitBatch(single, 0, nullptr, shard.bounded_cases);
+          Status each =
+              batch.size() == 1 ? whole : CommitGuarded(single, 0, nullptr, shard.bounded_cases);
+          if (!each.ok() && each.code() != ErrorCode::kUnavailable) {
+            const WorkItem& item = single.front().item;
+            spdlog::error("case {}: could not commit work {}: {}", item.case_id, item.id,
+                          each.message());
+            each = FailWork(runtime, item, options.owner,
+                            "the engine could not commit the outcome of step '" + item.step +
+                                "': " + each.message());
+          }
           if (each.code() == ErrorCode::kUnavailable) {
             out.failed.push_back(std::move(single.front()));
           } else if (!each.ok()) {
-            spdlog::error("case {}: could not commit work {}: {}", single.front().item.case_id,
+            spdlog::error("case {}: could not fail step '{}' of work {}: {}",
+                          single.front().item.case_id, single.front().item.step,
                           single.front().item.id, each.message());
           }
         }
@@ -502,10 +549,6 @@ struct Engine::Impl {
         backoff = std::min(backoff * 2, std::chrono::milliseconds(5000));
         continue;
       }
-      if (!result.status.ok()) {
-        spdlog::error("case {}: could not commit work {}: {}", result.failed.front().item.case_id,
-                      result.failed.front().item.id, result.status.message());
-      }
       backoff = std::chrono::milliseconds(100);
       const bool was_full = in_flight >= options.concurrency;
       in_flight -= static_cast<int>(n);
@@ -516,6 +559,17 @@ struct Engine::Impl {
       if (was_full || in_flight == 0) wake.cancel();
     }
     WakeCommitters();  // the others may be waiting for in_flight to reach 0
+  }
+
+  // CommitBatch with an exception turned into kInternal, so that it fails this batch only.
+  Status CommitGuarded(std::vector<Completion>& batch, int room, std::vector<WorkItem>* claimed,
+                       std::unordered_set<std::string>& bounded_cases) {
+    try {
+      return CommitBatch(batch, room, claimed, bounded_cases);
+    } catch (const std::exception& e) {
+      if (claimed != nullptr) claimed->clear();
+      return Status::Internal(std::string("committing outcomes failed: ") + e.what());
+    }
   }
 
   // On a database thread: one transaction for the whole batch. With room > 0, up to `room` rows

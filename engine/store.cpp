@@ -118,6 +118,7 @@ Store::~Store() = default;
 
 Backend Store::backend() const { return state_->target.backend; }
 const std::string& Store::redacted_url() const { return state_->target.redacted_url; }
+void Store::SetCaseIdSource(CaseIdSource source) { state_->case_ids = std::move(source); }
 
 Result<std::unique_ptr<Store>> Store::Open(std::string_view url, int pool_size) {
   // SQLite answers BUSY without waiting in a few cases busy_timeout does not cover (two
@@ -186,6 +187,7 @@ Status Store::Run(bool write, const std::function<Status(detail::TxContext&)>& b
   }
 
   TxContext ctx{*sql, dialect};
+  ctx.case_ids = &state.case_ids;
   Status status;
   try {
     status = body(ctx);

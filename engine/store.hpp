@@ -66,6 +66,18 @@ struct DeployOutcome {
 // "cancelled" or their end step's outcome.
 inline constexpr std::string_view kCaseOpen = "open";
 
+// Random characters in a case id: 20 of 32 letters, 100 random bits.
+inline constexpr int kCaseIdRandomChars = 20;
+
+// A new case id: "20260102-k3v9x2m7qa4e8hn6rt1w": the start date (UTC, so ids sort by day) and
+// kCaseIdRandomChars characters of 0-9a-z without i, l, o and u, from OpenSSL's RAND_bytes
+// (100 bits: a collision is beyond belief, and InsertCase draws again if one ever happens).
+// Throws std::runtime_error if OpenSSL has no randomness to give.
+std::string NewCaseId(Timestamp started_at);
+
+// Where InsertCase gets the id of a new case (NewCaseId unless a Store is told otherwise).
+using CaseIdSource = std::function<std::string(Timestamp started_at)>;
+
 struct CaseRecord {
   std::string id;  // assigned by InsertCase when empty
   std::string procedure;
@@ -258,8 +270,10 @@ class StoreTx {
 
   // --- cases
   // Inserts `record` with row_version 1 and returns its id (record.id, or a new one when empty:
-  // the start date and random letters, e.g. "20260102-k3v9x2m7qa"). A second open case of the
-  // same procedure with the same dedupe key is kConflict naming the open one.
+  // NewCaseId, or the store's CaseIdSource). The primary key decides: a new id that is taken is
+  // drawn again (up to 8 times, then kInternal); a given record.id that is taken is kConflict.
+  // A second open case of the same procedure with the same dedupe key is kConflict naming the
+  // open one.
   Result<std::string> InsertCase(const CaseRecord& record);
   Result<CaseRecord> GetCase(const std::string& id);  // kNotFound
   // As GetCase, and locks the row until the transaction ends (PostgreSQL FOR UPDATE; on SQLite
@@ -452,6 +466,10 @@ class Store {
 
   Backend backend() const;
   const std::string& redacted_url() const;
+
+  // Replaces where new case ids come from (tests force collisions with it); an empty function
+  // restores NewCaseId. Call it before any transaction runs: it is not synchronised with them.
+  void SetCaseIdSource(CaseIdSource source);
 
   // Applies the migrations this database lacks, each in its own transaction together with its
   // `wf_schema` row. Safe against concurrent starters: PostgreSQL serialises them with

@@ -4,9 +4,11 @@
 #include <algorithm>
 #include <cstdint>
 #include <optional>
-#include <random>
+#include <stdexcept>
 #include <string>
 #include <vector>
+
+#include <openssl/rand.h>
 
 #include "engine/store.hpp"
 #include "engine/store_internal.hpp"
@@ -15,19 +17,11 @@ namespace wf::engine {
 
 namespace {
 
-using namespace detail;  // NOLINT: the store's shared internals
+// A new case id that is taken already is drawn again this many times at most. With 100 random
+// bits a second draw is already beyond belief; more means an id source that repeats itself.
+constexpr int kCaseIdDraws = 8;
 
-// "20260102-k3v9x2m7qa": the start date and 50 random bits.
-std::string NewCaseId(Timestamp started_at) {
-  static constexpr char kAlphabet[] = "0123456789abcdefghjkmnpqrstvwxyz";
-  thread_local std::mt19937_64 random{std::random_device{}()};
-  std::string date = FormatRfc3339(started_at).substr(0, 10);
-  date.erase(std::remove(date.begin(), date.end(), '-'), date.end());
-  std::uint64_t bits = random();
-  std::string id = date + "-";
-  for (int i = 0; i < 10; ++i, bits >>= 5) id.push_back(kAlphabet[bits & 31]);
-  return id;
-}
+using namespace detail;  // NOLINT: the store's shared internals
 
 std::optional<std::string> MicrosParam(std::optional<Timestamp> t) {
   return t ? std::optional<std::string>(std::to_string(ToMicros(*t))) : std::nullopt;
@@ -45,6 +39,21 @@ Result<CaseRecord> SelectCase(TxContext& ctx, const std::string& id, bool for_up
 }
 
 }  // namespace
+
+std::string NewCaseId(Timestamp started_at) {
+  static constexpr char kAlphabet[] = "0123456789abcdefghjkmnpqrstvwxyz";
+  unsigned char random[kCaseIdRandomChars];  // one byte per character, 5 of its bits used
+  if (RAND_bytes(random, sizeof(random)) != 1) {
+    // OpenSSL's generator is seeded from the operating system and does not fail on Linux; if it
+    // ever does, refuse to make ids that might repeat.
+    throw std::runtime_error("OpenSSL RAND_bytes failed: no random case id");
+  }
+  std::string date = FormatRfc3339(started_at).substr(0, 10);
+  date.erase(std::remove(date.begin(), date.end(), '-'), date.end());
+  std::string id = date + "-";
+  for (unsigned char byte : random) id.push_back(kAlphabet[byte & 31]);
+  return id;
+}
 
 // --- procedures
 
@@ -119,32 +128,48 @@ Result<std::string> StoreTx::InsertCase(const CaseRecord& c) {
                                 " is already open with dedupe key '" + *c.dedupe_key + "'");
       }
     }
-    std::string id = c.id.empty() ? NewCaseId(c.started_at) : c.id;
-    Query q(context_.sql,
-            "INSERT INTO cases (id, procedure, version, status, data, state, dedupe_key, agency,"
-            " started_by, started_at, updated_at, deadline_at, clock_paused_at, ended_at,"
-            " row_version, parent_case, parent_activation) VALUES (:id, :procedure, :version,"
-            " :status, :data, :state, :dedupe, :agency, :started_by, :started_at, :updated_at,"
-            " :deadline_at, :paused_at, :ended_at, 1, :parent, :parent_activation)");
-    q.Bind("id", id)
-        .Bind("procedure", c.procedure)
-        .Bind("version", std::int64_t{c.version})
-        .Bind("status", c.status)
-        .Bind("data", c.data)
-        .Bind("state", c.state)
-        .Bind("dedupe", c.dedupe_key)
-        .Bind("agency", c.agency)
-        .Bind("started_by", c.started_by)
-        .Bind("started_at", c.started_at)
-        .Bind("updated_at", c.updated_at)
-        .Bind("deadline_at", c.deadline_at)
-        .Bind("paused_at", c.clock_paused_at)
-        .Bind("ended_at", c.ended_at)
-        .Bind("parent", c.parent_case)
-        .Bind("parent_activation", c.parent_activation)
-        .Execute();
-    context_.heads[id] = {0, std::string()};  // a new case has no history yet
-    return id;
+    // The primary key decides whether an id is free: a drawn id that is taken (by any case,
+    // committed or not) inserts nothing, and another is drawn.
+    for (int draw = 1;; ++draw) {
+      std::string id = c.id;
+      if (id.empty()) {
+        id = context_.case_ids != nullptr && *context_.case_ids ? (*context_.case_ids)(c.started_at)
+                                                                : NewCaseId(c.started_at);
+      }
+      Query q(context_.sql,
+              "INSERT INTO cases (id, procedure, version, status, data, state, dedupe_key, agency,"
+              " started_by, started_at, updated_at, deadline_at, clock_paused_at, ended_at,"
+              " row_version, parent_case, parent_activation) VALUES (:id, :procedure, :version,"
+              " :status, :data, :state, :dedupe, :agency, :started_by, :started_at, :updated_at,"
+              " :deadline_at, :paused_at, :ended_at, 1, :parent, :parent_activation)"
+              " ON CONFLICT (id) DO NOTHING");
+      q.Bind("id", id)
+          .Bind("procedure", c.procedure)
+          .Bind("version", std::int64_t{c.version})
+          .Bind("status", c.status)
+          .Bind("data", c.data)
+          .Bind("state", c.state)
+          .Bind("dedupe", c.dedupe_key)
+          .Bind("agency", c.agency)
+          .Bind("started_by", c.started_by)
+          .Bind("started_at", c.started_at)
+          .Bind("updated_at", c.updated_at)
+          .Bind("deadline_at", c.deadline_at)
+          .Bind("paused_at", c.clock_paused_at)
+          .Bind("ended_at", c.ended_at)
+          .Bind("parent", c.parent_case)
+          .Bind("parent_activation", c.parent_activation)
+          .Execute();
+      if (q.AffectedRows() == 1) {
+        context_.heads[id] = {0, std::string()};  // a new case has no history yet
+        return id;
+      }
+      if (!c.id.empty()) return Status::Conflict("insert case: case " + id + " already exists");
+      if (draw == kCaseIdDraws) {
+        return Status::Internal("insert case: " + std::to_string(kCaseIdDraws) +
+                                " new case ids in a row were taken already (last " + id + ")");
+      }
+    }
   });
 }
 

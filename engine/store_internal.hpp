@@ -61,6 +61,7 @@ struct StoreState {
   std::map<std::string, int> liveness_files;  // SQLite: the flocked file's descriptor
   std::unique_ptr<soci::session> liveness;    // PostgreSQL: holds every owner's advisory lock
   std::set<std::string> liveness_locks;       // PostgreSQL: the owners locked on it
+  CaseIdSource case_ids;  // empty: NewCaseId
 };
 
 // Opens a connection to the store's database with the session settings every connection gets
@@ -109,6 +110,7 @@ struct TxContext {
   } claim_new;
   // The last (seq, hash) of each case's history chain as this transaction left it.
   std::unordered_map<std::string, std::pair<std::int64_t, std::string>> heads;
+  const CaseIdSource* case_ids = nullptr;  // the store's, when it has one
 };
 
 // ---------------------------------------------------------------------------------------------

@@ -42,8 +42,8 @@ inline const std::vector<std::pair<std::string, StepKind>> kKindKeys = {
 inline const std::vector<std::string>& KeysOf(StepKind kind) {
   static const std::map<StepKind, std::vector<std::string>> kKeys = {
       {StepKind::kAdapter,
-       {"adapter", "call", "save_as", "reuse", "timeout", "retry", "on_error", "next",
-        "description"}},
+       {"adapter", "call", "save_as", "reuse", "timeout", "accept_timeout", "retry", "on_error",
+        "next", "description"}},
       {StepKind::kTask,
        {"task", "role", "form", "save_as", "deadline", "escalate_to", "next", "description"}},
       {StepKind::kParallel, {"parallel", "next", "description"}},

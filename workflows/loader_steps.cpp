@@ -96,6 +96,8 @@ void Builder::BuildStepKey(const std::string& key, const YamlNode& value, Step& 
     } else {
       step.timeout = timeout;
     }
+  } else if (key == "accept_timeout") {
+    step.accept_timeout = DurationValue(value, "accept_timeout", false);
   } else if (key == "retry") {
     BuildRetry(value, step);
   } else if (key == "on_error") {

@@ -43,6 +43,12 @@ struct Transition {
   SourceLocation where;  // of the target
 };
 
+// An adapter step's `accept_timeout:` when it has none: a department that accepted a call (HTTP
+// 202) and sent no result within a week has most likely lost it. Long enough for a department
+// whose clerks answer within the week, short enough that a lost callback is seen and the call
+// made again (the same idempotency key) well before a statutory limit of weeks runs out.
+inline constexpr Duration kDefaultAcceptTimeout{7, DurationUnit::kDays};
+
 struct RetryPolicy {
   int attempts = 3;                                         // total tries, 1..100
   Duration backoff{1, DurationUnit::kSeconds};              // before the 2nd try, doubling
@@ -74,6 +80,9 @@ struct Step {
   std::optional<Duration> timeout;   // per attempt
   RetryPolicy retry;
   std::string on_error;              // step taken on permanent failure; empty: an incident
+  // How long a department that answered 202 may take to send the result (`wf signal CASE STEP`)
+  // before the attempt counts as a retryable failure; nullopt: kDefaultAcceptTimeout.
+  std::optional<Duration> accept_timeout;
 
   // kTask
   std::string task;                  // the title shown in the inbox

@@ -51,6 +51,23 @@ steps:
   done: {end: completed}
 )";
 
+// The same call to a department that answers 202 and may never call back: after a second the
+// attempt counts as failed and the department is called again.
+constexpr const char* kAcceptLookUp = R"(procedure: accept-look-up
+version: 1
+title: One call to a department that answers later
+agency: test-agency
+steps:
+  ask:
+    adapter: registry
+    call: {operation: look_up}
+    save_as: answer
+    accept_timeout: 1s
+    retry: {attempts: 2, backoff: 1s, max_backoff: 1s}
+    next: done
+  done: {end: completed}
+)";
+
 // The department: answers each call with what `answer` gives for it, and records every call.
 // A held department takes calls but answers none of them until Release. Thread-safe.
 class ScriptedDepartment : public adapters::Adapter {
@@ -378,6 +395,67 @@ WF_STORE_TEST_CASE("stop lets the call in flight finish and commits it before re
   CHECK(run.get().ok());
   CHECK(engine.stats().committed == 1);
   CHECK(testing::CaseStatus(rig.store(), id) == "completed");
+}
+
+WF_STORE_TEST_CASE("a 202 with no callback is called again after accept_timeout, same key",
+                   "[engine][scheduler][accept]", db) {
+  // The first attempt is accepted and its callback lost; the second answers at once.
+  EngineRig rig(db, [](const StepRequest& r) {
+    return r.attempt == 1 ? StepOutcome::Accepted() : StepOutcome::Done({{"found", true}});
+  });
+  REQUIRE(rig.runtime().Deploy(testing::ProcedureFromYaml(kAcceptLookUp)).has_value());
+  auto started = rig.runtime().StartCase("accept-look-up", nlohmann::json::object(), "an.nguyen");
+  REQUIRE(started.has_value());
+  const std::string id = started->id;
+
+  rig.RunUntilIdle();  // waits for the one-second accept timeout and the retry after it
+  std::vector<StepRequest> calls = rig.department().calls();
+  REQUIRE(calls.size() == 2);
+  CHECK(calls[1].attempt == 2);
+  CHECK(calls[1].idempotency_key == calls[0].idempotency_key);
+  CHECK(testing::CaseStatus(rig.store(), id) == "completed");
+  bool noted = false;
+  for (const HistoryEvent& e : testing::CaseHistory(rig.store(), id)) {
+    if (e.action == history_action::kStepFailed &&
+        e.details.find("accepted the call but sent no result within 1s") != std::string::npos) {
+      noted = true;
+    }
+  }
+  CHECK(noted);
+}
+
+WF_STORE_TEST_CASE("a 202 never answered ends in an incident naming the department",
+                   "[engine][scheduler][accept]", db) {
+  EngineRig rig(db, [](const StepRequest&) { return StepOutcome::Accepted(); });
+  REQUIRE(rig.runtime().Deploy(testing::ProcedureFromYaml(kAcceptLookUp)).has_value());
+  auto started = rig.runtime().StartCase("accept-look-up", nlohmann::json::object(), "an.nguyen");
+  REQUIRE(started.has_value());
+
+  rig.RunUntilIdle();
+  CHECK(rig.department().calls().size() == 2);
+  std::vector<IncidentRecord> incidents = testing::CaseIncidents(rig.store(), started->id);
+  REQUIRE(incidents.size() == 1);
+  CHECK(incidents[0].message ==
+        "gave up after 2 attempts: department 'registry' accepted the call but sent no result "
+        "within 1s");
+  CHECK(testing::CaseWork(rig.store(), started->id).empty());
+}
+
+WF_STORE_TEST_CASE("a callback that comes before the accept timeout cancels it",
+                   "[engine][scheduler][accept]", db) {
+  EngineRig rig(db, [](const StepRequest&) { return StepOutcome::Accepted(); });
+  std::string id = rig.Start("A-1");  // no accept_timeout: the default week
+  rig.RunUntilIdle();                 // the timer is a week away: the engine idles
+  REQUIRE(rig.department().calls().size() == 1);
+  std::vector<WorkItem> waiting = testing::CaseWork(rig.store(), id);
+  REQUIRE(waiting.size() == 1);  // the accept timeout
+  CHECK(waiting[0].run_at > Now() + 6 * 24h);
+
+  REQUIRE(rig.runtime()
+              .ApplyEvent(id, event::SignalReceived{"ask", {{"found", true}}}, "registry")
+              .ok());
+  CHECK(testing::CaseStatus(rig.store(), id) == "completed");
+  CHECK(testing::CaseWork(rig.store(), id).empty());
 }
 
 }  // namespace wf::engine

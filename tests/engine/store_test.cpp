@@ -201,7 +201,7 @@ WF_STORE_TEST_CASE("a case round-trips and a stale row version is a conflict",
   record.parent_case = "parent-1";
   record.parent_activation = 7;
   std::string id = InsertCase(*store, record);
-  CHECK(id.size() == 19);  // "20260101-" and ten letters
+  CHECK(id.size() == 29);  // "20260101-" and twenty letters
   CHECK(id.rfind("20260101-", 0) == 0);
 
   CaseRecord first, second;

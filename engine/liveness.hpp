@@ -81,4 +81,21 @@ class LeaseKeeper {
   std::map<std::pair<std::string, std::int64_t>, int> held_;  // (case, id) -> attempt
 };
 
+// A row's lease is renewed for as long as this lives (the row's Carry).
+class HeldLease {
+ public:
+  HeldLease(LeaseKeeper& keeper, const WorkItem& item)
+      : keeper_(keeper), case_id_(item.case_id), id_(item.id) {
+    keeper_.Hold(item);
+  }
+  ~HeldLease() { keeper_.Drop(case_id_, id_); }
+  HeldLease(const HeldLease&) = delete;
+  HeldLease& operator=(const HeldLease&) = delete;
+
+ private:
+  LeaseKeeper& keeper_;
+  std::string case_id_;
+  std::int64_t id_;
+};
+
 }  // namespace wf::engine

@@ -10,25 +10,19 @@
 #include <random>
 #include <set>
 #include <thread>
-#include <unordered_map>
-#include <unordered_set>
 #include <vector>
 
 #include "adapters/asio.hpp"
 #include "adapters/noop.hpp"
-#include "engine/liveness.hpp"
+#include "engine/batch_commit.hpp"
 #include "engine/failed_work.hpp"
+#include "engine/liveness.hpp"
 #include "workflows/json_limits.hpp"
 #include "workflows/loader.hpp"
 
 namespace wf::engine {
 
 namespace {
-
-// The status of a batch transaction rolled back because a case changed after its rehearsal.
-constexpr const char* kChangedMeanwhile = "a case changed after its outcome was rehearsed";
-// Cases remembered as having only bounded expressions, per committer: about 10 MB at most.
-constexpr size_t kMaxBoundedCases = 100000;
 
 std::string DefaultOwner() {
   char host[256] = {0};
@@ -42,39 +36,6 @@ EngineOptions WithOwner(EngineOptions options) {
   if (options.owner.empty()) options.owner = DefaultOwner();
   return options;
 }
-
-// A row's lease is renewed for as long as this lives (the row's Carry).
-class HeldLease {
- public:
-  HeldLease(LeaseKeeper& keeper, const WorkItem& item)
-      : keeper_(keeper), case_id_(item.case_id), id_(item.id) {
-    keeper_.Hold(item);
-  }
-  ~HeldLease() { keeper_.Drop(case_id_, id_); }
-  HeldLease(const HeldLease&) = delete;
-  HeldLease& operator=(const HeldLease&) = delete;
-
- private:
-  LeaseKeeper& keeper_;
-  std::string case_id_;
-  std::int64_t id_;
-};
-
-// One claimed row and what carrying it out produced.
-struct Completion {
-  WorkItem item;
-  std::optional<Event> event;           // nullopt: the payload was unusable; just finish the row
-  std::optional<InvokePayload> invoke;  // for evidence on success
-  bool reused = false;
-};
-
-// What committing a batch gave: the outcomes to try again (the database was away) and the new
-// work handed straight back to this engine.
-struct Committed {
-  Status status;
-  std::vector<Completion> failed;
-  std::vector<WorkItem> claimed;
-};
 
 Event EventFromOutcome(int64_t activation, const adapters::StepOutcome& outcome, int attempt) {
   using Kind = adapters::StepOutcome::Kind;
@@ -103,7 +64,7 @@ struct Engine::Impl {
         wake(io),
         keeper_wake(io) {
     for (int i = 0; i < std::max(1, options.db_threads); ++i) {
-      committers.push_back(std::make_unique<Shard>(io));
+      committers.push_back(std::make_unique<Shard>(io, runtime, options));
     }
   }
 
@@ -120,12 +81,11 @@ struct Engine::Impl {
   // Outcomes are committed by one committer per database thread, each owning the cases that hash
   // to it, so that no two of this engine's transactions ever wait for the same case row.
   struct Shard {
-    explicit Shard(asio::io_context& io) : wake(io) {}
+    Shard(asio::io_context& io, Runtime& runtime, const EngineOptions& options)
+        : wake(io), committer(runtime, options.owner, options.lease) {}
     std::deque<Completion> done;  // outcomes waiting to be committed (io thread only)
     asio::steady_timer wake;      // the committer sleeps on it
-    // Cases whose procedures have only provably bounded expressions: their outcomes need no
-    // rehearsal (see CommitBatch). Used only by this shard's commits, one at a time.
-    std::unordered_set<std::string> bounded_cases;
+    BatchCommitter committer;     // one batch at a time, on a database thread
   };
   std::vector<std::unique_ptr<Shard>> committers;
 
@@ -497,42 +457,16 @@ struct Engine::Impl {
       int room = stopping ? 0 : static_cast<int>(n);
       std::vector<std::pair<std::string, int64_t>> keys;
       for (const auto& c : batch) keys.emplace_back(c.item.case_id, c.item.id);
-      auto commit = [this, room, &shard, batch = std::move(batch)]() mutable {
-        Committed out;
-        out.status = CommitGuarded(batch, room, &out.claimed, shard.bounded_cases);
-        if (out.status.ok() || out.status.code() == ErrorCode::kUnavailable) {
-          if (!out.status.ok()) out.failed = std::move(batch);
-          return out;
-        }
-        // One bad outcome must not hold back the rest: commit them one at a time. One that
-        // cannot be committed however often it is tried fails its step instead (FailWork).
-        const Status whole = out.status;
-        out.status = Status::Ok();
-        for (auto& one : batch) {
-          std::vector<Completion> single;
-          single.push_back(std::move(one));
-          Status each =
-              batch.size() == 1 ? whole : CommitGuarded(single, 0, nullptr, shard.bounded_cases);
-          if (!each.ok() && each.code() != ErrorCode::kUnavailable) {
-            const WorkItem& item = single.front().item;
-            spdlog::error("case {}: could not commit work {}: {}", item.case_id, item.id,
-                          each.message());
-            each = FailWork(runtime, item, options.owner,
-                            "the engine could not commit the outcome of step '" + item.step +
-                                "': " + each.message());
-          }
-          if (each.code() == ErrorCode::kUnavailable) {
-            out.failed.push_back(std::move(single.front()));
-          } else if (!each.ok()) {
-            spdlog::error("case {}: could not fail step '{}' of work {}: {}",
-                          single.front().item.case_id, single.front().item.step,
-                          single.front().item.id, each.message());
-          }
-        }
-        if (!out.failed.empty()) out.status = Status::Unavailable("database away");
-        return out;
+      auto commit = [room, &shard, batch = std::move(batch)]() mutable {
+        return shard.committer.Commit(std::move(batch), room);
       };
       auto result = co_await OnDb(std::move(commit));
+      {
+        std::lock_guard lock(stats_mutex);
+        stats.transactions += result.transactions;
+        stats.committed += result.applied;
+        stats.stale += result.stale;
+      }
       for (const auto& key : keys) carrying.erase(key);
       for (const auto& c : result.failed) carrying.emplace(c.item.case_id, c.item.id);
       if (result.status.code() == ErrorCode::kUnavailable) {
@@ -559,138 +493,6 @@ struct Engine::Impl {
       if (was_full || in_flight == 0) wake.cancel();
     }
     WakeCommitters();  // the others may be waiting for in_flight to reach 0
-  }
-
-  // CommitBatch with an exception turned into kInternal, so that it fails this batch only.
-  Status CommitGuarded(std::vector<Completion>& batch, int room, std::vector<WorkItem>* claimed,
-                       std::unordered_set<std::string>& bounded_cases) {
-    try {
-      return CommitBatch(batch, room, claimed, bounded_cases);
-    } catch (const std::exception& e) {
-      if (claimed != nullptr) claimed->clear();
-      return Status::Internal(std::string("committing outcomes failed: ") + e.what());
-    }
-  }
-
-  // On a database thread: one transaction for the whole batch. With room > 0, up to `room` rows
-  // of new work due now come back in `claimed`, already leased to this engine.
-  //
-  // No expression is evaluated while the transaction holds the case locks (issue 11): the
-  // outcomes are first rehearsed on the cases as read without locks, which evaluates (through
-  // the runtime's bounded evaluator) every expression applying them asks for; the transaction
-  // replays those answers. A case that changed in between makes the transaction miss an answer:
-  // it rolls back and the batch is rehearsed again, at most kMaxRehearsals rounds, the last of
-  // which evaluates what it misses. Cases whose procedures have only provably bounded
-  // expressions skip the rehearsal (learned per case from the locked rows).
-  Status CommitBatch(std::vector<Completion>& batch, int room, std::vector<WorkItem>* claimed,
-                     std::unordered_set<std::string>& bounded_cases) {
-    int64_t applied = 0, stale = 0;
-    const Timestamp now = Now();
-    ExpressionMemo memo(runtime.evaluator());
-    std::vector<bool> lost(batch.size(), false);  // fenced out: the lease is gone for good
-    Status status;
-    for (int round = 1;; ++round) {
-      memo.Record();
-      memo.ClearUnavailable();
-      status = RehearseBatch(batch, lost, round == 1 ? &bounded_cases : nullptr, now, memo);
-      if (status.ok() && memo.unavailable()) status = *memo.unavailable();
-      if (!status.ok()) break;
-      const bool last = round == kMaxRehearsals;
-      memo.Replay(last);
-      status = runtime.store().Transact([&](StoreTx& tx) {
-        applied = stale = 0;
-        tx.DeferWrites();  // the case rows are locked below: updates cannot conflict
-        if (claimed != nullptr && room > 0) {
-          tx.ClaimNewWork(options.owner, now, options.lease, room);
-        }
-        std::vector<WorkFence> fences;
-        fences.reserve(batch.size());
-        for (const auto& c : batch) fences.push_back({c.item.case_id, c.item.id, c.item.attempt});
-        // The cases of stale completions are locked too: harmless, and it saves a round trip.
-        std::vector<CaseRecord> locked;
-        auto fenced = tx.CompleteWorkBatch(fences, options.owner, &locked);
-        if (!fenced) return fenced.error();
-        std::unordered_map<std::string, CaseRecord> cases;
-        for (auto& record : locked) {
-          auto procedure = runtime.procedures().Get(tx, record.procedure, record.version);
-          if (procedure && runtime.procedures().AllBounded(*procedure)) {
-            if (bounded_cases.size() > kMaxBoundedCases) bounded_cases.clear();
-            bounded_cases.insert(record.id);
-          }
-          std::string id = record.id;
-          cases.emplace(std::move(id), std::move(record));
-        }
-        for (size_t i = 0; i < batch.size(); ++i) {
-          const Completion& c = batch[i];
-          if (!(*fenced)[i]) lost[i] = true;
-          auto it = cases.find(c.item.case_id);
-          if (!(*fenced)[i] || !c.event || it == cases.end()) {
-            ++stale;
-            continue;
-          }
-          if (c.invoke && !c.reused) {
-            if (const auto* ok = std::get_if<event::StepSucceeded>(&*c.event)) {
-              Status saved =
-                  runtime.SaveEvidence(tx, c.item.case_id, c.item.step, *c.invoke, ok->result, now);
-              if (!saved.ok()) return saved;
-            }
-          }
-          Status s = runtime.ApplyInTx(tx, it->second, *c.event, kEngineActor, now, memo);
-          if (memo.unavailable()) return *memo.unavailable();
-          if (memo.missed() > 0 && !last) return Status::Unavailable(kChangedMeanwhile);
-          if (s.code() == ErrorCode::kConflict || s.code() == ErrorCode::kInvalid) {
-            // The case moved on (cancelled, the step left): the outcome no longer applies.
-            spdlog::info("{}", s.message());
-            ++stale;
-            continue;
-          }
-          if (!s.ok()) return s;
-          ++applied;
-        }
-        if (claimed != nullptr && room > 0) {
-          auto rows = tx.InsertClaimedWork();
-          if (!rows) return rows.error();
-          *claimed = std::move(*rows);
-        }
-        return Status::Ok();
-      });
-      if (memo.missed() == 0 || last) break;
-      if (claimed != nullptr) claimed->clear();
-    }
-    if (!status.ok() && claimed != nullptr) claimed->clear();
-    Count(&EngineStats::transactions);
-    if (status.ok()) {
-      Count(&EngineStats::committed, applied);
-      Count(&EngineStats::stale, stale);
-    }
-    return status;
-  }
-
-  // The rehearsal of CommitBatch: reads the batch's cases without locks (all of them, or those
-  // not in `bounded_cases`) and rehearses their outcomes, in batch order, into `memo`.
-  Status RehearseBatch(const std::vector<Completion>& batch, const std::vector<bool>& lost,
-                       const std::unordered_set<std::string>* bounded_cases, Timestamp now,
-                       ExpressionMemo& memo) {
-    std::vector<std::string> ids;
-    std::unordered_map<std::string, std::vector<const Event*>> events;
-    for (size_t i = 0; i < batch.size(); ++i) {
-      const Completion& c = batch[i];
-      if (lost[i] || !c.event) continue;
-      if (bounded_cases != nullptr && bounded_cases->count(c.item.case_id) > 0) continue;
-      auto& of_case = events[c.item.case_id];
-      if (of_case.empty()) ids.push_back(c.item.case_id);
-      of_case.push_back(&*c.event);
-    }
-    if (ids.empty()) return Status::Ok();
-    return runtime.store().Read([&](StoreTx& tx) {
-      auto records = tx.GetCases(ids);
-      if (!records) return records.error();
-      for (const CaseRecord& record : *records) {
-        Status s = runtime.Rehearse(tx, record, events[record.id], kEngineActor, now, memo);
-        if (!s.ok()) return s;
-      }
-      return Status::Ok();
-    });
   }
 
   asio::awaitable<void> Listener() {

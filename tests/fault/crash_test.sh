@@ -7,9 +7,7 @@ WF=$1 MOCK=$2 BACKEND=$3 CASES=${4:-300}
 source "$(dirname "$0")/lib.sh"
 use_database
 start_mock --latency-ms 20
-"$WF" deploy "$HERE/chain.yaml" > /dev/null
-for i in $(seq 1 "$CASES"); do printf '{"id": "%012d"}\n' "$i"; done > "$WORK/cases.jsonl"
-"$WF" start fault-chain --batch "$WORK/cases.jsonl" > /dev/null
+start_chain_cases "$CASES"
 log "$CASES cases started on $BACKEND"
 
 engines=2
@@ -34,16 +32,5 @@ done
 log "finishing the run with one engine"
 timeout 600 "$WF" engine --lease 2 --until-idle >> "$WORK/engine.log" 2>&1 || fail "final engine failed: $(tail -5 "$WORK/engine.log")"
 
-open=$(count_open)
-completed=$("$WF" cases --status completed --limit 0 --json | jq length)
-[ "$open" -eq 0 ] || fail "$open cases still open"
-[ "$completed" -eq "$CASES" ] || fail "$completed of $CASES cases completed"
-"$WF" audit verify > /dev/null || fail "history does not verify"
-ledger=$(http_get /_ledger)
-keys_per_step=$(echo "$ledger" | jq '[.[] | {k: (.case + "/" + .step), key}] | group_by(.k) | map([.[].key] | unique | length) | max')
-steps=$(echo "$ledger" | jq '[.[] | (.case + "/" + .step)] | unique | length')
-[ "$keys_per_step" -eq 1 ] || fail "a step reached the department under $keys_per_step different keys"
-[ "$steps" -eq $(( CASES * 5 )) ] || fail "$steps steps reached the department, expected $(( CASES * 5 ))"
-conflicts=$(http_get /_stats | jq '.conflicts')
-[ "$conflicts" -eq 0 ] || fail "$conflicts idempotency conflicts"
-log "ok: $CASES cases completed through $kills SIGKILLs; $steps steps, one key each"
+check_chain_run "$CASES"
+log "ok: $CASES cases completed through $kills SIGKILLs; $STEPS steps, one key each"

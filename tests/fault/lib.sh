@@ -88,3 +88,32 @@ wait_taken_over() {
   done
   elapsed
 }
+
+# Deploys chain.yaml and starts $1 cases of it in one batch.
+start_chain_cases() {
+  "$WF" deploy "$HERE/chain.yaml" > /dev/null
+  for i in $(seq 1 "$1"); do printf '{"id": "%012d"}\n' "$i"; done > "$WORK/cases.jsonl"
+  "$WF" start fault-chain --batch "$WORK/cases.jsonl" > /dev/null
+}
+
+# The most idempotency keys any one step reached the department under (1 when none was doubled).
+max_keys_per_step() {
+  http_get /_ledger | jq '[.[] | {k: (.case + "/" + .step), key}] | group_by(.k) | map([.[].key] | unique | length) | max'
+}
+
+# After a run of $1 chain cases: every case completed, the history verifies, and each step
+# reached the department under one key with one body (5 steps a case); sets STEPS.
+check_chain_run() {
+  local open completed keys conflicts
+  open=$(count_open)
+  completed=$("$WF" cases --status completed --limit 0 --json | jq length)
+  [ "$open" -eq 0 ] || fail "$open cases still open"
+  [ "$completed" -eq "$1" ] || fail "$completed of $1 cases completed"
+  "$WF" audit verify > /dev/null || fail "history does not verify"
+  keys=$(max_keys_per_step)
+  [ "$keys" -eq 1 ] || fail "a step reached the department under $keys different keys"
+  STEPS=$(http_get /_ledger | jq '[.[] | (.case + "/" + .step)] | unique | length')
+  [ "$STEPS" -eq $(( $1 * 5 )) ] || fail "$STEPS steps reached the department, expected $(( $1 * 5 ))"
+  conflicts=$(http_get /_stats | jq '.conflicts')
+  [ "$conflicts" -eq 0 ] || fail "$conflicts idempotency conflicts"
+}

@@ -8,9 +8,7 @@ use_database
 # Slow enough that both restarts fall inside the run (about 13 s of department latency at
 # concurrency 16); a faster machine only makes the restarts land earlier in it.
 start_mock --latency-ms 200
-"$WF" deploy "$HERE/chain.yaml" > /dev/null
-for i in $(seq 1 "$CASES"); do printf '{"id": "%012d"}\n' "$i"; done > "$WORK/cases.jsonl"
-"$WF" start fault-chain --batch "$WORK/cases.jsonl" > /dev/null
+start_chain_cases "$CASES"
 log "$CASES cases started"
 
 "$WF" engine --concurrency 16 --until-idle > "$WORK/engine.log" 2>&1 &
@@ -28,11 +26,5 @@ for mode in fast immediate; do
 done
 wait "$engine" || fail "engine exited with $?: $(tail -5 "$WORK/engine.log")"
 
-open=$(count_open)
-completed=$("$WF" cases --status completed --limit 0 --json | jq length)
-[ "$open" -eq 0 ] || fail "$open cases still open"
-[ "$completed" -eq "$CASES" ] || fail "$completed of $CASES cases completed"
-"$WF" audit verify > /dev/null || fail "history does not verify"
-keys_per_step=$(http_get /_ledger | jq '[.[] | {k: (.case + "/" + .step), key}] | group_by(.k) | map([.[].key] | unique | length) | max')
-[ "$keys_per_step" -eq 1 ] || fail "a step reached the department under $keys_per_step keys"
+check_chain_run "$CASES"
 log "ok: $CASES cases completed across two PostgreSQL restarts"

@@ -9,14 +9,12 @@ source "$(dirname "$0")/lib.sh"
 use_database
 start_mock --fault population-db:fail_first=2 --callback-delay-ms 50 \
   --callback "$WF signal {case} {step} --data -"
-"$WF" deploy "$HERE/chain.yaml" > /dev/null
-for i in $(seq 1 20); do printf '{"id": "%012d"}\n' "$i"; done > "$WORK/cases.jsonl"
-"$WF" start fault-chain --batch "$WORK/cases.jsonl" > /dev/null
+start_chain_cases 20
 timeout 300 "$WF" engine --until-idle > "$WORK/engine.log" 2>&1 || fail "engine: $(tail -3 "$WORK/engine.log")"
 [ "$(count_open)" -eq 0 ] || fail "$(count_open) cases still open after retries"
 stats=$(http_get /_stats)
 [ "$(jq .conflicts <<< "$stats")" -eq 0 ] || fail "conflicting bodies under one key"
-keys=$(http_get /_ledger | jq '[.[] | {k: (.case + "/" + .step), key}] | group_by(.k) | map([.[].key] | unique | length) | max')
+keys=$(max_keys_per_step)
 [ "$keys" -eq 1 ] || fail "a step was retried under $keys different keys"
 log "ok: 100 calls answered 503 twice each, all retried under their own key"
 

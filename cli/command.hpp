@@ -42,6 +42,9 @@ void AddHistoryCommands(CLI::App& app, const GlobalOptions& globals, CommandActi
 // wf archive, audit verify/export/keygen/anchor (cli/audit_commands.cpp).
 void AddAuditCommands(CLI::App& app, const GlobalOptions& globals, CommandAction* selected);
 
+// wf serve (cli/serve_commands.cpp).
+void AddServeCommands(CLI::App& app, const GlobalOptions& globals, CommandAction* selected);
+
 // wf report (cli/report_commands.cpp).
 void AddReportCommands(CLI::App& app, const GlobalOptions& globals, CommandAction* selected);
 

@@ -4,6 +4,7 @@
 
 #include "cli/output.hpp"
 #include "engine/calendar.hpp"
+#include "engine/case_detail.hpp"
 #include "engine/case_view.hpp"
 #include "workflows/json_limits.hpp"
 
@@ -103,18 +104,7 @@ std::string JoinComma(const std::vector<std::string>& items) {
 
 void PrintJson(const nlohmann::json& value) { std::cout << value.dump(2) << '\n'; }
 
-nlohmann::json IncidentJson(const engine::IncidentRecord& i) {
-  using nlohmann::json;
-  return {{"id", i.id},
-          {"case", i.case_id},
-          {"step", i.step},
-          {"activation", i.activation},
-          {"status", i.status == engine::IncidentStatus::kOpen ? "open" : "resolved"},
-          {"message", i.message},
-          {"created_at", JsonTime(i.created_at)},
-          {"resolved_at", JsonTime(i.resolved_at)},
-          {"resolved_by", i.resolved_by ? json(*i.resolved_by) : json(nullptr)}};
-}
+nlohmann::json IncidentJson(const engine::IncidentRecord& i) { return engine::IncidentJson(i); }
 
 nlohmann::json CaseAfter(Session& session, const std::string& case_id) {
   nlohmann::json out = {{"case", case_id}};

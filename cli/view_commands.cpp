@@ -9,6 +9,7 @@
 #include "cli/command.hpp"
 #include "cli/output.hpp"
 #include "cli/session.hpp"
+#include "engine/case_detail.hpp"
 #include "engine/case_view.hpp"
 #include "engine/machine.hpp"
 
@@ -141,214 +142,38 @@ int Cases(const GlobalOptions& globals, const CasesOptions& options) {
 
 // --- show ------------------------------------------------------------------------------------
 
-// Where one token of a case stands, for people and for --json.
-struct Position {
-  std::string step;
-  std::string kind;  // the step's kind, when the procedure is at hand
-  std::string waiting;
-  int64_t activation = 0;
-  std::string detail;
-  std::string signal;  // the signal that wakes it, for waits and 202-parked steps
-};
-
-std::string TaskWho(const engine::TaskRecord& task) {
-  std::string who =
-      "role " + task.role + " of " + task.agency + " (task " + std::to_string(task.id);
-  if (task.status == engine::TaskStatus::kClaimed && task.assignee) {
-    who += ", claimed by " + *task.assignee;
-  } else {
-    who += ", unclaimed";
-  }
-  return who + ")";
-}
-
-Position Describe(const engine::Token& token, const std::string& case_id,
-                  const workflows::Procedure* procedure,
-                  const std::vector<engine::TaskRecord>& tasks,
-                  const std::vector<engine::IncidentRecord>& incidents,
-                  const std::vector<engine::CaseRecord>& children) {
-  Position p;
-  p.step = token.step;
-  p.activation = token.activation;
-  p.waiting = engine::WaitingName(token.waiting);
-  p.signal = token.signal;
-  const workflows::Step* step = procedure ? procedure->FindStep(token.step) : nullptr;
-  if (step) p.kind = workflows::StepKindName(step->kind);
-  std::string department = step ? step->department : std::string("its department");
-  switch (token.waiting) {
-    case engine::Waiting::kNothing:
-      p.detail = "moving on";
-      break;
-    case engine::Waiting::kAdapter:
-      p.detail = "calling " + department + " (attempt " + std::to_string(token.attempt) +
-                 "); `wf engine` carries it out";
-      break;
-    case engine::Waiting::kRetry:
-      p.detail = "waiting to call " + department + " again (attempt " +
-                 std::to_string(token.attempt) + ")";
-      break;
-    case engine::Waiting::kAccepted:
-      p.detail = department + " accepted the call and will answer: `wf signal " + case_id + " " +
-                 token.signal + " --data FILE` delivers its answer";
-      break;
-    case engine::Waiting::kTask: {
-      p.detail = "waiting for a person";
-      for (const auto& task : tasks) {
-        if (task.activation == token.activation && engine::IsTaskOpen(task)) {
-          p.detail = "waiting for " + TaskWho(task) + ": " + task.title;
-        }
-      }
-      break;
-    }
-    case engine::Waiting::kSignal:
-      p.detail = "waiting for the signal '" + token.signal + "': `wf signal " + case_id + " " +
-                 token.signal + "`";
-      break;
-    case engine::Waiting::kChild: {
-      p.detail = "waiting for a sub-case of " + (step ? step->procedure : std::string("?"));
-      for (const auto& child : children) {
-        if (child.parent_activation == token.activation) {
-          p.detail = "waiting for sub-case " + child.id + " (" + child.procedure + ", " +
-                     child.status + ")";
-        }
-      }
-      break;
-    }
-    case engine::Waiting::kBranches:
-      p.detail = "waiting for its parallel branches to end";
-      break;
-    case engine::Waiting::kIncident: {
-      p.detail = "stopped by an incident: " + token.incident;
-      for (const auto& incident : incidents) {
-        if (incident.activation == token.activation &&
-            incident.status == engine::IncidentStatus::kOpen) {
-          p.detail += "; `wf retry " + std::to_string(incident.id) + "` tries again";
-        }
-      }
-      break;
-    }
-  }
-  return p;
-}
-
-json TaskJson(const engine::TaskRecord& t) {
-  json form = json::parse(t.form, nullptr, false);
-  json values = t.values ? json::parse(*t.values, nullptr, false) : json(nullptr);
-  return {{"id", t.id},
-          {"case", t.case_id},
-          {"step", t.step},
-          {"title", t.title},
-          {"role", t.role},
-          {"agency", t.agency},
-          {"status", engine::TaskStatusName(t.status)},
-          {"assignee", t.assignee ? json(*t.assignee) : json(nullptr)},
-          {"created_at", JsonTime(t.created_at)},
-          {"due", JsonTime(t.due_at)},
-          {"escalated_to", t.escalated_to ? json(*t.escalated_to) : json(nullptr)},
-          {"completed_by", t.completed_by ? json(*t.completed_by) : json(nullptr)},
-          {"completed_at", JsonTime(t.completed_at)},
-          {"form", form.is_discarded() ? json(nullptr) : form},
-          {"values", values.is_discarded() ? json(nullptr) : values}};
-}
-
 int Show(const GlobalOptions& globals, const std::string& case_id) {
   auto session = OpenSession(globals);
   if (!session) return Fail(session.error());
   const engine::Deployment& deployment = (*session)->deployment;
-  engine::CaseView view;
-  std::vector<engine::IncidentRecord> incidents;
-  std::vector<engine::CaseRecord> children;
+  engine::CaseDetail detail;
   Status status = (*session)->store->Read([&](engine::StoreTx& tx) {
-    auto loaded = engine::LoadCaseView(tx, (*session)->runtime->procedures(), case_id);
+    auto loaded = engine::LoadCaseDetail(tx, (*session)->runtime->procedures(), case_id);
     if (!loaded) return loaded.error();
-    view = std::move(*loaded);
-    auto incident_list = tx.ListIncidents(case_id);
-    if (!incident_list) return incident_list.error();
-    incidents = std::move(*incident_list);
-    auto child_list = tx.ListChildCases(case_id);
-    if (!child_list) return child_list.error();
-    children = std::move(*child_list);
+    detail = std::move(*loaded);
     return Status::Ok();
   });
   if (!status.ok()) return Fail(status);
-  const engine::CaseRecord& record = view.record;
-  const workflows::Procedure* procedure = view.procedure;
-  const std::optional<engine::CaseState>& state = view.state;
-  const std::vector<engine::TaskRecord>& tasks = view.tasks;
-
   engine::Timestamp now = engine::Now();
-  std::vector<Position> positions;
-  std::vector<std::string> current_steps;
-  if (state) {
-    for (const auto& token : state->tokens) {
-      positions.push_back(Describe(token, case_id, procedure, tasks, incidents, children));
-    }
-    current_steps = engine::CurrentSteps(engine::OpenStepsOf(*state));
+  if (globals.json) {
+    PrintJson(engine::CaseDetailJson(detail, deployment, now));
+    return 0;
   }
+  const engine::CaseRecord& record = detail.view.record;
+  const workflows::Procedure* procedure = detail.view.procedure;
+  const std::optional<engine::CaseState>& state = detail.view.state;
+  const std::vector<engine::TaskRecord>& tasks = detail.view.tasks;
+  const std::vector<engine::IncidentRecord>& incidents = detail.incidents;
+  const std::vector<engine::CaseRecord>& children = detail.children;
+  const std::vector<engine::Position>& positions = detail.positions;
   json data = json::parse(record.data, nullptr, false);
   if (data.is_discarded()) data = nullptr;
   const engine::Calendar calendar = deployment.CalendarOf(record.agency);
   const engine::CaseClock clock = engine::ReadClock(record, calendar, now);
-
-  json deadline = nullptr;
-  if (record.deadline_at) {
-    auto to_point = [](engine::Timestamp t) {
-      return engine::TimePoint(
-          std::chrono::duration_cast<engine::TimePoint::duration>(t.time_since_epoch()));
-    };
-    // The time left is read on the statutory clock: frozen while it is paused and at the end.
-    deadline = {{"at", JsonTime(*record.deadline_at)},
-                {"local", calendar.FormatLocal(to_point(*record.deadline_at))},
-                {"calendar", calendar.name()},
-                {"working_days_left", *clock.working_days_left},
-                {"time_left",
-                 calendar.DescribeTimeLeft(to_point(clock.reading), to_point(*record.deadline_at))},
-                {"overdue", clock.overdue},
-                {"late", clock.late},
-                {"paused", clock.paused_since.has_value()},
-                {"paused_since", JsonTime(clock.paused_since)}};
-  }
-
-  if (globals.json) {
-    json steps = json::array();
-    for (const auto& p : positions) {
-      steps.push_back({{"step", p.step},
-                       {"kind", p.kind},
-                       {"waiting", p.waiting},
-                       {"activation", p.activation},
-                       {"detail", p.detail},
-                       {"signal", p.signal.empty() ? json(nullptr) : json(p.signal)}});
-    }
-    json task_array = json::array();
-    for (const auto& t : tasks) task_array.push_back(TaskJson(t));
-    json incident_array = json::array();
-    for (const auto& i : incidents) incident_array.push_back(IncidentJson(i));
-    json child_array = json::array();
-    for (const auto& c : children) {
-      child_array.push_back({{"id", c.id}, {"procedure", c.procedure}, {"status", c.status}});
-    }
-    PrintJson({{"id", record.id},
-               {"procedure", record.procedure},
-               {"version", record.version},
-               {"title", procedure ? json(procedure->title) : json(nullptr)},
-               {"status", record.status},
-               {"reason", state && !state->reason.empty() ? json(state->reason) : json(nullptr)},
-               {"agency", record.agency},
-               {"parent", record.parent_case ? json(*record.parent_case) : json(nullptr)},
-               {"children", child_array},
-               {"started_by", record.started_by},
-               {"started_at", JsonTime(record.started_at)},
-               {"updated_at", JsonTime(record.updated_at)},
-               {"ended_at", JsonTime(record.ended_at)},
-               {"steps", steps},
-               {"current_steps", current_steps},
-               {"overdue", clock.overdue},
-               {"deadline", deadline},
-               {"tasks", task_array},
-               {"incidents", incident_array},
-               {"data", data}});
-    return 0;
-  }
+  auto to_point = [](engine::Timestamp t) {
+    return engine::TimePoint(
+        std::chrono::duration_cast<engine::TimePoint::duration>(t.time_since_epoch()));
+  };
 
   std::cout << "case " << record.id << ": " << record.procedure << " v" << record.version;
   if (procedure && !procedure->title.empty()) std::cout << " — " << procedure->title;
@@ -366,7 +191,9 @@ int Show(const GlobalOptions& globals, const std::string& case_id) {
   if (record.deadline_at) {
     std::cout << "deadline: " << LocalTime(deployment, record.agency, *record.deadline_at);
     if (clock.open || record.ended_at) {
-      std::cout << ", " << deadline["time_left"].get<std::string>();
+      std::cout << ", "
+                << calendar.DescribeTimeLeft(to_point(clock.reading),
+                                             to_point(*record.deadline_at));
       if (!clock.open) std::cout << " when it ended";
     }
     if (clock.paused_since) {

@@ -458,7 +458,34 @@ BEGIN
   END LOOP;
 END $grants$)sql");
   }
-  return {initial, audit, refusals, due, engines};
+  // Version 7 (6 is taken by identities and roles, issue 16): the Idempotency-Key of each case
+  // created through `wf serve`, so that a repeated request finds the case it made, whichever
+  // server of the deployment answers it. One row per (client, key), written in the case's own
+  // transaction; not case-owned (a reference to the case, like refusals).
+  Migration idempotency;
+  idempotency.version = 7;
+  idempotency.description = "idempotency keys of cases created through the HTTP API";
+  idempotency.statements.push_back(
+      "CREATE TABLE idempotency_keys (client TEXT NOT NULL, key TEXT NOT NULL,"
+      " procedure TEXT NOT NULL, request_hash TEXT NOT NULL, case_id TEXT NOT NULL,"
+      " created_at BIGINT NOT NULL, PRIMARY KEY (client, key))");
+  if (pg) {
+    idempotency.statements.push_back(R"sql(DO $grants$
+DECLARE
+  r text;
+BEGIN
+  FOREACH r IN ARRAY ARRAY['wf_engine', 'wf_clerk', 'wf_auditor'] LOOP
+    IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = r) THEN
+      IF r = 'wf_auditor' THEN
+        EXECUTE format('GRANT SELECT ON idempotency_keys TO %I', r);
+      ELSE
+        EXECUTE format('GRANT SELECT, INSERT ON idempotency_keys TO %I', r);
+      END IF;
+    END IF;
+  END LOOP;
+END $grants$)sql");
+  }
+  return {initial, audit, refusals, due, engines, idempotency};
 }
 
 int Dialect::LatestSchemaVersion() const { return Migrations().back().version; }

@@ -249,11 +249,12 @@ Result<std::vector<DeployOutcome>> Runtime::Deploy(
   return outcomes;
 }
 
-Result<Started> Runtime::StartCase(const std::string& procedure_name, const nlohmann::json& data,
-                                   const std::string& actor) {
-  std::optional<Started> started;
+Status Runtime::StartTransaction(const std::string& procedure_name, const nlohmann::json& data,
+                                 const std::string& actor,
+                                 const std::function<Status(StoreTx&, const Started&)>& also,
+                                 std::optional<Started>* started) {
   Timestamp now = Now();
-  Status status = TransactRehearsed(
+  return TransactRehearsed(
       [&](StoreTx& tx, ExpressionMemo& memo) {
         auto record = LatestDeployed(tx, procedure_name);
         if (!record) return record.error();
@@ -269,9 +270,18 @@ Result<Started> Runtime::StartCase(const std::string& procedure_name, const nloh
         auto result =
             StartInTx(tx, **procedure, data, actor, now, std::nullopt, std::nullopt, memo);
         if (!result) return result.error();
-        started = *result;
+        if (also) {
+          if (Status s = also(tx, *result); !s.ok()) return s;
+        }
+        *started = *result;
         return Status::Ok();
       });
+}
+
+Result<Started> Runtime::StartCase(const std::string& procedure_name, const nlohmann::json& data,
+                                   const std::string& actor) {
+  std::optional<Started> started;
+  Status status = StartTransaction(procedure_name, data, actor, nullptr, &started);
   if (status.code() == ErrorCode::kConflict)
     return WithRefusal(status, procedure_name, data, actor);
   if (!status.ok()) return status;

@@ -165,6 +165,17 @@ class Runtime {
   // its first wait, all in one transaction.
   Result<Started> StartCase(const std::string& procedure, const nlohmann::json& data,
                             const std::string& actor);
+  // StartCase under an idempotency key (`wf serve`'s Idempotency-Key): the first request with
+  // `key` of `client` starts the case and records the key in the same transaction; a repeated
+  // one, from any process sharing the store, starts nothing and returns the case the first made
+  // (`created` false). The same key with another procedure or other data: kInvalid.
+  struct StartedOnce {
+    Started started;
+    bool created = false;
+  };
+  Result<StartedOnce> StartCaseOnce(const std::string& procedure, const nlohmann::json& data,
+                                    const std::string& actor, const std::string& client,
+                                    const std::string& key);
   // Starts one case per element of `data`, committing `batch_size` at a time. A case that fails
   // (bad data, duplicate) is refused on its own line and the others go on. The result has one
   // BatchLine per element of `data`, in order. Only a failure of the store itself (kUnavailable,
@@ -210,6 +221,12 @@ class Runtime {
  private:
   // Checks that `actor` holds the task's role in the task's agency.
   Status CheckTaskPermission(const TaskRecord& task, const std::string& actor) const;
+  // StartCase's transaction, with `also` run inside it after the case is inserted (null: none).
+  // Returns the raw status: refusals are the caller's.
+  Status StartTransaction(const std::string& procedure, const nlohmann::json& data,
+                          const std::string& actor,
+                          const std::function<Status(StoreTx&, const Started&)>& also,
+                          std::optional<Started>* started);
   Result<Started> StartInTx(StoreTx& tx, const workflows::Procedure& procedure,
                             const nlohmann::json& data, const std::string& actor, Timestamp now,
                             std::optional<std::string> parent_case,

@@ -220,6 +220,17 @@ struct RefusalRecord {
   Timestamp refused_at{};
 };
 
+// The Idempotency-Key of a case created through `wf serve` (table idempotency_keys, migration
+// 7): the same client sending the same key again gets this case instead of a new one.
+struct IdempotencyRecord {
+  std::string client;  // who sent it (a certificate's CN; "" on plain loopback HTTP)
+  std::string key;
+  std::string procedure;
+  std::string request_hash;  // of the procedure and the data, to refuse a key reused otherwise
+  std::string case_id;
+  Timestamp created_at{};
+};
+
 // A chain whose case was moved to an archive file by `wf archive`: its head stays behind in the
 // `archived_chains` table (append-only, like history) so verification and anchors still hold.
 struct ArchivedChain {
@@ -397,6 +408,12 @@ class StoreTx {
   Result<std::vector<CaseRecord>> ListCasesAfter(const std::string& after_id, int limit);
   // Records a refused duplicate application; returns its id.
   Result<std::int64_t> InsertRefusal(const RefusalRecord& refusal);
+  // The case created under (client, key); nullopt when there is none.
+  Result<std::optional<IdempotencyRecord>> FindIdempotencyKey(const std::string& client,
+                                                              const std::string& key);
+  // Records `record`; false (writing nothing) when (client, key) is taken already, by a
+  // committed row or, on PostgreSQL, by a concurrent transaction that then committed.
+  Result<bool> InsertIdempotencyKey(const IdempotencyRecord& record);
   // Up to `limit` refusals with an id above `after_id`, by id.
   Result<std::vector<RefusalRecord>> ListRefusalsAfter(std::int64_t after_id, int limit);
 

@@ -299,6 +299,42 @@ Result<std::int64_t> StoreTx::InsertRefusal(const RefusalRecord& r) {
   });
 }
 
+Result<std::optional<IdempotencyRecord>> StoreTx::FindIdempotencyKey(const std::string& client,
+                                                                     const std::string& key) {
+  return Guard(context_, "find idempotency key", [&]() -> Result<std::optional<IdempotencyRecord>> {
+    Query q(context_.sql,
+            "SELECT procedure, request_hash, case_id, created_at"
+            " FROM idempotency_keys WHERE client = :client AND key = :key");
+    q.Bind("client", client).Bind("key", key).Columns("ttti");
+    if (!q.Execute()) return std::optional<IdempotencyRecord>();
+    IdempotencyRecord r;
+    r.client = client;
+    r.key = key;
+    r.procedure = q.Text(0);
+    r.request_hash = q.Text(1);
+    r.case_id = q.Text(2);
+    r.created_at = FromMicros(q.Int(3));
+    return std::optional<IdempotencyRecord>(std::move(r));
+  });
+}
+
+Result<bool> StoreTx::InsertIdempotencyKey(const IdempotencyRecord& r) {
+  return Guard(context_, "record idempotency key", [&]() -> Result<bool> {
+    Query q(context_.sql,
+            "INSERT INTO idempotency_keys (client, key, procedure, request_hash, case_id,"
+            " created_at) VALUES (:client, :key, :procedure, :hash, :case_id, :at)"
+            " ON CONFLICT (client, key) DO NOTHING");
+    q.Bind("client", r.client)
+        .Bind("key", r.key)
+        .Bind("procedure", r.procedure)
+        .Bind("hash", r.request_hash)
+        .Bind("case_id", r.case_id)
+        .Bind("at", r.created_at);
+    q.Execute();
+    return q.AffectedRows() == 1;
+  });
+}
+
 Result<std::vector<RefusalRecord>> StoreTx::ListRefusalsAfter(std::int64_t after_id, int limit) {
   return Guard(context_, "list refused duplicates", [&]() -> Result<std::vector<RefusalRecord>> {
     Query q(context_.sql, "SELECT " + SelectList(kRefusalColumns, context_.dialect) +

@@ -1317,3 +1317,13 @@ WF_CLI_TEST_CASE(
   CHECK(figures["processing_days"]["median"].get<double>() ==
         Approx(held["case"]["held_working_days"].get<double>()));
 }
+
+TEST_CASE("wf serve without an identity refuses to listen beyond loopback", "[cli][serve]") {
+  Sandbox box(wf::engine::Backend::kSqlite);
+  Run wide = box.Wf({"serve", "--listen", "0.0.0.0:0"});
+  CHECK(wide.code == 2);
+  CHECK(wide.err.find("loopback only") != std::string::npos);
+  Run bad = box.Wf({"serve", "--listen", "127.0.0.1"});
+  CHECK(bad.code == 2);
+  CHECK(bad.err.find("HOST:PORT") != std::string::npos);
+}

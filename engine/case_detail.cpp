@@ -1,0 +1,217 @@
+#include "engine/case_detail.hpp"
+
+#include <chrono>
+
+#include "engine/calendar.hpp"
+#include "engine/machine.hpp"
+
+namespace wf::engine {
+
+using nlohmann::json;
+
+namespace {
+
+json JsonTime(Timestamp t) { return FormatRfc3339(t); }
+json JsonTime(const std::optional<Timestamp>& t) {
+  return t ? json(FormatRfc3339(*t)) : json(nullptr);
+}
+
+TimePoint ToPoint(Timestamp t) {
+  return TimePoint(std::chrono::duration_cast<TimePoint::duration>(t.time_since_epoch()));
+}
+
+Position Describe(const Token& token, const std::string& case_id,
+                  const workflows::Procedure* procedure, const std::vector<TaskRecord>& tasks,
+                  const std::vector<IncidentRecord>& incidents,
+                  const std::vector<CaseRecord>& children) {
+  Position p;
+  p.step = token.step;
+  p.activation = token.activation;
+  p.waiting = WaitingName(token.waiting);
+  p.signal = token.signal;
+  const workflows::Step* step = procedure ? procedure->FindStep(token.step) : nullptr;
+  if (step) p.kind = workflows::StepKindName(step->kind);
+  std::string department = step ? step->department : std::string("its department");
+  switch (token.waiting) {
+    case Waiting::kNothing:
+      p.detail = "moving on";
+      break;
+    case Waiting::kAdapter:
+      p.detail = "calling " + department + " (attempt " + std::to_string(token.attempt) +
+                 "); `wf engine` carries it out";
+      break;
+    case Waiting::kRetry:
+      p.detail = "waiting to call " + department + " again (attempt " +
+                 std::to_string(token.attempt) + ")";
+      break;
+    case Waiting::kAccepted:
+      p.detail = department + " accepted the call and will answer: `wf signal " + case_id + " " +
+                 token.signal + " --data FILE` delivers its answer";
+      break;
+    case Waiting::kTask: {
+      p.detail = "waiting for a person";
+      for (const auto& task : tasks) {
+        if (task.activation == token.activation && IsTaskOpen(task)) {
+          p.detail = "waiting for " + TaskWho(task) + ": " + task.title;
+        }
+      }
+      break;
+    }
+    case Waiting::kSignal:
+      p.detail = "waiting for the signal '" + token.signal + "': `wf signal " + case_id + " " +
+                 token.signal + "`";
+      break;
+    case Waiting::kChild: {
+      p.detail = "waiting for a sub-case of " + (step ? step->procedure : std::string("?"));
+      for (const auto& child : children) {
+        if (child.parent_activation == token.activation) {
+          p.detail = "waiting for sub-case " + child.id + " (" + child.procedure + ", " +
+                     child.status + ")";
+        }
+      }
+      break;
+    }
+    case Waiting::kBranches:
+      p.detail = "waiting for its parallel branches to end";
+      break;
+    case Waiting::kIncident: {
+      p.detail = "stopped by an incident: " + token.incident;
+      for (const auto& incident : incidents) {
+        if (incident.activation == token.activation && incident.status == IncidentStatus::kOpen) {
+          p.detail += "; `wf retry " + std::to_string(incident.id) + "` tries again";
+        }
+      }
+      break;
+    }
+  }
+  return p;
+}
+
+}  // namespace
+
+std::string TaskWho(const TaskRecord& task) {
+  std::string who =
+      "role " + task.role + " of " + task.agency + " (task " + std::to_string(task.id);
+  if (task.status == TaskStatus::kClaimed && task.assignee) {
+    who += ", claimed by " + *task.assignee;
+  } else {
+    who += ", unclaimed";
+  }
+  return who + ")";
+}
+
+nlohmann::json TaskJson(const TaskRecord& t) {
+  json form = json::parse(t.form, nullptr, false);
+  json values = t.values ? json::parse(*t.values, nullptr, false) : json(nullptr);
+  return {{"id", t.id},
+          {"case", t.case_id},
+          {"step", t.step},
+          {"title", t.title},
+          {"role", t.role},
+          {"agency", t.agency},
+          {"status", TaskStatusName(t.status)},
+          {"assignee", t.assignee ? json(*t.assignee) : json(nullptr)},
+          {"created_at", JsonTime(t.created_at)},
+          {"due", JsonTime(t.due_at)},
+          {"escalated_to", t.escalated_to ? json(*t.escalated_to) : json(nullptr)},
+          {"completed_by", t.completed_by ? json(*t.completed_by) : json(nullptr)},
+          {"completed_at", JsonTime(t.completed_at)},
+          {"form", form.is_discarded() ? json(nullptr) : form},
+          {"values", values.is_discarded() ? json(nullptr) : values}};
+}
+json IncidentJson(const IncidentRecord& i) {
+  return {{"id", i.id},
+          {"case", i.case_id},
+          {"step", i.step},
+          {"activation", i.activation},
+          {"status", i.status == IncidentStatus::kOpen ? "open" : "resolved"},
+          {"message", i.message},
+          {"created_at", JsonTime(i.created_at)},
+          {"resolved_at", JsonTime(i.resolved_at)},
+          {"resolved_by", i.resolved_by ? json(*i.resolved_by) : json(nullptr)}};
+}
+
+Result<CaseDetail> LoadCaseDetail(StoreTx& tx, ProcedureCache& procedures, const std::string& id) {
+  CaseDetail detail;
+  auto loaded = LoadCaseView(tx, procedures, id);
+  if (!loaded) return loaded.error();
+  detail.view = std::move(*loaded);
+  auto incidents = tx.ListIncidents(id);
+  if (!incidents) return incidents.error();
+  detail.incidents = std::move(*incidents);
+  auto children = tx.ListChildCases(id);
+  if (!children) return children.error();
+  detail.children = std::move(*children);
+  if (detail.view.state) {
+    for (const auto& token : detail.view.state->tokens) {
+      detail.positions.push_back(Describe(token, id, detail.view.procedure, detail.view.tasks,
+                                          detail.incidents, detail.children));
+    }
+  }
+  return detail;
+}
+
+json CaseDetailJson(const CaseDetail& detail, const Deployment& deployment, Timestamp now) {
+  const CaseRecord& record = detail.view.record;
+  const workflows::Procedure* procedure = detail.view.procedure;
+  const std::optional<CaseState>& state = detail.view.state;
+  std::vector<std::string> current_steps;
+  if (state) current_steps = CurrentSteps(OpenStepsOf(*state));
+  json data = json::parse(record.data, nullptr, false);
+  if (data.is_discarded()) data = nullptr;
+  const Calendar calendar = deployment.CalendarOf(record.agency);
+  const CaseClock clock = ReadClock(record, calendar, now);
+  json deadline = nullptr;
+  if (record.deadline_at) {
+    // The time left is read on the statutory clock: frozen while it is paused and at the end.
+    deadline = {{"at", JsonTime(*record.deadline_at)},
+                {"local", calendar.FormatLocal(ToPoint(*record.deadline_at))},
+                {"calendar", calendar.name()},
+                {"working_days_left", *clock.working_days_left},
+                {"time_left",
+                 calendar.DescribeTimeLeft(ToPoint(clock.reading), ToPoint(*record.deadline_at))},
+                {"overdue", clock.overdue},
+                {"late", clock.late},
+                {"paused", clock.paused_since.has_value()},
+                {"paused_since", JsonTime(clock.paused_since)}};
+  }
+  json steps = json::array();
+  for (const auto& p : detail.positions) {
+    steps.push_back({{"step", p.step},
+                     {"kind", p.kind},
+                     {"waiting", p.waiting},
+                     {"activation", p.activation},
+                     {"detail", p.detail},
+                     {"signal", p.signal.empty() ? json(nullptr) : json(p.signal)}});
+  }
+  json task_array = json::array();
+  for (const auto& t : detail.view.tasks) task_array.push_back(TaskJson(t));
+  json incident_array = json::array();
+  for (const auto& i : detail.incidents) incident_array.push_back(IncidentJson(i));
+  json child_array = json::array();
+  for (const auto& c : detail.children) {
+    child_array.push_back({{"id", c.id}, {"procedure", c.procedure}, {"status", c.status}});
+  }
+  return {{"id", record.id},
+          {"procedure", record.procedure},
+          {"version", record.version},
+          {"title", procedure ? json(procedure->title) : json(nullptr)},
+          {"status", record.status},
+          {"reason", state && !state->reason.empty() ? json(state->reason) : json(nullptr)},
+          {"agency", record.agency},
+          {"parent", record.parent_case ? json(*record.parent_case) : json(nullptr)},
+          {"children", child_array},
+          {"started_by", record.started_by},
+          {"started_at", JsonTime(record.started_at)},
+          {"updated_at", JsonTime(record.updated_at)},
+          {"ended_at", JsonTime(record.ended_at)},
+          {"steps", steps},
+          {"current_steps", current_steps},
+          {"overdue", clock.overdue},
+          {"deadline", deadline},
+          {"tasks", task_array},
+          {"incidents", incident_array},
+          {"data", data}};
+}
+
+}  // namespace wf::engine

@@ -458,10 +458,13 @@ BEGIN
   END LOOP;
 END $grants$)sql");
   }
-  // Version 7 (6 is taken by identities and roles, issue 16): the Idempotency-Key of each case
-  // created through `wf serve`, so that a repeated request finds the case it made, whichever
-  // server of the deployment answers it. One row per (client, key), written in the case's own
-  // transaction; not case-owned (a reference to the case, like refusals).
+  // Version 6 was kept for issue 16 (branch `ident`) and stays unused: a store migrates only
+  // when its MAX(version) is below the latest (Store::OpenOnce), so a gap must never be filled
+  // later; the next migration is 8.
+  // Version 7: the Idempotency-Key of each case created through `wf serve`, so that a repeated
+  // request finds the case it made, whichever server of the deployment answers it. One row per
+  // (client, key), written in the case's own transaction; not case-owned (a reference to the
+  // case, like refusals).
   Migration idempotency;
   idempotency.version = 7;
   idempotency.description = "idempotency keys of cases created through the HTTP API";

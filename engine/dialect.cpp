@@ -133,6 +133,27 @@ Result<DatabaseTarget> ParsePostgresUrl(std::string_view url, std::string_view r
   return target;
 }
 
+// The PostgreSQL grants on a table added after version 1: SELECT to wf_auditor, `privileges` to
+// wf_engine and wf_clerk, each only where the role exists (see version 2).
+std::string GrantOnTable(const std::string& table, const std::string& privileges) {
+  return R"sql(DO $grants$
+DECLARE
+  r text;
+BEGIN
+  FOREACH r IN ARRAY ARRAY['wf_engine', 'wf_clerk', 'wf_auditor'] LOOP
+    IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = r) THEN
+      IF r = 'wf_auditor' THEN
+        EXECUTE format('GRANT SELECT ON )sql" +
+         table + R"sql( TO %I', r);
+      ELSE
+        EXECUTE format('GRANT )sql" +
+         privileges + " ON " + table + R"sql( TO %I', r);
+      END IF;
+    END IF;
+  END LOOP;
+END $grants$)sql";
+}
+
 }  // namespace
 
 const char* BackendName(Backend backend) {
@@ -443,20 +464,7 @@ END $grants$)sql");
       "CREATE TABLE engines (owner TEXT NOT NULL PRIMARY KEY, started_at BIGINT NOT NULL,"
       " seen_at BIGINT NOT NULL)");
   if (pg) {
-    engines.statements.push_back(R"sql(DO $grants$
-DECLARE
-  r text;
-BEGIN
-  FOREACH r IN ARRAY ARRAY['wf_engine', 'wf_clerk', 'wf_auditor'] LOOP
-    IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = r) THEN
-      IF r = 'wf_auditor' THEN
-        EXECUTE format('GRANT SELECT ON engines TO %I', r);
-      ELSE
-        EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON engines TO %I', r);
-      END IF;
-    END IF;
-  END LOOP;
-END $grants$)sql");
+    engines.statements.push_back(GrantOnTable("engines", "SELECT, INSERT, UPDATE, DELETE"));
   }
   // Version 6 was kept for issue 16 (branch `ident`) and stays unused: a store migrates only
   // when its MAX(version) is below the latest (Store::OpenOnce), so a gap must never be filled
@@ -473,20 +481,7 @@ END $grants$)sql");
       " procedure TEXT NOT NULL, request_hash TEXT NOT NULL, case_id TEXT NOT NULL,"
       " created_at BIGINT NOT NULL, PRIMARY KEY (client, key))");
   if (pg) {
-    idempotency.statements.push_back(R"sql(DO $grants$
-DECLARE
-  r text;
-BEGIN
-  FOREACH r IN ARRAY ARRAY['wf_engine', 'wf_clerk', 'wf_auditor'] LOOP
-    IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = r) THEN
-      IF r = 'wf_auditor' THEN
-        EXECUTE format('GRANT SELECT ON idempotency_keys TO %I', r);
-      ELSE
-        EXECUTE format('GRANT SELECT, INSERT ON idempotency_keys TO %I', r);
-      END IF;
-    END IF;
-  END LOOP;
-END $grants$)sql");
+    idempotency.statements.push_back(GrantOnTable("idempotency_keys", "SELECT, INSERT"));
   }
   return {initial, audit, refusals, due, engines, idempotency};
 }

@@ -42,6 +42,9 @@ void AddHistoryCommands(CLI::App& app, const GlobalOptions& globals, CommandActi
 // wf archive, audit verify/export/keygen/anchor (cli/audit_commands.cpp).
 void AddAuditCommands(CLI::App& app, const GlobalOptions& globals, CommandAction* selected);
 
+// wf users add/list, config apply/show (cli/access_commands.cpp).
+void AddAccessCommands(CLI::App& app, const GlobalOptions& globals, CommandAction* selected);
+
 // wf report (cli/report_commands.cpp).
 void AddReportCommands(CLI::App& app, const GlobalOptions& globals, CommandAction* selected);
 

@@ -458,7 +458,7 @@ BEGIN
   END LOOP;
 END $grants$)sql");
   }
-  return {initial, audit, refusals, due, engines};
+  return {initial, audit, refusals, due, engines, AccessMigration()};
 }
 
 int Dialect::LatestSchemaVersion() const { return Migrations().back().version; }

@@ -45,6 +45,9 @@ void AddAuditCommands(CLI::App& app, const GlobalOptions& globals, CommandAction
 // wf serve (cli/serve_commands.cpp).
 void AddServeCommands(CLI::App& app, const GlobalOptions& globals, CommandAction* selected);
 
+// wf users add/list, config apply/show (cli/access_commands.cpp).
+void AddAccessCommands(CLI::App& app, const GlobalOptions& globals, CommandAction* selected);
+
 // wf report (cli/report_commands.cpp).
 void AddReportCommands(CLI::App& app, const GlobalOptions& globals, CommandAction* selected);
 

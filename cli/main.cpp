@@ -4,9 +4,9 @@
 #include <exception>
 #include <iostream>
 
-#include <CLI/CLI.hpp>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
+#include <CLI/CLI.hpp>
 
 #include "cli/command.hpp"
 #include "engine/expression_pool.hpp"
@@ -37,7 +37,9 @@ int main(int argc, char** argv) {
   app.fallthrough();  // global options may follow the subcommand's name
   app.add_option("--db", globals.db, "database URL: sqlite:PATH or postgresql://... (WF_DB)");
   app.add_option("--config", globals.config, "deployment config file (WF_CONFIG)");
-  app.add_option("--as", globals.actor, "who is acting, e.g. an.nguyen (WF_ACTOR)");
+  app.add_option("--as", globals.actor,
+                 "who is acting, e.g. an.nguyen (WF_ACTOR); on PostgreSQL the login acts, and only "
+                 "a wf_delegate login may name another");
   app.add_flag("--json", globals.json, "machine-readable output");
 
   wf::cli::CommandAction selected;
@@ -51,6 +53,7 @@ int main(int argc, char** argv) {
   wf::cli::AddAuditCommands(app, globals, &selected);
   wf::cli::AddReportCommands(app, globals, &selected);
   wf::cli::AddServeCommands(app, globals, &selected);
+  wf::cli::AddAccessCommands(app, globals, &selected);
 
   try {
     app.parse(argc, argv);

@@ -29,6 +29,30 @@ struct SignalOptions {
   std::string data;
 };
 
+// DESIGN.md "Who may act": a department's result reaches an adapter step from `wf signal` only
+// when an operator holding wf_engine replays it (on SQLite the one operator may); anyone else
+// delivers only the signals a `wait:` step of the case's procedure declares. kNotPermitted
+// otherwise; kNotFound for a case this login cannot see.
+Status CheckSignalAllowed(Session& session, const std::string& case_id, const std::string& name) {
+  if (session.store->backend() != engine::Backend::kPostgres) return Status::Ok();
+  return session.store->Read([&](engine::StoreTx& tx) -> Status {
+    auto engine_login = tx.LoginHolds("wf_engine");
+    if (!engine_login) return engine_login.error();
+    if (*engine_login) return Status::Ok();
+    auto record = tx.GetCase(case_id);
+    if (!record) return record.error();
+    auto procedure = session.runtime->procedures().Get(tx, record->procedure, record->version);
+    if (!procedure) return procedure.error();
+    for (const workflows::Step& step : (*procedure)->steps) {
+      if (step.kind == workflows::StepKind::kWait && step.signal == name) return Status::Ok();
+    }
+    return Status::NotPermitted("signal '" + name + "' is not declared by a `wait:` step of " +
+                                record->procedure + "; a department's result reaches a step " +
+                                "only from the engine or an operator holding wf_engine (login " +
+                                session.login + " does not)");
+  });
+}
+
 int Signal(const GlobalOptions& globals, const SignalOptions& options) {
   json data = json::object();
   if (!options.data.empty()) {
@@ -38,9 +62,13 @@ int Signal(const GlobalOptions& globals, const SignalOptions& options) {
   }
   auto session = OpenSession(globals);
   if (!session) return Fail(session.error());
+  if (Status allowed = CheckSignalAllowed(**session, options.case_id, options.name);
+      !allowed.ok()) {
+    return Fail(allowed);
+  }
   Status status = (*session)->runtime->ApplyEvent(options.case_id,
                                                   engine::event::SignalReceived{options.name, data},
-                                                  ActorOrAnonymous(globals));
+                                                  ActorOrAnonymous(**session));
   if (!status.ok()) return Fail(status);
   json after = CaseAfter(**session, options.case_id);
   after["signal"] = options.name;
@@ -60,7 +88,7 @@ int Cancel(const GlobalOptions& globals, const std::string& case_id, const std::
   auto session = OpenSession(globals);
   if (!session) return Fail(session.error());
   Status status = (*session)->runtime->ApplyEvent(case_id, engine::event::Cancel{reason},
-                                                  ActorOrAnonymous(globals));
+                                                  ActorOrAnonymous(**session));
   if (!status.ok()) return Fail(status);
   json after = CaseAfter(**session, case_id);
   after["reason"] = reason;
@@ -81,7 +109,7 @@ int Retry(const GlobalOptions& globals, int64_t incident_id) {
     if (incident) case_id = incident->case_id;
     return Status::Ok();
   });
-  Status status = (*session)->runtime->RetryIncident(incident_id, ActorOrAnonymous(globals));
+  Status status = (*session)->runtime->RetryIncident(incident_id, ActorOrAnonymous(**session));
   if (!status.ok()) return Fail(status);
   json after = CaseAfter(**session, case_id);
   after["incident"] = incident_id;

@@ -21,6 +21,62 @@ Result<engine::Deployment> LoadDeploymentFor(const GlobalOptions& globals) {
   return engine::LoadDeployment(globals.config);
 }
 
+namespace {
+
+// Replaces the agencies, members and calendars of `deployment` with those of the newest
+// configuration stored in the database, if there is one.
+Status UseStoredConfig(Session& session) {
+  std::optional<engine::StoredConfig> stored;
+  Status read = session.store->Read([&](engine::StoreTx& tx) {
+    auto latest = tx.LatestConfig();
+    if (!latest) return latest.error();
+    stored = std::move(*latest);
+    return Status::Ok();
+  });
+  if (!read.ok()) return read;
+  if (!stored) return Status::Ok();
+  auto parsed = engine::LoadDeploymentText(
+      stored->source, "stored configuration v" + std::to_string(stored->version));
+  if (!parsed) return Status::Internal(parsed.error().message());
+  session.deployment.agencies = std::move(parsed->agencies);
+  session.deployment.calendars = std::move(parsed->calendars);
+  session.config_version = stored->version;
+  return Status::Ok();
+}
+
+// Who acts: the login on PostgreSQL (--as only for a wf_delegate), --as on SQLite.
+Status ResolveActor(Session& session, const GlobalOptions& globals) {
+  if (session.store->backend() != engine::Backend::kPostgres) {
+    session.actor = globals.actor;
+    return Status::Ok();
+  }
+  bool delegate = false;
+  Status read = session.store->Read([&](engine::StoreTx& tx) {
+    auto login = tx.SessionLogin();
+    if (!login) return login.error();
+    session.login = *login;
+    if (globals.actor.empty() || globals.actor == session.login) return Status::Ok();
+    auto holds = tx.LoginHolds("wf_delegate");
+    if (!holds) return holds.error();
+    delegate = *holds;
+    return Status::Ok();
+  });
+  if (!read.ok()) return read;
+  if (globals.actor.empty() || globals.actor == session.login) {
+    session.actor = session.login;
+    return Status::Ok();
+  }
+  if (!delegate) {
+    return Status::NotPermitted("--as " + globals.actor +
+                                ": on PostgreSQL the actor is the login (" + session.login +
+                                "); only a login holding wf_delegate may act for someone else");
+  }
+  session.actor = globals.actor;
+  return Status::Ok();
+}
+
+}  // namespace
+
 Result<std::unique_ptr<Session>> OpenSession(const GlobalOptions& globals, int pool_size) {
   auto session = std::make_unique<Session>();
   auto deployment = LoadDeploymentFor(globals);
@@ -36,21 +92,23 @@ Result<std::unique_ptr<Session>> OpenSession(const GlobalOptions& globals, int p
     return error;
   }
   session->store = std::move(*store);
+  if (Status actor = ResolveActor(*session, globals); !actor.ok()) return actor;
+  if (Status stored = UseStoredConfig(*session); !stored.ok()) return stored;
   session->runtime =
       std::make_unique<engine::Runtime>(*session->store, session->deployment, session->expressions);
   return session;
 }
 
-Result<std::string> RequireActor(const GlobalOptions& globals, const std::string& command) {
-  if (globals.actor.empty()) {
+Result<std::string> RequireActor(const Session& session, const std::string& command) {
+  if (session.actor.empty()) {
     return Status::Usage("`wf " + command +
                          "` needs to know who is acting: give --as NAME or set WF_ACTOR");
   }
-  return globals.actor;
+  return session.actor;
 }
 
-std::string ActorOrAnonymous(const GlobalOptions& globals) {
-  return globals.actor.empty() ? std::string("anonymous") : globals.actor;
+std::string ActorOrAnonymous(const Session& session) {
+  return session.actor.empty() ? std::string("anonymous") : session.actor;
 }
 
 Result<nlohmann::json> ReadJsonInput(const std::string& path, const std::string& what) {

@@ -28,6 +28,13 @@ struct Session {
   engine::ExpressionPool expressions;
   std::unique_ptr<engine::Store> store;
   std::unique_ptr<engine::Runtime> runtime;
+  // Who acts (DESIGN.md "Who may act"): on PostgreSQL the login, or the name a wf_delegate login
+  // gave with --as; on SQLite --as (WF_ACTOR). Empty when nobody was named on SQLite.
+  std::string actor;
+  std::string login;  // PostgreSQL: session_user; empty on SQLite
+  // The version of the stored configuration whose members and calendars are used; 0 for none
+  // (--config's are).
+  int config_version = 0;
 
   Session() = default;
   Session(const Session&) = delete;
@@ -38,14 +45,17 @@ struct Session {
 Result<engine::Deployment> LoadDeploymentFor(const GlobalOptions& globals);
 
 // Loads the deployment and opens --db (which applies pending migrations) with `pool_size`
-// connections. Errors name the config file or the database and say what to do.
+// connections. Errors name the config file or the database and say what to do. The agencies,
+// members and calendars of the newest configuration stored by `wf config apply` replace those of
+// --config (which then only says where departments are). On PostgreSQL the actor is the login:
+// --as naming anyone else is kNotPermitted unless the login holds wf_delegate.
 Result<std::unique_ptr<Session>> OpenSession(const GlobalOptions& globals, int pool_size = 2);
 
 // The actor of a command that needs one; kUsage telling how to give one when there is none.
-Result<std::string> RequireActor(const GlobalOptions& globals, const std::string& command);
+Result<std::string> RequireActor(const Session& session, const std::string& command);
 
-// The actor recorded for a command that does not need one: --as, or "anonymous".
-std::string ActorOrAnonymous(const GlobalOptions& globals);
+// The actor recorded for a command that does not need one: the session's, or "anonymous".
+std::string ActorOrAnonymous(const Session& session);
 
 // Reads `path` ("-": standard input) as one JSON value. kNotFound when the file cannot be read,
 // kInvalid "PATH: not valid JSON: ..." when it does not parse. `what` names the option.

@@ -30,7 +30,7 @@ int StartOne(const GlobalOptions& globals, const StartOptions& options) {
   auto session = OpenSession(globals);
   if (!session) return Fail(session.error());
   auto started =
-      (*session)->runtime->StartCase(options.procedure, *data, ActorOrAnonymous(globals));
+      (*session)->runtime->StartCase(options.procedure, *data, ActorOrAnonymous(**session));
   if (!started) return Fail(started.error());
   if (globals.json) {
     PrintJson(
@@ -71,7 +71,7 @@ int StartBatch(const GlobalOptions& globals, const StartOptions& options) {
   auto session = OpenSession(globals);
   if (!session) return Fail(session.error());
   auto outcomes = (*session)->runtime->StartBatch(options.procedure, cases,
-                                                  ActorOrAnonymous(globals), options.batch_size);
+                                                  ActorOrAnonymous(**session), options.batch_size);
   if (!outcomes) return Fail(outcomes.error());
   std::vector<std::string> ids;
   for (size_t i = 0; i < outcomes->size(); ++i) {

@@ -24,10 +24,10 @@ std::string TaskRef(int64_t id) { return "task " + std::to_string(id); }
 // --- inbox -----------------------------------------------------------------------------------
 
 int Inbox(const GlobalOptions& globals, const std::string& role) {
-  auto actor = RequireActor(globals, "inbox");
-  if (!actor) return Fail(actor.error());
   auto session = OpenSession(globals);
   if (!session) return Fail(session.error());
+  auto actor = RequireActor(**session, "inbox");
+  if (!actor) return Fail(actor.error());
   const engine::Deployment& deployment = (*session)->deployment;
 
   engine::Viewer viewer = engine::ViewerOf(deployment, *actor);
@@ -44,8 +44,10 @@ int Inbox(const GlobalOptions& globals, const std::string& role) {
   if (viewer.agency_roles.empty()) {
     // An empty filter would mean every role of every agency: say why the inbox is empty instead.
     std::cerr << "wf: " << *actor << " holds no role in "
-              << (globals.config.empty() ? std::string("the deployment (no --config given)")
-                                         : globals.config)
+              << ((*session)->config_version > 0
+                      ? "the stored configuration v" + std::to_string((*session)->config_version)
+                  : globals.config.empty() ? std::string("the deployment (no --config given)")
+                                           : globals.config)
               << "; the inbox is empty\n";
   } else {
     Status status = (*session)->store->Read([&](engine::StoreTx& tx) {
@@ -115,10 +117,10 @@ int Inbox(const GlobalOptions& globals, const std::string& role) {
 // --- claim, release --------------------------------------------------------------------------
 
 int ClaimOrRelease(const GlobalOptions& globals, int64_t task_id, bool claim) {
-  auto actor = RequireActor(globals, claim ? "claim" : "release");
-  if (!actor) return Fail(actor.error());
   auto session = OpenSession(globals);
   if (!session) return Fail(session.error());
+  auto actor = RequireActor(**session, claim ? "claim" : "release");
+  if (!actor) return Fail(actor.error());
   Status status = claim ? (*session)->runtime->ClaimTask(task_id, *actor)
                         : (*session)->runtime->ReleaseTask(task_id, *actor);
   if (!status.ok()) return Fail(status);
@@ -201,8 +203,6 @@ Result<json> TypedValue(const std::string& name, const std::string& text, const 
 }
 
 int Complete(const GlobalOptions& globals, const CompleteOptions& options) {
-  auto actor = RequireActor(globals, "complete");
-  if (!actor) return Fail(actor.error());
   if (options.sets.empty() && options.data.empty()) {
     return Fail(Status::Usage("`wf complete " + std::to_string(options.task) +
                               "` needs the form's values: --set NAME=VALUE ... or --data FILE"));
@@ -218,6 +218,8 @@ int Complete(const GlobalOptions& globals, const CompleteOptions& options) {
   }
   auto session = OpenSession(globals);
   if (!session) return Fail(session.error());
+  auto actor = RequireActor(**session, "complete");
+  if (!actor) return Fail(actor.error());
 
   if (!options.sets.empty()) {
     engine::TaskRecord task;

@@ -37,14 +37,14 @@ struct CaseLine {
 };
 
 int Cases(const GlobalOptions& globals, const CasesOptions& options) {
+  auto session = OpenSession(globals);
+  if (!session) return Fail(session.error());
   std::string actor;
   if (options.mine) {
-    auto who = RequireActor(globals, "cases --mine");
+    auto who = RequireActor(**session, "cases --mine");
     if (!who) return Fail(who.error());
     actor = *who;
   }
-  auto session = OpenSession(globals);
-  if (!session) return Fail(session.error());
   const engine::Deployment& deployment = (*session)->deployment;
   std::optional<engine::Viewer> viewer;
   if (options.mine) viewer = engine::ViewerOf(deployment, actor);

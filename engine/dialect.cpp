@@ -468,7 +468,7 @@ END $grants$)sql");
   }
   // Version 6 was kept for issue 16 (branch `ident`) and stays unused: a store migrates only
   // when its MAX(version) is below the latest (Store::OpenOnce), so a gap must never be filled
-  // later; the next migration is 8.
+  // later; identities (engine/dialect_access.cpp) took 8.
   // Version 7: the Idempotency-Key of each case created through `wf serve`, so that a repeated
   // request finds the case it made, whichever server of the deployment answers it. One row per
   // (client, key), written in the case's own transaction; not case-owned (a reference to the
@@ -483,7 +483,7 @@ END $grants$)sql");
   if (pg) {
     idempotency.statements.push_back(GrantOnTable("idempotency_keys", "SELECT, INSERT"));
   }
-  return {initial, audit, refusals, due, engines, idempotency};
+  return {initial, audit, refusals, due, engines, idempotency, AccessMigration()};
 }
 
 int Dialect::LatestSchemaVersion() const { return Migrations().back().version; }

@@ -93,6 +93,9 @@ class Dialect {
   std::string NotifyWorkSql() const;
 
  private:
+  // Version 6, who may act (engine/dialect_access.cpp).
+  Migration AccessMigration() const;
+
   Backend backend_;
 };
 

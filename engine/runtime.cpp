@@ -5,8 +5,8 @@
 
 #include "engine/call_graph.hpp"
 #include "engine/history_action.hpp"
-#include "workflows/json_limits.hpp"
 #include "workflows/expression.hpp"
+#include "workflows/json_limits.hpp"
 #include "workflows/loader.hpp"
 
 namespace wf::engine {
@@ -182,6 +182,16 @@ Result<const workflows::Procedure*> ProcedureCache::Put(const ProcedureRecord& r
     std::string first = loaded.diagnostics.empty() ? "" : loaded.diagnostics.front().ToString();
     return Status::Internal("stored procedure " + record.name + " v" +
                             std::to_string(record.version) + " no longer loads: " + first);
+  }
+  // The stored source must be what was deployed: someone with write access to `procedures`
+  // swapping a procedure's source under its recorded hash is refused, and the case's work
+  // that needed it ends in an incident naming the mismatch.
+  if (!record.content_hash.empty() && loaded.procedure->content_hash != record.content_hash) {
+    return Status::Internal(
+        "stored procedure " + record.name + " v" + std::to_string(record.version) +
+        " does not match its content hash: its source was changed after "
+        "it was deployed (recorded " +
+        record.content_hash + ", source hashes to " + loaded.procedure->content_hash + ")");
   }
   auto procedure = std::make_unique<workflows::Procedure>(std::move(*loaded.procedure));
   procedure->version = record.version;  // the deployed version, not the file's `version:`

@@ -248,6 +248,34 @@ struct HistoryRange {
   std::optional<std::string> until_at;
 };
 
+// One member of an agency in a stored configuration (`wf config apply`): the login holds `role`
+// in `agency`. Row-level security and the membership checks read these rows.
+struct ConfigMember {
+  std::string login;
+  std::string agency;
+  std::string role;
+};
+
+// A configuration stored by `wf config apply`: versions count 1, 2, ...; append-only.
+struct StoredConfig {
+  int version = 0;
+  std::string source;  // the YAML text as applied
+  std::string sha256;  // of `source`
+  std::string applied_by;
+  Timestamp applied_at{};
+};
+
+// A database login that holds at least one of wf's group roles (PostgreSQL).
+struct LoginRecord {
+  std::string name;
+  bool can_login = false;
+  std::vector<std::string> groups;  // wf_admin, wf_clerk, ... sorted
+};
+
+// The group roles of DESIGN.md's "Who may act", by the name `wf users add --role` takes.
+// Returns the role ("wf_clerk"), or an empty string for a name that is none of them.
+std::string GroupRoleOf(std::string_view role);
+
 // ---------------------------------------------------------------------------------------------
 // A transaction in progress. Valid only inside the Store::Transact callback that received it; not
 // thread-safe. Every method is one or a few statements on the transaction's connection.
@@ -430,6 +458,31 @@ class StoreTx {
   Status RemoveArchivedCase(const ArchivedChain& chain);
   // The archived head of `case_id`; nullopt when it was never archived.
   Result<std::optional<ArchivedChain>> GetArchivedChain(const std::string& case_id);
+
+  // --- who may act (engine/store_access.cpp; DESIGN.md "Who may act")
+  // The login of this connection (PostgreSQL session_user); empty on SQLite.
+  Result<std::string> SessionLogin();
+  // Whether this connection's login holds group role `group` (pg_has_role: a superuser holds
+  // every role); false for a group that does not exist and always on SQLite.
+  Result<bool> LoginHolds(const std::string& group);
+  // Stores `source` as the next configuration version, applied by `applied_by` (PostgreSQL
+  // records session_user instead), and replaces the members with `members`. kNotPermitted when
+  // the login may not (not wf_admin). Returns the new version.
+  Result<int> StoreConfig(const std::string& source, const std::vector<ConfigMember>& members,
+                          const std::string& applied_by, Timestamp now);
+  // The newest stored configuration; nullopt before the first `wf config apply`.
+  Result<std::optional<StoredConfig>> LatestConfig();
+  // Creates login `name` (PostgreSQL; CREATEROLE for an admin, so that it may add users) with
+  // `password` when given, or grants `group` to it when it exists. kInvalid for a name that is
+  // not [a-z0-9][a-z0-9._-]*, kNotPermitted when this login may not create roles, kUsage on
+  // SQLite (single-operator: no logins).
+  Status AddLogin(const std::string& name, const std::string& group,
+                  const std::optional<std::string>& password);
+  // Every role holding one of wf's groups, by name (PostgreSQL; empty on SQLite).
+  Result<std::vector<LoginRecord>> ListLogins();
+  // The login recorded beside each event of `case_id`'s history, by seq ("" for events written
+  // before migration 8, and on SQLite).
+  Result<std::vector<std::string>> HistoryLogins(const std::string& case_id);
 
   // --- single engine on SQLite
   // Takes or renews the lease `name` for `owner` until `until`; false when another owner holds

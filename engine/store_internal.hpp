@@ -61,7 +61,7 @@ struct StoreState {
   std::map<std::string, int> liveness_files;  // SQLite: the flocked file's descriptor
   std::unique_ptr<soci::session> liveness;    // PostgreSQL: holds every owner's advisory lock
   std::set<std::string> liveness_locks;       // PostgreSQL: the owners locked on it
-  CaseIdSource case_ids;  // empty: NewCaseId
+  CaseIdSource case_ids;                      // empty: NewCaseId
 };
 
 // Opens a connection to the store's database with the session settings every connection gets
@@ -164,6 +164,8 @@ inline MappedError MapPostgresError(const std::string& state, bool healthy,
               state == "57P03" || !healthy;
   if (lost) return {Status::Unavailable(prefix + "database connection lost: " + brief), true};
   if (state == "23505") return {Status::Conflict(prefix + "already exists: " + brief)};
+  // insufficient_privilege: a grant, a row-level security policy or a wf trigger said no.
+  if (state == "42501") return {Status::NotPermitted(prefix + "not permitted: " + brief)};
   // 57014: statement_timeout (or a cancel); 55P03: lock_timeout.
   if (state == "40001" || state == "40P01" || state == "55P03" || state == "57014" ||
       state.rfind("53", 0) == 0) {

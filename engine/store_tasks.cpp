@@ -87,8 +87,19 @@ Result<TaskRecord> StoreTx::GetTask(std::int64_t id) {
     Query q(context_.sql,
             "SELECT " + SelectList(kTaskColumns, context_.dialect) + " FROM tasks WHERE id = :id");
     q.Bind("id", id).Columns(kTaskColumns);
-    if (!q.Execute()) return Status::NotFound("no task " + std::to_string(id));
-    return ReadRow(kTaskColumns, q);
+    if (q.Execute()) return ReadRow(kTaskColumns, q);
+    if (context_.dialect.is_postgres()) {
+      // Row-level security hid it, or there is none (migration 8's wf_task_exists looks past
+      // the policies): a task of another agency is not this login's to act on (exit 6).
+      Query hidden(context_.sql, "SELECT CASE WHEN wf_task_exists(:id) THEN 1 ELSE 0 END");
+      hidden.Bind("id", id).Columns("i");
+      hidden.Execute();
+      if (hidden.Int(0) == 1) {
+        return Status::NotPermitted("task " + std::to_string(id) +
+                                    " belongs to an agency or role this login does not hold");
+      }
+    }
+    return Status::NotFound("no task " + std::to_string(id));
   });
 }
 

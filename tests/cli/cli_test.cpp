@@ -341,15 +341,18 @@ WF_CLI_TEST_CASE("a clerk carries a permit from deploy to a verified history", "
 }
 
 WF_CLI_TEST_CASE("commands without what they need are usage errors", "[cli][exit]", box) {
-  Run inbox = box.Wf({"inbox"});
-  CHECK(inbox.code == 2);
-  CHECK(inbox.err.find("--as") != std::string::npos);
-  CHECK(inbox.err.find("WF_ACTOR") != std::string::npos);
+  // Only SQLite needs to be told who acts; on PostgreSQL the login does (identity_test.cpp).
+  if (!box.postgres()) {
+    Run inbox = box.Wf({"inbox"});
+    CHECK(inbox.code == 2);
+    CHECK(inbox.err.find("--as") != std::string::npos);
+    CHECK(inbox.err.find("WF_ACTOR") != std::string::npos);
+    CHECK(box.Wf({"cases", "--mine"}).code == 2);
+  }
   CHECK(box.Wf({"frobnicate"}).code == 2);
   CHECK(box.Wf({"cancel", "some-case"}).code == 2);  // --reason is required
   CHECK(box.Wf({"start", "cli-permit"}).code == 2);  // neither --data nor --batch
   CHECK(box.Wf({"claim", "not-a-number", "--as", "ann"}).code == 2);
-  CHECK(box.Wf({"cases", "--mine"}).code == 2);
   Run bad_db = box.Wf({"cases"}, "", {{"WF_DB", "mysql://nowhere"}});
   CHECK(bad_db.code == 2);
   CHECK(bad_db.err.find("--db") != std::string::npos);

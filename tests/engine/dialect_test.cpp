@@ -8,6 +8,7 @@
 #include <catch2/catch.hpp>
 
 #include "engine/store.hpp"
+#include "tests/support/cases.hpp"
 #include "tests/support/test_database.hpp"
 
 namespace wf::engine {
@@ -136,6 +137,44 @@ WF_STORE_TEST_CASE("the migrations apply on a fresh database and the store finds
         static_cast<long long>(dialect.Migrations().size()));
   CHECK(db.QueryInt("SELECT COUNT(*) FROM wf_schema WHERE description = 'by dialect_test'") ==
         static_cast<long long>(dialect.Migrations().size()));
+}
+
+WF_STORE_TEST_CASE("a version 5 database is upgraded in place and its history still verifies",
+                   "[engine][dialect][migrations]", db) {
+  const Dialect dialect(db.backend());
+  db.Execute(dialect.CreateSchemaTableSql());
+  for (const Migration& m : dialect.Migrations()) {
+    if (m.version > 5) break;
+    db.Execute(dialect.BeginSql(true));
+    for (const std::string& statement : m.statements) db.Execute(statement);
+    db.Execute("INSERT INTO wf_schema (version, description, applied_at) VALUES (" +
+               std::to_string(m.version) + ", 'before issue 16', 0)");
+    db.Execute("COMMIT");
+  }
+  // A case with a chain written by an older wf: a clerk's name given with --as, then the engine.
+  db.Execute(
+      "INSERT INTO cases (id, procedure, version, status, data, state, started_at, updated_at,"
+      " row_version) VALUES ('old-case', 'p', 1, 'open', '{}', '{}', 0, 0, 1)");
+  for (const HistoryEvent& e : testing::SealedChain("old-case", 4)) {
+    db.Execute(
+        "INSERT INTO history (case_id, seq, at, actor, action, step, details, prev_hash,"
+        " hash) VALUES ('old-case', " +
+        std::to_string(e.seq) + ", '" + e.at + "', '" + e.actor + "', '" + e.action + "', '" +
+        e.step + "', '" + e.details + "', '" + e.prev_hash + "', '" + e.hash + "')");
+  }
+  const auto actors_before = db.QueryInt("SELECT COUNT(*) FROM history WHERE actor = 'engine'");
+
+  auto store = Store::Open(db.url());
+  INFO((store ? "" : store.error().message()));
+  REQUIRE(store.has_value());
+  CHECK((*store)->SchemaVersion().value() == 8);
+  auto verified = testing::VerifyHistory(**store, std::string("old-case"));
+  INFO((verified ? "" : verified.error().message()));
+  REQUIRE(verified.has_value());
+  CHECK(verified->events == 4);
+  CHECK(db.QueryInt("SELECT COUNT(*) FROM history WHERE actor = 'engine'") == actors_before);
+  CHECK(db.QueryInt("SELECT COUNT(*) FROM history WHERE login = ''") == 4);
+  CHECK(db.QueryInt("SELECT COUNT(*) FROM config_versions") == 0);
 }
 
 }  // namespace wf::engine

@@ -1,0 +1,487 @@
+// Who may act (issue 16; DESIGN.md "Who may act (PostgreSQL)"), end to end: the real `wf`
+// binary and psql, connected as real PostgreSQL logins of a fresh database. Clerks of two
+// agencies, an auditor, an admin and a delegate are made per test with `wf users add` (their
+// names carry a random suffix: roles are cluster-wide) and dropped afterwards. SQLite, the
+// single-operator store, is tested for what it keeps: `--as`, the stored configuration.
+#include <sys/wait.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
+
+#include "tests/support/temp_dir.hpp"
+#include "tests/support/test_database.hpp"
+
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+std::string Fixture(const std::string& name) { return std::string(WF_CLI_FIXTURES) + "/" + name; }
+
+std::string Quote(const std::string& text) {
+  std::string out = "'";
+  for (char c : text) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return out + "'";
+}
+
+std::string Slurp(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream buffer;
+  buffer << in.rdbuf();
+  return buffer.str();
+}
+
+int Shell(const std::string& command) {
+  int status = std::system(command.c_str());
+  if (status == -1) return -1;
+  if (WIFEXITED(status)) return WEXITSTATUS(status);
+  return 128 + (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+}
+
+std::string Trim(const std::string& text) {
+  size_t end = text.find_last_not_of(" \r\n\t");
+  return end == std::string::npos ? std::string() : text.substr(0, end + 1);
+}
+
+struct Run {
+  int code = -1;
+  std::string out;
+  std::string err;
+  json Json() const {
+    json value = json::parse(out, nullptr, false);
+    INFO("stdout: " << out << "\nstderr: " << err);
+    REQUIRE_FALSE(value.is_discarded());
+    return value;
+  }
+};
+
+// A fresh database and folder, with logins made for this test only.
+class Office {
+ public:
+  explicit Office(wf::engine::Backend backend)
+      : database_(backend), suffix_(wf::testing::RandomName(8)) {}
+  ~Office() {
+    for (const auto& login : logins_) Admin("DROP ROLE IF EXISTS " + login);
+  }
+  Office(const Office&) = delete;
+  Office& operator=(const Office&) = delete;
+
+  bool postgres() const { return database_.is_postgres(); }
+  const wf::testing::TestDatabase& database() const { return database_; }
+
+  // A login name unique to this test: "ann" -> "ann_k3v9x2m7".
+  std::string Name(const std::string& base) const { return base + "_" + suffix_; }
+
+  // The database URL with `login` as its user (empty: the test server's superuser).
+  std::string UrlAs(const std::string& login) const {
+    std::string url = database_.url();
+    if (login.empty() || !postgres()) return url;
+    size_t from = url.find("://") + 3;
+    url.replace(from, url.find('@') - from, login);
+    return url;
+  }
+
+  // Runs `wf args...` connected as `login` (empty: the superuser; on SQLite, the operator) with
+  // the engine host's --config and WF_ACTOR unset.
+  Run Wf(const std::vector<std::string>& args, const std::string& login = "") {
+    std::string command =
+        "cd " + Quote(dir_.path().string()) + " && env -u WF_ACTOR WF_DB=" + Quote(UrlAs(login)) +
+        " WF_CONFIG=" + Quote(Fixture("ident-hosts.yaml")) + " " + Quote(WF_BINARY);
+    for (const auto& arg : args) command += " " + Quote(arg);
+    fs::path out = dir_.path() / "stdout.txt", err = dir_.path() / "stderr.txt";
+    command += " </dev/null >" + Quote(out.string()) + " 2>" + Quote(err.string());
+    Run run;
+    run.code = Shell(command);
+    run.out = Slurp(out);
+    run.err = Slurp(err);
+    std::string joined;
+    for (const auto& a : args) joined += " " + a;
+    UNSCOPED_INFO("wf" << joined << (login.empty() ? "" : "  (as " + login + ")") << "\n  exit "
+                       << run.code << "\n  stdout: " << run.out << "\n  stderr: " << run.err);
+    return run;
+  }
+
+  // Runs SQL through psql connected as `login`; true when it succeeded.
+  bool Psql(const std::string& login, const std::string& sql) {
+    return Shell("psql -X -q -v ON_ERROR_STOP=1 " + Quote(UrlAs(login)) + " -c " + Quote(sql) +
+                 " >/dev/null 2>&1") == 0;
+  }
+  // The single integer `sql` returns through psql as `login`; -1 when it fails.
+  long long PsqlInt(const std::string& login, const std::string& sql) {
+    fs::path out = dir_.path() / "psql.txt";
+    int code = Shell("psql -X -q -t -A -v ON_ERROR_STOP=1 " + Quote(UrlAs(login)) + " -c " +
+                     Quote(sql) + " >" + Quote(out.string()) + " 2>/dev/null");
+    std::string text = Trim(Slurp(out));
+    if (code != 0 || text.empty()) return -1;
+    return std::stoll(text);
+  }
+  bool Admin(const std::string& sql) { return Psql("", sql); }
+
+  // `wf users add NAME --role ROLE` by the superuser; the login is dropped after the test.
+  void AddUser(const std::string& name, const std::string& role) {
+    logins_.push_back(name);
+    REQUIRE(Wf({"users", "add", name, "--role", role}).code == 0);
+  }
+
+  // Writes `yaml` as a file and runs `wf config apply` with it as `login`.
+  Run ApplyConfig(const std::string& yaml, const std::string& login = "") {
+    fs::path file = dir_.path() / ("config-" + std::to_string(++configs_) + ".yaml");
+    std::ofstream(file) << yaml;
+    return Wf({"config", "apply", file.string()}, login);
+  }
+
+  // Deploys both towns' permits and starts one case of each (by the superuser); returns their
+  // ids, town-a's first.
+  std::pair<std::string, std::string> TwoCases() {
+    REQUIRE(Wf({"deploy", Fixture("ident-a.yaml"), Fixture("ident-b.yaml")}).code == 0);
+    return {Start("ident-permit-a"), Start("ident-permit-b")};
+  }
+
+  std::string Start(const std::string& procedure) {
+    fs::path data = dir_.path() / "data.json";
+    std::ofstream(data) << "{}";
+    Run started = Wf({"start", procedure, "--data", data.string()});
+    REQUIRE(started.code == 0);
+    return Trim(started.out);
+  }
+
+  // The id of the open task of `case_id` (read by the superuser, or from the SQLite file).
+  long long TaskOf(const std::string& case_id) {
+    const std::string sql =
+        "SELECT id FROM tasks WHERE case_id = '" + case_id + "' AND status = 'open'";
+    if (postgres()) return PsqlInt("", sql);
+    fs::path out = dir_.path() / "sqlite.txt";
+    if (Shell("sqlite3 " + Quote(database_.name()) + " " + Quote(sql) + " >" +
+              Quote(out.string())) != 0) {
+      return -1;
+    }
+    std::string text = Trim(Slurp(out));
+    return text.empty() ? -1 : std::stoll(text);
+  }
+
+ private:
+  wf::testing::TestDatabase database_;
+  wf::testing::TempDir dir_{"wf_ident_"};
+  std::string suffix_;
+  std::vector<std::string> logins_;
+  int configs_ = 0;
+};
+
+// Two clerks, ann of town-a and bob of town-b, in the stored configuration, and one case of each
+// town's permit, each waiting at its review task.
+struct Towns {
+  std::string ann, bob;
+  std::string a_case, b_case;
+};
+
+std::string TownsConfig(const std::string& a_members, const std::string& b_members) {
+  return "agencies:\n  town-a:\n    members: {" + a_members + "}\n  town-b:\n    members: {" +
+         b_members + "}\n";
+}
+
+Towns SetUpTowns(Office& office) {
+  Towns towns;
+  towns.ann = office.Name("ann");
+  towns.bob = office.Name("bob");
+  office.AddUser(towns.ann, "clerk");
+  office.AddUser(towns.bob, "clerk");
+  REQUIRE(office.ApplyConfig(TownsConfig(towns.ann + ": [clerk]", towns.bob + ": [clerk]")).code ==
+          0);
+  auto [a, b] = office.TwoCases();
+  towns.a_case = a;
+  towns.b_case = b;
+  return towns;
+}
+
+std::vector<std::string> CaseIds(const json& rows) {
+  std::vector<std::string> ids;
+  for (const auto& row : rows) ids.push_back(row["id"].get<std::string>());
+  return ids;
+}
+
+#define WF_IDENT_PG_TEST(name, tags, office) \
+  WF_IDENT_PG_TEST_(INTERNAL_CATCH_UNIQUE_NAME(wf_ident_test_), name, tags, office)
+#define WF_IDENT_PG_TEST_(function, name, tags, office)   \
+  static void function(Office& office);                   \
+  TEST_CASE(name " on PostgreSQL", tags "[postgresql]") { \
+    if (!::wf::testing::HavePostgres()) return;           \
+    Office wf_office_(::wf::engine::Backend::kPostgres);  \
+    function(wf_office_);                                 \
+  }                                                       \
+  static void function(Office& office)
+
+}  // namespace
+
+WF_IDENT_PG_TEST("a clerk sees only their agency's cases, through wf and through SQL",
+                 "[cli][identity]", office) {
+  Towns towns = SetUpTowns(office);
+  Run cases = office.Wf({"cases", "--json"}, towns.ann);
+  REQUIRE(cases.code == 0);
+  CHECK(CaseIds(cases.Json()) == std::vector<std::string>{towns.a_case});
+  CHECK(office.Wf({"show", towns.b_case}, towns.ann).code == 4);
+  CHECK(office.Wf({"history", towns.b_case}, towns.ann).code == 4);
+  Run inbox = office.Wf({"inbox", "--json"}, towns.ann);
+  REQUIRE(inbox.code == 0);
+  REQUIRE(inbox.Json().size() == 1);
+  CHECK(inbox.Json()[0]["case"] == towns.a_case);
+
+  // psql as ann: zero rows of town-b's case in every table that holds it.
+  const std::string b = "'" + towns.b_case + "'";
+  CHECK(office.PsqlInt(towns.ann, "SELECT count(*) FROM cases WHERE id = " + b) == 0);
+  CHECK(office.PsqlInt(towns.ann, "SELECT count(*) FROM tasks WHERE case_id = " + b) == 0);
+  CHECK(office.PsqlInt(towns.ann, "SELECT count(*) FROM history WHERE case_id = " + b) == 0);
+  CHECK(office.PsqlInt(towns.ann, "SELECT count(*) FROM cases") == 1);
+  // ... while bob sees it and not ann's.
+  CHECK(office.PsqlInt(towns.bob, "SELECT count(*) FROM cases WHERE id = " + b) == 1);
+  CHECK(office.PsqlInt(towns.bob, "SELECT count(*) FROM cases") == 1);
+}
+
+WF_IDENT_PG_TEST("a clerk cannot act on another agency's task nor write behind wf's back",
+                 "[cli][identity]", office) {
+  Towns towns = SetUpTowns(office);
+  const std::string b_task = std::to_string(office.TaskOf(towns.b_case));
+  CHECK(office.Wf({"claim", b_task}, towns.ann).code == 6);
+  CHECK(office.Wf({"complete", b_task, "--set", "approved=true"}, towns.ann).code == 6);
+  CHECK(office.Wf({"cancel", towns.b_case, "--reason", "mine now"}, towns.ann).code == 4);
+  CHECK(office.PsqlInt("", "SELECT count(*) FROM tasks WHERE status = 'open'") == 2);
+
+  // Through psql: nothing of town-b's changes; procedures, evidence and the configuration take
+  // no writes at all; history takes no event in another's name and never changes.
+  const std::string b = "'" + towns.b_case + "'";
+  CHECK(office.Psql(towns.ann, "UPDATE cases SET status = 'completed' WHERE id = " + b));
+  CHECK(office.PsqlInt("", "SELECT count(*) FROM cases WHERE status = 'open'") == 2);
+  CHECK(office.Psql(towns.ann, "UPDATE tasks SET status = 'completed' WHERE case_id = " + b));
+  CHECK(office.PsqlInt("", "SELECT count(*) FROM tasks WHERE status = 'open'") == 2);
+  CHECK_FALSE(office.Psql(towns.ann, "UPDATE procedures SET source = 'x'"));
+  CHECK_FALSE(office.Psql(towns.ann,
+                          "INSERT INTO procedures (name, version, content_hash, source, "
+                          "deployed_at) VALUES ('evil', 1, 'h', 's', 0)"));
+  CHECK_FALSE(office.Psql(towns.ann,
+                          "INSERT INTO evidence (subject, department, result, verified_at, "
+                          "case_id) VALUES ('s', 'd', '{}', 0, " +
+                              b + ")"));
+  CHECK_FALSE(office.Psql(towns.ann, "INSERT INTO config_members VALUES ('x', 'town-b', 'clerk')"));
+  CHECK_FALSE(office.Psql(towns.ann, "DELETE FROM config_members"));
+  CHECK_FALSE(office.Psql(towns.ann,
+                          "INSERT INTO history (case_id, seq, at, actor, action, details, "
+                          "prev_hash, hash) VALUES ('" +
+                              towns.a_case + "', 99, 'now', 'mallory', 'x', '{}', '', '')"));
+  CHECK_FALSE(office.Psql(towns.ann, "UPDATE history SET actor = 'mallory'"));
+  CHECK(office.Wf({"audit", "verify"}).code == 0);
+}
+
+WF_IDENT_PG_TEST(
+    "the history records the login that acted, and --as is refused without wf_delegate",
+    "[cli][identity]", office) {
+  Towns towns = SetUpTowns(office);
+  const std::string a_task = std::to_string(office.TaskOf(towns.a_case));
+  // Acting as someone else is not permitted, whoever it names; naming oneself is.
+  CHECK(office.Wf({"claim", a_task, "--as", towns.bob}, towns.ann).code == 6);
+  CHECK(office.Wf({"cases", "--as", "anyone"}, towns.ann).code == 6);
+  Run claimed = office.Wf({"claim", a_task, "--as", towns.ann}, towns.ann);
+  REQUIRE(claimed.code == 0);
+  CHECK(claimed.out.find("claimed by " + towns.ann) != std::string::npos);
+  REQUIRE(office.Wf({"complete", a_task, "--set", "approved=true"}, towns.ann).code == 0);
+
+  Run history = office.Wf({"history", towns.a_case, "--json"}, towns.ann);
+  REQUIRE(history.code == 0);
+  bool completed = false;
+  for (const auto& event : history.Json()) {
+    if (event["action"] == "task.completed") {
+      completed = true;
+      CHECK(event["actor"] == towns.ann);
+    }
+  }
+  CHECK(completed);
+  const std::string a = "'" + towns.a_case + "'";
+  CHECK(office.PsqlInt("", "SELECT count(*) FROM history WHERE case_id = " + a +
+                               " AND action = 'task.completed' AND login = '" + towns.ann + "'") ==
+        1);
+  // The superuser who started the case is recorded as its login too.
+  CHECK(office.PsqlInt("", "SELECT count(*) FROM history WHERE case_id = " + a +
+                               " AND action = 'case.started' AND login = session_user") == 1);
+  CHECK(office.Wf({"audit", "verify", towns.a_case}).code == 0);
+}
+
+WF_IDENT_PG_TEST("a delegate acts for the person it names and the history keeps both names",
+                 "[cli][identity]", office) {
+  Towns towns = SetUpTowns(office);
+  const std::string portal = office.Name("portal");
+  office.AddUser(portal, "clerk");
+  office.AddUser(portal, "delegate");
+  REQUIRE(office
+              .ApplyConfig(TownsConfig(towns.ann + ": [clerk], " + portal + ": [clerk]",
+                                       towns.bob + ": [clerk]"))
+              .code == 0);
+  const std::string a_task = std::to_string(office.TaskOf(towns.a_case));
+  // The permission checks apply to the named actor: bob holds no role in town-a.
+  CHECK(office.Wf({"complete", a_task, "--as", towns.bob, "--set", "approved=true"}, portal).code ==
+        6);
+  Run done = office.Wf({"complete", a_task, "--as", towns.ann, "--set", "approved=true"}, portal);
+  REQUIRE(done.code == 0);
+  CHECK(done.out.find("completed by " + towns.ann) != std::string::npos);
+  CHECK(office.PsqlInt("", "SELECT count(*) FROM history WHERE case_id = '" + towns.a_case +
+                               "' AND action = 'task.completed' AND actor = '" + towns.ann +
+                               "' AND login = '" + portal + "'") == 1);
+}
+
+WF_IDENT_PG_TEST("a clerk signals only what a wait step declares", "[cli][identity]", office) {
+  Towns towns = SetUpTowns(office);
+  const std::string a_task = std::to_string(office.TaskOf(towns.a_case));
+  REQUIRE(office.Wf({"complete", a_task, "--set", "approved=true"}, towns.ann).code == 0);
+  // The case now waits at `register` (an adapter step) until the engine runs it: a forged
+  // department answer from a clerk is refused.
+  fs::path forged = fs::temp_directory_path() / ("wf_forged_" + office.Name("x") + ".json");
+  std::ofstream(forged) << R"({"registered": true})";
+  Run refused =
+      office.Wf({"signal", towns.a_case, "register", "--data", forged.string()}, towns.ann);
+  CHECK(refused.code == 6);
+  CHECK(refused.err.find("wait") != std::string::npos);
+  fs::remove(forged);
+  REQUIRE(office.Wf({"engine", "--until-idle"}).code == 0);
+  // The declared signal of the wait step is the clerk's to deliver.
+  Run delivered = office.Wf({"signal", towns.a_case, "documents"}, towns.ann);
+  CHECK(delivered.code == 0);
+  // An operator holding wf_engine may replay a department's callback (the step is not waiting
+  // for one any more, so wf says so, but not with "not permitted").
+  const std::string operator_login = office.Name("ops");
+  office.AddUser(operator_login, "engine");
+  CHECK(office.Wf({"signal", towns.b_case, "register"}, operator_login).code != 6);
+}
+
+WF_IDENT_PG_TEST("an auditor reads every case and changes nothing", "[cli][identity]", office) {
+  Towns towns = SetUpTowns(office);
+  const std::string auditor = office.Name("audrey");
+  office.AddUser(auditor, "auditor");
+  Run cases = office.Wf({"cases", "--json"}, auditor);
+  REQUIRE(cases.code == 0);
+  CHECK(cases.Json().size() == 2);
+  CHECK(office.Wf({"show", towns.b_case}, auditor).code == 0);
+  CHECK(office.Wf({"audit", "verify"}, auditor).code == 0);
+  const std::string b_task = std::to_string(office.TaskOf(towns.b_case));
+  CHECK(office.Wf({"complete", b_task, "--set", "approved=true"}, auditor).code == 6);
+  CHECK(office.Wf({"cancel", towns.b_case, "--reason", "audit"}, auditor).code == 6);
+  CHECK_FALSE(office.Psql(auditor, "UPDATE cases SET status = 'completed'"));
+  CHECK_FALSE(office.Psql(auditor, "DELETE FROM tasks"));
+  CHECK(office.PsqlInt("", "SELECT count(*) FROM cases WHERE status = 'open'") == 2);
+}
+
+WF_IDENT_PG_TEST("a clerk removed by wf config apply loses access at once", "[cli][identity]",
+                 office) {
+  Towns towns = SetUpTowns(office);
+  REQUIRE(office.Wf({"show", towns.a_case}, towns.ann).code == 0);
+  Run applied = office.ApplyConfig(TownsConfig("", towns.bob + ": [clerk]"));
+  REQUIRE(applied.code == 0);
+  CHECK(applied.out.find("configuration v2") != std::string::npos);
+  Run cases = office.Wf({"cases", "--json"}, towns.ann);
+  REQUIRE(cases.code == 0);
+  CHECK(cases.Json().empty());
+  CHECK(office.Wf({"show", towns.a_case}, towns.ann).code == 4);
+  const std::string a_task = std::to_string(office.TaskOf(towns.a_case));
+  CHECK(office.Wf({"complete", a_task, "--set", "approved=true"}, towns.ann).code == 6);
+  CHECK(office.PsqlInt(towns.ann, "SELECT count(*) FROM cases") == 0);
+}
+
+WF_IDENT_PG_TEST("only an admin adds users and applies configurations", "[cli][identity]", office) {
+  const std::string admin = office.Name("root");
+  const std::string clerk = office.Name("carl");
+  office.AddUser(admin, "admin");
+  Run added = office.Wf({"users", "add", clerk, "--role", "clerk"}, admin);
+  REQUIRE(added.code == 0);
+  CHECK(added.out.find(clerk) != std::string::npos);
+  office.AddUser(clerk, "auditor");  // an existing login gains another group
+  CHECK(office.Wf({"users", "add", office.Name("eve"), "--role", "admin"}, clerk).code == 6);
+  CHECK(office.Wf({"users", "add", "Bad Name", "--role", "clerk"}, admin).code == 3);
+  CHECK(office.Wf({"users", "add", clerk, "--role", "king"}, admin).code == 2);
+  CHECK(office.ApplyConfig(TownsConfig(clerk + ": [clerk]", ""), clerk).code == 6);
+  CHECK(office.ApplyConfig("agencies: [not, a, map]\n", admin).code == 3);
+  // Departments stay on the engine hosts: a whole deployment config is stored without them.
+  Run whole = office.ApplyConfig(
+      "departments:\n  x:\n    adapter: noop\n    url: secret\n" + TownsConfig("", ""), admin);
+  REQUIRE(whole.code == 0);
+  Run stored = office.Wf({"config", "show"}, admin);
+  CHECK(stored.out.find("secret") == std::string::npos);
+  CHECK(stored.out.find("town-a") != std::string::npos);
+  Run applied = office.ApplyConfig(TownsConfig(clerk + ": [clerk]", ""), admin);
+  REQUIRE(applied.code == 0);
+  // Admins deploy; clerks do not.
+  CHECK(office.Wf({"deploy", Fixture("ident-b.yaml")}, clerk).code == 6);
+  CHECK(office.Wf({"deploy", Fixture("ident-a.yaml")}, admin).code == 0);
+  Run shown = office.Wf({"config", "show", "--json"}, clerk);
+  REQUIRE(shown.code == 0);
+  CHECK(shown.Json()["applied_by"] == admin);
+  Run users = office.Wf({"users", "list", "--json"}, admin);
+  REQUIRE(users.code == 0);
+  bool listed = false;
+  for (const auto& row : users.Json()) {
+    if (row["login"] != clerk) continue;
+    listed = true;
+    CHECK(row["groups"] == json::array({"wf_auditor", "wf_clerk"}));
+    CHECK(row["member_of"] == json::array({"clerk@town-a"}));
+  }
+  CHECK(listed);
+}
+
+TEST_CASE("SQLite stays single-operator: --as names the actor and the stored config is used",
+          "[cli][identity][sqlite]") {
+  Office office(wf::engine::Backend::kSqlite);
+  CHECK(office.Wf({"users", "add", "ann", "--role", "clerk"}).code == 2);
+  REQUIRE(office.ApplyConfig(TownsConfig("ann: [clerk]", "bob: [clerk]")).code == 0);
+  auto [a_case, b_case] = office.TwoCases();
+  // Membership comes from the stored configuration (--config only names placeholders).
+  Run inbox = office.Wf({"inbox", "--as", "ann", "--json"});
+  REQUIRE(inbox.code == 0);
+  REQUIRE(inbox.Json().size() == 1);
+  CHECK(inbox.Json()[0]["case"] == a_case);
+  Run placeholder = office.Wf({"inbox", "--as", "placeholder", "--json"});
+  REQUIRE(placeholder.code == 0);
+  CHECK(placeholder.Json().empty());
+  Run history = office.Wf({"history", b_case, "--json"});
+  REQUIRE(history.code == 0);
+  CHECK(fs::status(office.database().name()).permissions() ==
+        (fs::perms::owner_read | fs::perms::owner_write));
+}
+
+#define WF_IDENT_TEST(name, tags, office) \
+  WF_IDENT_TEST_(INTERNAL_CATCH_UNIQUE_NAME(wf_ident_both_), name, tags, office)
+#define WF_IDENT_TEST_(function, name, tags, office) \
+  static void function(Office& office);              \
+  WF_BACKEND_TEST_CASE(name, tags, wf_backend_) {    \
+    Office wf_office_(wf_backend_);                  \
+    function(wf_office_);                            \
+  }                                                  \
+  static void function(Office& office)
+
+WF_IDENT_TEST("a procedure whose stored source no longer matches its hash becomes an incident",
+              "[cli][identity]", office) {
+  REQUIRE(office.ApplyConfig(TownsConfig("ann: [clerk]", "bob: [clerk]")).code == 0);
+  auto [a_case, b_case] = office.TwoCases();
+  const long long task = office.TaskOf(a_case);
+  REQUIRE(
+      office.Wf({"complete", std::to_string(task), "--as", "ann", "--set", "approved=true"}).code ==
+      0);
+  // Someone with write access to the table swaps the source under the recorded hash.
+  const std::string swap =
+      "UPDATE procedures SET source = source || '# changed' WHERE name = 'ident-permit-a'";
+  if (office.postgres()) {
+    REQUIRE(office.Admin(swap));
+  } else {
+    REQUIRE(Shell("sqlite3 " + Quote(office.database().name()) + " " + Quote(swap)) == 0);
+  }
+  REQUIRE(office.Wf({"engine", "--until-idle"}).code == 0);
+  Run shown = office.Wf({"show", a_case, "--json"});
+  REQUIRE(shown.code == 0);
+  json incidents = shown.Json()["incidents"];
+  REQUIRE(incidents.size() >= 1);
+  CHECK(incidents[0]["message"].get<std::string>().find("content hash") != std::string::npos);
+  // The other town's procedure, untouched, still runs.
+  CHECK(office.Wf({"show", b_case}).code == 0);
+}

@@ -3,6 +3,7 @@
 // limits (the holds come from the case read model, engine/case_view.hpp).
 #include <cstdio>
 #include <iostream>
+#include <map>
 #include <memory>
 
 #include <nlohmann/json.hpp>
@@ -109,6 +110,9 @@ int History(const GlobalOptions& globals, const std::string& case_id, bool by_ag
   if (!session) return Fail(session.error());
   engine::CaseView view;
   std::vector<engine::HistoryEvent> events;
+  // The database login beside each event, by seq (PostgreSQL; "" before migration 8 and on
+  // SQLite): who connected, where the actor may be a delegate's applicant.
+  std::map<std::int64_t, std::string> logins;
   Status status = (*session)->store->Read([&](engine::StoreTx& tx) {
     auto loaded = engine::LoadCaseView(tx, (*session)->runtime->procedures(), case_id);
     if (!loaded) return loaded.error();
@@ -116,6 +120,9 @@ int History(const GlobalOptions& globals, const std::string& case_id, bool by_ag
     auto list = tx.ListHistory(case_id);
     if (!list) return list.error();
     events = std::move(*list);
+    auto recorded = tx.HistoryLogins(case_id);
+    if (!recorded) return recorded.error();
+    logins = std::move(*recorded);
     return Status::Ok();
   });
   if (!status.ok()) return Fail(status);
@@ -132,6 +139,10 @@ int History(const GlobalOptions& globals, const std::string& case_id, bool by_ag
       engine::TimeHeldByHolder(timeline.holds, deployment, record.agency, now);
   const engine::CaseTimes times =
       engine::TimesOf(record, timeline.pauses, deployment.CalendarOf(record.agency), now);
+  auto login_of = [&](const engine::HistoryEvent& e) -> std::string {
+    auto it = logins.find(e.seq);
+    return it == logins.end() ? std::string() : it->second;
+  };
   auto holder_of = [&](const std::string& step) -> std::string {
     if (!steps) return "";
     auto it = steps->find(step);
@@ -173,6 +184,8 @@ int History(const GlobalOptions& globals, const std::string& case_id, bool by_ag
       EventReading reading = Read(event);
       std::string holder = holder_of(event.step);
       e["agency"] = holder.empty() ? json(nullptr) : json(holder);
+      const std::string login = login_of(event);
+      e["login"] = login.empty() ? json(nullptr) : json(login);
       e["decision"] = reading.decision.empty() ? json(nullptr) : json(reading.decision);
       e["changed"] = reading.changed.empty() ? json(nullptr) : json(reading.changed);
       out.push_back(std::move(e));
@@ -191,6 +204,8 @@ int History(const GlobalOptions& globals, const std::string& case_id, bool by_ag
     std::string actor = e.actor;
     std::vector<std::string> member_of = deployment.AgenciesOf(e.actor);
     if (!member_of.empty()) actor += " (" + JoinComma(member_of) + ")";
+    const std::string login = login_of(e);
+    if (!login.empty() && login != e.actor) actor += " [login " + login + "]";
     EventReading reading = Read(e);
     table.AddRow({std::to_string(e.seq), at, actor, holder_of(e.step), e.action, e.step,
                   Summary(reading.decision, 40), Summary(reading.changed, 50)});

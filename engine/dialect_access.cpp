@@ -1,4 +1,4 @@
-// Migration 6: who may act (DESIGN.md, "Who may act (PostgreSQL)"). The configuration that
+// Migration 8: who may act (DESIGN.md, "Who may act (PostgreSQL)"). The configuration that
 // says who belongs to which agency in which role is kept in the database (`wf config apply`),
 // and on PostgreSQL the database itself enforces it: the group roles, the login stamped into
 // every history event, and row-level security on the case tables. SQLite, single-operator,

@@ -23,6 +23,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -480,9 +481,9 @@ class StoreTx {
                   const std::optional<std::string>& password);
   // Every role holding one of wf's groups, by name (PostgreSQL; empty on SQLite).
   Result<std::vector<LoginRecord>> ListLogins();
-  // The login recorded beside each event of `case_id`'s history, by seq ("" for events written
-  // before migration 8, and on SQLite).
-  Result<std::vector<std::string>> HistoryLogins(const std::string& case_id);
+  // The login recorded beside the events of `case_id`'s history, by seq (events written before
+  // migration 8, and on SQLite, have none).
+  Result<std::map<std::int64_t, std::string>> HistoryLogins(const std::string& case_id);
 
   // --- single engine on SQLite
   // Takes or renews the lease `name` for `owner` until `until`; false when another owner holds

@@ -3,6 +3,7 @@
 // The rules themselves live in the database (migration 8, engine/dialect_access.cpp).
 #include <cctype>
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -172,12 +173,13 @@ Result<std::vector<LoginRecord>> StoreTx::ListLogins() {
   });
 }
 
-Result<std::vector<std::string>> StoreTx::HistoryLogins(const std::string& case_id) {
-  return Guard(context_, "read history logins", [&]() -> Result<std::vector<std::string>> {
-    Query q(context_.sql, "SELECT login FROM history WHERE case_id = :case_id ORDER BY seq");
-    q.Bind("case_id", case_id).Columns("t");
-    std::vector<std::string> out;
-    for (bool row = q.Execute(); row; row = q.Next()) out.push_back(q.Text(0));
+Result<std::map<std::int64_t, std::string>> StoreTx::HistoryLogins(const std::string& case_id) {
+  return Guard(context_, "read history logins", [&]() -> Result<std::map<std::int64_t, std::string>> {
+    Query q(context_.sql,
+            "SELECT seq, login FROM history WHERE case_id = :case_id AND login <> '' ORDER BY seq");
+    q.Bind("case_id", case_id).Columns("it");
+    std::map<std::int64_t, std::string> out;
+    for (bool row = q.Execute(); row; row = q.Next()) out.emplace(q.Int(0), q.Text(1));
     return out;
   });
 }

@@ -298,6 +298,7 @@ WF_IDENT_PG_TEST(
     if (event["action"] == "task.completed") {
       completed = true;
       CHECK(event["actor"] == towns.ann);
+      CHECK(event["login"] == towns.ann);
     }
   }
   CHECK(completed);
@@ -331,6 +332,13 @@ WF_IDENT_PG_TEST("a delegate acts for the person it names and the history keeps 
   CHECK(office.PsqlInt("", "SELECT count(*) FROM history WHERE case_id = '" + towns.a_case +
                                "' AND action = 'task.completed' AND actor = '" + towns.ann +
                                "' AND login = '" + portal + "'") == 1);
+  // `wf history` shows both: the actor, and the login that connected for them.
+  Run table = office.Wf({"history", towns.a_case});
+  REQUIRE(table.code == 0);
+  const auto line_at = table.out.find("[login " + portal + "]");
+  REQUIRE(line_at != std::string::npos);
+  const auto line_start = table.out.rfind('\n', line_at);
+  CHECK(table.out.substr(line_start, line_at - line_start).find(towns.ann) != std::string::npos);
 }
 
 WF_IDENT_PG_TEST("a clerk signals only what a wait step declares", "[cli][identity]", office) {

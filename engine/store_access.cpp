@@ -174,14 +174,16 @@ Result<std::vector<LoginRecord>> StoreTx::ListLogins() {
 }
 
 Result<std::map<std::int64_t, std::string>> StoreTx::HistoryLogins(const std::string& case_id) {
-  return Guard(context_, "read history logins", [&]() -> Result<std::map<std::int64_t, std::string>> {
-    Query q(context_.sql,
+  return Guard(
+      context_, "read history logins", [&]() -> Result<std::map<std::int64_t, std::string>> {
+        Query q(
+            context_.sql,
             "SELECT seq, login FROM history WHERE case_id = :case_id AND login <> '' ORDER BY seq");
-    q.Bind("case_id", case_id).Columns("it");
-    std::map<std::int64_t, std::string> out;
-    for (bool row = q.Execute(); row; row = q.Next()) out.emplace(q.Int(0), q.Text(1));
-    return out;
-  });
+        q.Bind("case_id", case_id).Columns("it");
+        std::map<std::int64_t, std::string> out;
+        for (bool row = q.Execute(); row; row = q.Next()) out.emplace(q.Int(0), q.Text(1));
+        return out;
+      });
 }
 
 }  // namespace wf::engine

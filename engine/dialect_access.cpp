@@ -54,6 +54,31 @@ BEGIN
   RETURN NEW;
 END $fn$)sql";
 
+// A department's result reaches an adapter step only from the engine (or `wf serve`, or an
+// operator replaying a callback, all holding wf_engine): any other login's `signal.received`
+// must answer a `wait:` step, which the step's own `step.entered` event names (its kind).
+// SECURITY DEFINER so that it reads the case's history past row-level security. CAST rather
+// than the double-colon cast: SOCI would read a colon as a bind parameter.
+constexpr const char* kSignalRuleFunction =
+    R"sql(CREATE FUNCTION wf_signal_rule() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = @SCHEMA@, pg_temp AS $fn$
+DECLARE
+  kind text;
+BEGIN
+  IF NEW.action <> 'signal.received' OR wf_holds('wf_engine') THEN
+    RETURN NEW;
+  END IF;
+  SELECT CAST(h.details AS jsonb) ->> 'kind' INTO kind FROM history h
+   WHERE h.case_id = NEW.case_id AND h.action = 'step.entered'
+     AND CAST(h.details AS jsonb) ->> 'activation' = CAST(NEW.details AS jsonb) ->> 'activation'
+   ORDER BY h.seq DESC LIMIT 1;
+  IF kind IS DISTINCT FROM 'wait' THEN
+    RAISE EXCEPTION 'login % may not deliver a result to step % of case % (a % step): only the engine, its department through wf serve, or an operator holding wf_engine may', session_user, NEW.step, NEW.case_id, coalesce(kind, 'unknown')
+      USING ERRCODE = 'insufficient_privilege';
+  END IF;
+  RETURN NEW;
+END $fn$)sql";
+
 // Whether the clerk of this session may see case `c` (of agency `a`, when the caller knows it):
 // one of their agencies' cases, a sub-case of one, or a case with a task for a role they hold in
 // the task's agency. SECURITY DEFINER so that it reads cases, tasks and members past their own
@@ -155,6 +180,11 @@ Migration Dialect::AccessMigration() const {
   s.push_back(
       "CREATE TRIGGER config_versions_append_only BEFORE UPDATE OR DELETE ON config_versions"
       " FOR EACH ROW EXECUTE FUNCTION wf_history_append_only()");
+  s.push_back(CreateInCurrentSchema(kSignalRuleFunction));
+  s.push_back(
+      "CREATE TRIGGER history_signal_rule BEFORE INSERT ON history"
+      " FOR EACH ROW EXECUTE FUNCTION wf_signal_rule()");
+  s.push_back("REVOKE ALL ON FUNCTION wf_signal_rule() FROM PUBLIC");
   s.push_back(CreateInCurrentSchema(kSeesCaseFunction));
   s.push_back(CreateInCurrentSchema(kTaskExistsFunction));
   s.push_back("REVOKE ALL ON FUNCTION wf_sees_case(text, text) FROM PUBLIC");

@@ -114,6 +114,13 @@ class Office {
     return Shell("psql -X -q -v ON_ERROR_STOP=1 " + Quote(UrlAs(login)) + " -c " + Quote(sql) +
                  " >/dev/null 2>&1") == 0;
   }
+  // What psql prints on standard error for `sql` as `login` ("" when it succeeded).
+  std::string PsqlError(const std::string& login, const std::string& sql) {
+    fs::path err = dir_.path() / "psql.err";
+    int code = Shell("psql -X -q -v ON_ERROR_STOP=1 " + Quote(UrlAs(login)) + " -c " + Quote(sql) +
+                     " >/dev/null 2>" + Quote(err.string()));
+    return code == 0 ? std::string() : "psql exit " + std::to_string(code) + ": " + Slurp(err);
+  }
   // The single integer `sql` returns through psql as `login`; -1 when it fails.
   long long PsqlInt(const std::string& login, const std::string& sql) {
     fs::path out = dir_.path() / "psql.txt";
@@ -354,6 +361,27 @@ WF_IDENT_PG_TEST("a clerk signals only what a wait step declares", "[cli][identi
   CHECK(refused.code == 6);
   CHECK(refused.err.find("wait") != std::string::npos);
   fs::remove(forged);
+  // Past the CLI, the database refuses it too: a clerk's signal.received event for the adapter
+  // step (its activation taken from the step's own step.entered event) is not written.
+  const std::string a = "'" + towns.a_case + "'";
+  const long long activation =
+      office.PsqlInt("",
+                     "SELECT CAST(CAST(details AS jsonb) ->> 'activation' AS bigint) FROM history"
+                     " WHERE case_id = " +
+                         a +
+                         " AND action = 'step.entered' AND step = 'register'"
+                         " ORDER BY seq DESC LIMIT 1");
+  REQUIRE(activation > 0);
+  const std::string forged_event =
+      "INSERT INTO history (case_id, seq, at, actor, action, step, details, prev_hash, hash)"
+      " SELECT " +
+      a + ", max(seq) + 1, 'now', '" + towns.ann +
+      "', 'signal.received',"
+      " 'register', '{\"name\": \"register\", \"activation\": " +
+      std::to_string(activation) + "}', '', '' FROM history WHERE case_id = " + a;
+  const std::string error = office.PsqlError(towns.ann, forged_event);
+  INFO(error);
+  CHECK(error.find("may not deliver a result to step register") != std::string::npos);
   REQUIRE(office.Wf({"engine", "--until-idle"}).code == 0);
   // The declared signal of the wait step is the clerk's to deliver.
   Run delivered = office.Wf({"signal", towns.a_case, "documents"}, towns.ann);

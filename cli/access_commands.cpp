@@ -83,10 +83,17 @@ int ConfigApply(const GlobalOptions& globals, const std::string& file) {
       for (const auto& role : roles) members.push_back({login, agency_name, role});
     }
   }
+  std::vector<engine::ConfigRule> rules;
+  for (const auto& [agency_name, agency] : parsed->agencies) {
+    for (const auto& role : agency.may_cancel) rules.push_back({agency_name, "cancel", "", role});
+    for (const auto& [procedure, roles] : agency.may_start) {
+      for (const auto& role : roles) rules.push_back({agency_name, "start", procedure, role});
+    }
+  }
   int version = 0;
   const std::string by = ActorOrAnonymous(**session);
   Status stored = (*session)->store->Transact([&](engine::StoreTx& tx) {
-    auto applied = tx.StoreConfig(text, members, by, engine::Now());
+    auto applied = tx.StoreConfig(text, members, rules, by, engine::Now());
     if (!applied) return applied.error();
     version = *applied;
     return Status::Ok();
@@ -96,11 +103,12 @@ int ConfigApply(const GlobalOptions& globals, const std::string& file) {
     PrintJson({{"version", version},
                {"agencies", parsed->agencies.size()},
                {"members", members.size()},
+               {"rules", rules.size()},
                {"calendars", parsed->calendars.size()}});
   } else {
     std::cout << "configuration v" << version << " applied: " << parsed->agencies.size()
-              << " agencies, " << members.size() << " memberships, " << parsed->calendars.size()
-              << " calendars\n";
+              << " agencies, " << members.size() << " memberships, " << rules.size() << " rules, "
+              << parsed->calendars.size() << " calendars\n";
   }
   return 0;
 }

@@ -26,7 +26,8 @@ constexpr size_t kMaxConfigBytes = 4 * 1024 * 1024;
 constexpr int kMaxHolidayRangeDays = 366;
 
 const std::vector<std::string> kTopLevelKeys = {"departments", "agencies", "calendars"};
-const std::vector<std::string> kAgencyKeys = {"title", "calendar", "members"};
+const std::vector<std::string> kAgencyKeys = {"title", "calendar", "members", "may"};
+const std::vector<std::string> kMayKeys = {"cancel", "start"};
 const std::vector<std::string> kCalendarKeys = {"weekend", "holidays", "working_days", "cutoff",
                                                 "utc_offset"};
 const std::vector<std::string> kWeekdayNames = {"monday", "tuesday",  "wednesday", "thursday",
@@ -186,12 +187,54 @@ class ConfigReader {
           }
         } else if (field.scalar == "members") {
           ReadMembers(field_value, context, agency);
+        } else if (field.scalar == "may") {
+          ReadMay(field_value, context, agency);
         } else {
           Error(field.where, "unknown key " + Quote(field.scalar) + " in " + context +
                                  Suggestion(field.scalar, kAgencyKeys, /*list_when_far=*/true));
         }
       }
       out.agencies[agency.name] = std::move(agency);
+    }
+  }
+
+  // Roles named by a list, without duplicates, appended to `out`.
+  void ReadRoles(const YamlNode& node, const std::string& what, std::vector<std::string>& out) {
+    for (const YamlNode* role : ListItems(node, what)) {
+      auto name = Name(*role, "a role of " + what);
+      if (name && std::find(out.begin(), out.end(), *name) == out.end()) out.push_back(*name);
+    }
+  }
+
+  void ReadMay(const YamlNode& node, const std::string& context, Agency& agency) {
+    if (node.IsNull()) return;
+    if (!node.IsMapping()) {
+      Error(node.where, context +
+                            ": 'may' must be a mapping ({cancel: [ROLE], start: {PROCEDURE: "
+                            "[ROLE]}}), not " +
+                            node.KindName());
+      return;
+    }
+    for (const auto& [key, value] : node.entries) {
+      if (key.scalar == "cancel") {
+        ReadRoles(value, context + ": 'may.cancel'", agency.may_cancel);
+      } else if (key.scalar == "start") {
+        if (value.IsNull()) continue;
+        if (!value.IsMapping()) {
+          Error(value.where, context +
+                                 ": 'may.start' must map each procedure (or \"*\") to the "
+                                 "roles that may start it, not " +
+                                 value.KindName());
+          continue;
+        }
+        for (const auto& [procedure, roles] : value.entries) {
+          ReadRoles(roles, context + ": 'may.start." + procedure.scalar + "'",
+                    agency.may_start[procedure.scalar]);
+        }
+      } else {
+        Error(key.where, "unknown key " + Quote(key.scalar) + " in " + context + ": 'may'" +
+                             Suggestion(key.scalar, kMayKeys, /*list_when_far=*/true));
+      }
     }
   }
 

@@ -60,6 +60,11 @@ struct Agency {
   std::string calendar = kDefaultCalendarName;
   // Actor -> the roles they hold in this agency, in the order written, without duplicates.
   std::map<std::string, std::vector<std::string>> members;
+  // `may: {cancel: [ROLE...], start: {PROCEDURE: [ROLE...]}}`: the roles of this agency that may
+  // cancel its cases, and that may start each procedure (`"*"`: any). Empty: any member may.
+  // Stored by `wf config apply`; PostgreSQL enforces it (engine/dialect_access.cpp).
+  std::vector<std::string> may_cancel;
+  std::map<std::string, std::vector<std::string>> may_start;
   std::string title;  // for people; empty when not given
   workflows::SourceLocation where;
 };

@@ -79,6 +79,47 @@ BEGIN
   RETURN NEW;
 END $fn$)sql";
 
+// Who may start which procedure and who may cancel a case (`may:` of an agency in the stored
+// configuration; config_rules). For logins without wf_engine: a new top-level case needs a role
+// the login holds in the case's agency that `may.start` lists for its procedure (or for "*"),
+// and cancelling a case one that `may.cancel` lists; an agency without rules for the action lets
+// any of its members. Sub-cases are started by their parent's step, not by a person.
+constexpr const char* kCaseRulesFunction =
+    R"sql(CREATE FUNCTION wf_case_rules() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = @SCHEMA@, pg_temp AS $fn$
+DECLARE
+  act text;
+BEGIN
+  IF wf_holds('wf_engine') THEN
+    RETURN NEW;
+  END IF;
+  IF TG_OP = 'INSERT' THEN
+    IF NEW.parent_case IS NOT NULL THEN
+      RETURN NEW;
+    END IF;
+    act = 'start';
+  ELSIF NEW.status = 'cancelled' AND OLD.status IS DISTINCT FROM 'cancelled' THEN
+    act = 'cancel';
+  ELSE
+    RETURN NEW;
+  END IF;
+  IF NOT EXISTS (SELECT 1 FROM config_rules r WHERE r.agency = NEW.agency AND r.action = act) THEN
+    RETURN NEW;
+  END IF;
+  IF EXISTS (SELECT 1 FROM config_rules r JOIN config_members m
+               ON m.agency = r.agency AND m.role = r.role AND m.login = session_user
+             WHERE r.agency = NEW.agency AND r.action = act
+               AND (act = 'cancel' OR r.procedure IN (NEW.procedure, '*'))) THEN
+    RETURN NEW;
+  END IF;
+  IF act = 'start' THEN
+    RAISE EXCEPTION 'login % may not start procedure % in agency %: its may.start in the stored configuration names no role the login holds there (wf config show)', session_user, NEW.procedure, NEW.agency
+      USING ERRCODE = 'insufficient_privilege';
+  END IF;
+  RAISE EXCEPTION 'login % may not cancel case % of agency %: its may.cancel in the stored configuration names no role the login holds there (wf config show)', session_user, NEW.id, NEW.agency
+    USING ERRCODE = 'insufficient_privilege';
+END $fn$)sql";
+
 // Whether the clerk of this session may see case `c` (of agency `a`, when the caller knows it):
 // one of their agencies' cases, a sub-case of one, or a case with a task for a role they hold in
 // the task's agency. SECURITY DEFINER so that it reads cases, tasks and members past their own
@@ -123,11 +164,11 @@ BEGIN
     RETURN;
   END IF;
   REVOKE INSERT, UPDATE ON procedures, evidence FROM wf_clerk;
-  GRANT SELECT ON config_versions, config_members TO wf_clerk, wf_engine;
-  GRANT SELECT ON config_versions, config_members, refusals, engines TO wf_auditor;
+  GRANT SELECT ON config_versions, config_members, config_rules TO wf_clerk, wf_engine;
+  GRANT SELECT ON config_versions, config_members, config_rules, refusals, engines TO wf_auditor;
   EXECUTE format('GRANT USAGE ON SCHEMA %I TO wf_admin, wf_delegate', s);
   GRANT SELECT, INSERT ON config_versions TO wf_admin;
-  GRANT SELECT, INSERT, DELETE ON config_members TO wf_admin;
+  GRANT SELECT, INSERT, DELETE ON config_members, config_rules TO wf_admin;
   GRANT SELECT, INSERT ON procedures TO wf_admin;
   GRANT SELECT ON cases, tasks, history, incidents, evidence, work, refusals, engines,
     archived_chains, wf_schema TO wf_admin;
@@ -169,6 +210,10 @@ Migration Dialect::AccessMigration() const {
       " PRIMARY KEY (login, agency, role))");
   // Events written before this version keep their recorded actor and an empty login; the hash
   // chain does not cover the login, so old chains verify as before.
+  s.push_back(
+      "CREATE TABLE config_rules (agency TEXT NOT NULL, action TEXT NOT NULL,"
+      " procedure TEXT NOT NULL, role TEXT NOT NULL, PRIMARY KEY (agency, action, procedure, "
+      "role))");
   s.push_back("ALTER TABLE history ADD COLUMN login TEXT NOT NULL DEFAULT ''");
   if (!is_postgres()) return m;
   s.push_back(kRolesAndHelpers);
@@ -185,6 +230,16 @@ Migration Dialect::AccessMigration() const {
       "CREATE TRIGGER history_signal_rule BEFORE INSERT ON history"
       " FOR EACH ROW EXECUTE FUNCTION wf_signal_rule()");
   s.push_back("REVOKE ALL ON FUNCTION wf_signal_rule() FROM PUBLIC");
+  s.push_back(CreateInCurrentSchema(kCaseRulesFunction));
+  s.push_back(
+      "CREATE TRIGGER cases_start_rules BEFORE INSERT ON cases FOR EACH ROW"
+      " WHEN (NEW.parent_case IS NULL) EXECUTE FUNCTION wf_case_rules()");
+  // Only a cancellation reaches the function: the engine's many updates cost a comparison.
+  s.push_back(
+      "CREATE TRIGGER cases_cancel_rules BEFORE UPDATE ON cases FOR EACH ROW"
+      " WHEN (NEW.status = 'cancelled' AND OLD.status <> 'cancelled')"
+      " EXECUTE FUNCTION wf_case_rules()");
+  s.push_back("REVOKE ALL ON FUNCTION wf_case_rules() FROM PUBLIC");
   s.push_back(CreateInCurrentSchema(kSeesCaseFunction));
   s.push_back(CreateInCurrentSchema(kTaskExistsFunction));
   s.push_back("REVOKE ALL ON FUNCTION wf_sees_case(text, text) FROM PUBLIC");

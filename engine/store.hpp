@@ -257,6 +257,15 @@ struct ConfigMember {
   std::string role;
 };
 
+// A permission of a stored configuration: `role` of `agency` may `action` ("cancel" its cases,
+// or "start" `procedure`, "*" for any). An agency without rules for an action lets any member.
+struct ConfigRule {
+  std::string agency;
+  std::string action;
+  std::string procedure;  // "" for cancel
+  std::string role;
+};
+
 // A configuration stored by `wf config apply`: versions count 1, 2, ...; append-only.
 struct StoredConfig {
   int version = 0;
@@ -467,10 +476,11 @@ class StoreTx {
   // every role); false for a group that does not exist and always on SQLite.
   Result<bool> LoginHolds(const std::string& group);
   // Stores `source` as the next configuration version, applied by `applied_by` (PostgreSQL
-  // records session_user instead), and replaces the members with `members`. kNotPermitted when
-  // the login may not (not wf_admin). Returns the new version.
+  // records session_user instead), and replaces the members and rules with `members` and
+  // `rules`. kNotPermitted when the login may not (not wf_admin). Returns the new version.
   Result<int> StoreConfig(const std::string& source, const std::vector<ConfigMember>& members,
-                          const std::string& applied_by, Timestamp now);
+                          const std::vector<ConfigRule>& rules, const std::string& applied_by,
+                          Timestamp now);
   // The newest stored configuration; nullopt before the first `wf config apply`.
   Result<std::optional<StoredConfig>> LatestConfig();
   // Creates login `name` (PostgreSQL; CREATEROLE for an admin, so that it may add users) with

@@ -69,6 +69,7 @@ Result<bool> StoreTx::LoginHolds(const std::string& group) {
 
 Result<int> StoreTx::StoreConfig(const std::string& source,
                                  const std::vector<ConfigMember>& members,
+                                 const std::vector<ConfigRule>& rules,
                                  const std::string& applied_by, Timestamp now) {
   const bool pg = context_.dialect.is_postgres();
   return Guard(context_, "store the configuration", [&]() -> Result<int> {
@@ -91,6 +92,17 @@ Result<int> StoreTx::StoreConfig(const std::string& source,
       Query row(context_.sql,
                 "INSERT INTO config_members (login, agency, role) VALUES (:login, :agency, :role)");
       row.Bind("login", m.login).Bind("agency", m.agency).Bind("role", m.role);
+      row.Execute();
+    }
+    Exec(context_.sql, "DELETE FROM config_rules");
+    for (const ConfigRule& r : rules) {
+      Query row(context_.sql,
+                "INSERT INTO config_rules (agency, action, procedure, role)"
+                " VALUES (:agency, :action, :procedure, :role)");
+      row.Bind("agency", r.agency)
+          .Bind("action", r.action)
+          .Bind("procedure", r.procedure)
+          .Bind("role", r.role);
       row.Execute();
     }
     return version;

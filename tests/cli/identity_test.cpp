@@ -348,6 +348,47 @@ WF_IDENT_PG_TEST("a delegate acts for the person it names and the history keeps 
   CHECK(table.out.substr(line_start, line_at - line_start).find(towns.ann) != std::string::npos);
 }
 
+WF_IDENT_PG_TEST(
+    "who may start and who may cancel is the stored configuration's, enforced by the database",
+    "[cli][identity]", office) {
+  Towns towns = SetUpTowns(office);
+  const std::string head = office.Name("head");
+  office.AddUser(head, "clerk");
+  // In town-a only heads cancel and only clerks start the permit; town-b has no rules.
+  REQUIRE(office
+              .ApplyConfig("agencies:\n  town-a:\n    members: {" + towns.ann + ": [clerk], " +
+                           head +
+                           ": [head]}\n    may:\n      cancel: [head]\n      start: "
+                           "{ident-permit-a: [clerk]}\n  town-b:\n    members: {" +
+                           towns.bob + ": [clerk]}\n")
+              .code == 0);
+  fs::path data = fs::temp_directory_path() / ("wf_start_" + office.Name("x") + ".json");
+  std::ofstream(data) << "{}";
+  Run started = office.Wf({"start", "ident-permit-a", "--data", data.string()}, towns.ann);
+  CHECK(started.code == 0);
+  Run refused = office.Wf({"start", "ident-permit-a", "--data", data.string()}, head);
+  CHECK(refused.code == 6);
+  CHECK(refused.err.find("may not start procedure ident-permit-a") != std::string::npos);
+  // town-b has no rules: its member starts its permit.
+  CHECK(office.Wf({"start", "ident-permit-b", "--data", data.string()}, towns.bob).code == 0);
+  fs::remove(data);
+
+  Run cancel = office.Wf({"cancel", towns.a_case, "--reason", "withdrawn"}, towns.ann);
+  CHECK(cancel.code == 6);
+  CHECK(cancel.err.find("may not cancel case") != std::string::npos);
+  // Past wf, through SQL, the same: the case stays open.
+  CHECK_FALSE(office.Psql(
+      towns.ann, "UPDATE cases SET status = 'cancelled' WHERE id = '" + towns.a_case + "'"));
+  CHECK(office.PsqlInt("", "SELECT count(*) FROM cases WHERE id = '" + towns.a_case +
+                               "' AND status = 'open'") == 1);
+  CHECK(office.Wf({"cancel", towns.a_case, "--reason", "withdrawn"}, head).code == 0);
+  CHECK(office.Wf({"cancel", towns.b_case, "--reason", "withdrawn"}, towns.bob).code == 0);
+  // An unknown key under may: is a diagnostic naming it, and nothing is stored.
+  Run typo = office.ApplyConfig("agencies:\n  town-a:\n    may: {cancell: [head]}\n");
+  CHECK(typo.code == 3);
+  CHECK(typo.err.find("cancell") != std::string::npos);
+}
+
 WF_IDENT_PG_TEST("a clerk signals only what a wait step declares", "[cli][identity]", office) {
   Towns towns = SetUpTowns(office);
   const std::string a_task = std::to_string(office.TaskOf(towns.a_case));

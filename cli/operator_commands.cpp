@@ -15,6 +15,7 @@
 #include "cli/command.hpp"
 #include "cli/output.hpp"
 #include "cli/session.hpp"
+#include "engine/acts.hpp"
 #include "engine/scheduler.hpp"
 
 namespace wf::cli {
@@ -29,27 +30,14 @@ struct SignalOptions {
   std::string data;
 };
 
-// DESIGN.md "Who may act": a department's result reaches an adapter step from `wf signal` only
-// when an operator holding wf_engine replays it (on SQLite the one operator may); anyone else
-// delivers only the signals a `wait:` step of the case's procedure declares. kNotPermitted
-// otherwise; kNotFound for a case this login cannot see.
+// DESIGN.md "Who may act": a clerk's act (a PostgreSQL login without wf_engine) delivers only a
+// signal that a `wait:` step declares. Checked here so that the clerk hears at once; the engine
+// that applies the act checks again (engine/acts.hpp).
 Status CheckSignalAllowed(Session& session, const std::string& case_id, const std::string& name) {
-  if (session.store->backend() != engine::Backend::kPostgres) return Status::Ok();
-  return session.store->Read([&](engine::StoreTx& tx) -> Status {
-    auto engine_login = tx.LoginHolds("wf_engine");
-    if (!engine_login) return engine_login.error();
-    if (*engine_login) return Status::Ok();
-    auto record = tx.GetCase(case_id);
-    if (!record) return record.error();
-    auto procedure = session.runtime->procedures().Get(tx, record->procedure, record->version);
-    if (!procedure) return procedure.error();
-    for (const workflows::Step& step : (*procedure)->steps) {
-      if (step.kind == workflows::StepKind::kWait && step.signal == name) return Status::Ok();
-    }
-    return Status::NotPermitted("signal '" + name + "' is not declared by a `wait:` step of " +
-                                record->procedure + "; a department's result reaches a step " +
-                                "only from the engine or an operator holding wf_engine (login " +
-                                session.login + " does not)");
+  if (!session.acts_through_database) return Status::Ok();
+  return session.store->Read([&](engine::StoreTx& tx) {
+    return engine::CheckDeclaredSignal(tx, session.runtime->procedures(), case_id, name,
+                                       session.login);
   });
 }
 
@@ -66,9 +54,18 @@ int Signal(const GlobalOptions& globals, const SignalOptions& options) {
       !allowed.ok()) {
     return Fail(allowed);
   }
-  Status status = (*session)->runtime->ApplyEvent(options.case_id,
-                                                  engine::event::SignalReceived{options.name, data},
-                                                  ActorOrAnonymous(**session));
+  Status status;
+  if ((*session)->acts_through_database) {
+    engine::ActRecord act;
+    act.kind = "signal";
+    act.case_id = options.case_id;
+    act.payload = json{{"name", options.name}, {"data", data}}.dump();
+    status = ActedThroughDatabase(**session, std::move(act));
+  } else {
+    status = (*session)->runtime->ApplyEvent(options.case_id,
+                                             engine::event::SignalReceived{options.name, data},
+                                             ActorOrAnonymous(**session));
+  }
   if (!status.ok()) return Fail(status);
   json after = CaseAfter(**session, options.case_id);
   after["signal"] = options.name;
@@ -87,8 +84,17 @@ int Cancel(const GlobalOptions& globals, const std::string& case_id, const std::
   }
   auto session = OpenSession(globals);
   if (!session) return Fail(session.error());
-  Status status = (*session)->runtime->ApplyEvent(case_id, engine::event::Cancel{reason},
-                                                  ActorOrAnonymous(**session));
+  Status status;
+  if ((*session)->acts_through_database) {
+    engine::ActRecord act;
+    act.kind = "cancel";
+    act.case_id = case_id;
+    act.payload = json{{"reason", reason}}.dump();
+    status = ActedThroughDatabase(**session, std::move(act));
+  } else {
+    status = (*session)->runtime->ApplyEvent(case_id, engine::event::Cancel{reason},
+                                             ActorOrAnonymous(**session));
+  }
   if (!status.ok()) return Fail(status);
   json after = CaseAfter(**session, case_id);
   after["reason"] = reason;
@@ -103,6 +109,11 @@ int Cancel(const GlobalOptions& globals, const std::string& case_id, const std::
 int Retry(const GlobalOptions& globals, int64_t incident_id) {
   auto session = OpenSession(globals);
   if (!session) return Fail(session.error());
+  if ((*session)->acts_through_database) {
+    return Fail(Status::NotPermitted("retrying incident " + std::to_string(incident_id) +
+                                     " is an operator's act, for a login holding wf_engine (" +
+                                     (*session)->login + " does not)"));
+  }
   std::string case_id;
   (void)(*session)->store->Read([&](engine::StoreTx& tx) {
     auto incident = tx.GetIncident(incident_id);

@@ -1,6 +1,10 @@
 #include "cli/session.hpp"
 
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
 #include <iostream>
+#include <thread>
 
 #include "cli/output.hpp"
 #include "engine/calendar.hpp"
@@ -55,6 +59,9 @@ Status ResolveActor(Session& session, const GlobalOptions& globals) {
     auto login = tx.SessionLogin();
     if (!login) return login.error();
     session.login = *login;
+    auto engine_login = tx.LoginHolds("wf_engine");
+    if (!engine_login) return engine_login.error();
+    session.acts_through_database = !*engine_login;
     if (globals.actor.empty() || globals.actor == session.login) return Status::Ok();
     auto holds = tx.LoginHolds("wf_delegate");
     if (!holds) return holds.error();
@@ -97,6 +104,74 @@ Result<std::unique_ptr<Session>> OpenSession(const GlobalOptions& globals, int p
   session->runtime =
       std::make_unique<engine::Runtime>(*session->store, session->deployment, session->expressions);
   return session;
+}
+
+namespace {
+std::chrono::seconds ActTimeout() {
+  const char* text = std::getenv("WF_ACT_TIMEOUT");
+  if (text != nullptr) {
+    char* end = nullptr;
+    long seconds = std::strtol(text, &end, 10);
+    if (end != text && *end == '\0' && seconds > 0) return std::chrono::seconds(seconds);
+  }
+  return std::chrono::seconds(60);
+}
+
+// What an act that an engine finished says: its result, or its refusal.
+Result<nlohmann::json> OutcomeOf(const engine::ActRecord& act) {
+  if (act.status == "refused") {
+    int code = act.exit_code >= 1 && act.exit_code <= 7 ? act.exit_code : 1;
+    return Status(static_cast<ErrorCode>(code), act.message);
+  }
+  nlohmann::json result = nlohmann::json::parse(act.result, nullptr, false);
+  return result.is_discarded() ? nlohmann::json::object() : result;
+}
+}  // namespace
+
+Result<nlohmann::json> ActThroughDatabase(Session& session, engine::ActRecord act) {
+  act.actor = session.actor;
+  std::int64_t id = 0;
+  Status submitted = session.store->Transact([&](engine::StoreTx& tx) {
+    auto got = tx.SubmitAct(act);
+    if (!got) return got.error();
+    id = *got;
+    return Status::Ok();
+  });
+  if (!submitted.ok()) return submitted;
+  const auto timeout = ActTimeout();
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  auto pause = std::chrono::milliseconds(10);
+  for (;;) {
+    engine::ActRecord seen;
+    Status read = session.store->Read([&](engine::StoreTx& tx) {
+      auto got = tx.GetAct(id);
+      if (!got) return got.error();
+      seen = std::move(*got);
+      return Status::Ok();
+    });
+    if (!read.ok()) return read;
+    if (seen.status == "done" || seen.status == "refused") return OutcomeOf(seen);
+    if (std::chrono::steady_clock::now() >= deadline) {
+      if (seen.status == "applied") return nlohmann::json::object();
+      std::string after;
+      Status withdrawn = session.store->Transact([&](engine::StoreTx& tx) {
+        auto got = tx.WithdrawAct(id);
+        if (!got) return got.error();
+        after = *got;
+        return Status::Ok();
+      });
+      if (!withdrawn.ok()) return withdrawn;
+      if (after != "withdrawn") continue;  // an engine finished it meanwhile: read it again
+      return Status::Unavailable(
+          "no engine applied act " + std::to_string(id) + " (" + act.kind + ") within " +
+          std::to_string(timeout.count()) +
+          " s, so it was withdrawn and nothing changed; a clerk's act on PostgreSQL is applied "
+          "by a running `wf engine` (an operator's): start one and try again (WF_ACT_TIMEOUT "
+          "sets the wait)");
+    }
+    std::this_thread::sleep_for(pause);
+    pause = std::min(pause * 2, std::chrono::milliseconds(200));
+  }
 }
 
 Result<std::string> RequireActor(const Session& session, const std::string& command) {

@@ -32,6 +32,9 @@ struct Session {
   // gave with --as; on SQLite --as (WF_ACTOR). Empty when nobody was named on SQLite.
   std::string actor;
   std::string login;  // PostgreSQL: session_user; empty on SQLite
+  // PostgreSQL, a login without wf_engine: it writes no table and acts through the database
+  // (ActThroughDatabase); false on SQLite and for engine logins, which change cases directly.
+  bool acts_through_database = false;
   // The version of the stored configuration whose members and calendars are used; 0 for none
   // (--config's are).
   int config_version = 0;
@@ -50,6 +53,20 @@ Result<engine::Deployment> LoadDeploymentFor(const GlobalOptions& globals);
 // --config (which then only says where departments are). On PostgreSQL the actor is the login:
 // --as naming anyone else is kNotPermitted unless the login holds wf_delegate.
 Result<std::unique_ptr<Session>> OpenSession(const GlobalOptions& globals, int pool_size = 2);
+
+// A clerk's act on PostgreSQL (DESIGN.md "Who may act"): submits `act` (its kind, the task,
+// case or procedure, and payload; the session's actor is filled in) through the database
+// function wf_act, which refuses what the login may not do, then waits for an engine to apply
+// it, polling, for up to WF_ACT_TIMEOUT seconds (default 60). Returns the JSON the act produced
+// (start: the new case) or its refusal as the engine gave it (exit code and message). When no
+// engine applied it in time the act is withdrawn, so nothing changes later: kUnavailable saying
+// so.
+Result<nlohmann::json> ActThroughDatabase(Session& session, engine::ActRecord act);
+// The same, for an act whose result nobody reads: ok or its refusal.
+inline Status ActedThroughDatabase(Session& session, engine::ActRecord act) {
+  auto done = ActThroughDatabase(session, std::move(act));
+  return done ? Status::Ok() : done.error();
+}
 
 // The actor of a command that needs one; kUsage telling how to give one when there is none.
 Result<std::string> RequireActor(const Session& session, const std::string& command);

@@ -29,14 +29,25 @@ int StartOne(const GlobalOptions& globals, const StartOptions& options) {
   if (!data) return Fail(data.error());
   auto session = OpenSession(globals);
   if (!session) return Fail(session.error());
-  auto started =
-      (*session)->runtime->StartCase(options.procedure, *data, ActorOrAnonymous(**session));
-  if (!started) return Fail(started.error());
-  if (globals.json) {
-    PrintJson(
-        {{"id", started->id}, {"procedure", started->procedure}, {"version", started->version}});
+  json out;
+  if ((*session)->acts_through_database) {
+    engine::ActRecord act;
+    act.kind = "start";
+    act.procedure = options.procedure;
+    act.payload = json{{"data", *data}}.dump();
+    auto done = ActThroughDatabase(**session, std::move(act));
+    if (!done) return Fail(done.error());
+    out = std::move(*done);
   } else {
-    std::cout << started->id << '\n';
+    auto started =
+        (*session)->runtime->StartCase(options.procedure, *data, ActorOrAnonymous(**session));
+    if (!started) return Fail(started.error());
+    out = {{"id", started->id}, {"procedure", started->procedure}, {"version", started->version}};
+  }
+  if (globals.json) {
+    PrintJson(out);
+  } else {
+    std::cout << out.value("id", std::string()) << '\n';
   }
   return 0;
 }
@@ -70,6 +81,13 @@ int StartBatch(const GlobalOptions& globals, const StartOptions& options) {
   }
   auto session = OpenSession(globals);
   if (!session) return Fail(session.error());
+  if ((*session)->acts_through_database) {
+    return Fail(Status::NotPermitted(
+        "--batch: moving a backlog in is an operator's task, for a login holding wf_engine; "
+        "login " +
+        (*session)->login + " starts one case at a time (`wf start " + options.procedure +
+        " --data FILE`)"));
+  }
   auto outcomes = (*session)->runtime->StartBatch(options.procedure, cases,
                                                   ActorOrAnonymous(**session), options.batch_size);
   if (!outcomes) return Fail(outcomes.error());

@@ -121,8 +121,17 @@ int ClaimOrRelease(const GlobalOptions& globals, int64_t task_id, bool claim) {
   if (!session) return Fail(session.error());
   auto actor = RequireActor(**session, claim ? "claim" : "release");
   if (!actor) return Fail(actor.error());
-  Status status = claim ? (*session)->runtime->ClaimTask(task_id, *actor)
-                        : (*session)->runtime->ReleaseTask(task_id, *actor);
+  Status status;
+  if ((*session)->acts_through_database) {
+    engine::ActRecord act;
+    act.kind = claim ? "claim" : "release";
+    act.task_id = task_id;
+    act.payload = "{}";
+    status = ActedThroughDatabase(**session, std::move(act));
+  } else {
+    status = claim ? (*session)->runtime->ClaimTask(task_id, *actor)
+                   : (*session)->runtime->ReleaseTask(task_id, *actor);
+  }
   if (!status.ok()) return Fail(status);
   if (globals.json) {
     PrintJson({{"id", task_id},
@@ -256,7 +265,16 @@ int Complete(const GlobalOptions& globals, const CompleteOptions& options) {
     }
   }
 
-  Status status = (*session)->runtime->CompleteTask(options.task, *actor, values);
+  Status status;
+  if ((*session)->acts_through_database) {
+    engine::ActRecord act;
+    act.kind = "complete";
+    act.task_id = options.task;
+    act.payload = json{{"values", values}}.dump();
+    status = ActedThroughDatabase(**session, std::move(act));
+  } else {
+    status = (*session)->runtime->CompleteTask(options.task, *actor, values);
+  }
   if (!status.ok()) return Fail(status);
   // Where the case went, for the clerk's confirmation.
   std::string case_id;

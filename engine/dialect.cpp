@@ -483,7 +483,7 @@ END $grants$)sql");
   if (pg) {
     idempotency.statements.push_back(GrantOnTable("idempotency_keys", "SELECT, INSERT"));
   }
-  return {initial, audit, refusals, due, engines, idempotency, AccessMigration()};
+  return {initial, audit, refusals, due, engines, idempotency, AccessMigration(), ActsMigration()};
 }
 
 int Dialect::LatestSchemaVersion() const { return Migrations().back().version; }

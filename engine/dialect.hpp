@@ -52,6 +52,10 @@ struct Migration {
 };
 
 // The SQL that differs between backends. Cheap to copy; immutable.
+// A PostgreSQL CREATE FUNCTION whose text says `SET search_path = @SCHEMA@, pg_temp`, as a DO
+// block that puts the current schema there (SET search_path takes no expression).
+std::string CreateInCurrentSchema(const char* function_sql);
+
 class Dialect {
  public:
   explicit Dialect(Backend backend) : backend_(backend) {}
@@ -93,8 +97,10 @@ class Dialect {
   std::string NotifyWorkSql() const;
 
  private:
-  // Version 6, who may act (engine/dialect_access.cpp).
+  // Version 8, who may act (engine/dialect_access.cpp).
   Migration AccessMigration() const;
+  // Version 9, clerks act through wf_act (engine/dialect_acts.cpp).
+  Migration ActsMigration() const;
 
   Backend backend_;
 };

@@ -4,6 +4,7 @@
 // every history event, and row-level security on the case tables. SQLite, single-operator,
 // gets the same tables and the history's login column, but no roles and no policies.
 #include "engine/dialect.hpp"
+#include "engine/dialect_functions.hpp"
 
 namespace wf::engine {
 
@@ -120,24 +121,6 @@ BEGIN
     USING ERRCODE = 'insufficient_privilege';
 END $fn$)sql";
 
-// Whether the clerk of this session may see case `c` (of agency `a`, when the caller knows it):
-// one of their agencies' cases, a sub-case of one, or a case with a task for a role they hold in
-// the task's agency. SECURITY DEFINER so that it reads cases, tasks and members past their own
-// policies (a policy on cases that read tasks, whose policy reads cases, would recurse). The
-// engine, auditors and admins have policies of their own that need no function.
-constexpr const char* kSeesCaseFunction =
-    R"sql(CREATE FUNCTION wf_sees_case(c text, a text) RETURNS boolean
-LANGUAGE sql STABLE SECURITY DEFINER SET search_path = @SCHEMA@, pg_temp AS $fn$
-SELECT EXISTS (SELECT 1 FROM config_members m WHERE m.login = session_user AND m.agency = a)
-  OR EXISTS (SELECT 1 FROM cases k JOIN config_members m ON m.agency = k.agency
-             WHERE k.id = c AND m.login = session_user)
-  OR EXISTS (SELECT 1 FROM cases k JOIN cases p ON p.id = k.parent_case
-             JOIN config_members m ON m.agency = p.agency
-             WHERE k.id = c AND m.login = session_user)
-  OR EXISTS (SELECT 1 FROM tasks t JOIN config_members m ON m.agency = t.agency AND m.role = t.role
-             WHERE t.case_id = c AND m.login = session_user)
-$fn$)sql";
-
 // Whether task `i` exists at all, past row-level security: a clerk asking for a task they may
 // not see is told it is not theirs (exit 6) rather than that there is none.
 constexpr const char* kTaskExistsFunction =
@@ -183,8 +166,27 @@ BEGIN
   END LOOP;
 END $grants$)sql";
 
-// CREATE FUNCTION with a search_path naming the current schema: built and run by a DO block,
-// since SET search_path takes no expression.
+}  // namespace
+
+std::string SeesCaseFunctionSql(const std::string& signature, const std::string& who) {
+  std::string text = "CREATE FUNCTION " + signature + R"sql( RETURNS boolean
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = @SCHEMA@, pg_temp AS $fn$
+SELECT EXISTS (SELECT 1 FROM config_members m WHERE m.login = @WHO@ AND m.agency = a)
+  OR EXISTS (SELECT 1 FROM cases k JOIN config_members m ON m.agency = k.agency
+             WHERE k.id = c AND m.login = @WHO@)
+  OR EXISTS (SELECT 1 FROM cases k JOIN cases p ON p.id = k.parent_case
+             JOIN config_members m ON m.agency = p.agency
+             WHERE k.id = c AND m.login = @WHO@)
+  OR EXISTS (SELECT 1 FROM tasks t JOIN config_members m ON m.agency = t.agency AND m.role = t.role
+             WHERE t.case_id = c AND m.login = @WHO@)
+$fn$)sql";
+  const std::string marker = "@WHO@";
+  for (size_t at = text.find(marker); at != std::string::npos; at = text.find(marker, at)) {
+    text.replace(at, marker.size(), who);
+  }
+  return text;
+}
+
 std::string CreateInCurrentSchema(const char* function_sql) {
   std::string body = function_sql;
   const std::string marker = "@SCHEMA@";
@@ -194,8 +196,6 @@ std::string CreateInCurrentSchema(const char* function_sql) {
   return "DO $create$ BEGIN EXECUTE $head$" + before +
          "$head$ || quote_ident(current_schema()) || $tail$" + after + "$tail$; END $create$";
 }
-
-}  // namespace
 
 Migration Dialect::AccessMigration() const {
   Migration m;
@@ -240,7 +240,12 @@ Migration Dialect::AccessMigration() const {
       " WHEN (NEW.status = 'cancelled' AND OLD.status <> 'cancelled')"
       " EXECUTE FUNCTION wf_case_rules()");
   s.push_back("REVOKE ALL ON FUNCTION wf_case_rules() FROM PUBLIC");
-  s.push_back(CreateInCurrentSchema(kSeesCaseFunction));
+  // Whether the clerk of this session may see case `c` (of agency `a`, when the caller knows it).
+  // SECURITY DEFINER so that it reads cases, tasks and members past their own policies (a policy
+  // on cases that read tasks, whose policy reads cases, would recurse). The engine, auditors and
+  // admins have policies of their own that need no function.
+  s.push_back(CreateInCurrentSchema(
+      SeesCaseFunctionSql("wf_sees_case(c text, a text)", "session_user").c_str()));
   s.push_back(CreateInCurrentSchema(kTaskExistsFunction));
   s.push_back("REVOKE ALL ON FUNCTION wf_sees_case(text, text) FROM PUBLIC");
   s.push_back("REVOKE ALL ON FUNCTION wf_task_exists(bigint) FROM PUBLIC");

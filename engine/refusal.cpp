@@ -32,7 +32,7 @@ Status Runtime::RecordRefusals(const std::string& procedure_name,
     if (key) keys.push_back(key->is_string() ? key->get<std::string>() : key->dump());
   }
   if (keys.empty()) return Status::Ok();
-  return store_.Transact([&](StoreTx& tx) -> Status {
+  return Write([&](StoreTx& tx) -> Status {
     const Timestamp now = Now();
     for (const std::string& key : keys) {
       RefusalRecord refusal;

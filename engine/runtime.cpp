@@ -238,7 +238,7 @@ Result<std::vector<DeployOutcome>> Runtime::Deploy(
   std::sort(order.begin(), order.end(),
             [&](size_t a, size_t b) { return procedures[a]->name < procedures[b]->name; });
   const Timestamp now = Now();
-  Status status = store_.Transact([&](StoreTx& tx) {
+  Status status = Write([&](StoreTx& tx) {
     if (Status cycles = CheckCallCycles(tx, procedures_, procedures); !cycles.ok()) return cycles;
     for (size_t i : order) {
       const workflows::Procedure* procedure = procedures[i];
@@ -338,7 +338,7 @@ Result<std::vector<BatchLine>> Runtime::StartBatch(const std::string& procedure_
     for (int round = 0; round < batch_size + 1; ++round) {
       std::optional<size_t> failed_index;
       Status failure;
-      Status committed = store_.Transact([&](StoreTx& tx) {
+      Status committed = Write([&](StoreTx& tx) {
         for (size_t i = begin; i < end; ++i) {
           if (std::find(refused.begin(), refused.end(), i) != refused.end()) continue;
           auto one =
@@ -511,7 +511,7 @@ Status Runtime::TransactRehearsed(const std::function<Status(StoreTx&, Expressio
     if (memo.unavailable()) return *memo.unavailable();
     const bool last = round == kMaxRehearsals;
     memo.Replay(last);
-    Status status = store_.Transact([&](StoreTx& tx) {
+    Status status = Write([&](StoreTx& tx) {
       Status s = body(tx, memo);
       if (memo.unavailable()) return *memo.unavailable();
       if (memo.missed() > 0 && !last) return Status::Unavailable("the case changed meanwhile");
@@ -779,6 +779,16 @@ Status Runtime::ApplyEvent(const std::string& case_id, const Event& event,
       });
 }
 
+Status Runtime::Write(const std::function<Status(StoreTx&)>& body) {
+  if (guard_ == nullptr) return store_.Transact(body);
+  return store_.Transact([&](StoreTx& tx) {
+    if (Status s = guard_->Before(tx); !s.ok()) return s;
+    Status s = body(tx);
+    if (!s.ok()) return s;
+    return guard_->After(tx);
+  });
+}
+
 Status Runtime::CheckTaskPermission(const TaskRecord& task, const std::string& actor) const {
   if (actor.empty()) {
     return Status::NotPermitted("who is acting? give --as NAME or set WF_ACTOR");
@@ -859,7 +869,7 @@ Status Runtime::CompleteTask(int64_t task_id, const std::string& actor,
 }
 
 Status Runtime::ClaimTask(int64_t task_id, const std::string& actor) {
-  return store_.Transact([&](StoreTx& tx) {
+  return Write([&](StoreTx& tx) {
     auto task = FindTask(tx, task_id);
     if (!task) return task.error();
     if (Status s = CheckTaskPermission(*task, actor); !s.ok()) return s;
@@ -872,7 +882,7 @@ Status Runtime::ClaimTask(int64_t task_id, const std::string& actor) {
 }
 
 Status Runtime::ReleaseTask(int64_t task_id, const std::string& actor) {
-  return store_.Transact([&](StoreTx& tx) {
+  return Write([&](StoreTx& tx) {
     auto task = FindTask(tx, task_id);
     if (!task) return task.error();
     if (task->status != TaskStatus::kClaimed || task->assignee != actor) {

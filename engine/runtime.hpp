@@ -135,6 +135,16 @@ struct BatchLine {
   Status refusal;
 };
 
+// Runs around every write transaction of a runtime that has one (an act applier's runtime,
+// engine/acts.hpp): Before first in the transaction, After last when its body succeeded; an
+// error from either rolls the transaction back.
+class WriteGuard {
+ public:
+  virtual ~WriteGuard() = default;
+  virtual Status Before(StoreTx& tx) = 0;
+  virtual Status After(StoreTx& tx) = 0;
+};
+
 // Carries out the engine's decisions on a store. Thread-safe: it holds only the cache and
 // references to the store and deployment, which outlive it.
 class Runtime {
@@ -149,6 +159,9 @@ class Runtime {
   workflows::Evaluator& evaluator() { return evaluator_; }
   const Deployment& deployment() const { return deployment_; }
   ProcedureCache& procedures() { return procedures_; }
+  // Puts `guard` (null: none) around this runtime's write transactions from now on. Not
+  // synchronised with them: for a runtime of its own, used by one thread.
+  void SetWriteGuard(WriteGuard* guard) { guard_ = guard; }
 
   // Stores `procedure` as a new version when its content changed (same content: a no-op that
   // returns the existing version). kInvalid, storing nothing, when it would start itself as a
@@ -219,6 +232,8 @@ class Runtime {
                       const InvokePayload& payload, const nlohmann::json& result, Timestamp now);
 
  private:
+  // store_.Transact, with the write guard around `body`.
+  Status Write(const std::function<Status(StoreTx&)>& body);
   // Checks that `actor` holds the task's role in the task's agency.
   Status CheckTaskPermission(const TaskRecord& task, const std::string& actor) const;
   // StartCase's transaction, with `also` run inside it after the case is inserted (null: none).
@@ -261,6 +276,7 @@ class Runtime {
   const Deployment& deployment_;
   workflows::Evaluator& evaluator_;
   ProcedureCache procedures_;
+  WriteGuard* guard_ = nullptr;
 };
 
 // Checks case data: a JSON object within the bounds of workflows/json_limits.hpp, measured

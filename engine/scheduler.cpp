@@ -14,6 +14,7 @@
 
 #include "adapters/asio.hpp"
 #include "adapters/noop.hpp"
+#include "engine/acts.hpp"
 #include "engine/batch_commit.hpp"
 #include "engine/failed_work.hpp"
 #include "engine/liveness.hpp"
@@ -63,6 +64,9 @@ struct Engine::Impl {
         db_pool(static_cast<size_t>(std::max(1, options.db_threads) + 3)),
         wake(io),
         keeper_wake(io) {
+    if (r.store().backend() == Backend::kPostgres) {
+      acts = std::make_unique<ActApplier>(r.store(), r.deployment(), r.evaluator());
+    }
     for (int i = 0; i < std::max(1, options.db_threads); ++i) {
       committers.push_back(std::make_unique<Shard>(io, runtime, options));
     }
@@ -72,6 +76,11 @@ struct Engine::Impl {
   const adapters::Registry& registry;
   EngineOptions options;
   LeaseKeeper keeper;  // liveness token, lease renewals, dead engines' work (engine/liveness.hpp)
+  // Clerks' acts (PostgreSQL; engine/acts.hpp), looked for whenever the main loop runs out of
+  // work to claim, at most every kActsEvery: wf_act's NOTIFY wakes the loop.
+  std::unique_ptr<ActApplier> acts;
+  static constexpr std::chrono::milliseconds kActsEvery{20};
+  std::chrono::steady_clock::time_point acts_checked{};
   adapters::NoopAdapter noop;
 
   asio::io_context io{1};
@@ -220,6 +229,22 @@ struct Engine::Impl {
       }
       // Nothing more to claim now: decide how long to sleep.
       std::chrono::milliseconds sleep(1000);
+      if (acts) {
+        auto since = std::chrono::duration_cast<std::chrono::milliseconds>(
+            std::chrono::steady_clock::now() - acts_checked);
+        if (since >= kActsEvery) {
+          acts_checked = std::chrono::steady_clock::now();
+          auto applied = co_await OnDb([this] { return acts->ApplyPending(64); });
+          if (!applied) {
+            spdlog::warn("applying clerks' acts failed ({}); trying again",
+                         applied.error().message());
+          } else if (*applied > 0) {
+            continue;  // they may have made work ready
+          }
+        } else {
+          sleep = kActsEvery - since;
+        }
+      }
       if (in_flight == 0) {
         auto next = co_await OnDb([this] {
           std::optional<Timestamp> due;

@@ -275,6 +275,25 @@ struct StoredConfig {
   Timestamp applied_at{};
 };
 
+// A clerk's act on PostgreSQL (DESIGN.md "Who may act"): a login without wf_engine changes a
+// case only through the database function wf_act, which checks membership and records the act;
+// an engine applies it (engine/acts.hpp) and records what became of it.
+struct ActRecord {
+  std::int64_t id = 0;
+  std::string kind;                     // start, claim, release, complete, signal, cancel
+  std::string case_id;                  // signal, cancel; the task's case for task acts
+  std::optional<std::int64_t> task_id;  // claim, release, complete
+  std::string procedure;                // start
+  std::string actor;                    // who acts: the login, or the name a delegate gave
+  std::string login;                    // session_user of the submitting connection
+  std::string payload;  // JSON: start {"data"}, complete {"values"}, signal {"name", "data"},
+                        // cancel {"reason"}; {} otherwise
+  std::string status;   // pending, applied, done, refused, withdrawn
+  int exit_code = 0;    // done: 0; refused: the exit code of the refusal (DESIGN.md)
+  std::string message;  // refused: why
+  std::string result;   // done: JSON the act produced (start: {"id", "procedure", "version"})
+};
+
 // A database login that holds at least one of wf's group roles (PostgreSQL).
 struct LoginRecord {
   std::string name;
@@ -494,6 +513,26 @@ class StoreTx {
   // The login recorded beside the events of `case_id`'s history, by seq (events written before
   // migration 8, and on SQLite, have none).
   Result<std::map<std::int64_t, std::string>> HistoryLogins(const std::string& case_id);
+
+  // --- clerks' acts (engine/store_acts.cpp; PostgreSQL only, kUsage on SQLite)
+  // Submits `act` (kind, case_id or task_id or procedure, actor, payload) through wf_act; the
+  // database checks who may and returns the act's id. kNotPermitted / kNotFound as it says.
+  Result<std::int64_t> SubmitAct(const ActRecord& act);
+  // The act `id` as this login may see it (its own acts; an engine's or auditor's: all).
+  Result<ActRecord> GetAct(std::int64_t id);
+  // Withdraws this login's pending act `id`; returns its status afterwards ("withdrawn", or
+  // what an engine made of it first).
+  Result<std::string> WithdrawAct(std::int64_t id);
+  // Up to `limit` pending acts, oldest first (an engine's).
+  Result<std::vector<ActRecord>> PendingActs(int limit);
+  // First in a transaction applying act `id`: locks its row, kConflict unless it is still
+  // pending, and names `login` as the login of the history this transaction writes.
+  Status BeginAct(std::int64_t id, const std::string& login);
+  // Last in such a transaction: the act is applied (its effects commit with this).
+  Status MarkActApplied(std::int64_t id);
+  // Records what became of act `outcome.id` (status, exit_code, message, result) unless it was
+  // finished or withdrawn already.
+  Status FinishAct(const ActRecord& outcome, Timestamp now);
 
   // --- single engine on SQLite
   // Takes or renews the lease `name` for `owner` until `until`; false when another owner holds

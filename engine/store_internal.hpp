@@ -166,6 +166,9 @@ inline MappedError MapPostgresError(const std::string& state, bool healthy,
   if (state == "23505") return {Status::Conflict(prefix + "already exists: " + brief)};
   // insufficient_privilege: a grant, a row-level security policy or a wf trigger said no.
   if (state == "42501") return {Status::NotPermitted(prefix + "not permitted: " + brief)};
+  // Raised by wf's own functions (wf_act): no such task, case or procedure; a bad argument.
+  if (state == "P0002") return {Status::NotFound(prefix + brief)};
+  if (state == "22023") return {Status::Invalid(prefix + brief)};
   // 57014: statement_timeout (or a cancel); 55P03: lock_timeout.
   if (state == "40001" || state == "40P01" || state == "55P03" || state == "57014" ||
       state.rfind("53", 0) == 0) {

@@ -3,14 +3,20 @@
 // agencies, an auditor, an admin and a delegate are made per test with `wf users add` (their
 // names carry a random suffix: roles are cluster-wide) and dropped afterwards. SQLite, the
 // single-operator store, is tested for what it keeps: `--as`, the stored configuration.
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
+#include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <catch2/catch.hpp>
@@ -69,10 +75,51 @@ class Office {
   explicit Office(wf::engine::Backend backend)
       : database_(backend), suffix_(wf::testing::RandomName(8)) {}
   ~Office() {
+    StopEngine();
     for (const auto& login : logins_) Admin("DROP ROLE IF EXISTS " + login);
   }
+
+  // `wf engine` in the background, connected as the superuser (it holds wf_engine): it applies
+  // the clerks' acts. Stopped (SIGTERM, reaped) by StopEngine or at the end of the test.
+  void StartEngine() {
+    if (engine_pid_ > 0) return;
+    std::vector<std::string> environment;
+    for (char** e = environ; *e != nullptr; ++e) {
+      std::string entry = *e;
+      if (entry.rfind("WF_", 0) != 0) environment.push_back(entry);
+    }
+    environment.push_back("WF_DB=" + database_.url());
+    environment.push_back("WF_CONFIG=" + Fixture("ident-hosts.yaml"));
+    std::vector<std::string> args = {WF_BINARY, "engine"};
+    std::vector<char*> argv, envp;
+    for (std::string& arg : args) argv.push_back(arg.data());
+    argv.push_back(nullptr);
+    for (std::string& entry : environment) envp.push_back(entry.data());
+    envp.push_back(nullptr);
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    const std::string log = (dir_.path() / "engine.log").string();
+    posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, log.c_str(),
+                                     O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    posix_spawn_file_actions_adddup2(&actions, STDOUT_FILENO, STDERR_FILENO);
+    int spawned = posix_spawn(&engine_pid_, argv[0], &actions, nullptr, argv.data(), envp.data());
+    posix_spawn_file_actions_destroy(&actions);
+    REQUIRE(spawned == 0);
+  }
+  void StopEngine() {
+    if (engine_pid_ <= 0) return;
+    kill(engine_pid_, SIGTERM);
+    int status = 0;
+    waitpid(engine_pid_, &status, 0);
+    engine_pid_ = 0;
+  }
+  std::string EngineLog() const { return Slurp(dir_.path() / "engine.log"); }
   Office(const Office&) = delete;
   Office& operator=(const Office&) = delete;
+
+  // Extra environment for the next `wf` runs: "NAME=value ...".
+  std::string env;
 
   bool postgres() const { return database_.is_postgres(); }
   const wf::testing::TestDatabase& database() const { return database_; }
@@ -92,9 +139,10 @@ class Office {
   // Runs `wf args...` connected as `login` (empty: the superuser; on SQLite, the operator) with
   // the engine host's --config and WF_ACTOR unset.
   Run Wf(const std::vector<std::string>& args, const std::string& login = "") {
-    std::string command =
-        "cd " + Quote(dir_.path().string()) + " && env -u WF_ACTOR WF_DB=" + Quote(UrlAs(login)) +
-        " WF_CONFIG=" + Quote(Fixture("ident-hosts.yaml")) + " " + Quote(WF_BINARY);
+    std::string command = "cd " + Quote(dir_.path().string()) + " && env -u WF_ACTOR " + env +
+                          " WF_DB=" + Quote(UrlAs(login)) +
+                          " WF_CONFIG=" + Quote(Fixture("ident-hosts.yaml")) + " " +
+                          Quote(WF_BINARY);
     for (const auto& arg : args) command += " " + Quote(arg);
     fs::path out = dir_.path() / "stdout.txt", err = dir_.path() / "stderr.txt";
     command += " </dev/null >" + Quote(out.string()) + " 2>" + Quote(err.string());
@@ -180,6 +228,7 @@ class Office {
   std::string suffix_;
   std::vector<std::string> logins_;
   int configs_ = 0;
+  pid_t engine_pid_ = 0;
 };
 
 // Two clerks, ann of town-a and bob of town-b, in the stored configuration, and one case of each
@@ -258,15 +307,47 @@ WF_IDENT_PG_TEST("a clerk cannot act on another agency's task nor write behind w
   CHECK(office.Wf({"claim", b_task}, towns.ann).code == 6);
   CHECK(office.Wf({"complete", b_task, "--set", "approved=true"}, towns.ann).code == 6);
   CHECK(office.Wf({"cancel", towns.b_case, "--reason", "mine now"}, towns.ann).code == 4);
+  CHECK(office.Wf({"signal", towns.b_case, "documents"}, towns.ann).code == 4);
   CHECK(office.PsqlInt("", "SELECT count(*) FROM tasks WHERE status = 'open'") == 2);
+  // Nothing was even recorded for an engine to apply.
+  CHECK(office.PsqlInt("", "SELECT count(*) FROM acts") == 0);
 
-  // Through psql: nothing of town-b's changes; procedures, evidence and the configuration take
-  // no writes at all; history takes no event in another's name and never changes.
+  // Through psql: a clerk writes no table, not even their own agency's case: every change goes
+  // through wf_act, which checks membership in the database.
+  const std::string a = "'" + towns.a_case + "'";
   const std::string b = "'" + towns.b_case + "'";
-  CHECK(office.Psql(towns.ann, "UPDATE cases SET status = 'completed' WHERE id = " + b));
+  auto denied = [&](const std::string& sql) {
+    const std::string error = office.PsqlError(towns.ann, sql);
+    INFO(sql << "\n" << error);
+    return error.find("permission denied") != std::string::npos;
+  };
+  for (const std::string& c : {a, b}) {
+    CHECK(denied("UPDATE cases SET status = 'completed' WHERE id = " + c));
+    CHECK(denied("UPDATE cases SET data = '{}' WHERE id = " + c));
+    CHECK(denied("UPDATE tasks SET status = 'completed' WHERE case_id = " + c));
+    CHECK(denied("DELETE FROM tasks WHERE case_id = " + c));
+    CHECK(denied("DELETE FROM work WHERE case_id = " + c));
+    CHECK(denied("INSERT INTO work (case_id, kind, payload, state, run_at, created_at) VALUES (" +
+                 c + ", 'invoke', '{}', 'ready', 0, 0)"));
+  }
+  CHECK(denied("UPDATE incidents SET status = 'resolved'"));
+  CHECK(denied(
+      "INSERT INTO cases (id, procedure, version, status, data, state, agency, started_at, "
+      "updated_at, row_version) VALUES ('x', 'ident-permit-a', 1, 'open', '{}', '{}', 'town-a', "
+      "0, 0, 1)"));
+  CHECK(denied("INSERT INTO refusals (procedure, dedupe_key, refused_at) VALUES ('p', 'k', 0)"));
+  CHECK(
+      denied("INSERT INTO acts (kind, actor, login, payload, created_at)"
+             " VALUES ('cancel', 'x', 'x', '{}', 0)"));
+  CHECK(denied("UPDATE acts SET status = 'done'"));
+  // Nor can the function be talked into acting for someone else or on another agency's task.
+  CHECK_FALSE(office.Psql(
+      towns.ann, "SELECT wf_act('claim', NULL, " + b_task + ", NULL, '" + towns.bob + "', '{}')"));
+  CHECK_FALSE(office.Psql(
+      towns.ann, "SELECT wf_act('claim', NULL, " + b_task + ", NULL, '" + towns.ann + "', '{}')"));
   CHECK(office.PsqlInt("", "SELECT count(*) FROM cases WHERE status = 'open'") == 2);
-  CHECK(office.Psql(towns.ann, "UPDATE tasks SET status = 'completed' WHERE case_id = " + b));
   CHECK(office.PsqlInt("", "SELECT count(*) FROM tasks WHERE status = 'open'") == 2);
+  CHECK(office.PsqlInt("", "SELECT count(*) FROM acts") == 0);
   CHECK_FALSE(office.Psql(towns.ann, "UPDATE procedures SET source = 'x'"));
   CHECK_FALSE(office.Psql(towns.ann,
                           "INSERT INTO procedures (name, version, content_hash, source, "
@@ -289,6 +370,7 @@ WF_IDENT_PG_TEST(
     "the history records the login that acted, and --as is refused without wf_delegate",
     "[cli][identity]", office) {
   Towns towns = SetUpTowns(office);
+  office.StartEngine();  // a clerk's act is applied by an engine
   const std::string a_task = std::to_string(office.TaskOf(towns.a_case));
   // Acting as someone else is not permitted, whoever it names; naming oneself is.
   CHECK(office.Wf({"claim", a_task, "--as", towns.bob}, towns.ann).code == 6);
@@ -313,6 +395,11 @@ WF_IDENT_PG_TEST(
   CHECK(office.PsqlInt("", "SELECT count(*) FROM history WHERE case_id = " + a +
                                " AND action = 'task.completed' AND login = '" + towns.ann + "'") ==
         1);
+  // Through the database: the clerk's acts, each applied once by the engine.
+  CHECK(office.PsqlInt("", "SELECT count(*) FROM acts WHERE login = '" + towns.ann +
+                               "' AND status = 'done'") == 2);
+  CHECK(office.PsqlInt(towns.ann, "SELECT count(*) FROM acts") == 2);  // their own
+  CHECK(office.PsqlInt(towns.bob, "SELECT count(*) FROM acts") == 0);
   // The superuser who started the case is recorded as its login too.
   CHECK(office.PsqlInt("", "SELECT count(*) FROM history WHERE case_id = " + a +
                                " AND action = 'case.started' AND login = session_user") == 1);
@@ -329,6 +416,7 @@ WF_IDENT_PG_TEST("a delegate acts for the person it names and the history keeps 
               .ApplyConfig(TownsConfig(towns.ann + ": [clerk], " + portal + ": [clerk]",
                                        towns.bob + ": [clerk]"))
               .code == 0);
+  office.StartEngine();
   const std::string a_task = std::to_string(office.TaskOf(towns.a_case));
   // The permission checks apply to the named actor: bob holds no role in town-a.
   CHECK(office.Wf({"complete", a_task, "--as", towns.bob, "--set", "approved=true"}, portal).code ==
@@ -362,6 +450,7 @@ WF_IDENT_PG_TEST(
                            "{ident-permit-a: [clerk]}\n  town-b:\n    members: {" +
                            towns.bob + ": [clerk]}\n")
               .code == 0);
+  office.StartEngine();
   fs::path data = fs::temp_directory_path() / ("wf_start_" + office.Name("x") + ".json");
   std::ofstream(data) << "{}";
   Run started = office.Wf({"start", "ident-permit-a", "--data", data.string()}, towns.ann);
@@ -392,9 +481,10 @@ WF_IDENT_PG_TEST(
 WF_IDENT_PG_TEST("a clerk signals only what a wait step declares", "[cli][identity]", office) {
   Towns towns = SetUpTowns(office);
   const std::string a_task = std::to_string(office.TaskOf(towns.a_case));
+  office.StartEngine();
   REQUIRE(office.Wf({"complete", a_task, "--set", "approved=true"}, towns.ann).code == 0);
-  // The case now waits at `register` (an adapter step) until the engine runs it: a forged
-  // department answer from a clerk is refused.
+  // The engine runs `register` (an adapter step) and the case waits for `documents`; a forged
+  // department answer for `register` from a clerk is refused.
   fs::path forged = fs::temp_directory_path() / ("wf_forged_" + office.Name("x") + ".json");
   std::ofstream(forged) << R"({"registered": true})";
   Run refused =
@@ -422,8 +512,21 @@ WF_IDENT_PG_TEST("a clerk signals only what a wait step declares", "[cli][identi
       std::to_string(activation) + "}', '', '' FROM history WHERE case_id = " + a;
   const std::string error = office.PsqlError(towns.ann, forged_event);
   INFO(error);
-  CHECK(error.find("may not deliver a result to step register") != std::string::npos);
-  REQUIRE(office.Wf({"engine", "--until-idle"}).code == 0);
+  CHECK(error.find("permission denied") != std::string::npos);
+  // Nor through wf_act: the engine that applies it refuses an undeclared signal.
+  REQUIRE(office.Psql(towns.ann, "SELECT wf_act('signal', " + a +
+                                     ", NULL, NULL, NULL, "
+                                     "'{\"name\": \"register\", \"data\": {}}')"));
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+  while (office.PsqlInt("", "SELECT count(*) FROM acts WHERE status = 'pending'") != 0) {
+    REQUIRE(std::chrono::steady_clock::now() < deadline);
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  CHECK(office.PsqlInt("",
+                       "SELECT exit_code FROM acts WHERE status = 'refused' AND "
+                       "payload LIKE '%register%'") == 6);
+  CHECK(office.PsqlInt("", "SELECT count(*) FROM history WHERE case_id = " + a +
+                               " AND action = 'signal.received'") == 0);
   // The declared signal of the wait step is the clerk's to deliver.
   Run delivered = office.Wf({"signal", towns.a_case, "documents"}, towns.ann);
   CHECK(delivered.code == 0);
@@ -432,6 +535,43 @@ WF_IDENT_PG_TEST("a clerk signals only what a wait step declares", "[cli][identi
   const std::string operator_login = office.Name("ops");
   office.AddUser(operator_login, "engine");
   CHECK(office.Wf({"signal", towns.b_case, "register"}, operator_login).code != 6);
+}
+
+WF_IDENT_PG_TEST("a clerk's act waits for an engine: applied once, or withdrawn unapplied",
+                 "[cli][identity]", office) {
+  Towns towns = SetUpTowns(office);
+  const std::string a_task = std::to_string(office.TaskOf(towns.a_case));
+  const std::string claimed_events = "SELECT count(*) FROM history WHERE case_id = '" +
+                                     towns.a_case + "' AND action = 'task.claimed'";
+  // No engine runs: the clerk hears so, and the act is withdrawn, so nothing happens later.
+  office.env = "WF_ACT_TIMEOUT=1";
+  Run waited = office.Wf({"claim", a_task}, towns.ann);
+  office.env.clear();
+  CHECK(waited.code == 1);
+  CHECK(waited.err.find("withdrawn and nothing changed") != std::string::npos);
+  CHECK(office.PsqlInt("", "SELECT count(*) FROM acts WHERE status = 'withdrawn'") == 1);
+  // An act whose `wf` died waiting (submitted, never withdrawn) stays pending ...
+  REQUIRE(office.Psql(towns.ann, "SELECT wf_act('claim', NULL, " + a_task + ", NULL, NULL, '{}')"));
+  CHECK(office.PsqlInt(
+            "", "SELECT count(*) FROM tasks WHERE id = " + a_task + " AND status = 'open'") == 1);
+  // ... and the engine, when it comes, applies it once; the withdrawn one never.
+  office.StartEngine();
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+  while (office.PsqlInt("", "SELECT count(*) FROM acts WHERE status IN ('pending', 'applied')") !=
+         0) {
+    INFO(office.EngineLog());
+    REQUIRE(std::chrono::steady_clock::now() < deadline);
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  office.StopEngine();
+  office.StartEngine();  // a second engine run finds nothing left to do
+  CHECK(office.Wf({"release", a_task}, towns.ann).code == 0);
+  CHECK(office.PsqlInt("", claimed_events) == 1);
+  CHECK(office.PsqlInt("", "SELECT count(*) FROM acts WHERE status = 'done'") == 2);
+  CHECK(office.PsqlInt("", "SELECT count(*) FROM history WHERE case_id = '" + towns.a_case +
+                               "' AND action = 'task.released' AND login = '" + towns.ann + "'") ==
+        1);
+  CHECK(office.Wf({"audit", "verify"}).code == 0);
 }
 
 WF_IDENT_PG_TEST("an auditor reads every case and changes nothing", "[cli][identity]", office) {

@@ -1,0 +1,15 @@
+#pragma once
+
+// SQL text shared by the migrations of engine/dialect_access.cpp and engine/dialect_acts.cpp.
+
+#include <string>
+
+namespace wf::engine {
+
+// A PostgreSQL function `signature` (its name and parameters `c text, a text`, perhaps more)
+// saying whether login `who` (an SQL expression) may see case `c` of agency `a` (when known):
+// one of their agencies' cases, a sub-case of one, or a case with a task for a role they hold in
+// the task's agency. Its search_path is left as @SCHEMA@ for CreateInCurrentSchema.
+std::string SeesCaseFunctionSql(const std::string& signature, const std::string& who);
+
+}  // namespace wf::engine

@@ -157,6 +157,18 @@ inline constexpr const char* kSessionTimeoutsSql =
 inline constexpr const char* kMigrationTimeoutsSql =
     "SELECT set_config('statement_timeout', '0', true), set_config('lock_timeout', '0', true)";
 
+// The server's own words in a SOCI PostgreSQL message ("Cannot execute query. Fatal error.
+// ERROR:  no case X; ...\nCONTEXT: ..."): what follows "ERROR:", up to the end of its line. For
+// refusals worded by wf's functions and triggers, and by the grants, which a clerk reads.
+inline std::string ServerWords(const std::string& brief) {
+  size_t at = brief.find("ERROR:");
+  if (at == std::string::npos) return brief;
+  std::string words = brief.substr(at + 6);
+  words.erase(0, words.find_first_not_of(' '));
+  size_t end = words.find('\n');
+  return end == std::string::npos ? words : words.substr(0, end);
+}
+
 inline MappedError MapPostgresError(const std::string& state, bool healthy,
                                     const std::string& prefix, const std::string& brief,
                                     const std::string& full) {
@@ -165,10 +177,12 @@ inline MappedError MapPostgresError(const std::string& state, bool healthy,
   if (lost) return {Status::Unavailable(prefix + "database connection lost: " + brief), true};
   if (state == "23505") return {Status::Conflict(prefix + "already exists: " + brief)};
   // insufficient_privilege: a grant, a row-level security policy or a wf trigger said no.
-  if (state == "42501") return {Status::NotPermitted(prefix + "not permitted: " + brief)};
+  if (state == "42501") {
+    return {Status::NotPermitted(prefix + "not permitted: " + ServerWords(brief))};
+  }
   // Raised by wf's own functions (wf_act): no such task, case or procedure; a bad argument.
-  if (state == "P0002") return {Status::NotFound(prefix + brief)};
-  if (state == "22023") return {Status::Invalid(prefix + brief)};
+  if (state == "P0002") return {Status::NotFound(prefix + ServerWords(brief))};
+  if (state == "22023") return {Status::Invalid(prefix + ServerWords(brief))};
   // 57014: statement_timeout (or a cancel); 55P03: lock_timeout.
   if (state == "40001" || state == "40P01" || state == "55P03" || state == "57014" ||
       state.rfind("53", 0) == 0) {

@@ -21,7 +21,7 @@ class ActGuard : public WriteGuard {
  public:
   explicit ActGuard(const ActRecord& act) : act_(act) {}
   Status Before(StoreTx& tx) override { return tx.BeginAct(act_.id, act_.login); }
-  Status After(StoreTx& tx) override { return tx.MarkActApplied(act_.id); }
+  Status After(StoreTx& tx) override { return tx.MarkActApplied(act_.id, Now()); }
 
  private:
   const ActRecord& act_;
@@ -141,7 +141,28 @@ Status ActApplier::Carry(const ActRecord& act, std::string* result) {
   return Status::Invalid("unknown act '" + act.kind + "'");
 }
 
+Status ActApplier::FinishStale() {
+  const auto now = std::chrono::steady_clock::now();
+  if (swept_ && now - *swept_ < kSweepEvery) return Status::Ok();
+  swept_ = now;
+  const Timestamp at = Now();
+  int finished = 0;
+  Status swept = store_.Transact([&](StoreTx& tx) {
+    auto count = tx.FinishStaleActs(at - kSweepEvery, at);
+    if (!count) return count.error();
+    finished = *count;
+    return Status::Ok();
+  });
+  if (finished > 0)
+    spdlog::warn(
+        "{} acts were applied by an engine that stopped before recording"
+        " their outcome; marked done",
+        finished);
+  return swept;
+}
+
 Result<int> ActApplier::ApplyPending(int limit) {
+  if (Status s = FinishStale(); !s.ok()) return s;
   std::vector<ActRecord> acts;
   Status read = store_.Read([&](StoreTx& tx) {
     auto pending = tx.PendingActs(limit);

@@ -8,7 +8,9 @@
 // crashes, and the history it writes records the clerk's login. What became of the act (done, or
 // refused with an exit code and a message) is written back for the waiting `wf`.
 
+#include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "engine/config.hpp"
@@ -43,6 +45,9 @@ class ActApplier {
   Result<int> ApplyPending(int limit);
 
  private:
+  // Every kSweepEvery: acts applied that long ago whose outcome their engine never recorded
+  // (it died between the two commits) become done.
+  Status FinishStale();
   Status Refresh();
   // Carries out `act` through the runtime; `result` gets what it produced.
   Status Carry(const ActRecord& act, std::string* result);
@@ -50,6 +55,8 @@ class ActApplier {
   Store& store_;
   const Deployment& base_;
   workflows::Evaluator& evaluator_;
+  static constexpr std::chrono::seconds kSweepEvery{60};
+  std::optional<std::chrono::steady_clock::time_point> swept_;
   int config_version_ = -1;
   std::unique_ptr<Deployment> deployment_;
   std::unique_ptr<Runtime> runtime_;

@@ -182,7 +182,8 @@ Migration Dialect::ActsMigration() const {
               " status TEXT NOT NULL DEFAULT 'pending', exit_code INTEGER, message TEXT,"
               " result TEXT, created_at BIGINT NOT NULL, finished_at BIGINT)");
   if (!is_postgres()) return m;
-  s.push_back("CREATE INDEX acts_pending ON acts (id) WHERE status = 'pending'");
+  // The acts an engine has yet to apply or to finish; finished acts are many and stay.
+  s.push_back("CREATE INDEX acts_unfinished ON acts (id) WHERE status IN ('pending', 'applied')");
   // Whether `who` may see case `c`: wf_sees_case for a named login, which a delegate's act needs
   // (the named actor, not the portal's login, must belong).
   s.push_back(CreateInCurrentSchema(

@@ -528,8 +528,11 @@ class StoreTx {
   // First in a transaction applying act `id`: locks its row, kConflict unless it is still
   // pending, and names `login` as the login of the history this transaction writes.
   Status BeginAct(std::int64_t id, const std::string& login);
-  // Last in such a transaction: the act is applied (its effects commit with this).
-  Status MarkActApplied(std::int64_t id);
+  // Last in such a transaction: the act is applied (its effects commit with this), at `now`.
+  Status MarkActApplied(std::int64_t id, Timestamp now);
+  // Acts applied before `applied_before` whose outcome was never recorded (their engine died
+  // in between) become done, saying so; returns how many.
+  Result<int> FinishStaleActs(Timestamp applied_before, Timestamp now);
   // Records what became of act `outcome.id` (status, exit_code, message, result) unless it was
   // finished or withdrawn already.
   Status FinishAct(const ActRecord& outcome, Timestamp now);

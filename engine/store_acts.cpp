@@ -122,13 +122,26 @@ Status StoreTx::BeginAct(std::int64_t id, const std::string& login) {
   });
 }
 
-Status StoreTx::MarkActApplied(std::int64_t id) {
+Status StoreTx::MarkActApplied(std::int64_t id, Timestamp now) {
   if (Status s = OnlyPostgres(context_); !s.ok()) return s;
   return Guard(context_, "apply " + ActName(id), [&]() -> Status {
-    Query q(context_.sql, "UPDATE acts SET status = 'applied' WHERE id = :id");
-    q.Bind("id", id);
+    Query q(context_.sql, "UPDATE acts SET status = 'applied', finished_at = :now WHERE id = :id");
+    q.Bind("now", now).Bind("id", id);
     q.Execute();
     return Status::Ok();
+  });
+}
+
+Result<int> StoreTx::FinishStaleActs(Timestamp applied_before, Timestamp now) {
+  if (Status s = OnlyPostgres(context_); !s.ok()) return s;
+  return Guard(context_, "finish stale acts", [&]() -> Result<int> {
+    Query q(context_.sql,
+            "UPDATE acts SET status = 'done', exit_code = 0, finished_at = :now,"
+            " message = 'applied; the engine that applied it stopped before recording more'"
+            " WHERE status = 'applied' AND finished_at < :before");
+    q.Bind("now", now).Bind("before", applied_before);
+    q.Execute();
+    return static_cast<int>(q.AffectedRows());
   });
 }
 

@@ -554,7 +554,13 @@ WF_IDENT_PG_TEST("a clerk's act waits for an engine: applied once, or withdrawn 
   REQUIRE(office.Psql(towns.ann, "SELECT wf_act('claim', NULL, " + a_task + ", NULL, NULL, '{}')"));
   CHECK(office.PsqlInt(
             "", "SELECT count(*) FROM tasks WHERE id = " + a_task + " AND status = 'open'") == 1);
-  // ... and the engine, when it comes, applies it once; the withdrawn one never.
+  // An act applied by an engine that died before recording its outcome ...
+  REQUIRE(
+      office.Admin("INSERT INTO acts (kind, task_id, actor, login, payload, status, "
+                   "created_at, finished_at) VALUES ('claim', " +
+                   a_task + ", '" + towns.ann + "', '" + towns.ann + "', '{}', 'applied', 0, 0)"));
+  // ... the engine, when it comes, applies the pending one once, the withdrawn one never, and
+  // finishes the one left applied.
   office.StartEngine();
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
   while (office.PsqlInt("", "SELECT count(*) FROM acts WHERE status IN ('pending', 'applied')") !=
@@ -567,7 +573,10 @@ WF_IDENT_PG_TEST("a clerk's act waits for an engine: applied once, or withdrawn 
   office.StartEngine();  // a second engine run finds nothing left to do
   CHECK(office.Wf({"release", a_task}, towns.ann).code == 0);
   CHECK(office.PsqlInt("", claimed_events) == 1);
-  CHECK(office.PsqlInt("", "SELECT count(*) FROM acts WHERE status = 'done'") == 2);
+  CHECK(office.PsqlInt("", "SELECT count(*) FROM acts WHERE status = 'done'") == 3);
+  CHECK(office.PsqlInt("",
+                       "SELECT count(*) FROM acts WHERE status = 'done' AND message LIKE "
+                       "'applied; the engine that applied it stopped%'") == 1);
   CHECK(office.PsqlInt("", "SELECT count(*) FROM history WHERE case_id = '" + towns.a_case +
                                "' AND action = 'task.released' AND login = '" + towns.ann + "'") ==
         1);

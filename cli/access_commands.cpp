@@ -11,6 +11,7 @@
 #include "cli/output.hpp"
 #include "cli/session.hpp"
 #include "engine/timestamp.hpp"
+#include "workflows/i18n.hpp"
 
 namespace wf::cli {
 
@@ -31,8 +32,8 @@ Status RequireAdmin(Session& session, const std::string& command) {
   });
   if (!read.ok()) return read;
   if (admin) return Status::Ok();
-  return Status::NotPermitted("`wf " + command + "` is for admins: login " + session.login +
-                              " does not hold wf_admin");
+  return Status::NotPermitted(
+      TrFormat("`wf {0}` is for admins: login {1} does not hold wf_admin", command, session.login));
 }
 
 // `text` without its top-level `departments:` block (the key's line and every following line
@@ -56,7 +57,7 @@ std::string WithoutDepartments(const std::string& text) {
 int ConfigApply(const GlobalOptions& globals, const std::string& file) {
   std::string text, error;
   if (!ReadInput(file, &text, &error)) {
-    return Fail(Status::NotFound(file + ": " + error + "; give the configuration's file"));
+    return Fail(Status::NotFound(TrFormat("{0}: {1}; give the configuration's file", file, error)));
   }
   auto parsed = engine::LoadDeploymentText(text, file);
   if (!parsed) return Fail(parsed.error());
@@ -67,12 +68,13 @@ int ConfigApply(const GlobalOptions& globals, const std::string& file) {
     parsed = engine::LoadDeploymentText(text, file);
     if (!parsed) return Fail(parsed.error());
     if (!parsed->departments.empty()) {
-      return Fail(Status::Invalid(file +
-                                  ": write `departments:` as a top-level block, or leave it out: "
-                                  "a stored configuration holds no departments"));
+      return Fail(Status::Invalid(
+          TrFormat("{0}: write `departments:` as a top-level block, or leave it out: a stored "
+                   "configuration holds no departments",
+                   file)));
     }
-    std::cerr << "wf: " << file
-              << ": departments are not stored; they stay in each engine host's --config\n";
+    std::cerr << TrFormat(
+        "wf: {0}: departments are not stored; they stay in each engine host's --config\n", file);
   }
   auto session = OpenSession(globals);
   if (!session) return Fail(session.error());
@@ -106,9 +108,11 @@ int ConfigApply(const GlobalOptions& globals, const std::string& file) {
                {"rules", rules.size()},
                {"calendars", parsed->calendars.size()}});
   } else {
-    std::cout << "configuration v" << version << " applied: " << parsed->agencies.size()
-              << " agencies, " << members.size() << " memberships, " << rules.size() << " rules, "
-              << parsed->calendars.size() << " calendars\n";
+    auto count = [](size_t n) { return i18n::Number(static_cast<long long>(n)); };
+    std::cout << TrFormat(
+        "configuration v{0} applied: {1} agencies, {2} memberships, {3} rules, {4} calendars\n",
+        version, count(parsed->agencies.size()), count(members.size()), count(rules.size()),
+        count(parsed->calendars.size()));
   }
   return 0;
 }
@@ -126,7 +130,7 @@ int ConfigShow(const GlobalOptions& globals) {
   if (!read.ok()) return Fail(read);
   if (!stored) {
     return Fail(
-        Status::NotFound("no configuration is stored yet; `wf config apply FILE` stores one"));
+        Status::NotFound(Tr("no configuration is stored yet; `wf config apply FILE` stores one")));
   }
   if (globals.json) {
     PrintJson({{"version", stored->version},
@@ -135,8 +139,8 @@ int ConfigShow(const GlobalOptions& globals) {
                {"applied_at", JsonTime(stored->applied_at)},
                {"source", stored->source}});
   } else {
-    std::cout << "# configuration v" << stored->version << ", applied by " << stored->applied_by
-              << " at " << JsonTime(stored->applied_at) << "\n"
+    std::cout << TrFormat("# configuration v{0}, applied by {1} at {2}\n", stored->version,
+                          stored->applied_by, JsonTime(stored->applied_at))
               << stored->source;
     if (!stored->source.empty() && stored->source.back() != '\n') std::cout << '\n';
   }
@@ -152,17 +156,19 @@ struct UsersAddOptions {
 int UsersAdd(const GlobalOptions& globals, const UsersAddOptions& options) {
   const std::string group = engine::GroupRoleOf(options.role);
   if (group.empty()) {
-    return Fail(Status::Usage("--role " + options.role +
-                              ": write clerk, auditor, engine, admin or delegate"));
+    return Fail(Status::Usage(
+        TrFormat("--role {0}: write clerk, auditor, engine, admin or delegate", options.role)));
   }
   std::optional<std::string> password;
   if (!options.password_file.empty()) {
     std::string text, error;
     if (!ReadInput(options.password_file, &text, &error)) {
-      return Fail(Status::NotFound("--password-file: " + error));
+      return Fail(Status::NotFound(TrFormat("--password-file: {0}", error)));
     }
     text = text.substr(0, text.find('\n'));
-    if (text.empty()) return Fail(Status::Invalid("--password-file: the first line is empty"));
+    if (text.empty()) {
+      return Fail(Status::Invalid(Tr("--password-file: the first line is empty")));
+    }
     password = text;
   }
   auto session = OpenSession(globals);
@@ -174,7 +180,7 @@ int UsersAdd(const GlobalOptions& globals, const UsersAddOptions& options) {
   if (globals.json) {
     PrintJson({{"login", options.name}, {"group", group}});
   } else {
-    std::cout << "login " << options.name << " holds " << group << '\n';
+    std::cout << TrFormat("login {0} holds {1}\n", options.name, group);
   }
   return 0;
 }
@@ -206,7 +212,7 @@ int UsersList(const GlobalOptions& globals) {
     return out;
   };
   json rows = json::array();
-  Table table({"LOGIN", "GROUPS", "MEMBER OF"});
+  Table table({Tr("LOGIN"), Tr("GROUPS"), Tr("MEMBER OF")});
   for (const auto& name : names) {
     std::vector<std::string> groups;
     for (const auto& login : logins) {
@@ -228,32 +234,34 @@ int UsersList(const GlobalOptions& globals) {
 }  // namespace
 
 void AddAccessCommands(CLI::App& app, const GlobalOptions& globals, CommandAction* selected) {
-  auto* users = app.add_subcommand("users", "database logins and their groups (PostgreSQL)");
+  auto* users = app.add_subcommand("users", Tr("database logins and their groups (PostgreSQL)"));
   users->require_subcommand(1);
-  auto* add = users->add_subcommand("add", "create a login and grant it a group (admins)");
+  auto* add = users->add_subcommand("add", Tr("create a login and grant it a group (admins)"));
   auto add_options = std::make_shared<UsersAddOptions>();
-  add->add_option("name", add_options->name, "the login, e.g. an.nguyen")->required();
-  add->add_option("--role", add_options->role, "clerk, auditor, engine, admin or delegate")
+  add->add_option("name", add_options->name, Tr("the login, e.g. an.nguyen"))->required();
+  add->add_option("--role", add_options->role, Tr("clerk, auditor, engine, admin or delegate"))
       ->required();
   add->add_option("--password-file", add_options->password_file,
-                  "the login's password on the first line of FILE (- for stdin); without it "
-                  "the login authenticates as pg_hba.conf says (certificates, peer)");
+                  Tr("the login's password on the first line of FILE (- for stdin); without it "
+                     "the login authenticates as pg_hba.conf says (certificates, peer)"));
   add->callback([&globals, add_options, selected] {
     *selected = [&globals, add_options] { return UsersAdd(globals, *add_options); };
   });
-  auto* list = users->add_subcommand("list", "logins holding a wf group, and their memberships");
+  auto* list =
+      users->add_subcommand("list", Tr("logins holding a wf group, and their memberships"));
   list->callback([&globals, selected] { *selected = [&globals] { return UsersList(globals); }; });
 
-  auto* config =
-      app.add_subcommand("config", "the agencies, members and calendars stored in the database");
+  auto* config = app.add_subcommand(
+      "config", Tr("the agencies, members and calendars stored in the database"));
   config->require_subcommand(1);
-  auto* apply = config->add_subcommand("apply", "store FILE as the next configuration (admins)");
+  auto* apply =
+      config->add_subcommand("apply", Tr("store FILE as the next configuration (admins)"));
   auto file = std::make_shared<std::string>();
-  apply->add_option("file", *file, "a deployment config without departments")->required();
+  apply->add_option("file", *file, Tr("a deployment config without departments"))->required();
   apply->callback([&globals, file, selected] {
     *selected = [&globals, file] { return ConfigApply(globals, *file); };
   });
-  auto* show = config->add_subcommand("show", "print the newest stored configuration");
+  auto* show = config->add_subcommand("show", Tr("print the newest stored configuration"));
   show->callback([&globals, selected] { *selected = [&globals] { return ConfigShow(globals); }; });
 }
 

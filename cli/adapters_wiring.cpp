@@ -10,6 +10,7 @@
 #include "adapters/noop.hpp"
 #include "adapters/notify.hpp"
 #include "adapters/sql.hpp"
+#include "workflows/i18n.hpp"
 
 namespace wf::cli {
 
@@ -37,8 +38,8 @@ class UnsupportedAdapter final : public adapters::Adapter {
 // A department whose settings its adapter refuses: exit 3 pointing at the config.
 Status SettingsError(const engine::Deployment& deployment, const engine::Department& department,
                      const Status& why) {
-  return Status::Invalid(deployment.file + ":" + std::to_string(department.where.line) + ":" +
-                         std::to_string(department.where.column) + ": error: " + why.message());
+  return Status::Invalid(TrFormat("{0}:{1}:{2}: error: {3}", deployment.file, department.where.line,
+                                  department.where.column, why.message()));
 }
 
 }  // namespace

@@ -20,6 +20,7 @@
 #include "engine/archive.hpp"
 #include "engine/calendar.hpp"
 #include "engine/history_export.hpp"
+#include "workflows/i18n.hpp"
 
 namespace wf::cli {
 
@@ -37,6 +38,14 @@ struct VerifyOptions {
   std::string archive;  // an archive to verify on its own
 };
 
+// An RFC 3339 UTC time ("2026-11-27T16:59:59.000000Z") for people: as it is in English,
+// "27/11/2026 16:59 UTC" in Vietnamese.
+std::string UtcForPeople(const std::string& rfc3339) {
+  if (!i18n::Vietnamese() || rfc3339.empty() || rfc3339.back() != 'Z') return rfc3339;
+  const std::string local = i18n::DateTime(rfc3339);
+  return local == rfc3339 ? rfc3339 : local + " UTC";
+}
+
 int Broken(const GlobalOptions& globals, const Status& error) {
   if (globals.json && error.code() == ErrorCode::kHistoryBroken) {
     std::cout << json{{"ok", false}, {"error", error.message()}}.dump(2) << '\n';
@@ -49,7 +58,7 @@ int Broken(const GlobalOptions& globals, const Status& error) {
 // exported event on.
 int VerifyExportFile(const GlobalOptions& globals, const std::string& path) {
   std::ifstream in(path, std::ios::binary);
-  if (!in) return Fail(Status::NotFound("cannot read " + path + ": check the path"));
+  if (!in) return Fail(Status::NotFound(TrFormat("cannot read {0}: check the path", path)));
   engine::ChainVerifier verifier(/*partial=*/true);
   Status read = engine::ReadExport(in, path, [&](const engine::HistoryEvent& event) -> Status {
     if (auto failure = verifier.Feed(event)) {
@@ -66,8 +75,9 @@ int VerifyExportFile(const GlobalOptions& globals, const std::string& path) {
                      .dump(2)
               << '\n';
   } else {
-    std::cout << "export " << path << " verifies: " << verifier.cases() << " cases, "
-              << verifier.events() << " events\n";
+    std::cout << TrFormat("export {0} verifies: {1} cases, {2} events", path,
+                          i18n::Number(verifier.cases()), i18n::Number(verifier.events()))
+              << '\n';
   }
   return 0;
 }
@@ -84,8 +94,10 @@ int VerifyArchiveFile(const GlobalOptions& globals, const std::string& path) {
                      .dump(2)
               << '\n';
   } else {
-    std::cout << "archive " << path << " verifies: " << summary->cases << " cases, "
-              << summary->events << " events, sha256 " << summary->sha256 << '\n';
+    std::cout << TrFormat("archive {0} verifies: {1} cases, {2} events, sha256 {3}", path,
+                          i18n::Number(summary->cases), i18n::Number(summary->events),
+                          summary->sha256)
+              << '\n';
   }
   return 0;
 }
@@ -102,25 +114,29 @@ int Verify(const GlobalOptions& globals, const VerifyOptions& options) {
   int sources = !options.file.empty() + !options.archive.empty();
   if (sources > 1 || (sources == 1 && (!options.case_id.empty() || !options.anchor.empty()))) {
     return Fail(Status::Usage(
-        "--file and --archive verify a file on its own: give one, without a case or --anchor"));
+        Tr("--file and --archive verify a file on its own: give one, without a case or --anchor")));
   }
   if (!options.file.empty()) return VerifyExportFile(globals, options.file);
   if (!options.archive.empty()) return VerifyArchiveFile(globals, options.archive);
   if (options.anchor.empty() != options.pubkey.empty()) {
     return Fail(
-        Status::Usage("--anchor needs --pubkey (the public key of the anchor's signer), "
-                      "and --pubkey needs --anchor"));
+        Status::Usage(Tr("--anchor needs --pubkey (the public key of the anchor's signer), "
+                         "and --pubkey needs --anchor")));
   }
   std::optional<engine::Anchor> anchor;
   if (!options.anchor.empty()) {
     auto pubkey = ReadKeyFile(options.pubkey, "--pubkey");
     if (!pubkey) return Fail(pubkey.error());
     std::ifstream in(options.anchor, std::ios::binary);
-    if (!in) return Fail(Status::NotFound("--anchor " + options.anchor + ": cannot read it"));
+    if (!in) {
+      return Fail(Status::NotFound(TrFormat("--anchor {0}: cannot read it", options.anchor)));
+    }
     // A file that is no public key is the user's mistake (exit 3), not a broken history.
     if (auto key = engine::KeyFingerprint(*pubkey); !key) {
-      return Broken(globals, Status::Invalid("--pubkey " + options.pubkey +
-                                             ": the public key is " + key.error().message()));
+      if (key.error().code() != ErrorCode::kInvalid) return Broken(globals, key.error());
+      return Broken(globals, Status::Invalid(TrFormat(
+                                 "--pubkey {0}: the public key is not an Ed25519 key in PEM",
+                                 options.pubkey)));
     }
     auto read = engine::ReadAnchor(in, options.anchor, *pubkey);
     if (!read) return Broken(globals, read.error());
@@ -165,8 +181,8 @@ int Verify(const GlobalOptions& globals, const VerifyOptions& options) {
     }
   }
   if (which && verifier.events() == 0 && archived == 0) {
-    return Fail(
-        Status::NotFound("case " + options.case_id + " has no history; `wf cases` lists cases"));
+    return Fail(Status::NotFound(
+        TrFormat("case {0} has no history; `wf cases` lists cases", options.case_id)));
   }
   if (globals.json) {
     json out = {{"ok", true},
@@ -180,16 +196,25 @@ int Verify(const GlobalOptions& globals, const VerifyOptions& options) {
     std::cout << out.dump(2) << '\n';
     return 0;
   }
-  std::cout << "history verifies: " << verifier.cases() << " cases, " << verifier.events()
-            << " events";
-  if (archived > 0) {
-    std::cout << "; " << archived << " archived chains kept by their heads";
-    if (which) std::cout << " (in " << archived_to << ")";
+  const std::string cases = i18n::Number(verifier.cases());
+  const std::string events = i18n::Number(verifier.events());
+  if (archived == 0) {
+    std::cout << TrFormat("history verifies: {0} cases, {1} events", cases, events);
+  } else if (!which) {
+    std::cout << TrFormat(
+        "history verifies: {0} cases, {1} events; {2} archived chains kept by their heads", cases,
+        events, i18n::Number(archived));
+  } else {
+    std::cout << TrFormat(
+        "history verifies: {0} cases, {1} events; {2} archived chains kept by their heads "
+        "(in {3})",
+        cases, events, i18n::Number(archived), archived_to);
   }
   std::cout << '\n';
   if (anchor) {
-    std::cout << "anchor " << options.anchor << " of " << anchor->at
-              << " holds: " << check->checked() << " chains have only grown since\n";
+    std::cout << TrFormat("anchor {0} of {1} holds: {2} chains have only grown since",
+                          options.anchor, UtcForPeople(anchor->at), i18n::Number(check->checked()))
+              << '\n';
   }
   return 0;
 }
@@ -209,9 +234,9 @@ Result<engine::Timestamp> ParseWhen(const std::string& option, const std::string
   if (auto point = engine::ParseTimestamp(value)) {
     return std::chrono::floor<std::chrono::microseconds>(*point);
   }
-  return Status::Usage(option + " " + value +
-                       ": write a date (2026-01-31) or an RFC 3339 time "
-                       "(2026-01-31T08:00:00+07:00)");
+  return Status::Usage(
+      TrFormat("{0} {1}: write a date (2026-01-31) or an RFC 3339 time (2026-01-31T08:00:00+07:00)",
+               option, value));
 }
 
 // The same as history's fixed-width RFC 3339 UTC text, which is compared as text.
@@ -241,7 +266,7 @@ int Export(const GlobalOptions& globals, const ExportOptions& options) {
   engine::WriteExportHeader(std::cout, format);
   Status status = (*session)->store->ForEachHistoryIn(range, [&](const engine::HistoryEvent& e) {
     engine::WriteExportEvent(std::cout, format, e);
-    if (!std::cout) return Status::Internal("cannot write the export to stdout");
+    if (!std::cout) return Status::Internal(Tr("cannot write the export to stdout"));
     return Status::Ok();
   });
   std::cout.flush();
@@ -256,14 +281,15 @@ Status CreateFile(const std::string& path, const std::string& text, mode_t mode)
   int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
   if (fd < 0) {
     if (errno == EEXIST) {
-      return Status::Conflict(path + " exists already; move it away or choose another file");
+      return Status::Conflict(
+          TrFormat("{0} exists already; move it away or choose another file", path));
     }
-    return Status::NotFound("cannot create " + path + ": " + std::strerror(errno));
+    return Status::NotFound(TrFormat("cannot create {0}: {1}", path, std::strerror(errno)));
   }
   ssize_t written = ::write(fd, text.data(), text.size());
   bool ok = written == static_cast<ssize_t>(text.size()) && ::fsync(fd) == 0;
   ::close(fd);
-  if (!ok) return Status::Internal("cannot write " + path);
+  if (!ok) return Status::Internal(TrFormat("cannot write {0}", path));
   return Status::Ok();
 }
 
@@ -271,7 +297,8 @@ int Keygen(const GlobalOptions& globals, const std::string& key_path,
            const std::string& pubkey_path) {
   for (const std::string& path : {key_path, pubkey_path}) {
     if (std::filesystem::exists(path)) {
-      return Fail(Status::Conflict(path + " exists already; move it away or choose another file"));
+      return Fail(Status::Conflict(
+          TrFormat("{0} exists already; move it away or choose another file", path)));
     }
   }
   auto keys = engine::GenerateSigningKeys();
@@ -288,8 +315,10 @@ int Keygen(const GlobalOptions& globals, const std::string& key_path,
         << json{{"key", key_path}, {"pubkey", pubkey_path}, {"fingerprint", *fingerprint}}.dump(2)
         << '\n';
   } else {
-    std::cout << "Ed25519 key written: " << key_path << " (private, mode 0600), " << pubkey_path
-              << " (public); fingerprint " << *fingerprint << '\n';
+    std::cout << TrFormat(
+                     "Ed25519 key written: {0} (private, mode 0600), {1} (public); fingerprint {2}",
+                     key_path, pubkey_path, *fingerprint)
+              << '\n';
   }
   return 0;
 }
@@ -299,21 +328,22 @@ int AnchorCommand(const GlobalOptions& globals, const std::string& key_path,
   auto key = ReadKeyFile(key_path, "--key");
   if (!key) return Fail(key.error());
   if (!engine::KeyFingerprint(*key)) {
-    return Fail(Status::Invalid("--key " + key_path +
-                                ": not an Ed25519 private key in PEM (make one with "
-                                "`wf audit keygen`)"));
+    return Fail(Status::Invalid(
+        TrFormat("--key {0}: not an Ed25519 private key in PEM (make one with `wf audit keygen`)",
+                 key_path)));
   }
   if (std::filesystem::exists(out_path)) {
-    return Fail(Status::Conflict("--out " + out_path +
-                                 " exists already; anchors are never "
-                                 "overwritten: choose another file"));
+    return Fail(Status::Conflict(TrFormat(
+        "--out {0} exists already; anchors are never overwritten: choose another file", out_path)));
   }
   auto session = OpenSession(globals);
   if (!session) return Fail(session.error());
   engine::Store& store = *(*session)->store;
   const std::string partial = out_path + ".partial";
   std::ofstream out(partial, std::ios::binary | std::ios::trunc);
-  if (!out) return Fail(Status::NotFound("cannot create " + partial + ": check the folder"));
+  if (!out) {
+    return Fail(Status::NotFound(TrFormat("cannot create {0}: check the folder", partial)));
+  }
   const std::string at = engine::FormatRfc3339(engine::Now());
   auto chains =
       engine::WriteAnchor(out, *key, at, store.redacted_url(),
@@ -325,15 +355,18 @@ int AnchorCommand(const GlobalOptions& globals, const std::string& key_path,
   std::error_code ec;
   if (!chains || !out) {
     std::filesystem::remove(partial, ec);
-    return Fail(chains ? Status::Internal("cannot write " + partial) : chains.error());
+    return Fail(chains ? Status::Internal(TrFormat("cannot write {0}", partial)) : chains.error());
   }
   std::filesystem::rename(partial, out_path, ec);
-  if (ec) return Fail(Status::Internal("cannot rename " + partial + ": " + ec.message()));
+  if (ec) {
+    return Fail(Status::Internal(TrFormat("cannot rename {0}: {1}", partial, ec.message())));
+  }
   if (globals.json) {
     std::cout << json{{"anchor", out_path}, {"at", at}, {"chains", *chains}}.dump(2) << '\n';
   } else {
-    std::cout << "anchored " << *chains << " chains at " << at << " in " << out_path
-              << "; keep it away from the database\n";
+    std::cout << TrFormat("anchored {0} chains at {1} in {2}; keep it away from the database",
+                          i18n::Number(*chains), UtcForPeople(at), out_path)
+              << '\n';
   }
   return 0;
 }
@@ -358,11 +391,14 @@ int Archive(const GlobalOptions& globals, const std::string& before_text,
                      .dump(2)
               << '\n';
   } else if (summary->cases == 0) {
-    std::cout << "no case ended before " << before_text << "; nothing archived\n";
+    std::cout << TrFormat("no case ended before {0}; nothing archived", before_text) << '\n';
   } else {
-    std::cout << "archived " << summary->cases << " cases (" << summary->events << " events) to "
-              << out_path << ", sha256 " << summary->sha256
-              << "; their chain heads stay in the database\n";
+    std::cout << TrFormat(
+                     "archived {0} cases ({1} events) to {2}, sha256 {3}; their chain heads stay "
+                     "in the database",
+                     i18n::Number(summary->cases), i18n::Number(summary->events), out_path,
+                     summary->sha256)
+              << '\n';
   }
   return 0;
 }
@@ -372,60 +408,64 @@ int Archive(const GlobalOptions& globals, const std::string& before_text,
 void AddAuditCommands(CLI::App& app, const GlobalOptions& globals, CommandAction* selected) {
   {
     auto* cmd = app.add_subcommand(
-        "archive", "move cases that ended before a date, with their history, into a file");
+        "archive", Tr("move cases that ended before a date, with their history, into a file"));
     auto before = std::make_shared<std::string>();
     auto out = std::make_shared<std::string>();
-    cmd->add_option("--before", *before, "cases that ended before this date or time")->required();
-    cmd->add_option("--out", *out, "the archive file to create")->required();
+    cmd->add_option("--before", *before, Tr("cases that ended before this date or time"))
+        ->required();
+    cmd->add_option("--out", *out, Tr("the archive file to create"))->required();
     cmd->callback([&globals, before, out, selected] {
       *selected = [&globals, before, out] { return Archive(globals, *before, *out); };
     });
   }
-  auto* audit = app.add_subcommand("audit", "prove the history was not altered; export it");
+  auto* audit = app.add_subcommand("audit", Tr("prove the history was not altered; export it"));
   audit->require_subcommand(1);
   {
-    auto* cmd = audit->add_subcommand("verify", "recompute the history's hash chains");
+    auto* cmd = audit->add_subcommand("verify", Tr("recompute the history's hash chains"));
     auto options = std::make_shared<VerifyOptions>();
-    cmd->add_option("case", options->case_id, "only this case (default: every case)");
-    cmd->add_option("--anchor", options->anchor, "also prove history only grew since this anchor");
-    cmd->add_option("--pubkey", options->pubkey, "the public key that signed the anchor");
+    cmd->add_option("case", options->case_id, Tr("only this case (default: every case)"));
+    cmd->add_option("--anchor", options->anchor,
+                    Tr("also prove history only grew since this anchor"));
+    cmd->add_option("--pubkey", options->pubkey, Tr("the public key that signed the anchor"));
     cmd->add_option("--file", options->file,
-                    "verify an export (JSON Lines or CSV) on its own, without the database");
+                    Tr("verify an export (JSON Lines or CSV) on its own, without the database"));
     cmd->add_option("--archive", options->archive,
-                    "verify an archive file on its own, without the database");
+                    Tr("verify an archive file on its own, without the database"));
     cmd->callback([&globals, options, selected] {
       *selected = [&globals, options] { return Verify(globals, *options); };
     });
   }
   {
-    auto* cmd = audit->add_subcommand("export", "history events with their hashes, streamed");
+    auto* cmd = audit->add_subcommand("export", Tr("history events with their hashes, streamed"));
     auto options = std::make_shared<ExportOptions>();
-    cmd->add_option("--since", options->since, "only events at or after this time or date");
-    cmd->add_option("--until", options->until, "only events before this time or date");
-    cmd->add_option("--format", options->format, "jsonl (default) or csv")
+    cmd->add_option("--since", options->since, Tr("only events at or after this time or date"));
+    cmd->add_option("--until", options->until, Tr("only events before this time or date"));
+    cmd->add_option("--format", options->format, Tr("jsonl (default) or csv"))
         ->check(CLI::IsMember({"jsonl", "csv"}));
-    cmd->add_option("--case", options->case_id, "only this case");
+    cmd->add_option("--case", options->case_id, Tr("only this case"));
     cmd->callback([&globals, options, selected] {
       *selected = [&globals, options] { return Export(globals, *options); };
     });
   }
   {
-    auto* cmd = audit->add_subcommand("keygen", "make an Ed25519 key pair for signing anchors");
+    auto* cmd = audit->add_subcommand("keygen", Tr("make an Ed25519 key pair for signing anchors"));
     auto key = std::make_shared<std::string>("wf-audit.key");
     auto pubkey = std::make_shared<std::string>("wf-audit.pub");
-    cmd->add_option("--key", *key, "the private key to write (PEM, mode 0600)")
+    cmd->add_option("--key", *key, Tr("the private key to write (PEM, mode 0600)"))
         ->capture_default_str();
-    cmd->add_option("--pubkey", *pubkey, "the public key to write (PEM)")->capture_default_str();
+    cmd->add_option("--pubkey", *pubkey, Tr("the public key to write (PEM)"))
+        ->capture_default_str();
     cmd->callback([&globals, key, pubkey, selected] {
       *selected = [&globals, key, pubkey] { return Keygen(globals, *key, *pubkey); };
     });
   }
   {
-    auto* cmd = audit->add_subcommand("anchor", "sign the heads of all chains, now, into a file");
+    auto* cmd =
+        audit->add_subcommand("anchor", Tr("sign the heads of all chains, now, into a file"));
     auto key = std::make_shared<std::string>();
     auto out = std::make_shared<std::string>();
-    cmd->add_option("--key", *key, "the private key (from wf audit keygen)")->required();
-    cmd->add_option("--out", *out, "the anchor file to create")->required();
+    cmd->add_option("--key", *key, Tr("the private key (from wf audit keygen)"))->required();
+    cmd->add_option("--out", *out, Tr("the anchor file to create"))->required();
     cmd->callback([&globals, key, out, selected] {
       *selected = [&globals, key, out] { return AnchorCommand(globals, *key, *out); };
     });

@@ -9,6 +9,7 @@
 #include "engine/call_check.hpp"
 #include "engine/config.hpp"
 #include "workflows/graph.hpp"
+#include "workflows/i18n.hpp"
 #include "workflows/loader.hpp"
 
 namespace wf::cli {
@@ -53,8 +54,8 @@ int Validate(const GlobalOptions& globals, const std::vector<std::string>& files
       entry["steps"] = p.steps.size();
       entry["content_hash"] = p.content_hash;
       if (!globals.json) {
-        std::cout << "ok " << file << ": " << p.name << " v" << p.version << ", " << p.steps.size()
-                  << " steps\n";
+        std::cout << TrFormat("ok {0}: {1} v{2}, {3} steps\n", file, p.name, p.version,
+                              i18n::Number(static_cast<long long>(p.steps.size())));
       }
     } else {
       exit_code = 3;
@@ -78,18 +79,18 @@ int Graph(const std::string& file, const std::string& format) {
 }  // namespace
 
 void AddDefinitionCommands(CLI::App& app, const GlobalOptions& globals, CommandAction* selected) {
-  auto* validate = app.add_subcommand("validate", "check procedure definitions");
+  auto* validate = app.add_subcommand("validate", Tr("check procedure definitions"));
   auto files = std::make_shared<std::vector<std::string>>();
-  validate->add_option("files", *files, "procedure YAML files")->required();
+  validate->add_option("files", *files, Tr("procedure YAML files"))->required();
   validate->callback([&globals, files, selected] {
     *selected = [&globals, files] { return Validate(globals, *files); };
   });
 
-  auto* graph = app.add_subcommand("graph", "draw a procedure as mermaid or dot");
+  auto* graph = app.add_subcommand("graph", Tr("draw a procedure as mermaid or dot"));
   auto graph_file = std::make_shared<std::string>();
   auto format = std::make_shared<std::string>("mermaid");
-  graph->add_option("procedure", *graph_file, "procedure YAML file")->required();
-  graph->add_option("--format", *format, "mermaid or dot")
+  graph->add_option("procedure", *graph_file, Tr("procedure YAML file"))->required();
+  graph->add_option("--format", *format, Tr("mermaid or dot"))
       ->check(CLI::IsMember({"mermaid", "dot"}));
   graph->callback([graph_file, format, selected] {
     *selected = [graph_file, format] { return Graph(*graph_file, *format); };

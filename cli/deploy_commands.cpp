@@ -9,6 +9,8 @@
 #include "cli/output.hpp"
 #include "cli/session.hpp"
 #include "engine/call_check.hpp"
+#include "engine/titles.hpp"
+#include "workflows/i18n.hpp"
 #include "workflows/loader.hpp"
 
 namespace wf::cli {
@@ -40,7 +42,7 @@ int Deploy(const GlobalOptions& globals, const std::vector<std::string>& files) 
     loaded.emplace_back(file, std::move(*result.procedure));
   }
   if (failed) {
-    std::cerr << "wf: nothing deployed: fix the errors above and deploy again\n";
+    std::cerr << Tr("wf: nothing deployed: fix the errors above and deploy again\n");
     return ExitCodeOf(ErrorCode::kInvalid);
   }
 
@@ -61,9 +63,9 @@ int Deploy(const GlobalOptions& globals, const std::vector<std::string>& files) 
                       {"content_hash", procedure.content_hash}});
     if (!globals.json) {
       if (outcome->created) {
-        std::cout << "deployed " << procedure.name << " v" << outcome->version << " (new)\n";
+        std::cout << TrFormat("deployed {0} v{1} (new)\n", procedure.name, outcome->version);
       } else {
-        std::cout << procedure.name << " v" << outcome->version << " unchanged\n";
+        std::cout << TrFormat("{0} v{1} unchanged\n", procedure.name, outcome->version);
       }
     }
   }
@@ -75,10 +77,15 @@ int Procedures(const GlobalOptions& globals) {
   auto session = OpenSession(globals);
   if (!session) return Fail(session.error());
   std::vector<engine::ProcedureRecord> records;
+  engine::TitleBook titles;
   Status status = (*session)->store->Read([&](engine::StoreTx& tx) {
     auto list = tx.ListProcedures();
     if (!list) return list.error();
     records = std::move(*list);
+    if (globals.json) return Status::Ok();
+    // Titles in the reader's language; the stored ones when a procedure no longer loads.
+    auto book = engine::TitleBook::Load(tx, (*session)->runtime->procedures());
+    if (book) titles = std::move(*book);
     return Status::Ok();
   });
   if (!status.ok()) return Fail(status);
@@ -96,14 +103,15 @@ int Procedures(const GlobalOptions& globals) {
     return 0;
   }
   if (records.empty()) {
-    std::cout << "no procedures deployed; `wf deploy FILE` deploys one\n";
+    std::cout << Tr("no procedures deployed; `wf deploy FILE` deploys one\n");
     return 0;
   }
   const engine::Deployment& deployment = (*session)->deployment;
-  Table table({"NAME", "VERSION", "HASH", "TITLE", "AGENCY", "DEPLOYED"});
+  Table table({Tr("NAME"), Tr("VERSION"), Tr("HASH"), Tr("TITLE"), Tr("AGENCY"), Tr("DEPLOYED")});
   for (const auto& r : records) {
-    table.AddRow({r.name, "v" + std::to_string(r.version), r.content_hash.substr(0, 12), r.title,
-                  r.agency, LocalTime(deployment, r.agency, r.deployed_at)});
+    table.AddRow({r.name, "v" + std::to_string(r.version), r.content_hash.substr(0, 12),
+                  titles.Procedure(r.name, r.title), r.agency,
+                  LocalTime(deployment, r.agency, r.deployed_at)});
   }
   table.Print(std::cout);
   return 0;
@@ -119,8 +127,8 @@ int Migrate(const GlobalOptions& globals) {
   if (globals.json) {
     PrintJson({{"schema_version", *version}, {"applied", *applied}});
   } else {
-    std::cout << "schema of " << (*store)->redacted_url() << " is at version " << *version << " ("
-              << *applied << " migrations applied now)\n";
+    std::cout << TrFormat("schema of {0} is at version {1} ({2} migrations applied now)\n",
+                          (*store)->redacted_url(), *version, *applied);
   }
   return 0;
 }
@@ -129,19 +137,19 @@ int Migrate(const GlobalOptions& globals) {
 
 void AddDeployCommands(CLI::App& app, const GlobalOptions& globals, CommandAction* selected) {
   {
-    auto* cmd = app.add_subcommand("deploy", "store procedure definitions as new versions");
+    auto* cmd = app.add_subcommand("deploy", Tr("store procedure definitions as new versions"));
     auto files = std::make_shared<std::vector<std::string>>();
-    cmd->add_option("files", *files, "procedure YAML files")->required();
+    cmd->add_option("files", *files, Tr("procedure YAML files"))->required();
     cmd->callback([&globals, files, selected] {
       *selected = [&globals, files] { return Deploy(globals, *files); };
     });
   }
   {
-    auto* cmd = app.add_subcommand("procedures", "list the deployed procedures and versions");
+    auto* cmd = app.add_subcommand("procedures", Tr("list the deployed procedures and versions"));
     cmd->callback([&globals, selected] { *selected = [&globals] { return Procedures(globals); }; });
   }
   {
-    auto* cmd = app.add_subcommand("migrate", "bring the database schema up to date");
+    auto* cmd = app.add_subcommand("migrate", Tr("bring the database schema up to date"));
     cmd->callback([&globals, selected] { *selected = [&globals] { return Migrate(globals); }; });
   }
 }

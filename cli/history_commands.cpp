@@ -1,7 +1,6 @@
 // wf history: a case's timeline for auditors: who did what and when, which agency held each
 // step, the decisions and the data changed, and the time each holder kept the case against its
 // limits (the holds come from the case read model, engine/case_view.hpp).
-#include <cstdio>
 #include <iostream>
 #include <map>
 #include <memory>
@@ -10,11 +9,14 @@
 
 #include "cli/command.hpp"
 #include "cli/output.hpp"
+#include "cli/report_html.hpp"
 #include "cli/session.hpp"
 #include "engine/archive.hpp"
 #include "engine/calendar.hpp"
+#include "engine/case_detail.hpp"
 #include "engine/case_view.hpp"
 #include "engine/history_action.hpp"
+#include "workflows/i18n.hpp"
 
 namespace wf::cli {
 
@@ -47,13 +49,26 @@ std::string Fields(const json& object) {
   return out;
 }
 
-// What an event decided and why, and what data it changed, for people.
+// `msgid` (marked with TrNoop) filled in with `args`: in the reader's language for people, in
+// English for `--json`.
+template <typename... Args>
+std::string Say(bool people, const char* msgid, const Args&... args) {
+  return TrFill(people ? Tr(msgid) : msgid, msgid, fmt::make_format_args(args...));
+}
+
+// A stored status or outcome ("completed", "refused", ...): translated for people.
+std::string StatusWord(bool people, const std::string& status) {
+  return people ? engine::StatusText(status) : status;
+}
+
+// What an event decided and why, and what data it changed: for people (`people`, in their
+// language) or for `--json` (English).
 struct EventReading {
   std::string decision;  // a decision, an outcome, an error
   std::string changed;   // the case data it changed
 };
 
-EventReading Read(const engine::HistoryEvent& e) {
+EventReading Read(const engine::HistoryEvent& e, bool people) {
   json d = json::parse(e.details, nullptr, false);
   if (!d.is_object()) return {"", ""};
   EventReading r;
@@ -61,49 +76,65 @@ EventReading Read(const engine::HistoryEvent& e) {
     return d.contains(key) && d[key].is_string() ? d[key].get<std::string>() : std::string();
   };
   const std::string& a = e.action;
-  if (a == engine::history_action::kCaseStarted) {
-    r.changed = "input: " + Fields(d.value("data", json::object()));
-  } else if (a == engine::history_action::kCaseFinished) {
-    r.decision = text("status");
+  namespace action = engine::history_action;
+  if (a == action::kCaseStarted) {
+    r.changed = Say(people, TrNoop("input: {0}"), Fields(d.value("data", json::object())));
+  } else if (a == action::kCaseFinished) {
+    r.decision = StatusWord(people, text("status"));
     if (!text("reason").empty()) r.decision += ": " + text("reason");
-  } else if (a == engine::history_action::kCaseCancelled) {
-    r.decision = "cancelled: " + text("reason");
-  } else if (a == engine::history_action::kTaskCompleted) {
-    if (d.contains("decision")) r.decision = "decision " + d["decision"].dump();
+  } else if (a == action::kCaseCancelled) {
+    r.decision = Say(people, TrNoop("cancelled: {0}"), text("reason"));
+  } else if (a == action::kTaskCompleted) {
+    if (d.contains("decision")) {
+      r.decision = Say(people, TrNoop("decision {0}"), d["decision"].dump());
+    }
     if (!text("reason").empty()) r.decision += (r.decision.empty() ? "" : "; ") + text("reason");
     r.changed = Fields(d.value("values", json::object()));
-  } else if (a == engine::history_action::kStepSucceeded || a == engine::history_action::kStepReused) {
+  } else if (a == action::kStepSucceeded || a == action::kStepReused) {
     if (d.contains("saved_as") && d["saved_as"].is_string()) {
       r.changed = d["saved_as"].get<std::string>() + " = " + d.value("result", json()).dump();
     }
-    if (a == engine::history_action::kStepReused) r.decision = "reused from case " + text("source_case");
-  } else if (a == engine::history_action::kStepFailed) {
-    r.decision = "failed (attempt " + d.value("attempt", json()).dump() + "): " + text("message");
-  } else if (a == engine::history_action::kStepErrorHandled) {
-    r.decision = "on_error -> " + text("on_error");
-  } else if (a == engine::history_action::kStepTimedOut) {
-    r.decision = "timed out -> " + text("on_timeout");
-  } else if (a == engine::history_action::kTaskEscalated) {
-    r.decision = "escalated to " + text("to_role");
-  } else if (a == engine::history_action::kTaskOverdue) {
-    r.decision = "overdue";
-  } else if (a == engine::history_action::kIncidentOpened) {
-    r.decision = "incident: " + text("message");
-  } else if (a == engine::history_action::kSignalReceived) {
+    if (a == action::kStepReused) {
+      r.decision = Say(people, TrNoop("reused from case {0}"), text("source_case"));
+    }
+  } else if (a == action::kStepFailed) {
+    r.decision = Say(people, TrNoop("failed (attempt {0}): {1}"), d.value("attempt", json()).dump(),
+                     text("message"));
+  } else if (a == action::kStepErrorHandled) {
+    r.decision = Say(people, TrNoop("on_error -> {0}"), text("on_error"));
+  } else if (a == action::kStepTimedOut) {
+    r.decision = Say(people, TrNoop("timed out -> {0}"), text("on_timeout"));
+  } else if (a == action::kTaskEscalated) {
+    r.decision = Say(people, TrNoop("escalated to {0}"), text("to_role"));
+  } else if (a == action::kTaskOverdue) {
+    r.decision = Say(people, TrNoop("overdue"));
+  } else if (a == action::kIncidentOpened) {
+    r.decision = Say(people, TrNoop("incident: {0}"), text("message"));
+  } else if (a == action::kSignalReceived) {
     r.changed = text("name") + " = " + d.value("data", json()).dump();
-  } else if (a == engine::history_action::kChildEnded) {
-    r.decision = "sub-case " + text("case") + " " + text("outcome");
-  } else if (a == engine::history_action::kTaskOpened) {
-    r.decision = "for role " + text("role");
+  } else if (a == action::kChildEnded) {
+    r.decision =
+        Say(people, TrNoop("sub-case {0} {1}"), text("case"), StatusWord(people, text("outcome")));
+  } else if (a == action::kTaskOpened) {
+    r.decision = Say(people, TrNoop("for role {0}"), text("role"));
   }
   return r;
 }
 
-std::string Days(double days) {
-  char buffer[32];
-  std::snprintf(buffer, sizeof buffer, "%.2f", days);
-  return buffer;
+// Who holds a step (engine::HolderOf: an agency, "department D", "applicant", "sub-case P") for
+// people, in their language.
+std::string HolderForPeople(const std::string& holder) {
+  auto after = [&](std::string_view prefix) -> std::optional<std::string> {
+    if (holder.compare(0, prefix.size(), prefix) != 0) return std::nullopt;
+    return holder.substr(prefix.size());
+  };
+  if (holder == "applicant") return Tr("applicant");
+  if (auto name = after("department ")) return TrFormat("department {0}", *name);
+  if (auto name = after("sub-case ")) return TrFormat("sub-case {0}", *name);
+  return holder;
 }
+
+std::string Days(double days) { return i18n::Decimal(days, 2); }
 
 int History(const GlobalOptions& globals, const std::string& case_id, bool by_agency) {
   auto session = OpenSession(globals);
@@ -181,7 +212,7 @@ int History(const GlobalOptions& globals, const std::string& case_id, bool by_ag
     json out = json::array();
     for (const engine::HistoryEvent& event : events) {
       json e = engine::HistoryEventJson(event);
-      EventReading reading = Read(event);
+      EventReading reading = Read(event, false);
       std::string holder = holder_of(event.step);
       e["agency"] = holder.empty() ? json(nullptr) : json(holder);
       const std::string login = login_of(event);
@@ -194,10 +225,11 @@ int History(const GlobalOptions& globals, const std::string& case_id, bool by_ag
     return 0;
   }
 
-  std::cout << "case " << record.id << ": " << record.procedure << " v" << record.version << ", "
-            << record.status << "\n\n";
-  Table table(
-      {"SEQ", "AT", "ACTOR", "AGENCY", "ACTION", "STEP", "DECISION / REASON", "DATA CHANGED"});
+  std::cout << TrFormat("case {0}: {1} v{2}, {3}", record.id, record.procedure, record.version,
+                        engine::StatusText(record.status))
+            << "\n\n";
+  Table table({Tr("SEQ"), Tr("AT"), Tr("ACTOR"), Tr("AGENCY"), Tr("ACTION"), Tr("STEP"),
+               Tr("DECISION / REASON"), Tr("DATA CHANGED")});
   for (const engine::HistoryEvent& e : events) {
     std::string at = e.at;
     if (auto t = engine::EventTime(e)) at = LocalTime(deployment, record.agency, *t);
@@ -205,33 +237,42 @@ int History(const GlobalOptions& globals, const std::string& case_id, bool by_ag
     std::vector<std::string> member_of = deployment.AgenciesOf(e.actor);
     if (!member_of.empty()) actor += " (" + JoinComma(member_of) + ")";
     const std::string login = login_of(e);
-    if (!login.empty() && login != e.actor) actor += " [login " + login + "]";
-    EventReading reading = Read(e);
-    table.AddRow({std::to_string(e.seq), at, actor, holder_of(e.step), e.action, e.step,
-                  Summary(reading.decision, 40), Summary(reading.changed, 50)});
+    if (!login.empty() && login != e.actor) actor = TrFormat("{0} [login {1}]", actor, login);
+    EventReading reading = Read(e, true);
+    table.AddRow({std::to_string(e.seq), at, actor, HolderForPeople(holder_of(e.step)), e.action,
+                  e.step, Summary(reading.decision, 40), Summary(reading.changed, 50)});
   }
   table.Print(std::cout);
-  std::cout << "\ntime held, in working days:\n";
-  Table held_table({"HELD BY", "STEPS", "HELD", "LIMIT", ""});
+  std::cout << '\n' << Tr("time held, in working days:") << '\n';
+  Table held_table({Tr("HELD BY"), Tr("STEPS"), Tr("HELD"), Tr("LIMIT"), ""});
+  // The verdicts of a row, each a phrase of its own, joined with ", ".
+  auto join = [](const std::vector<std::string>& phrases) {
+    std::string out;
+    for (const std::string& phrase : phrases) out += (out.empty() ? "" : ", ") + phrase;
+    return out;
+  };
   for (const engine::HolderTime& t : held) {
-    std::string verdict;
+    std::vector<std::string> verdict;
     if (t.limit_working_days) {
-      verdict = t.held_working_days > *t.limit_working_days ? "over the limit" : "within the limit";
+      verdict.push_back(t.held_working_days > *t.limit_working_days ? Tr("over the limit")
+                                                                    : Tr("within the limit"));
     }
-    if (t.still_held) verdict += verdict.empty() ? "still held" : ", still held";
-    held_table.AddRow({t.holder, std::to_string(t.steps), Days(t.held_working_days),
-                       t.limit_working_days ? Days(*t.limit_working_days) : "-", verdict});
+    if (t.still_held) verdict.push_back(Tr("still held"));
+    held_table.AddRow({HolderForPeople(t.holder), i18n::Number(t.steps), Days(t.held_working_days),
+                       t.limit_working_days ? Days(*t.limit_working_days) : "-", join(verdict)});
   }
-  std::string case_verdict =
-      times.within_limit
-          ? (*times.within_limit ? "within the statutory limit" : "over the statutory limit")
-          : "no statutory limit";
+  std::vector<std::string> case_verdict = {
+      times.within_limit ? (*times.within_limit ? Tr("within the statutory limit")
+                                                : Tr("over the statutory limit"))
+                         : Tr("no statutory limit")};
   if (times.paused_working_days > 0) {
-    case_verdict += ", " + Days(times.paused_working_days) + " paused";
+    case_verdict.push_back(TrFormat("{0} paused", Days(times.paused_working_days)));
   }
-  held_table.AddRow({"whole case", "-", Days(times.processing_working_days),
-                     procedure && procedure->deadline ? procedure->deadline->ToString() : "-",
-                     case_verdict + (engine::IsOpen(record) ? ", open" : "")});
+  if (engine::IsOpen(record)) case_verdict.push_back(Tr("open"));
+  held_table.AddRow(
+      {Tr("whole case"), "-", Days(times.processing_working_days),
+       procedure && procedure->deadline ? LimitForPeople(procedure->deadline->ToString()) : "-",
+       join(case_verdict)});
   held_table.Print(std::cout);
   return 0;
 }
@@ -241,12 +282,12 @@ int History(const GlobalOptions& globals, const std::string& case_id, bool by_ag
 void AddHistoryCommands(CLI::App& app, const GlobalOptions& globals, CommandAction* selected) {
   {
     auto* cmd =
-        app.add_subcommand("history", "a case's timeline: who did what, when, for how long");
+        app.add_subcommand("history", Tr("a case's timeline: who did what, when, for how long"));
     auto case_id = std::make_shared<std::string>();
     auto by_agency = std::make_shared<bool>(false);
-    cmd->add_option("case", *case_id, "the case id")->required();
+    cmd->add_option("case", *case_id, Tr("the case id"))->required();
     cmd->add_flag("--by-agency", *by_agency,
-                  "only the time each agency held the case against its limits");
+                  Tr("only the time each agency held the case against its limits"));
     cmd->callback([&globals, case_id, by_agency, selected] {
       *selected = [&globals, case_id, by_agency] { return History(globals, *case_id, *by_agency); };
     });

@@ -17,6 +17,7 @@
 #include "cli/session.hpp"
 #include "engine/acts.hpp"
 #include "engine/scheduler.hpp"
+#include "workflows/i18n.hpp"
 
 namespace wf::cli {
 
@@ -72,7 +73,7 @@ int Signal(const GlobalOptions& globals, const SignalOptions& options) {
   if (globals.json) {
     PrintJson(after);
   } else {
-    std::cout << "signal '" << options.name << "' delivered; ";
+    std::cout << TrFormat("signal '{0}' delivered", options.name) << "; ";
     PrintAfter(after);
   }
   return 0;
@@ -80,7 +81,8 @@ int Signal(const GlobalOptions& globals, const SignalOptions& options) {
 
 int Cancel(const GlobalOptions& globals, const std::string& case_id, const std::string& reason) {
   if (reason.find_first_not_of(" \t\r\n") == std::string::npos) {
-    return Fail(Status::Usage("`wf cancel` needs --reason TEXT saying why the case is cancelled"));
+    return Fail(
+        Status::Usage(Tr("`wf cancel` needs --reason TEXT saying why the case is cancelled")));
   }
   auto session = OpenSession(globals);
   if (!session) return Fail(session.error());
@@ -110,9 +112,10 @@ int Retry(const GlobalOptions& globals, int64_t incident_id) {
   auto session = OpenSession(globals);
   if (!session) return Fail(session.error());
   if ((*session)->acts_through_database) {
-    return Fail(Status::NotPermitted("retrying incident " + std::to_string(incident_id) +
-                                     " is an operator's act, for a login holding wf_engine (" +
-                                     (*session)->login + " does not)"));
+    return Fail(Status::NotPermitted(
+        TrFormat("retrying incident {0} is an operator's act, for a login holding wf_engine ({1} "
+                 "does not)",
+                 incident_id, (*session)->login)));
   }
   std::string case_id;
   (void)(*session)->store->Read([&](engine::StoreTx& tx) {
@@ -127,7 +130,7 @@ int Retry(const GlobalOptions& globals, int64_t incident_id) {
   if (globals.json) {
     PrintJson(after);
   } else {
-    std::cout << "incident " << incident_id << " retried; ";
+    std::cout << TrFormat("incident {0} retried", incident_id) << "; ";
     PrintAfter(after);
   }
   return 0;
@@ -156,17 +159,23 @@ int Outbox(const GlobalOptions& globals) {
     return 0;
   }
   if (all.empty()) {
-    std::cout << "the outbox is empty\n";
+    std::cout << Tr("the outbox is empty") << '\n';
     return 0;
   }
-  Table table({"DEPARTMENT", "WRITTEN", "CASE", "TO", "SUBJECT"});
+  Table table({Tr("DEPARTMENT"), Tr("WRITTEN"), Tr("CASE"), Tr("TO"), Tr("SUBJECT")});
   for (const auto& m : all) {
     auto text = [&](const char* key) {
       if (!m.contains(key)) return std::string();
       return m[key].is_string() ? m[key].get<std::string>() : m[key].dump();
     };
-    table.AddRow({text("department"), text("written_at"), text("case"), text("to"),
-                  m.contains("error") ? "(unreadable: " + text("error") + ")" : text("subject")});
+    // "2026-01-07T08:00:00Z"; "07/01/2026 08:00 UTC" in Vietnamese.
+    std::string written = text("written_at");
+    if (i18n::Vietnamese() && written.size() == 20 && written.back() == 'Z') {
+      written = i18n::DateTime(written) + " UTC";
+    }
+    table.AddRow(
+        {text("department"), written, text("case"), text("to"),
+         m.contains("error") ? TrFormat("(unreadable: {0})", text("error")) : text("subject")});
   }
   table.Print(std::cout);
   return 0;
@@ -190,16 +199,16 @@ int Incidents(const GlobalOptions& globals) {
     return 0;
   }
   if (incidents.empty()) {
-    std::cout << "no open incidents\n";
+    std::cout << Tr("no open incidents") << '\n';
     return 0;
   }
-  Table table({"INCIDENT", "CASE", "STEP", "OPENED", "MESSAGE"});
+  Table table({Tr("INCIDENT"), Tr("CASE"), Tr("STEP"), Tr("OPENED"), Tr("MESSAGE")});
   for (const auto& i : incidents) {
     table.AddRow({std::to_string(i.id), i.case_id, i.step,
                   LocalTime((*session)->deployment, "", i.created_at), i.message});
   }
   table.Print(std::cout);
-  std::cout << "`wf retry INCIDENT` tries a step again once its cause is fixed\n";
+  std::cout << Tr("`wf retry INCIDENT` tries a step again once its cause is fixed") << '\n';
   return 0;
 }
 
@@ -228,8 +237,13 @@ int RunEngine(const GlobalOptions& globals, const EngineCommandOptions& options)
   if (Status wired = BuildRegistry((*session)->deployment, &registry); !wired.ok()) {
     return Fail(wired);
   }
+  // What the engine stores (act outcomes, incidents, refusals) is read by everyone, in any
+  // language: English while it runs; the summary below is in the operator's language again.
+  const Language reader = i18n::Current();
+  i18n::SetLanguage(Language::kEnglish);
   auto started = std::chrono::steady_clock::now();
   Status status = engine.Run();
+  i18n::SetLanguage(reader);
   double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   engine::EngineStats stats = engine.stats();
   rusage usage{};
@@ -256,12 +270,17 @@ int RunEngine(const GlobalOptions& globals, const EngineCommandOptions& options)
                  {"p99", dispatch.QuantileMs(0.99)},
                  {"max", dispatch.max_ms()}}}});
   } else {
-    std::cout << "engine: claimed " << stats.claimed << ", invoked " << stats.invoked << ", reused "
-              << stats.reused << ", committed " << stats.committed << ", stale " << stats.stale
-              << ", in " << stats.transactions << " transactions; "
-              << fmt::format("{:.1f} s, CPU {:.1f} s, peak {:.0f} MB, dispatch p50 {:.1f} ms", wall,
-                             cpu, peak_mb, dispatch.QuantileMs(0.5))
-              << ", p99 " << fmt::format("{:.1f}", dispatch.QuantileMs(0.99)) << " ms\n";
+    std::cout << TrFormat(
+                     "engine: claimed {0}, invoked {1}, reused {2}, committed {3}, stale {4}, "
+                     "in {5} transactions; {6} s, CPU {7} s, peak {8} MB, dispatch p50 {9} "
+                     "ms, p99 {10} ms",
+                     i18n::Number(stats.claimed), i18n::Number(stats.invoked),
+                     i18n::Number(stats.reused), i18n::Number(stats.committed),
+                     i18n::Number(stats.stale), i18n::Number(stats.transactions),
+                     i18n::Decimal(wall, 1), i18n::Decimal(cpu, 1), i18n::Decimal(peak_mb, 0),
+                     i18n::Decimal(dispatch.QuantileMs(0.5), 1),
+                     i18n::Decimal(dispatch.QuantileMs(0.99), 1))
+              << '\n';
   }
   if (!status.ok()) return Fail(status);
   return 0;
@@ -271,57 +290,58 @@ int RunEngine(const GlobalOptions& globals, const EngineCommandOptions& options)
 
 void AddOperatorCommands(CLI::App& app, const GlobalOptions& globals, CommandAction* selected) {
   {
-    auto* cmd = app.add_subcommand("signal", "deliver a named event (documents, a callback)");
+    auto* cmd = app.add_subcommand("signal", Tr("deliver a named event (documents, a callback)"));
     auto options = std::make_shared<SignalOptions>();
-    cmd->add_option("case", options->case_id, "the case id")->required();
-    cmd->add_option("event", options->name, "the signal's name (a wait step's, or a step id)")
+    cmd->add_option("case", options->case_id, Tr("the case id"))->required();
+    cmd->add_option("event", options->name, Tr("the signal's name (a wait step's, or a step id)"))
         ->required();
-    cmd->add_option("--data", options->data, "the signal's data: a JSON file, - for stdin");
+    cmd->add_option("--data", options->data, Tr("the signal's data: a JSON file, - for stdin"));
     cmd->callback([&globals, options, selected] {
       *selected = [&globals, options] { return Signal(globals, *options); };
     });
   }
   {
-    auto* cmd = app.add_subcommand("cancel", "cancel an open case");
+    auto* cmd = app.add_subcommand("cancel", Tr("cancel an open case"));
     auto case_id = std::make_shared<std::string>();
     auto reason = std::make_shared<std::string>();
-    cmd->add_option("case", *case_id, "the case id")->required();
-    cmd->add_option("--reason", *reason, "why, for the history")->required();
+    cmd->add_option("case", *case_id, Tr("the case id"))->required();
+    cmd->add_option("--reason", *reason, Tr("why, for the history"))->required();
     cmd->callback([&globals, case_id, reason, selected] {
       *selected = [&globals, case_id, reason] { return Cancel(globals, *case_id, *reason); };
     });
   }
   {
-    auto* cmd = app.add_subcommand("retry", "try the step of an incident again");
+    auto* cmd = app.add_subcommand("retry", Tr("try the step of an incident again"));
     auto incident = std::make_shared<int64_t>(0);
-    cmd->add_option("incident", *incident, "the incident id (`wf incidents`)")->required();
+    cmd->add_option("incident", *incident, Tr("the incident id (`wf incidents`)"))->required();
     cmd->callback([&globals, incident, selected] {
       *selected = [&globals, incident] { return Retry(globals, *incident); };
     });
   }
   {
     auto* outbox = app.add_subcommand(
-        "outbox", "messages the notify departments kept in their outbox (no mail server)");
+        "outbox", Tr("messages the notify departments kept in their outbox (no mail server)"));
     outbox->callback([&globals, selected] { *selected = [&globals] { return Outbox(globals); }; });
   }
   {
-    auto* cmd = app.add_subcommand("incidents", "list open incidents of every case");
+    auto* cmd = app.add_subcommand("incidents", Tr("list open incidents of every case"));
     cmd->callback([&globals, selected] { *selected = [&globals] { return Incidents(globals); }; });
   }
   {
-    auto* cmd = app.add_subcommand("engine", "run the engine: call departments, fire timers");
+    auto* cmd = app.add_subcommand("engine", Tr("run the engine: call departments, fire timers"));
     auto options = std::make_shared<EngineCommandOptions>();
-    cmd->add_option("--concurrency", options->concurrency, "work items in flight (default 256)")
+    cmd->add_option("--concurrency", options->concurrency, Tr("work items in flight (default 256)"))
         ->check(CLI::Range(1, 100000));
     cmd->add_flag("--until-idle", options->until_idle,
-                  "stop when nothing is left to do (timers further than --idle-wait ignored)");
-    cmd->add_option("--idle-wait", options->idle_wait_seconds,
-                    "with --until-idle: wait for work due within this many seconds (default 60)")
+                  Tr("stop when nothing is left to do (timers further than --idle-wait ignored)"));
+    cmd->add_option(
+           "--idle-wait", options->idle_wait_seconds,
+           Tr("with --until-idle: wait for work due within this many seconds (default 60)"))
         ->check(CLI::Range(0, 86400));
     cmd->add_option("--lease", options->lease_seconds,
-                    "seconds a claim holds its work unless renewed (every third of it, while "
-                    "a call runs); a dead engine's work is taken over within about a second, "
-                    "an engine alive but stuck keeps it this long (default 120)")
+                    Tr("seconds a claim holds its work unless renewed (every third of it, while "
+                       "a call runs); a dead engine's work is taken over within about a second, "
+                       "an engine alive but stuck keeps it this long (default 120)"))
         ->check(CLI::Range(1, 86400));
     cmd->callback([&globals, options, selected] {
       *selected = [&globals, options] { return RunEngine(globals, *options); };

@@ -6,6 +6,8 @@
 #include <iterator>
 #include <sstream>
 
+#include "workflows/i18n.hpp"
+
 namespace wf::cli {
 
 namespace {
@@ -46,7 +48,7 @@ bool ReadInput(const std::string& path, std::string* text, std::string* error) {
   } else {
     std::ifstream in(path, std::ios::binary);
     if (!in) {
-      *error = "cannot read " + path;
+      *error = TrFormat("cannot read {0}", path);
       return false;
     }
     buffer << in.rdbuf();

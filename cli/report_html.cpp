@@ -8,6 +8,9 @@
 #include <sstream>
 
 #include "cli/session.hpp"
+#include "engine/case_detail.hpp"
+#include "workflows/duration.hpp"
+#include "workflows/i18n.hpp"
 
 namespace wf::cli {
 
@@ -22,17 +25,51 @@ std::string Fixed(double value, int digits) {
 }
 
 std::string Percent(const std::optional<double>& rate) {
-  return rate ? Fixed(*rate * 100, 0) + " %" : std::string("–");
+  return rate ? i18n::Decimal(*rate * 100, 0) + " %" : std::string("–");
 }
+
+std::string Count(std::int64_t n) { return i18n::Number(n); }
 
 std::string Days(const std::optional<double>& days) {
   return days ? FormatWorkingDays(*days) : std::string("–");
 }
 
-// "2026-11-26 06:48 UTC".
+// "2026-11-26 06:48 UTC" ("26/11/2026 06:48 UTC" in Vietnamese).
 std::string UtcMinute(engine::Timestamp t) {
   std::string text = engine::FormatRfc3339(t);
-  return text.substr(0, 10) + " " + text.substr(11, 5) + " UTC";
+  return i18n::DateTime(text.substr(0, 10) + " " + text.substr(11, 5)) + " UTC";
+}
+
+// A step's label (engine::StepFigures::label) for people: the report's own words translated
+// ("signal X", "sub-case X", "in parallel", "end: completed", "decision"), a task's title in the
+// reader's language, names as they are.
+std::string LabelForPeople(const engine::StepFigures& s, const engine::TitleBook& titles) {
+  auto after = [&](std::string_view prefix) -> std::optional<std::string> {
+    if (s.label.compare(0, prefix.size(), prefix) != 0) return std::nullopt;
+    return s.label.substr(prefix.size());
+  };
+  if (s.kind == "task") return titles.Task(s.id, s.label);
+  if (s.kind == "wait") {
+    if (auto name = after("signal ")) return TrFormat("signal {0}", *name);
+  } else if (s.kind == "call_procedure") {
+    if (auto name = after("sub-case ")) return TrFormat("sub-case {0}", *name);
+  } else if (s.kind == "end") {
+    if (auto outcome = after("end: ")) return TrFormat("end: {0}", engine::StatusText(*outcome));
+  } else if (s.kind == "parallel" && s.label == "in parallel") {
+    return Tr("in parallel");
+  } else if (s.kind == "decision" && s.label == "decision") {
+    return engine::StepKindText(s.kind);
+  }
+  return s.label;
+}
+
+// The title of an edge of the process map: "a → b (next)".
+std::string EdgeTitle(const std::string& from, const engine::MapEdge& edge) {
+  if (edge.kind == "next") return TrFormat("{0} → {1} (next)", from, edge.to);
+  if (edge.kind == "branch") return TrFormat("{0} → {1} (branch)", from, edge.to);
+  if (edge.kind == "on_error") return TrFormat("{0} → {1} (on_error)", from, edge.to);
+  if (edge.kind == "on_timeout") return TrFormat("{0} → {1} (on_timeout)", from, edge.to);
+  return from + " → " + edge.to + " (" + edge.kind + ")";
 }
 
 json Summary(const engine::DurationSummary& s) {
@@ -45,6 +82,10 @@ json Summary(const engine::DurationSummary& s) {
 }
 
 json Optional(const std::optional<double>& v) { return v ? json(*v) : json(nullptr); }
+
+// A table's header cells.
+std::string Th(const char* text) { return "<th>" + std::string(text) + "</th>"; }
+std::string ThNum(const char* text) { return "<th class=\"num\">" + std::string(text) + "</th>"; }
 
 // The colour of a step in the process map: green for the fastest, through amber, to red for the
 // slowest of the procedure; grey when no visit of it has ended.
@@ -71,10 +112,13 @@ std::string TimesChart(const engine::Report& report) {
   std::ostringstream svg;
   svg << "<svg class=\"chart\" id=\"chart-times\" xmlns=\"http://www.w3.org/2000/svg\" width=\""
       << width << "\" height=\"" << height << "\" viewBox=\"0 0 " << width << ' ' << height
-      << "\" role=\"img\" aria-label=\"Processing time against the statutory limit\">\n";
+      << "\" role=\"img\" aria-label=\"" << Tr("Processing time against the statutory limit")
+      << "\">\n";
   svg << "<text x=\"" << label_width << "\" y=\"16\" class=\"legend\">"
-      << "<tspan class=\"k-median\">■</tspan> median  <tspan class=\"k-p90\">■</tspan> 90th "
-         "percentile  <tspan class=\"k-limit\">┃</tspan> statutory limit (working days)</text>\n";
+      << TrFormat("{0} median  {1} 90th percentile  {2} statutory limit (working days)",
+                  "<tspan class=\"k-median\">■</tspan>", "<tspan class=\"k-p90\">■</tspan>",
+                  "<tspan class=\"k-limit\">┃</tspan>")
+      << "</text>\n";
   int y = top;
   for (const auto& p : procedures) {
     auto x_of = [&](double days) { return label_width + bar_width * days / scale; };
@@ -83,20 +127,20 @@ std::string TimesChart(const engine::Report& report) {
         << "\" text-anchor=\"end\" class=\"label\">" << HtmlEscape(p.name) << "</text>";
     double median = p.processing.median.value_or(0), p90 = p.processing.p90.value_or(0);
     svg << "<rect class=\"bar-p90\" x=\"" << label_width << "\" y=\"" << y + 4 << "\" width=\""
-        << Fixed(x_of(p90) - label_width, 1)
-        << "\" height=\"26\"><title>90th percentile: " << Days(p.processing.p90)
-        << "</title></rect>";
+        << Fixed(x_of(p90) - label_width, 1) << "\" height=\"26\"><title>"
+        << TrFormat("90th percentile: {0}", Days(p.processing.p90)) << "</title></rect>";
     svg << "<rect class=\"bar-median\" x=\"" << label_width << "\" y=\"" << y + 10 << "\" width=\""
-        << Fixed(x_of(median) - label_width, 1)
-        << "\" height=\"14\"><title>median: " << Days(p.processing.median) << "</title></rect>";
+        << Fixed(x_of(median) - label_width, 1) << "\" height=\"14\"><title>"
+        << TrFormat("median: {0}", Days(p.processing.median)) << "</title></rect>";
     if (p.limit_days) {
       double x = x_of(*p.limit_days);
       svg << "<line class=\"limit\" x1=\"" << Fixed(x, 1) << "\" x2=\"" << Fixed(x, 1) << "\" y1=\""
-          << y << "\" y2=\"" << y + 34 << "\"><title>statutory limit: " << HtmlEscape(p.limit)
+          << y << "\" y2=\"" << y + 34 << "\"><title>"
+          << TrFormat("statutory limit: {0}", HtmlEscape(LimitForPeople(p.limit)))
           << "</title></line>";
     }
     std::string note = p.processing.count == 0
-                           ? "no finished case"
+                           ? std::string(Tr("no finished case"))
                            : Days(p.processing.median) + " / " + Days(p.processing.p90);
     svg << "<text x=\"" << label_width + bar_width + 8 << "\" y=\"" << y + 21
         << "\" class=\"value\">" << HtmlEscape(note) << "</text></g>\n";
@@ -114,7 +158,7 @@ std::string OnTimeChart(const engine::Report& report) {
   std::ostringstream svg;
   svg << "<svg class=\"chart\" id=\"chart-on-time\" xmlns=\"http://www.w3.org/2000/svg\" width=\""
       << width << "\" height=\"" << height << "\" viewBox=\"0 0 " << width << ' ' << height
-      << "\" role=\"img\" aria-label=\"On-time rate\">\n";
+      << "\" role=\"img\" aria-label=\"" << Tr("On-time rate") << "\">\n";
   int y = top;
   for (const auto& p : report.procedures) {
     svg << "<g class=\"bar-row\" data-procedure=\"" << HtmlEscape(p.name) << "\">";
@@ -125,11 +169,12 @@ std::string OnTimeChart(const engine::Report& report) {
     if (p.on_time_rate) {
       svg << "<rect class=\"bar-on-time\" x=\"" << label_width << "\" y=\"" << y + 4
           << "\" width=\"" << Fixed(bar_width * *p.on_time_rate, 1) << "\" height=\"16\"><title>"
-          << p.on_time << " of " << p.with_deadline << " on time</title></rect>";
+          << TrFormat("{0} of {1} on time", Count(p.on_time), Count(p.with_deadline))
+          << "</title></rect>";
     }
-    std::string note = p.on_time_rate ? Percent(p.on_time_rate) + " (" + std::to_string(p.on_time) +
-                                            " of " + std::to_string(p.with_deadline) + ")"
-                                      : std::string("no finished case with a deadline");
+    std::string note = p.on_time_rate ? TrFormat("{0} ({1} of {2})", Percent(p.on_time_rate),
+                                                 Count(p.on_time), Count(p.with_deadline))
+                                      : std::string(Tr("no finished case with a deadline"));
     svg << "<text x=\"" << label_width + bar_width + 8 << "\" y=\"" << y + 17
         << "\" class=\"value\">" << HtmlEscape(note) << "</text></g>\n";
     y += row;
@@ -141,7 +186,7 @@ std::string OnTimeChart(const engine::Report& report) {
 // The process map of one procedure: steps in layers from the first step (breadth first), each
 // coloured by its mean time; forward edges straight, edges back up curved, on_error and
 // on_timeout dashed.
-std::string ProcessMap(const engine::ProcedureFigures& p) {
+std::string ProcessMap(const engine::ProcedureFigures& p, const engine::TitleBook& titles) {
   std::map<std::string, const engine::StepFigures*> by_id;
   for (const auto& s : p.steps) by_id[s.id] = &s;
   std::map<std::string, int> layer;
@@ -186,7 +231,8 @@ std::string ProcessMap(const engine::ProcedureFigures& p) {
   std::ostringstream svg;
   svg << "<svg class=\"map\" xmlns=\"http://www.w3.org/2000/svg\" width=\"" << width
       << "\" height=\"" << height << "\" viewBox=\"0 0 " << width << ' ' << height
-      << "\" role=\"img\" aria-label=\"Process map of " << HtmlEscape(p.name) << "\">\n";
+      << "\" role=\"img\" aria-label=\"" << TrFormat("Process map of {0}", HtmlEscape(p.name))
+      << "\">\n";
   svg << "<defs><marker id=\"arrow-" << HtmlEscape(p.name)
       << "\" viewBox=\"0 0 10 10\" refX=\"10\" refY=\"5\" markerWidth=\"7\" markerHeight=\"7\" "
          "orient=\"auto-start-reverse\"><path d=\"M 0 0 L 10 5 L 0 10 z\" fill=\"#555\"/>"
@@ -213,8 +259,7 @@ std::string ProcessMap(const engine::ProcedureFigures& p) {
         svg << "M " << xs << ' ' << ys << " C " << bulge << ' ' << ys << ' ' << bulge << ' ' << ye
             << ' ' << xe << ' ' << ye;
       }
-      svg << "\"><title>" << HtmlEscape(s.id + " → " + edge.to + " (" + edge.kind + ")")
-          << "</title></path>\n";
+      svg << "\"><title>" << HtmlEscape(EdgeTitle(s.id, edge)) << "</title></path>\n";
     }
   }
   for (const auto& s : p.steps) {
@@ -225,15 +270,24 @@ std::string ProcessMap(const engine::ProcedureFigures& p) {
     if (s.time.mean && slowest > 0) fill = HeatColour(std::sqrt(*s.time.mean / slowest));
     if (s.time.mean && slowest <= 0) fill = HeatColour(0);
     std::string time;
-    if (s.time.mean) time = "mean " + FormatWorkingDays(*s.time.mean);
-    if (s.waiting_now > 0) {
-      time += (time.empty() ? "" : ", ") + std::to_string(s.waiting_now) + " waiting";
+    if (s.time.mean && s.waiting_now > 0) {
+      time =
+          TrFormat("mean {0}, {1} waiting", FormatWorkingDays(*s.time.mean), Count(s.waiting_now));
+    } else if (s.time.mean) {
+      time = TrFormat("mean {0}", FormatWorkingDays(*s.time.mean));
+    } else if (s.waiting_now > 0) {
+      time = TrFormat("{0} waiting", Count(s.waiting_now));
+    } else {
+      time = Tr("not reached");
     }
-    if (time.empty()) time = "not reached";
-    svg << "<g class=\"node\" data-step=\"" << HtmlEscape(s.id) << "\"><title>"
-        << HtmlEscape(s.id + " (" + s.kind + "): " + s.label +
-                      (s.who.empty() ? std::string() : " — " + s.who) + "; " +
-                      std::to_string(s.visits) + " visits, " + time)
+    const std::string kind = engine::StepKindText(s.kind);
+    const std::string title =
+        s.who.empty()
+            ? TrFormat("{0} ({1}): {2}; {3} visits, {4}", s.id, kind, LabelForPeople(s, titles),
+                       Count(s.visits), time)
+            : TrFormat("{0} ({1}): {2} — {3}; {4} visits, {5}", s.id, kind,
+                       LabelForPeople(s, titles), WhoForPeople(s.who), Count(s.visits), time);
+    svg << "<g class=\"node\" data-step=\"" << HtmlEscape(s.id) << "\"><title>" << HtmlEscape(title)
         << "</title><rect x=\"" << x << "\" y=\"" << y << "\" width=\"" << node_w << "\" height=\""
         << node_h << "\" rx=\"" << (s.kind == "task" ? 10 : 3) << "\" fill=\"" << fill
         << "\" class=\"kind-" << HtmlEscape(s.kind) << "\"/>";
@@ -273,15 +327,22 @@ svg .legend { font-size: 12px; } .k-median { fill: #2f5d9e; } .k-p90 { fill: #9c
          background: linear-gradient(to right, hsl(130,65%,82%), hsl(65,65%,71%), hsl(0,65%,60%)); }
 )";
 
-void ProcedureSection(std::ostringstream& out, const engine::ProcedureFigures& p) {
+void ProcedureSection(std::ostringstream& out, const engine::ProcedureFigures& p,
+                      const engine::TitleBook& titles) {
   out << "<section class=\"procedure\" id=\"procedure-" << HtmlEscape(p.name) << "\">\n";
-  out << "<h2>" << HtmlEscape(p.name) << "</h2>\n<p class=\"meta\">" << HtmlEscape(p.title)
-      << "<br>agency " << HtmlEscape(p.agency) << " · statutory limit "
-      << HtmlEscape(p.limit.empty() ? std::string("none") : p.limit) << "</p>\n";
-  out << "<h3>Process map</h3>\n<p class=\"note\">Each step coloured by its mean time "
-         "(<span class=\"scale\"></span> fastest to slowest step of this procedure; grey: no visit "
-         "ended yet). Dashed: on_error / on_timeout.</p>\n";
-  out << ProcessMap(p);
+  out << "<h2>" << HtmlEscape(p.name) << "</h2>\n<p class=\"meta\">"
+      << HtmlEscape(titles.Procedure(p.name, p.title)) << "<br>"
+      << (p.limit.empty() ? TrFormat("agency {0} · statutory limit none", HtmlEscape(p.agency))
+                          : TrFormat("agency {0} · statutory limit {1}", HtmlEscape(p.agency),
+                                     HtmlEscape(LimitForPeople(p.limit))))
+      << "</p>\n";
+  out << "<h3>" << Tr("Process map") << "</h3>\n<p class=\"note\">"
+      << TrFormat(
+             "Each step coloured by its mean time ({0} fastest to slowest step of this "
+             "procedure; grey: no visit ended yet). Dashed: on_error / on_timeout.",
+             "<span class=\"scale\"></span>")
+      << "</p>\n";
+  out << ProcessMap(p, titles);
   std::vector<const engine::StepFigures*> slow;
   for (const auto& s : p.steps) {
     if (s.visits > 0 || s.waiting_now > 0) slow.push_back(&s);
@@ -289,27 +350,27 @@ void ProcedureSection(std::ostringstream& out, const engine::ProcedureFigures& p
   std::stable_sort(slow.begin(), slow.end(), [](const auto* a, const auto* b) {
     return a->time.mean.value_or(0) > b->time.mean.value_or(0);
   });
-  out << "<h3>Where cases wait, longest first</h3>\n<table class=\"steps\">\n<tr><th>step</th>"
-         "<th>kind</th><th>who</th><th class=\"num\">visits</th><th class=\"num\">mean</th>"
-         "<th class=\"num\">max</th><th class=\"num\">waiting now</th>"
-         "<th class=\"num\">longest wait now</th><th class=\"num\">reused / called</th></tr>\n";
+  out << "<h3>" << Tr("Where cases wait, longest first") << "</h3>\n<table class=\"steps\">\n<tr>"
+      << Th(Tr("step")) << Th(Tr("kind")) << Th(Tr("who")) << ThNum(Tr("visits"))
+      << ThNum(Tr("mean")) << ThNum(Tr("max")) << ThNum(Tr("waiting now"))
+      << ThNum(Tr("longest wait now")) << ThNum(Tr("reused / called")) << "</tr>\n";
   for (const auto* s : slow) {
-    out << "<tr><td>" << HtmlEscape(s->id) << "</td><td>" << HtmlEscape(s->kind) << "</td><td>"
-        << HtmlEscape(s->who) << "</td><td class=\"num\">" << s->visits << "</td><td class=\"num\">"
-        << Days(s->time.mean) << "</td><td class=\"num\">" << Days(s->time.max)
-        << "</td><td class=\"num\">" << s->waiting_now << "</td><td class=\"num\">"
-        << Days(s->longest_wait_now) << "</td><td class=\"num\">"
-        << (s->kind == "adapter" ? std::to_string(s->reused) + " / " + std::to_string(s->calls)
-                                 : std::string())
+    out << "<tr><td>" << HtmlEscape(s->id) << "</td><td>"
+        << HtmlEscape(engine::StepKindText(s->kind)) << "</td><td>"
+        << HtmlEscape(WhoForPeople(s->who)) << "</td><td class=\"num\">" << Count(s->visits)
+        << "</td><td class=\"num\">" << Days(s->time.mean) << "</td><td class=\"num\">"
+        << Days(s->time.max) << "</td><td class=\"num\">" << Count(s->waiting_now)
+        << "</td><td class=\"num\">" << Days(s->longest_wait_now) << "</td><td class=\"num\">"
+        << (s->kind == "adapter" ? Count(s->reused) + " / " + Count(s->calls) : std::string())
         << "</td></tr>\n";
   }
   out << "</table>\n";
-  out << "<h3>Overdue cases</h3>\n";
+  out << "<h3>" << Tr("Overdue cases") << "</h3>\n";
   if (p.overdue_cases.empty()) {
-    out << "<p class=\"overdue-none\">No open case is past its deadline.</p>\n";
+    out << "<p class=\"overdue-none\">" << Tr("No open case is past its deadline.") << "</p>\n";
   } else {
-    out << "<table class=\"overdue\">\n<tr><th>case</th><th>started</th><th>deadline</th>"
-           "<th class=\"num\">overdue by</th><th>waiting at</th></tr>\n";
+    out << "<table class=\"overdue\">\n<tr>" << Th(Tr("case")) << Th(Tr("started"))
+        << Th(Tr("deadline")) << ThNum(Tr("overdue by")) << Th(Tr("waiting at")) << "</tr>\n";
     for (const auto& c : p.overdue_cases) {
       std::string steps;
       for (const auto& s : c.steps) steps += (steps.empty() ? "" : ", ") + s;
@@ -320,8 +381,10 @@ void ProcedureSection(std::ostringstream& out, const engine::ProcedureFigures& p
     }
     out << "</table>\n";
     if (p.overdue > static_cast<std::int64_t>(p.overdue_cases.size())) {
-      out << "<p class=\"note\">The " << p.overdue_cases.size() << " most overdue of " << p.overdue
-          << ".</p>\n";
+      out << "<p class=\"note\">"
+          << TrFormat("The {0} most overdue of {1}.",
+                      Count(static_cast<std::int64_t>(p.overdue_cases.size())), Count(p.overdue))
+          << "</p>\n";
     }
   }
   out << "</section>\n";
@@ -358,21 +421,54 @@ std::string HtmlEscape(const std::string& text) {
 
 std::string FormatWorkingDays(double days) {
   double seconds = days * 86400.0;
-  if (seconds < 60) return Fixed(std::max(0.0, seconds), 0) + " s";
-  if (seconds < 3600) return Fixed(seconds / 60, 0) + " min";
-  if (days < 1) return Fixed(seconds / 3600, 1) + " h";
-  return Fixed(days, 1) + (days < 1.05 ? " working day" : " working days");
+  if (seconds < 60) return TrFormat("{0} s", i18n::Decimal(std::max(0.0, seconds), 0));
+  if (seconds < 3600) return TrFormat("{0} min", i18n::Decimal(seconds / 60, 0));
+  if (days < 1) return TrFormat("{0} h", i18n::Decimal(seconds / 3600, 1));
+  // "1.0" (from 1 up to 1.05) is one working day.
+  return TrFormatN("{0} working day", "{0} working days", days < 1.05 ? 1 : 2,
+                   i18n::Decimal(days, 1));
 }
 
-std::string RenderReportHtml(const engine::Report& report, const std::string& source) {
+std::string LimitForPeople(const std::string& limit) {
+  std::optional<workflows::Duration> duration = workflows::ParseDuration(limit);
+  if (!duration || duration->ToString() != limit) return limit;
+  const std::string n = i18n::Number(duration->amount);
+  const auto count = static_cast<unsigned long>(duration->amount);
+  switch (duration->unit) {
+    case workflows::DurationUnit::kSeconds:
+      return TrFormat("{0}s", n);
+    case workflows::DurationUnit::kMinutes:
+      return TrFormat("{0}m", n);
+    case workflows::DurationUnit::kHours:
+      return TrFormat("{0}h", n);
+    case workflows::DurationUnit::kDays:
+      return TrFormatN("{0} day", "{0} days", count, n);
+    case workflows::DurationUnit::kWorkingDays:
+      return TrFormatN("{0} working day", "{0} working days", count, n);
+  }
+  return limit;
+}
+
+std::string WhoForPeople(const std::string& who) {
+  // The words engine/report.cpp writes for a wait step.
+  if (who == "applicant (clock paused)") return Tr("applicant (clock paused)");
+  if (who == "outside") return Tr("outside");
+  return who;
+}
+
+std::string RenderReportHtml(const engine::Report& report, const std::string& source,
+                             const engine::TitleBook& titles) {
   std::ostringstream out;
-  out << "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+  out << "<!DOCTYPE html>\n<html lang=\"" << i18n::Code()
+      << "\">\n<head>\n<meta charset=\"utf-8\">\n"
          "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
-         "<title>wf report: processing times against statutory limits</title>\n<style>"
-      << kStyle << "</style>\n</head>\n<body>\n";
-  out << "<h1>Processing times against statutory limits</h1>\n<p class=\"meta\">"
-      << HtmlEscape(source) << " · generated " << UtcMinute(report.generated_at) << " · "
-      << report.cases << " cases, " << report.events << " history events</p>\n";
+         "<title>"
+      << Tr("wf report: processing times against statutory limits") << "</title>\n<style>" << kStyle
+      << "</style>\n</head>\n<body>\n";
+  out << "<h1>" << Tr("Processing times against statutory limits") << "</h1>\n<p class=\"meta\">"
+      << TrFormat("{0} · generated {1} · {2} cases, {3} history events", HtmlEscape(source),
+                  UtcMinute(report.generated_at), Count(report.cases), Count(report.events))
+      << "</p>\n";
   std::int64_t open = 0, overdue = 0, with_deadline = 0, on_time = 0;
   for (const auto& p : report.procedures) {
     open += p.open;
@@ -383,72 +479,81 @@ std::string RenderReportHtml(const engine::Report& report, const std::string& so
   std::optional<double> rate;
   if (with_deadline > 0) rate = static_cast<double>(on_time) / static_cast<double>(with_deadline);
   out << "<div class=\"tiles\" id=\"totals\">"
-      << "<div class=\"tile\"><b id=\"total-cases\">" << report.cases << "</b>cases</div>"
-      << "<div class=\"tile\"><b>" << open << "</b>open</div>"
-      << "<div class=\"tile\"><b id=\"total-on-time\">" << Percent(rate) << "</b>on time</div>"
-      << "<div class=\"tile\"><b id=\"total-overdue\">" << overdue << "</b>overdue now</div>"
-      << "<div class=\"tile\"><b id=\"total-reused\">" << report.reused << "</b>data reused</div>"
-      << "<div class=\"tile\"><b id=\"total-refused\">" << report.refused_duplicates
-      << "</b>duplicates refused</div></div>\n";
-  out << "<p class=\"note\">Times are working time on the owning agency's calendar (each working "
-         "day counts whole; weekends and holidays not at all), from the filing to the end of the "
-         "case, without the time the statutory clock was paused for the applicant. On time: ended "
-         "by the statutory deadline. Median and 90th percentile over the cases that ended (not "
-         "cancelled).</p>\n";
+      << "<div class=\"tile\"><b id=\"total-cases\">" << Count(report.cases) << "</b>"
+      << Tr("cases") << "</div>"
+      << "<div class=\"tile\"><b>" << Count(open) << "</b>" << Tr("open") << "</div>"
+      << "<div class=\"tile\"><b id=\"total-on-time\">" << Percent(rate) << "</b>" << Tr("on time")
+      << "</div>"
+      << "<div class=\"tile\"><b id=\"total-overdue\">" << Count(overdue) << "</b>"
+      << Tr("overdue now") << "</div>"
+      << "<div class=\"tile\"><b id=\"total-reused\">" << Count(report.reused) << "</b>"
+      << Tr("data reused") << "</div>"
+      << "<div class=\"tile\"><b id=\"total-refused\">" << Count(report.refused_duplicates)
+      << "</b>" << Tr("duplicates refused") << "</div></div>\n";
+  out << "<p class=\"note\">"
+      << Tr("Times are working time on the owning agency's calendar (each working day counts "
+            "whole; weekends and holidays not at all), from the filing to the end of the case, "
+            "without the time the statutory clock was paused for the applicant. On time: ended by "
+            "the statutory deadline. Median and 90th percentile over the cases that ended (not "
+            "cancelled).")
+      << "</p>\n";
 
-  out << "<h2>Procedures</h2>\n<table id=\"procedures\">\n<tr><th>procedure</th><th>agency</th>"
-         "<th>limit</th><th class=\"num\">cases</th><th class=\"num\">open</th>"
-         "<th class=\"num\">ended</th><th class=\"num\">median</th><th class=\"num\">p90</th>"
-         "<th class=\"num\">on time</th><th class=\"num\">late</th>"
-         "<th class=\"num\">overdue now</th><th class=\"num\">data reused</th>"
-         "<th class=\"num\">duplicates refused</th></tr>\n";
+  out << "<h2>" << Tr("Procedures") << "</h2>\n<table id=\"procedures\">\n<tr>"
+      << Th(Tr("procedure")) << Th(Tr("agency")) << Th(Tr("limit")) << ThNum(Tr("cases"))
+      << ThNum(Tr("open")) << ThNum(Tr("ended")) << ThNum(Tr("median")) << ThNum(Tr("p90"))
+      << ThNum(Tr("on time")) << ThNum(Tr("late")) << ThNum(Tr("overdue now"))
+      << ThNum(Tr("data reused")) << ThNum(Tr("duplicates refused")) << "</tr>\n";
   for (const auto& p : report.procedures) {
     bool slow = p.limit_days && p.processing.p90 && *p.processing.p90 > *p.limit_days;
     out << "<tr data-procedure=\"" << HtmlEscape(p.name) << "\"><td><a href=\"#procedure-"
         << HtmlEscape(p.name) << "\">" << HtmlEscape(p.name) << "</a></td><td>"
-        << HtmlEscape(p.agency) << "</td><td>" << HtmlEscape(p.limit) << "</td>"
-        << "<td class=\"num cases\">" << p.cases << "</td><td class=\"num\">" << p.open
-        << "</td><td class=\"num\">" << p.finished << "</td><td class=\"num median\">"
-        << Days(p.processing.median) << "</td><td class=\"num p90" << (slow ? " bad" : "") << "\">"
-        << Days(p.processing.p90) << "</td><td class=\"num on-time\">" << Percent(p.on_time_rate)
-        << "</td><td class=\"num" << (p.late > 0 ? " bad" : "") << "\">" << p.late
-        << "</td><td class=\"num overdue" << (p.overdue > 0 ? " bad" : "") << "\">" << p.overdue
-        << "</td><td class=\"num reused\">" << p.reused
-        << (p.calls + p.reused > 0 ? " of " + std::to_string(p.calls + p.reused) : "")
-        << "</td><td class=\"num refused\">" << p.refused_duplicates << "</td></tr>\n";
+        << HtmlEscape(p.agency) << "</td><td>" << HtmlEscape(LimitForPeople(p.limit)) << "</td>"
+        << "<td class=\"num cases\">" << Count(p.cases) << "</td><td class=\"num\">"
+        << Count(p.open) << "</td><td class=\"num\">" << Count(p.finished)
+        << "</td><td class=\"num median\">" << Days(p.processing.median)
+        << "</td><td class=\"num p90" << (slow ? " bad" : "") << "\">" << Days(p.processing.p90)
+        << "</td><td class=\"num on-time\">" << Percent(p.on_time_rate) << "</td><td class=\"num"
+        << (p.late > 0 ? " bad" : "") << "\">" << Count(p.late) << "</td><td class=\"num overdue"
+        << (p.overdue > 0 ? " bad" : "") << "\">" << Count(p.overdue)
+        << "</td><td class=\"num reused\">"
+        << (p.calls + p.reused > 0
+                ? TrFormat("{0} of {1}", Count(p.reused), Count(p.calls + p.reused))
+                : Count(p.reused))
+        << "</td><td class=\"num refused\">" << Count(p.refused_duplicates) << "</td></tr>\n";
   }
   out << "</table>\n";
-  out << "<h3>Processing time against the statutory limit</h3>\n" << TimesChart(report);
-  out << "<h3>On-time rate</h3>\n" << OnTimeChart(report);
+  out << "<h3>" << Tr("Processing time against the statutory limit") << "</h3>\n"
+      << TimesChart(report);
+  out << "<h3>" << Tr("On-time rate") << "</h3>\n" << OnTimeChart(report);
 
-  out << "<h2>Agencies</h2>\n<table id=\"agencies\">\n<tr><th>agency</th><th>calendar</th>"
-         "<th class=\"num\">procedures</th><th class=\"num\">cases</th><th class=\"num\">open</th>"
-         "<th class=\"num\">ended</th><th class=\"num\">median</th><th class=\"num\">p90</th>"
-         "<th class=\"num\">on time</th><th class=\"num\">overdue now</th>"
-         "<th class=\"num\">data reused</th><th class=\"num\">duplicates refused</th></tr>\n";
+  out << "<h2>" << Tr("Agencies") << "</h2>\n<table id=\"agencies\">\n<tr>" << Th(Tr("agency"))
+      << Th(Tr("calendar")) << ThNum(Tr("procedures")) << ThNum(Tr("cases")) << ThNum(Tr("open"))
+      << ThNum(Tr("ended")) << ThNum(Tr("median")) << ThNum(Tr("p90")) << ThNum(Tr("on time"))
+      << ThNum(Tr("overdue now")) << ThNum(Tr("data reused")) << ThNum(Tr("duplicates refused"))
+      << "</tr>\n";
   for (const auto& a : report.agencies) {
     out << "<tr><td>" << HtmlEscape(a.agency) << "</td><td>" << HtmlEscape(a.calendar)
-        << "</td><td class=\"num\">" << a.procedures << "</td><td class=\"num\">" << a.cases
-        << "</td><td class=\"num\">" << a.open << "</td><td class=\"num\">" << a.finished
-        << "</td><td class=\"num\">" << Days(a.processing.median) << "</td><td class=\"num\">"
-        << Days(a.processing.p90) << "</td><td class=\"num\">" << Percent(a.on_time_rate)
-        << "</td><td class=\"num" << (a.overdue > 0 ? " bad" : "") << "\">" << a.overdue
-        << "</td><td class=\"num\">" << a.reused << "</td><td class=\"num\">"
-        << a.refused_duplicates << "</td></tr>\n";
+        << "</td><td class=\"num\">" << Count(a.procedures) << "</td><td class=\"num\">"
+        << Count(a.cases) << "</td><td class=\"num\">" << Count(a.open) << "</td><td class=\"num\">"
+        << Count(a.finished) << "</td><td class=\"num\">" << Days(a.processing.median)
+        << "</td><td class=\"num\">" << Days(a.processing.p90) << "</td><td class=\"num\">"
+        << Percent(a.on_time_rate) << "</td><td class=\"num" << (a.overdue > 0 ? " bad" : "")
+        << "\">" << Count(a.overdue) << "</td><td class=\"num\">" << Count(a.reused)
+        << "</td><td class=\"num\">" << Count(a.refused_duplicates) << "</td></tr>\n";
   }
   out << "</table>\n";
 
-  out << "<h2>Steps where cases wait longest</h2>\n<table id=\"slowest-steps\">\n<tr>"
-         "<th>procedure</th><th>step</th><th>who</th><th class=\"num\">visits</th>"
-         "<th class=\"num\">mean</th><th class=\"num\">max</th></tr>\n";
+  out << "<h2>" << Tr("Steps where cases wait longest")
+      << "</h2>\n<table id=\"slowest-steps\">\n<tr>" << Th(Tr("procedure")) << Th(Tr("step"))
+      << Th(Tr("who")) << ThNum(Tr("visits")) << ThNum(Tr("mean")) << ThNum(Tr("max")) << "</tr>\n";
   for (const auto& s : report.slowest_steps) {
     out << "<tr><td>" << HtmlEscape(s.procedure) << "</td><td>" << HtmlEscape(s.step) << "</td><td>"
-        << HtmlEscape(s.who) << "</td><td class=\"num\">" << s.visits << "</td><td class=\"num\">"
-        << FormatWorkingDays(s.mean_days) << "</td><td class=\"num\">" << Days(s.max_days)
-        << "</td></tr>\n";
+        << HtmlEscape(WhoForPeople(s.who)) << "</td><td class=\"num\">" << Count(s.visits)
+        << "</td><td class=\"num\">" << FormatWorkingDays(s.mean_days) << "</td><td class=\"num\">"
+        << Days(s.max_days) << "</td></tr>\n";
   }
   out << "</table>\n";
-  for (const auto& p : report.procedures) ProcedureSection(out, p);
+  for (const auto& p : report.procedures) ProcedureSection(out, p, titles);
   out << "</body>\n</html>\n";
   return out.str();
 }

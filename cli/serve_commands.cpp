@@ -10,6 +10,7 @@
 #include "cli/session.hpp"
 #include "server/server.hpp"
 #include "workflows/duration.hpp"
+#include "workflows/i18n.hpp"
 
 namespace wf::cli {
 
@@ -28,9 +29,12 @@ Result<std::chrono::milliseconds> Milliseconds(const std::string& text, const ch
   std::string error;
   auto parsed = workflows::ParseDuration(text, &error);
   if (!parsed || parsed->IsWorkingDays() || parsed->amount <= 0) {
-    return Status::Usage(std::string(option) + " " + text +
-                         ": give a positive duration such as 10s or 1m" +
-                         (error.empty() ? std::string() : " (" + error + ")"));
+    if (error.empty()) {
+      return Status::Usage(
+          TrFormat("{0} {1}: give a positive duration such as 10s or 1m", option, text));
+    }
+    return Status::Usage(
+        TrFormat("{0} {1}: give a positive duration such as 10s or 1m ({2})", option, text, error));
   }
   return std::chrono::milliseconds(parsed->ApproximateSeconds() * 1000);
 }
@@ -63,37 +67,40 @@ int Serve(const GlobalOptions& globals, const ServeFlags& flags) {
   if (!session) return Fail(session.error());
   server::Server server(*(*session)->runtime, options);
   if (Status listening = server.Listen(); !listening.ok()) return Fail(listening);
-  std::cout << "wf serve: listening on http://" << options.host << ":" << server.port()
+  std::cout << TrFormat("wf serve: listening on http://{0}:{1}", options.host, server.port())
             << std::endl;
+  // The HTTP API answers machines: its messages stay English whatever the operator reads.
+  const std::string stopped = Tr("wf serve: stopped");
+  i18n::SetLanguage(Language::kEnglish);
   std::thread runner([&server] { server.Run(); });
   int received = 0;
   sigwait(&signals, &received);
   server.Stop();
   runner.join();
-  std::cout << "wf serve: stopped" << std::endl;
+  std::cout << stopped << std::endl;
   return 0;
 }
 
 }  // namespace
 
 void AddServeCommands(CLI::App& app, const GlobalOptions& globals, CommandAction* selected) {
-  auto* cmd = app.add_subcommand("serve", "serve the HTTP API (README: The HTTP API)");
+  auto* cmd = app.add_subcommand("serve", Tr("serve the HTTP API (README: The HTTP API)"));
   auto flags = std::make_shared<ServeFlags>();
-  cmd->add_option("--listen", flags->listen, "HOST:PORT to listen on (port 0: a free one)")
+  cmd->add_option("--listen", flags->listen, Tr("HOST:PORT to listen on (port 0: a free one)"))
       ->capture_default_str();
-  cmd->add_option("--max-body", flags->max_body, "largest request body in bytes (413 beyond)")
+  cmd->add_option("--max-body", flags->max_body, Tr("largest request body in bytes (413 beyond)"))
       ->capture_default_str();
   cmd->add_option("--max-connections", flags->max_connections,
-                  "connections served at once (503 beyond)")
+                  Tr("connections served at once (503 beyond)"))
       ->check(CLI::Range(1, 100000))
       ->capture_default_str();
   cmd->add_option("--header-timeout", flags->header_timeout,
-                  "time for a request's header to arrive (408 after)")
+                  Tr("time for a request's header to arrive (408 after)"))
       ->capture_default_str();
   cmd->add_option("--body-timeout", flags->body_timeout,
-                  "time for a request's body to arrive (408 after)")
+                  Tr("time for a request's body to arrive (408 after)"))
       ->capture_default_str();
-  cmd->add_option("--workers", flags->workers, "threads for the store's work")
+  cmd->add_option("--workers", flags->workers, Tr("threads for the store's work"))
       ->check(CLI::Range(1, 64))
       ->capture_default_str();
   cmd->callback([&globals, flags, selected] {

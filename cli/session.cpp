@@ -10,6 +10,7 @@
 #include "engine/calendar.hpp"
 #include "engine/case_detail.hpp"
 #include "engine/case_view.hpp"
+#include "workflows/i18n.hpp"
 #include "workflows/json_limits.hpp"
 
 namespace wf::cli {
@@ -39,8 +40,8 @@ Status UseStoredConfig(Session& session) {
   });
   if (!read.ok()) return read;
   if (!stored) return Status::Ok();
-  auto parsed = engine::LoadDeploymentText(
-      stored->source, "stored configuration v" + std::to_string(stored->version));
+  auto parsed = engine::LoadDeploymentText(stored->source,
+                                           TrFormat("stored configuration v{0}", stored->version));
   if (!parsed) return Status::Internal(parsed.error().message());
   session.deployment.agencies = std::move(parsed->agencies);
   session.deployment.calendars = std::move(parsed->calendars);
@@ -74,9 +75,10 @@ Status ResolveActor(Session& session, const GlobalOptions& globals) {
     return Status::Ok();
   }
   if (!delegate) {
-    return Status::NotPermitted("--as " + globals.actor +
-                                ": on PostgreSQL the actor is the login (" + session.login +
-                                "); only a login holding wf_delegate may act for someone else");
+    return Status::NotPermitted(
+        TrFormat("--as {0}: on PostgreSQL the actor is the login ({1}); only a login holding "
+                 "wf_delegate may act for someone else",
+                 globals.actor, session.login));
   }
   session.actor = globals.actor;
   return Status::Ok();
@@ -93,8 +95,8 @@ Result<std::unique_ptr<Session>> OpenSession(const GlobalOptions& globals, int p
   if (!store) {
     const Status& error = store.error();
     if (error.code() == ErrorCode::kUsage) {
-      return Status::Usage(error.message() +
-                           "; give --db sqlite:PATH or --db postgresql://... (or set WF_DB)");
+      return Status::Usage(TrFormat(
+          "{0}; give --db sqlite:PATH or --db postgresql://... (or set WF_DB)", error.message()));
     }
     return error;
   }
@@ -163,11 +165,10 @@ Result<nlohmann::json> ActThroughDatabase(Session& session, engine::ActRecord ac
       if (!withdrawn.ok()) return withdrawn;
       if (after != "withdrawn") continue;  // an engine finished it meanwhile: read it again
       return Status::Unavailable(
-          "no engine applied act " + std::to_string(id) + " (" + act.kind + ") within " +
-          std::to_string(timeout.count()) +
-          " s, so it was withdrawn and nothing changed; a clerk's act on PostgreSQL is applied "
-          "by a running `wf engine` (an operator's): start one and try again (WF_ACT_TIMEOUT "
-          "sets the wait)");
+          TrFormat("no engine applied act {0} ({1}) within {2} s, so it was withdrawn and nothing "
+                   "changed; a clerk's act on PostgreSQL is applied by a running `wf engine` (an "
+                   "operator's): start one and try again (WF_ACT_TIMEOUT sets the wait)",
+                   id, act.kind, i18n::Number(timeout.count())));
     }
     std::this_thread::sleep_for(pause);
     pause = std::min(pause * 2, std::chrono::milliseconds(200));
@@ -176,8 +177,8 @@ Result<nlohmann::json> ActThroughDatabase(Session& session, engine::ActRecord ac
 
 Result<std::string> RequireActor(const Session& session, const std::string& command) {
   if (session.actor.empty()) {
-    return Status::Usage("`wf " + command +
-                         "` needs to know who is acting: give --as NAME or set WF_ACTOR");
+    return Status::Usage(
+        TrFormat("`wf {0}` needs to know who is acting: give --as NAME or set WF_ACTOR", command));
   }
   return session.actor;
 }
@@ -190,7 +191,8 @@ Result<nlohmann::json> ReadJsonInput(const std::string& path, const std::string&
   std::string text;
   std::string error;
   if (!ReadInput(path, &text, &error)) {
-    return Status::NotFound(what + ": " + error + "; give an existing file or - for stdin");
+    return Status::NotFound(
+        TrFormat("{0}: {1}; give an existing file or - for stdin", what, error));
   }
   // Within the bounds before any DOM exists (workflows/json_limits.hpp).
   auto parsed = workflows::ParseJsonWithin(text);
@@ -216,7 +218,7 @@ std::string LocalTime(const engine::Deployment& deployment, const std::string& a
     text = text.substr(0, 16);
     text[10] = ' ';
   }
-  return text;
+  return i18n::DateTime(text);
 }
 
 std::string DescribeDeadline(const engine::Deployment& deployment, const std::string& agency,
@@ -252,12 +254,14 @@ nlohmann::json CaseAfter(Session& session, const std::string& case_id) {
 }
 
 void PrintAfter(const nlohmann::json& after) {
-  std::cout << "case " << after["case"].get<std::string>() << " is "
-            << after.value("status", std::string("?"));
+  const std::string id = after["case"].get<std::string>();
+  const std::string status = engine::StatusText(after.value("status", std::string("?")));
   if (after.contains("steps") && !after["steps"].empty()) {
-    std::cout << " at " << JoinComma(after["steps"].get<std::vector<std::string>>());
+    std::cout << TrFormat("case {0} is {1} at {2}\n", id, status,
+                          JoinComma(after["steps"].get<std::vector<std::string>>()));
+  } else {
+    std::cout << TrFormat("case {0} is {1}\n", id, status);
   }
-  std::cout << '\n';
 }
 
 }  // namespace wf::cli

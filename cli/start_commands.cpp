@@ -9,6 +9,7 @@
 #include "cli/command.hpp"
 #include "cli/output.hpp"
 #include "cli/session.hpp"
+#include "workflows/i18n.hpp"
 #include "workflows/json_limits.hpp"
 
 namespace wf::cli {
@@ -58,11 +59,11 @@ int StartBatch(const GlobalOptions& globals, const StartOptions& options) {
   std::string text;
   std::string error;
   if (!ReadInput(options.batch, &text, &error)) {
-    return Fail(Status::NotFound("--batch: " + error + "; give an existing .jsonl file"));
+    return Fail(Status::NotFound(TrFormat("--batch: {0}; give an existing .jsonl file", error)));
   }
   std::vector<json> cases;
   std::vector<int> line_of;                         // the file line of each element of `cases`
-  std::vector<std::pair<int, std::string>> errors;  // (file line, message)
+  std::vector<std::pair<int, std::string>> errors;  // (file line, why it was refused)
   bool invalid = false;
   bool duplicate = false;
   std::istringstream lines(text);
@@ -74,8 +75,7 @@ int StartBatch(const GlobalOptions& globals, const StartOptions& options) {
       cases.push_back(std::move(*parsed));
       line_of.push_back(number);
     } else {
-      errors.emplace_back(number,
-                          "line " + std::to_string(number) + ": " + parsed.error().message());
+      errors.emplace_back(number, parsed.error().message());
       invalid = true;
     }
   }
@@ -83,10 +83,9 @@ int StartBatch(const GlobalOptions& globals, const StartOptions& options) {
   if (!session) return Fail(session.error());
   if ((*session)->acts_through_database) {
     return Fail(Status::NotPermitted(
-        "--batch: moving a backlog in is an operator's task, for a login holding wf_engine; "
-        "login " +
-        (*session)->login + " starts one case at a time (`wf start " + options.procedure +
-        " --data FILE`)"));
+        TrFormat("--batch: moving a backlog in is an operator's task, for a login holding "
+                 "wf_engine; login {0} starts one case at a time (`wf start {1} --data FILE`)",
+                 (*session)->login, options.procedure)));
   }
   auto outcomes = (*session)->runtime->StartBatch(options.procedure, cases,
                                                   ActorOrAnonymous(**session), options.batch_size);
@@ -98,8 +97,7 @@ int StartBatch(const GlobalOptions& globals, const StartOptions& options) {
       ids.push_back(one.started.id);
       continue;
     }
-    errors.emplace_back(line_of[i],
-                        "line " + std::to_string(line_of[i]) + ": " + one.refusal.message());
+    errors.emplace_back(line_of[i], one.refusal.message());
     if (one.refusal.code() == ErrorCode::kConflict) {
       duplicate = true;
     } else {
@@ -110,15 +108,22 @@ int StartBatch(const GlobalOptions& globals, const StartOptions& options) {
                    [](const auto& a, const auto& b) { return a.first < b.first; });
   json messages = json::array();
   for (const auto& [line_number, message] : errors) {
-    std::cerr << message << '\n';
-    messages.push_back(message);
+    std::cerr << TrFormat("line {0}: {1}\n", line_number, message);
+    messages.push_back(fmt::format("line {}: {}", line_number, message));  // JSON: English
   }
   if (globals.json) {
     PrintJson({{"started", ids.size()}, {"ids", ids}, {"errors", messages}});
   } else {
-    std::cout << "started " << ids.size() << " cases of " << options.procedure;
-    if (!errors.empty()) std::cout << "; " << errors.size() << " lines refused (see above)";
-    std::cout << '\n';
+    // One sentence for any count, as the English has always said it ("1 cases").
+    const std::string started =
+        TrFormat("started {0} cases of {1}", i18n::Number(static_cast<long long>(ids.size())),
+                 options.procedure);
+    if (errors.empty()) {
+      std::cout << started << '\n';
+    } else {
+      std::cout << TrFormat("{0}; {1} lines refused (see above)\n", started,
+                            i18n::Number(static_cast<long long>(errors.size())));
+    }
   }
   if (invalid) return ExitCodeOf(ErrorCode::kInvalid);
   if (duplicate) return ExitCodeOf(ErrorCode::kConflict);
@@ -127,8 +132,9 @@ int StartBatch(const GlobalOptions& globals, const StartOptions& options) {
 
 int Start(const GlobalOptions& globals, const StartOptions& options) {
   if (options.data.empty() == options.batch.empty()) {
-    return Fail(Status::Usage("`wf start " + options.procedure +
-                              "` needs --data FILE (- for stdin) or --batch FILE.jsonl"));
+    return Fail(Status::Usage(
+        TrFormat("`wf start {0}` needs --data FILE (- for stdin) or --batch FILE.jsonl",
+                 options.procedure)));
   }
   return options.batch.empty() ? StartOne(globals, options) : StartBatch(globals, options);
 }
@@ -137,14 +143,16 @@ int Start(const GlobalOptions& globals, const StartOptions& options) {
 
 void AddStartCommands(CLI::App& app, const GlobalOptions& globals, CommandAction* selected) {
   {
-    auto* cmd = app.add_subcommand("start", "start a case (prints its id), or many with --batch");
+    auto* cmd =
+        app.add_subcommand("start", Tr("start a case (prints its id), or many with --batch"));
     auto options = std::make_shared<StartOptions>();
-    cmd->add_option("procedure", options->procedure, "the procedure's name")->required();
-    auto* data = cmd->add_option("--data", options->data, "case data: a JSON file, - for stdin");
+    cmd->add_option("procedure", options->procedure, Tr("the procedure's name"))->required();
+    auto* data =
+        cmd->add_option("--data", options->data, Tr("case data: a JSON file, - for stdin"));
     auto* batch = cmd->add_option("--batch", options->batch,
-                                  "one case a line: a JSON Lines file, - for stdin");
+                                  Tr("one case a line: a JSON Lines file, - for stdin"));
     data->excludes(batch);
-    cmd->add_option("--batch-size", options->batch_size, "cases committed together (--batch)")
+    cmd->add_option("--batch-size", options->batch_size, Tr("cases committed together (--batch)"))
         ->check(CLI::Range(1, 100000));
     cmd->callback([&globals, options, selected] {
       *selected = [&globals, options] { return Start(globals, *options); };

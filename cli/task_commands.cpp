@@ -11,15 +11,16 @@
 #include "cli/output.hpp"
 #include "cli/session.hpp"
 #include "engine/calendar.hpp"
+#include "engine/case_detail.hpp"
 #include "engine/case_view.hpp"
+#include "engine/titles.hpp"
+#include "workflows/i18n.hpp"
 
 namespace wf::cli {
 
 namespace {
 
 using nlohmann::json;
-
-std::string TaskRef(int64_t id) { return "task " + std::to_string(id); }
 
 // --- inbox -----------------------------------------------------------------------------------
 
@@ -35,20 +36,28 @@ int Inbox(const GlobalOptions& globals, const std::string& role) {
     std::erase_if(viewer.agency_roles, [&](const auto& pair) { return pair.second != role; });
     if (viewer.agency_roles.empty()) {
       return Fail(Status::NotPermitted(
-          *actor + " does not hold role '" + role +
-          "' in any agency; the deployment config's agency members say who does"));
+          TrFormat("{0} does not hold role '{1}' in any agency; the deployment config's agency "
+                   "members say who does",
+                   *actor, role)));
     }
   }
   std::vector<engine::TaskRecord> tasks;
   std::map<std::string, engine::CaseRecord> cases;  // the tasks' cases, by id
+  engine::TitleBook titles;
   if (viewer.agency_roles.empty()) {
     // An empty filter would mean every role of every agency: say why the inbox is empty instead.
-    std::cerr << "wf: " << *actor << " holds no role in "
-              << ((*session)->config_version > 0
-                      ? "the stored configuration v" + std::to_string((*session)->config_version)
-                  : globals.config.empty() ? std::string("the deployment (no --config given)")
-                                           : globals.config)
-              << "; the inbox is empty\n";
+    if ((*session)->config_version > 0) {
+      std::cerr << TrFormat(
+          "wf: {0} holds no role in the stored configuration v{1}; the inbox is empty\n", *actor,
+          (*session)->config_version);
+    } else if (globals.config.empty()) {
+      std::cerr << TrFormat(
+          "wf: {0} holds no role in the deployment (no --config given); the inbox is empty\n",
+          *actor);
+    } else {
+      std::cerr << TrFormat("wf: {0} holds no role in {1}; the inbox is empty\n", *actor,
+                            globals.config);
+    }
   } else {
     Status status = (*session)->store->Read([&](engine::StoreTx& tx) {
       auto list = tx.ListTasks(engine::InboxFilter(viewer));
@@ -69,6 +78,10 @@ int Inbox(const GlobalOptions& globals, const std::string& role) {
         if (!records) return records.error();
         for (auto& record : *records) cases[record.id] = std::move(record);
       }
+      if (globals.json || tasks.empty()) return Status::Ok();
+      // Titles in the reader's language; the stored ones when a procedure no longer loads.
+      auto book = engine::TitleBook::Load(tx, (*session)->runtime->procedures());
+      if (book) titles = std::move(*book);
       return Status::Ok();
     });
     if (!status.ok()) return Fail(status);
@@ -100,15 +113,17 @@ int Inbox(const GlobalOptions& globals, const std::string& role) {
     return 0;
   }
   if (tasks.empty()) {
-    std::cout << "no open tasks for " << *actor << '\n';
+    std::cout << TrFormat("no open tasks for {0}\n", *actor);
     return 0;
   }
-  Table table({"TASK", "CASE", "STEP", "TITLE", "ROLE", "AGENCY", "STATUS", "ASSIGNEE", "DUE"});
+  Table table({Tr("TASK"), Tr("CASE"), Tr("STEP"), Tr("TITLE"), Tr("ROLE"), Tr("AGENCY"),
+               Tr("STATUS"), Tr("ASSIGNEE"), Tr("DUE")});
   for (const auto& t : tasks) {
     std::string due = t.due_at ? DescribeDeadline(deployment, t.agency, *t.due_at, now) : "-";
-    if (engine::IsOverdue(cases[t.case_id], now)) due += "; case overdue";
-    table.AddRow({std::to_string(t.id), t.case_id, t.step, t.title, t.role, t.agency,
-                  engine::TaskStatusName(t.status), t.assignee.value_or("-"), due});
+    if (engine::IsOverdue(cases[t.case_id], now)) due = TrFormat("{0}; case overdue", due);
+    table.AddRow({std::to_string(t.id), t.case_id, t.step, titles.Task(t.step, t.title), t.role,
+                  t.agency, engine::StatusText(engine::TaskStatusName(t.status)),
+                  t.assignee.value_or("-"), due});
   }
   table.Print(std::cout);
   return 0;
@@ -138,7 +153,8 @@ int ClaimOrRelease(const GlobalOptions& globals, int64_t task_id, bool claim) {
                {"status", claim ? "claimed" : "open"},
                {"assignee", claim ? json(*actor) : json(nullptr)}});
   } else {
-    std::cout << TaskRef(task_id) << (claim ? " claimed by " : " released by ") << *actor << '\n';
+    std::cout << (claim ? TrFormat("task {0} claimed by {1}\n", task_id, *actor)
+                        : TrFormat("task {0} released by {1}\n", task_id, *actor));
   }
   return 0;
 }
@@ -153,8 +169,8 @@ struct CompleteOptions {
 
 // The form's fields, for messages: "approved (boolean), note (string)".
 std::string DescribeFields(const json& properties) {
-  if (!properties.is_object() || properties.empty()) return "it has no form fields";
-  std::string out = "its fields: ";
+  if (!properties.is_object() || properties.empty()) return Tr("it has no form fields");
+  std::string out;
   bool first = true;
   for (const auto& [name, schema] : properties.items()) {
     if (!first) out += ", ";
@@ -166,15 +182,16 @@ std::string DescribeFields(const json& properties) {
       out += " (" + type + ")";
     }
   }
-  return out;
+  return TrFormat("its fields: {0}", out);
 }
 
 // Turns the text of `--set name=text` into the JSON value the form's schema asks for.
 Result<json> TypedValue(const std::string& name, const std::string& text, const json& schema) {
   std::string type = schema.is_object() ? schema.value("type", std::string("string")) : "string";
   if (type == "string" && schema.value("format", "") == "date") type = "date";
-  auto bad = [&](const std::string& expected) {
-    return Status::Invalid("--set " + name + "=" + text + ": '" + name + "' is " + expected);
+  // `msgid`: "--set {0}={1}: '{0}' is ..." with the field's name and text.
+  auto bad = [&](const char* msgid) {
+    return Status::Invalid(TrFill(Tr(msgid), msgid, fmt::make_format_args(name, text)));
   };
   if (type == "boolean") {
     std::string lower;
@@ -182,29 +199,34 @@ Result<json> TypedValue(const std::string& name, const std::string& text, const 
       lower.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
     if (lower == "true" || lower == "yes") return json(true);
     if (lower == "false" || lower == "no") return json(false);
-    return bad("a boolean: write true or false");
+    return bad(TrNoop("--set {0}={1}: '{0}' is a boolean: write true or false"));
   }
   if (type == "integer") {
     int64_t value = 0;
     auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
     if (ec != std::errc() || end != text.data() + text.size() || text.empty()) {
-      return bad("an integer: write e.g. 42");
+      return bad(TrNoop("--set {0}={1}: '{0}' is an integer: write e.g. 42"));
     }
     return json(value);
   }
   if (type == "number") {
     json value = json::parse(text, nullptr, false);
-    if (value.is_discarded() || !value.is_number()) return bad("a number: write e.g. 12.5");
+    if (value.is_discarded() || !value.is_number()) {
+      return bad(TrNoop("--set {0}={1}: '{0}' is a number: write e.g. 12.5"));
+    }
     return value;
   }
   if (type == "date") {
-    if (!engine::ParseDate(text)) return bad("a date: write YYYY-MM-DD, e.g. 2026-03-02");
+    if (!engine::ParseDate(text)) {
+      return bad(TrNoop("--set {0}={1}: '{0}' is a date: write YYYY-MM-DD, e.g. 2026-03-02"));
+    }
     return json(text);
   }
   if (type == "object" || type == "array") {
     json value = json::parse(text, nullptr, false);
     if (value.is_discarded() || (type == "object" ? !value.is_object() : !value.is_array())) {
-      return bad(std::string(type == "object" ? "an object" : "an array") + ": write it as JSON");
+      return bad(type == "object" ? TrNoop("--set {0}={1}: '{0}' is an object: write it as JSON")
+                                  : TrNoop("--set {0}={1}: '{0}' is an array: write it as JSON"));
     }
     return value;
   }
@@ -213,15 +235,16 @@ Result<json> TypedValue(const std::string& name, const std::string& text, const 
 
 int Complete(const GlobalOptions& globals, const CompleteOptions& options) {
   if (options.sets.empty() && options.data.empty()) {
-    return Fail(Status::Usage("`wf complete " + std::to_string(options.task) +
-                              "` needs the form's values: --set NAME=VALUE ... or --data FILE"));
+    return Fail(Status::Usage(
+        TrFormat("`wf complete {0}` needs the form's values: --set NAME=VALUE ... or --data FILE",
+                 options.task)));
   }
   json values = json::object();
   if (!options.data.empty()) {
     auto data = ReadJsonInput(options.data, "--data");
     if (!data) return Fail(data.error());
     if (!data->is_object()) {
-      return Fail(Status::Invalid("--data: the form's values must be a JSON object"));
+      return Fail(Status::Invalid(Tr("--data: the form's values must be a JSON object")));
     }
     values = std::move(*data);
   }
@@ -236,7 +259,7 @@ int Complete(const GlobalOptions& globals, const CompleteOptions& options) {
       auto got = tx.GetTask(options.task);
       if (!got) {
         if (got.error().code() == ErrorCode::kNotFound) {
-          return Status::NotFound("no " + TaskRef(options.task) + "; `wf inbox` lists yours");
+          return Status::NotFound(TrFormat("no task {0}; `wf inbox` lists yours", options.task));
         }
         return got.error();
       }
@@ -250,14 +273,15 @@ int Complete(const GlobalOptions& globals, const CompleteOptions& options) {
     for (const auto& set : options.sets) {
       size_t eq = set.find('=');
       if (eq == std::string::npos || eq == 0) {
-        return Fail(Status::Usage("--set " + set + ": write NAME=VALUE, e.g. --set approved=true"));
+        return Fail(
+            Status::Usage(TrFormat("--set {0}: write NAME=VALUE, e.g. --set approved=true", set)));
       }
       std::string name = set.substr(0, eq);
       std::string text = set.substr(eq + 1);
       if (!properties.is_object() || !properties.contains(name)) {
-        return Fail(Status::Invalid("the form of " + TaskRef(options.task) + " (" + task.title +
-                                    ") has no field '" + name + "'; " +
-                                    DescribeFields(properties)));
+        return Fail(
+            Status::Invalid(TrFormat("the form of task {0} ({1}) has no field '{2}'; {3}",
+                                     options.task, task.title, name, DescribeFields(properties))));
       }
       auto value = TypedValue(name, text, properties[name]);
       if (!value) return Fail(value.error());
@@ -294,7 +318,7 @@ int Complete(const GlobalOptions& globals, const CompleteOptions& options) {
                {"case_status", after.value("status", json(nullptr))},
                {"case_steps", after.value("steps", json::array())}});
   } else {
-    std::cout << TaskRef(options.task) << " completed by " << *actor;
+    std::cout << TrFormat("task {0} completed by {1}", options.task, *actor);
     if (case_id.empty()) {
       std::cout << '\n';
     } else {
@@ -309,31 +333,31 @@ int Complete(const GlobalOptions& globals, const CompleteOptions& options) {
 
 void AddTaskCommands(CLI::App& app, const GlobalOptions& globals, CommandAction* selected) {
   {
-    auto* cmd = app.add_subcommand("inbox", "open tasks for your roles (--as / WF_ACTOR)");
+    auto* cmd = app.add_subcommand("inbox", Tr("open tasks for your roles (--as / WF_ACTOR)"));
     auto role = std::make_shared<std::string>();
-    cmd->add_option("--role", *role, "only tasks of this role");
+    cmd->add_option("--role", *role, Tr("only tasks of this role"));
     cmd->callback([&globals, role, selected] {
       *selected = [&globals, role] { return Inbox(globals, *role); };
     });
   }
   for (bool claim : {true, false}) {
     auto* cmd = app.add_subcommand(claim ? "claim" : "release",
-                                   claim ? "take a task so that others see you work on it"
-                                         : "give a claimed task back to its role's inbox");
+                                   claim ? Tr("take a task so that others see you work on it")
+                                         : Tr("give a claimed task back to its role's inbox"));
     auto task = std::make_shared<int64_t>(0);
-    cmd->add_option("task", *task, "the task id (`wf inbox`)")->required();
+    cmd->add_option("task", *task, Tr("the task id (`wf inbox`)"))->required();
     cmd->callback([&globals, task, claim, selected] {
       *selected = [&globals, task, claim] { return ClaimOrRelease(globals, *task, claim); };
     });
   }
   {
-    auto* cmd = app.add_subcommand("complete", "fill a task's form and complete it");
+    auto* cmd = app.add_subcommand("complete", Tr("fill a task's form and complete it"));
     auto options = std::make_shared<CompleteOptions>();
-    cmd->add_option("task", options->task, "the task id (`wf inbox`)")->required();
+    cmd->add_option("task", options->task, Tr("the task id (`wf inbox`)"))->required();
     cmd->add_option("--set", options->sets,
-                    "NAME=VALUE of a form field, typed by the form (repeat it)")
+                    Tr("NAME=VALUE of a form field, typed by the form (repeat it)"))
         ->allow_extra_args(false);
-    cmd->add_option("--data", options->data, "the form's values: a JSON file, - for stdin");
+    cmd->add_option("--data", options->data, Tr("the form's values: a JSON file, - for stdin"));
     cmd->callback([&globals, options, selected] {
       *selected = [&globals, options] { return Complete(globals, *options); };
     });

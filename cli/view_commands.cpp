@@ -12,6 +12,7 @@
 #include "engine/case_detail.hpp"
 #include "engine/case_view.hpp"
 #include "engine/machine.hpp"
+#include "workflows/i18n.hpp"
 
 namespace wf::cli {
 
@@ -119,10 +120,11 @@ int Cases(const GlobalOptions& globals, const CasesOptions& options) {
     return 0;
   }
   if (lines.empty()) {
-    std::cout << "no cases match\n";
+    std::cout << Tr("no cases match\n");
     return 0;
   }
-  Table table({"CASE", "PROCEDURE", "STATUS", "STEP", "ROLE", "AGENCY", "STARTED", "DEADLINE"});
+  Table table({Tr("CASE"), Tr("PROCEDURE"), Tr("STATUS"), Tr("STEP"), Tr("ROLE"), Tr("AGENCY"),
+               Tr("STARTED"), Tr("DEADLINE")});
   for (const auto& line : lines) {
     const auto& r = line.record;
     std::string deadline = "-";
@@ -130,17 +132,24 @@ int Cases(const GlobalOptions& globals, const CasesOptions& options) {
       deadline = line.clock.open
                      ? DescribeDeadline(deployment, r.agency, *r.deadline_at, line.clock.reading)
                      : LocalTime(deployment, r.agency, *r.deadline_at);
-      if (line.clock.paused_since) deadline += " paused";
+      if (line.clock.paused_since) deadline = TrFormat("{0} paused", deadline);
     }
-    table.AddRow({r.id, r.procedure + " v" + std::to_string(r.version), r.status,
-                  JoinComma(line.steps), JoinComma(line.roles), r.agency,
-                  LocalTime(deployment, r.agency, r.started_at), deadline});
+    table.AddRow({r.id, r.procedure + " v" + std::to_string(r.version),
+                  engine::StatusText(r.status), JoinComma(line.steps), JoinComma(line.roles),
+                  r.agency, LocalTime(deployment, r.agency, r.started_at), deadline});
   }
   table.Print(std::cout);
   return 0;
 }
 
 // --- show ------------------------------------------------------------------------------------
+
+// A task's title in the reader's language, when its procedure writes one per language.
+std::string TaskTitle(const workflows::Procedure* procedure, const engine::TaskRecord& task) {
+  const workflows::Step* step = procedure ? procedure->FindStep(task.step) : nullptr;
+  if (step == nullptr || step->task != task.title) return task.title;
+  return i18n::Pick(step->task_titles, task.title);
+}
 
 int Show(const GlobalOptions& globals, const std::string& case_id) {
   auto session = OpenSession(globals);
@@ -175,40 +184,48 @@ int Show(const GlobalOptions& globals, const std::string& case_id) {
         std::chrono::duration_cast<engine::TimePoint::duration>(t.time_since_epoch()));
   };
 
-  std::cout << "case " << record.id << ": " << record.procedure << " v" << record.version;
-  if (procedure && !procedure->title.empty()) std::cout << " — " << procedure->title;
-  std::cout << '\n';
-  std::cout << "agency: " << (record.agency.empty() ? "-" : record.agency) << '\n';
-  std::cout << "status: " << record.status;
-  if (state && !state->reason.empty()) std::cout << " (" << state->reason << ")";
-  std::cout << '\n';
-  std::cout << "started: " << LocalTime(deployment, record.agency, record.started_at) << " by "
-            << record.started_by << '\n';
-  if (record.ended_at) {
-    std::cout << "ended: " << LocalTime(deployment, record.agency, *record.ended_at) << '\n';
+  const std::string title =
+      procedure ? i18n::Pick(procedure->titles, procedure->title) : std::string();
+  if (!title.empty()) {
+    std::cout << TrFormat("case {0}: {1} v{2} — {3}\n", record.id, record.procedure, record.version,
+                          title);
+  } else {
+    std::cout << TrFormat("case {0}: {1} v{2}\n", record.id, record.procedure, record.version);
   }
-  if (record.parent_case) std::cout << "sub-case of: " << *record.parent_case << '\n';
+  std::cout << TrFormat("agency: {0}\n", record.agency.empty() ? "-" : record.agency);
+  if (state && !state->reason.empty()) {
+    std::cout << TrFormat("status: {0} ({1})\n", engine::StatusText(record.status), state->reason);
+  } else {
+    std::cout << TrFormat("status: {0}\n", engine::StatusText(record.status));
+  }
+  std::cout << TrFormat("started: {0} by {1}\n",
+                        LocalTime(deployment, record.agency, record.started_at), record.started_by);
+  if (record.ended_at) {
+    std::cout << TrFormat("ended: {0}\n", LocalTime(deployment, record.agency, *record.ended_at));
+  }
+  if (record.parent_case) std::cout << TrFormat("sub-case of: {0}\n", *record.parent_case);
   if (record.deadline_at) {
-    std::cout << "deadline: " << LocalTime(deployment, record.agency, *record.deadline_at);
+    const std::string at = LocalTime(deployment, record.agency, *record.deadline_at);
+    std::string deadline = TrFormat("deadline: {0}", at);
     if (clock.open || record.ended_at) {
-      std::cout << ", "
-                << calendar.DescribeTimeLeft(to_point(clock.reading),
-                                             to_point(*record.deadline_at));
-      if (!clock.open) std::cout << " when it ended";
+      const std::string left =
+          calendar.DescribeTimeLeft(to_point(clock.reading), to_point(*record.deadline_at));
+      deadline = clock.open ? TrFormat("deadline: {0}, {1}", at, left)
+                            : TrFormat("deadline: {0}, {1} when it ended", at, left);
     }
     if (clock.paused_since) {
-      std::cout << "; the clock is paused since "
-                << LocalTime(deployment, record.agency, *clock.paused_since);
+      deadline = TrFormat("{0}; the clock is paused since {1}", deadline,
+                          LocalTime(deployment, record.agency, *clock.paused_since));
     }
-    std::cout << '\n';
+    std::cout << deadline << '\n';
   } else {
-    std::cout << "deadline: none\n";
+    std::cout << Tr("deadline: none\n");
   }
   if (!positions.empty()) {
-    std::cout << "\nwhere it stands:\n";
+    std::cout << '\n' << Tr("where it stands:\n");
     for (const auto& p : positions) {
-      std::cout << "  " << p.step << " (" << (p.kind.empty() ? "step" : p.kind) << "): " << p.detail
-                << '\n';
+      std::cout << "  " << p.step << " (" << engine::StepKindText(p.kind.empty() ? "step" : p.kind)
+                << "): " << p.text << '\n';
     }
   }
   std::vector<const engine::TaskRecord*> open_tasks;
@@ -216,43 +233,49 @@ int Show(const GlobalOptions& globals, const std::string& case_id) {
     if (engine::IsTaskOpen(t)) open_tasks.push_back(&t);
   }
   if (!open_tasks.empty()) {
-    std::cout << "\nwho holds it:\n";
-    Table table({"TASK", "STEP", "TITLE", "ROLE", "AGENCY", "STATUS", "ASSIGNEE", "DUE"});
+    std::cout << '\n' << Tr("who holds it:\n");
+    Table table({Tr("TASK"), Tr("STEP"), Tr("TITLE"), Tr("ROLE"), Tr("AGENCY"), Tr("STATUS"),
+                 Tr("ASSIGNEE"), Tr("DUE")});
     for (const auto* t : open_tasks) {
-      table.AddRow({std::to_string(t->id), t->step, t->title, t->role, t->agency,
-                    engine::TaskStatusName(t->status), t->assignee.value_or("-"),
+      table.AddRow({std::to_string(t->id), t->step, TaskTitle(procedure, *t), t->role, t->agency,
+                    engine::StatusText(engine::TaskStatusName(t->status)),
+                    t->assignee.value_or("-"),
                     t->due_at ? DescribeDeadline(deployment, t->agency, *t->due_at, now) : "-"});
     }
     table.Print(std::cout);
   }
   if (tasks.size() > open_tasks.size()) {
-    std::cout << "\nfinished tasks:\n";
-    Table table({"TASK", "STEP", "STATUS", "BY", "AT"});
+    std::cout << '\n' << Tr("finished tasks:\n");
+    Table table({Tr("TASK"), Tr("STEP"), Tr("STATUS"), Tr("BY"), Tr("AT")});
     for (const auto& t : tasks) {
       if (engine::IsTaskOpen(t)) continue;
-      table.AddRow({std::to_string(t.id), t.step, engine::TaskStatusName(t.status),
+      table.AddRow({std::to_string(t.id), t.step,
+                    engine::StatusText(engine::TaskStatusName(t.status)),
                     t.completed_by.value_or("-"),
                     t.completed_at ? LocalTime(deployment, t.agency, *t.completed_at) : "-"});
     }
     table.Print(std::cout);
   }
   if (!incidents.empty()) {
-    std::cout << "\nincidents:\n";
-    Table table({"INCIDENT", "STEP", "STATUS", "OPENED", "MESSAGE"});
+    std::cout << '\n' << Tr("incidents:\n");
+    Table table({Tr("INCIDENT"), Tr("STEP"), Tr("STATUS"), Tr("OPENED"), Tr("MESSAGE")});
     for (const auto& i : incidents) {
-      table.AddRow({std::to_string(i.id), i.step,
-                    i.status == engine::IncidentStatus::kOpen ? "open" : "resolved",
-                    LocalTime(deployment, record.agency, i.created_at), i.message});
+      table.AddRow(
+          {std::to_string(i.id), i.step,
+           engine::StatusText(i.status == engine::IncidentStatus::kOpen ? "open" : "resolved"),
+           LocalTime(deployment, record.agency, i.created_at), i.message});
     }
     table.Print(std::cout);
   }
   if (!children.empty()) {
-    std::cout << "\nsub-cases:\n";
-    Table table({"CASE", "PROCEDURE", "STATUS"});
-    for (const auto& c : children) table.AddRow({c.id, c.procedure, c.status});
+    std::cout << '\n' << Tr("sub-cases:\n");
+    Table table({Tr("CASE"), Tr("PROCEDURE"), Tr("STATUS")});
+    for (const auto& c : children) {
+      table.AddRow({c.id, c.procedure, engine::StatusText(c.status)});
+    }
     table.Print(std::cout);
   }
-  std::cout << "\ndata:\n" << data.dump(2) << '\n';
+  std::cout << '\n' << Tr("data:\n") << data.dump(2) << '\n';
   return 0;
 }
 
@@ -261,26 +284,26 @@ int Show(const GlobalOptions& globals, const std::string& case_id) {
 void AddViewCommands(CLI::App& app, const GlobalOptions& globals, CommandAction* selected) {
   {
     auto* cmd = app.add_subcommand(
-        "cases",
-        "list cases, newest first; --mine: cases with open tasks for your roles, or "
-        "that you started");
+        "cases", Tr("list cases, newest first; --mine: cases with open tasks for your roles, or "
+                    "that you started"));
     auto options = std::make_shared<CasesOptions>();
-    cmd->add_option("--status", options->status, "open, completed, refused, cancelled, ...");
-    cmd->add_option("--procedure", options->procedure, "only this procedure");
-    cmd->add_option("--agency", options->agency, "only cases owned by this agency");
+    cmd->add_option("--status", options->status, Tr("open, completed, refused, cancelled, ..."));
+    cmd->add_option("--procedure", options->procedure, Tr("only this procedure"));
+    cmd->add_option("--agency", options->agency, Tr("only cases owned by this agency"));
     cmd->add_flag("--mine", options->mine,
-                  "only cases with open tasks for your roles (--as), or that you started");
-    cmd->add_flag("--overdue", options->overdue, "only open cases past their statutory deadline");
-    cmd->add_option("--limit", options->limit, "at most N cases (default 50; 0: all)")
+                  Tr("only cases with open tasks for your roles (--as), or that you started"));
+    cmd->add_flag("--overdue", options->overdue,
+                  Tr("only open cases past their statutory deadline"));
+    cmd->add_option("--limit", options->limit, Tr("at most N cases (default 50; 0: all)"))
         ->check(CLI::NonNegativeNumber);
     cmd->callback([&globals, options, selected] {
       *selected = [&globals, options] { return Cases(globals, *options); };
     });
   }
   {
-    auto* cmd = app.add_subcommand("show", "where a case stands, who holds it, its deadline");
+    auto* cmd = app.add_subcommand("show", Tr("where a case stands, who holds it, its deadline"));
     auto case_id = std::make_shared<std::string>();
-    cmd->add_option("case", *case_id, "the case id")->required();
+    cmd->add_option("case", *case_id, Tr("the case id"))->required();
     cmd->callback([&globals, case_id, selected] {
       *selected = [&globals, case_id] { return Show(globals, *case_id); };
     });

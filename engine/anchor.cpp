@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "workflows/hash.hpp"
+#include "workflows/i18n.hpp"
 
 namespace wf::engine {
 
@@ -119,7 +120,7 @@ Result<SigningKeys> GenerateSigningKeys() {
       EVP_PKEY_CTX_new_id(EVP_PKEY_ED25519, nullptr), EVP_PKEY_CTX_free);
   EVP_PKEY* raw = nullptr;
   if (!ctx || EVP_PKEY_keygen_init(ctx.get()) <= 0 || EVP_PKEY_keygen(ctx.get(), &raw) <= 0) {
-    return Status::Internal("cannot generate an Ed25519 key with OpenSSL");
+    return Status::Internal(Tr("cannot generate an Ed25519 key with OpenSSL"));
   }
   Pkey key(raw);
   Bio priv(BIO_new(BIO_s_mem()));
@@ -127,17 +128,17 @@ Result<SigningKeys> GenerateSigningKeys() {
   if (!priv || !pub ||
       PEM_write_bio_PrivateKey(priv.get(), key.get(), nullptr, nullptr, 0, nullptr, nullptr) != 1 ||
       PEM_write_bio_PUBKEY(pub.get(), key.get()) != 1) {
-    return Status::Internal("cannot write the Ed25519 key as PEM");
+    return Status::Internal(Tr("cannot write the Ed25519 key as PEM"));
   }
   return SigningKeys{BioText(priv.get()), BioText(pub.get())};
 }
 
 Result<std::string> KeyFingerprint(const std::string& pem) {
   Pkey key = ReadPublic(pem);
-  if (!key) return Status::Invalid("not an Ed25519 key in PEM");
+  if (!key) return Status::Invalid(Tr("not an Ed25519 key in PEM"));
   unsigned char* der = nullptr;
   int size = i2d_PUBKEY(key.get(), &der);
-  if (size <= 0) return Status::Internal("cannot encode the public key");
+  if (size <= 0) return Status::Internal(Tr("cannot encode the public key"));
   std::string bytes(reinterpret_cast<char*>(der), static_cast<size_t>(size));
   OPENSSL_free(der);
   return Sha256Hex(bytes);
@@ -145,18 +146,18 @@ Result<std::string> KeyFingerprint(const std::string& pem) {
 
 Result<std::string> SignMessage(const std::string& private_pem, const std::string& message) {
   Pkey key = ReadPrivate(private_pem);
-  if (!key) return Status::Invalid("not an Ed25519 private key in PEM");
+  if (!key) return Status::Invalid(Tr("not an Ed25519 private key in PEM"));
   MdCtx ctx(EVP_MD_CTX_new());
   size_t size = 0;
   if (!ctx || EVP_DigestSignInit(ctx.get(), nullptr, nullptr, nullptr, key.get()) != 1 ||
       EVP_DigestSign(ctx.get(), nullptr, &size,
                      reinterpret_cast<const unsigned char*>(message.data()), message.size()) != 1) {
-    return Status::Internal("cannot sign with OpenSSL");
+    return Status::Internal(Tr("cannot sign with OpenSSL"));
   }
   std::string signature(size, '\0');
   if (EVP_DigestSign(ctx.get(), reinterpret_cast<unsigned char*>(signature.data()), &size,
                      reinterpret_cast<const unsigned char*>(message.data()), message.size()) != 1) {
-    return Status::Internal("cannot sign with OpenSSL");
+    return Status::Internal(Tr("cannot sign with OpenSSL"));
   }
   signature.resize(size);
   return Base64(signature);
@@ -165,12 +166,12 @@ Result<std::string> SignMessage(const std::string& private_pem, const std::strin
 Result<bool> VerifyMessage(const std::string& public_pem, const std::string& message,
                            const std::string& signature_base64) {
   Pkey key = ReadPublic(public_pem);
-  if (!key) return Status::Invalid("not an Ed25519 public key in PEM");
+  if (!key) return Status::Invalid(Tr("not an Ed25519 public key in PEM"));
   std::optional<std::string> signature = Unbase64(signature_base64);
   if (!signature) return false;
   MdCtx ctx(EVP_MD_CTX_new());
   if (!ctx || EVP_DigestVerifyInit(ctx.get(), nullptr, nullptr, nullptr, key.get()) != 1) {
-    return Status::Internal("cannot verify with OpenSSL");
+    return Status::Internal(Tr("cannot verify with OpenSSL"));
   }
   return EVP_DigestVerify(ctx.get(), reinterpret_cast<const unsigned char*>(signature->data()),
                           signature->size(), reinterpret_cast<const unsigned char*>(message.data()),
@@ -184,13 +185,16 @@ Result<std::int64_t> WriteAnchor(
     const std::string& database,
     const std::function<Status(const std::function<Status(const ChainHead&)>&)>& for_each_head) {
   Result<std::string> key = KeyFingerprint(private_pem);
-  if (!key) return Status::Invalid("the signing key is " + key.error().message());
+  if (!key) {
+    if (key.error().code() != ErrorCode::kInvalid) return key.error();
+    return Status::Invalid(Tr("the signing key is not an Ed25519 key in PEM"));
+  }
   Sha256Stream body;
   auto emit = [&](const std::string& line) -> Status {
     body.Update(line);
     body.Update("\n");
     out << line << '\n';
-    if (!out) return Status::Internal("cannot write the anchor");
+    if (!out) return Status::Internal(Tr("cannot write the anchor"));
     return Status::Ok();
   };
   nlohmann::json header = {
@@ -210,22 +214,24 @@ Result<std::int64_t> WriteAnchor(
       {"chains", chains}, {"body_sha256", body_sha256}, {"key", *key}, {"signature", *signature}};
   out << trailer.dump() << '\n';
   out.flush();
-  if (!out) return Status::Internal("cannot write the anchor");
+  if (!out) return Status::Internal(Tr("cannot write the anchor"));
   return chains;
 }
 
 Result<Anchor> ReadAnchor(std::istream& in, const std::string& file,
                           const std::string& public_pem) {
   Result<std::string> key = KeyFingerprint(public_pem);
-  if (!key) return Status::Invalid("the public key is " + key.error().message());
+  if (!key) {
+    if (key.error().code() != ErrorCode::kInvalid) return key.error();
+    return Status::Invalid(Tr("the public key is not an Ed25519 key in PEM"));
+  }
   Anchor anchor;
   Sha256Stream body;
   std::string line, previous;
   bool have_previous = false;
   std::int64_t number = 0;
   auto bad = [&](std::int64_t at_line, const std::string& why) {
-    return Status::Invalid(file + ":" + std::to_string(at_line) + ": " + why +
-                           " (not a wf anchor file?)");
+    return Status::Invalid(TrFormat("{0}:{1}: {2} (not a wf anchor file?)", file, at_line, why));
   };
   // The trailer is the last line, so each line is taken as body only once another follows.
   while (std::getline(in, line)) {
@@ -233,7 +239,7 @@ Result<Anchor> ReadAnchor(std::istream& in, const std::string& file,
     if (!have_previous) {
       nlohmann::json header = nlohmann::json::parse(line, nullptr, false);
       if (!header.is_object() || header.value("anchor", "") != kAnchorFormat) {
-        return bad(number, "expected the header {\"anchor\":\"wf-anchor/1\",...}");
+        return bad(number, Tr("expected the header {\"anchor\":\"wf-anchor/1\",...}"));
       }
       anchor.at = header.value("at", "");
       anchor.database = header.value("database", "");
@@ -241,7 +247,7 @@ Result<Anchor> ReadAnchor(std::istream& in, const std::string& file,
       nlohmann::json head = nlohmann::json::parse(previous, nullptr, false);
       if (!head.is_object() || !head["case"].is_string() || !head["seq"].is_number_integer() ||
           !head["hash"].is_string()) {
-        return bad(number - 1, "expected {\"case\",\"seq\",\"hash\"}");
+        return bad(number - 1, Tr("expected {\"case\",\"seq\",\"hash\"}"));
       }
       ChainHead h{head["case"].get<std::string>(), head["seq"].get<std::int64_t>(),
                   head["hash"].get<std::string>()};
@@ -254,26 +260,28 @@ Result<Anchor> ReadAnchor(std::istream& in, const std::string& file,
     previous = line;
     have_previous = true;
   }
-  if (number < 2) return bad(number, "too short: no trailer");
+  if (number < 2) return bad(number, Tr("too short: no trailer"));
   nlohmann::json trailer = nlohmann::json::parse(previous, nullptr, false);
   if (!trailer.is_object() || !trailer["signature"].is_string() ||
       !trailer["body_sha256"].is_string() || !trailer["chains"].is_number_integer()) {
-    return bad(number, "expected the trailer {\"chains\",\"body_sha256\",\"key\",\"signature\"}");
+    return bad(number,
+               Tr("expected the trailer {\"chains\",\"body_sha256\",\"key\",\"signature\"}"));
   }
   std::string body_sha256 = body.HexDigest();
   if (trailer["body_sha256"].get<std::string>() != body_sha256 ||
       trailer["chains"].get<std::int64_t>() != static_cast<std::int64_t>(anchor.heads.size())) {
-    return Status::HistoryBroken("anchor " + file +
-                                 " was altered: its lines do not hash to its trailer");
+    return Status::HistoryBroken(
+        TrFormat("anchor {0} was altered: its lines do not hash to its trailer", file));
   }
   anchor.key = trailer.value("key", "");
   Result<bool> valid =
       VerifyMessage(public_pem, SignedText(body_sha256), trailer["signature"].get<std::string>());
   if (!valid) return valid.error();
   if (!*valid) {
-    return Status::HistoryBroken("anchor " + file + ": the signature does not verify with this " +
-                                 "public key (key " + key->substr(0, 16) +
-                                 "..., anchor signed by " + anchor.key.substr(0, 16) + "...)");
+    return Status::HistoryBroken(
+        TrFormat("anchor {0}: the signature does not verify with this public key (key {1}..., "
+                 "anchor signed by {2}...)",
+                 file, key->substr(0, 16), anchor.key.substr(0, 16)));
   }
   return anchor;
 }
@@ -288,8 +296,9 @@ std::optional<ChainBreak> AnchorCheck::Feed(const HistoryEvent& event) {
   ++checked_;
   if (event.hash != it->second.hash) {
     return ChainBreak{event.case_id, event.seq,
-                      "differs from the anchor of " + anchor_.at +
-                          ": the history up to this event was rewritten"};
+                      TrFormat("differs from the anchor of {0}: the history up to this event was "
+                               "rewritten",
+                               anchor_.at)};
   }
   return std::nullopt;
 }
@@ -304,8 +313,8 @@ std::optional<ChainBreak> AnchorCheck::FeedArchived(const ChainHead& head) {
   // file (wf audit verify --archive checks that chain); the same event must match.
   if (head.seq < it->second.seq || (head.seq == it->second.seq && head.hash != it->second.hash)) {
     return ChainBreak{head.case_id, it->second.seq,
-                      "the archived chain's head (seq " + std::to_string(head.seq) +
-                          ") differs from the anchor of " + anchor_.at};
+                      TrFormat("the archived chain's head (seq {0}) differs from the anchor of {1}",
+                               head.seq, anchor_.at)};
   }
   return std::nullopt;
 }
@@ -315,8 +324,9 @@ std::optional<ChainBreak> AnchorCheck::Finish() {
     if (only_case_ && *only_case_ != case_id) continue;
     if (!seen_.count(case_id)) {
       return ChainBreak{case_id, head.seq,
-                        "is missing; the anchor of " + anchor_.at + " recorded it (hash " +
-                            head.hash.substr(0, 12) + "...): history was removed"};
+                        TrFormat("is missing; the anchor of {0} recorded it (hash {1}...): history "
+                                 "was removed",
+                                 anchor_.at, head.hash.substr(0, 12))};
     }
   }
   return std::nullopt;

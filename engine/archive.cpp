@@ -12,6 +12,7 @@
 
 #include "engine/anchor.hpp"
 #include "engine/private_files.hpp"
+#include "workflows/i18n.hpp"
 
 namespace wf::engine {
 
@@ -99,7 +100,7 @@ Status WriteLine(std::ofstream& out, Sha256Stream& hash, const std::string& text
   out << text << '\n';
   hash.Update(text);
   hash.Update("\n");
-  if (!out) return Status::Internal("cannot write the archive " + path);
+  if (!out) return Status::Internal(TrFormat("cannot write the archive {0}", path));
   return Status::Ok();
 }
 
@@ -107,7 +108,7 @@ Status SyncFile(const std::string& path) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0 || ::fsync(fd) != 0) {
     if (fd >= 0) ::close(fd);
-    return Status::Internal("cannot flush the archive " + path + " to disk");
+    return Status::Internal(TrFormat("cannot flush the archive {0} to disk", path));
   }
   ::close(fd);
   return Status::Ok();
@@ -153,7 +154,7 @@ Result<ArchiveSummary> ArchiveEndedCases(Store& store, Timestamp before, const s
   namespace fs = std::filesystem;
   std::error_code ec;
   if (fs::exists(path, ec)) {
-    return Status::Conflict("the archive " + path + " exists already; choose another --out");
+    return Status::Conflict(TrFormat("the archive {0} exists already; choose another --out", path));
   }
   const std::string partial = path + ".partial";
   // The file holds case data: created 0600 before a byte is written. A partial file left by a
@@ -161,12 +162,14 @@ Result<ArchiveSummary> ArchiveEndedCases(Store& store, Timestamp before, const s
   fs::remove(partial, ec);
   if (Status created = CreatePrivateFile(partial); !created.ok()) {
     if (created.code() == ErrorCode::kNotFound) {
-      return Status::NotFound(created.message() + ": check the folder exists");
+      return Status::NotFound(TrFormat("{0}: check the folder exists", created.message()));
     }
     return created;
   }
   std::ofstream out(partial, std::ios::binary | std::ios::trunc);
-  if (!out) return Status::NotFound("cannot create " + partial + ": check the folder exists");
+  if (!out) {
+    return Status::NotFound(TrFormat("cannot create {0}: check the folder exists", partial));
+  }
   Sha256Stream hash;
   ArchiveSummary summary;
   std::vector<ChainHead> heads;  // what the file holds, to remove afterwards
@@ -238,17 +241,18 @@ Result<ArchiveSummary> ArchiveEndedCases(Store& store, Timestamp before, const s
              .dump()
       << '\n';
   out.close();
-  if (!out) return fail(Status::Internal("cannot write the archive " + path));
+  if (!out) return fail(Status::Internal(TrFormat("cannot write the archive {0}", path)));
   // Durable in this order before any case leaves the live tables: the file's bytes, then its
   // name (the folder's entry). A crash before the folder is synced may lose the rename; the
   // cases are still in the database then.
   if (Status s = SyncFile(partial); !s.ok()) return fail(s);
   fs::rename(partial, path, ec);
-  if (ec) return fail(Status::Internal("cannot rename " + partial + ": " + ec.message()));
+  if (ec) return fail(Status::Internal(TrFormat("cannot rename {0}: {1}", partial, ec.message())));
   if (Status s = SyncParentFolder(path); !s.ok()) {
     fs::remove(path, ec);
-    return Status(s.code(), s.message() + "; the archive " + path +
-                                " was removed and every case stays in the database");
+    return Status(s.code(),
+                  TrFormat("{0}; the archive {1} was removed and every case stays in the database",
+                           s.message(), path));
   }
 
   // The file is complete and on disk under its name: only now do cases leave the live tables.
@@ -263,10 +267,11 @@ Result<ArchiveSummary> ArchiveEndedCases(Store& store, Timestamp before, const s
       return Status::Ok();
     });
     if (!removed.ok()) {
-      return Status(removed.code(), removed.message() + " (" + std::to_string(start) + " of " +
-                                        std::to_string(heads.size()) +
-                                        " cases were removed; the archive " + path +
-                                        " holds all of them and verifies)");
+      return Status(removed.code(),
+                    TrFormat("{0} ({1} of {2} cases were removed; the archive {3} holds all of "
+                             "them and verifies)",
+                             removed.message(), i18n::Number(static_cast<long long>(start)),
+                             i18n::Number(static_cast<long long>(heads.size())), path));
     }
   }
   return summary;
@@ -274,10 +279,9 @@ Result<ArchiveSummary> ArchiveEndedCases(Store& store, Timestamp before, const s
 
 Result<ArchiveSummary> VerifyArchive(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
-  if (!in) return Status::NotFound("cannot read the archive " + path);
+  if (!in) return Status::NotFound(TrFormat("cannot read the archive {0}", path));
   auto bad = [&](std::int64_t line, const std::string& why) {
-    return Status::Invalid(path + ":" + std::to_string(line) + ": " + why +
-                           " (not a wf archive file?)");
+    return Status::Invalid(TrFormat("{0}:{1}: {2} (not a wf archive file?)", path, line, why));
   };
   Sha256Stream hash;
   ArchiveSummary summary;
@@ -287,22 +291,22 @@ Result<ArchiveSummary> VerifyArchive(const std::string& path) {
   auto check_case = [&](const std::string& text, std::int64_t at) -> Status {
     json entry = json::parse(text, nullptr, false);
     if (!entry.is_object() || !entry["case"].is_object() || !entry["history"].is_array()) {
-      return bad(at, "expected a case line {\"case\",\"tasks\",...,\"history\"}");
+      return bad(at, Tr("expected a case line {\"case\",\"tasks\",...,\"history\"}"));
     }
     const std::string id = entry["case"].value("id", "");
     if (entry["case"].value("status", "") == kCaseOpen) {
-      return Status::HistoryBroken("archive " + path + ": case " + id + " is open");
+      return Status::HistoryBroken(TrFormat("archive {0}: case {1} is open", path, id));
     }
     ChainVerifier verifier;
     for (const json& e : entry["history"]) {
       std::optional<HistoryEvent> event = HistoryEventFromJson(e);
-      if (!event) return bad(at, "a history event of case " + id + " lacks a field");
+      if (!event) return bad(at, TrFormat("a history event of case {0} lacks a field", id));
       if (event->case_id != id) {
-        return Status::HistoryBroken("archive " + path + ": case " + id + " holds an event of " +
-                                     event->case_id);
+        return Status::HistoryBroken(
+            TrFormat("archive {0}: case {1} holds an event of {2}", path, id, event->case_id));
       }
       if (auto failure = verifier.Feed(*event)) {
-        return Status::HistoryBroken("archive " + path + ": " + failure->Describe());
+        return Status::HistoryBroken(TrFormat("archive {0}: {1}", path, failure->Describe()));
       }
       ++summary.events;
     }
@@ -314,7 +318,7 @@ Result<ArchiveSummary> VerifyArchive(const std::string& path) {
     if (number == 1) {
       json header = json::parse(line, nullptr, false);
       if (!header.is_object() || header.value("archive", "") != kArchiveFormat) {
-        return bad(1, "expected the header {\"archive\":\"wf-archive/1\",...}");
+        return bad(1, Tr("expected the header {\"archive\":\"wf-archive/1\",...}"));
       }
     } else if (number > 2) {
       if (Status s = check_case(previous, number - 1); !s.ok()) return s;
@@ -325,16 +329,16 @@ Result<ArchiveSummary> VerifyArchive(const std::string& path) {
     }
     previous = line;
   }
-  if (number < 2) return bad(number, "too short: no trailer");
+  if (number < 2) return bad(number, Tr("too short: no trailer"));
   json trailer = json::parse(previous, nullptr, false);
   if (!trailer.is_object() || !trailer["sha256"].is_string()) {
-    return bad(number, "expected the trailer {\"cases\",\"events\",\"sha256\"}");
+    return bad(number, Tr("expected the trailer {\"cases\",\"events\",\"sha256\"}"));
   }
   summary.sha256 = hash.HexDigest();
   if (trailer["sha256"] != summary.sha256 || trailer.value("cases", -1) != summary.cases ||
       trailer.value("events", -1) != summary.events) {
-    return Status::HistoryBroken("archive " + path +
-                                 " was altered: its lines do not hash or count to its trailer");
+    return Status::HistoryBroken(
+        TrFormat("archive {0} was altered: its lines do not hash or count to its trailer", path));
   }
   return summary;
 }

@@ -6,6 +6,8 @@
 #include <cstdio>
 #include <utility>
 
+#include "workflows/i18n.hpp"
+
 namespace wf::engine {
 
 namespace {
@@ -83,15 +85,19 @@ std::string FormatTimeOfDay(Duration since_midnight) {
   return buffer;
 }
 
-// One decimal, without a locale: 15 -> "1.5", 20 -> "2".
-std::string FormatTenths(int64_t tenths) {
-  std::string out = std::to_string(tenths / 10);
-  if (tenths % 10 != 0) out += "." + std::to_string(tenths % 10);
+// One decimal for people, the decimal point in the reader's language: 15 -> "1.5" ("1,5" in
+// Vietnamese), 20 -> "2"; always "1.5" for machines (`people` false).
+std::string FormatTenths(int64_t tenths, bool people = true) {
+  bool vietnamese = people && i18n::Vietnamese();
+  std::string out = vietnamese ? i18n::Number(tenths / 10) : std::to_string(tenths / 10);
+  if (tenths % 10 != 0) out += (vietnamese ? "," : ".") + std::to_string(tenths % 10);
   return out;
 }
 
-std::string WorkingDaysPhrase(int64_t tenths) {
-  return FormatTenths(tenths) + (tenths == 10 ? " working day" : " working days");
+// The count that chooses the singular or plural of "N working days": the whole number, or 0
+// (read as plural, as "0.5 working days" is) for a fraction.
+unsigned long PluralCount(int64_t tenths) {
+  return tenths % 10 == 0 ? static_cast<unsigned long>(tenths / 10) : 0;
 }
 
 }  // namespace
@@ -264,15 +270,24 @@ TimePoint Calendar::DueAfter(TimePoint from, const workflows::Duration& limit) c
   return Clamp(from) + seconds{total};
 }
 
-std::string Calendar::DescribeTimeLeft(TimePoint now, TimePoint deadline) const {
+std::string Calendar::DescribeTimeLeft(TimePoint now, TimePoint deadline, bool people) const {
   bool overdue = now > deadline;
   double amount = overdue ? WorkingTimeBetween(deadline, now) : WorkingTimeBetween(now, deadline);
   auto tenths = static_cast<int64_t>(std::llround(amount * 10));
-  if (overdue) {
-    return tenths == 0 ? "overdue by less than 0.1 working day"
-                       : "overdue by " + WorkingDaysPhrase(tenths);
+  if (tenths == 0) {
+    const char* text = overdue ? TrNoop("overdue by less than 0.1 working day")
+                               : TrNoop("less than 0.1 working day left");
+    return people ? Tr(text) : text;
   }
-  return tenths == 0 ? "less than 0.1 working day left" : WorkingDaysPhrase(tenths) + " left";
+  // For machines (`people` false) the English text with its choice of singular or plural.
+  unsigned long n = PluralCount(tenths);
+  const char* english =
+      overdue ? (n == 1 ? "overdue by {0} working day" : "overdue by {0} working days")
+              : (n == 1 ? "{0} working day left" : "{0} working days left");
+  const char* text = !people   ? english
+                     : overdue ? TrN("overdue by {0} working day", "overdue by {0} working days", n)
+                               : TrN("{0} working day left", "{0} working days left", n);
+  return TrFill(text, english, fmt::make_format_args(FormatTenths(tenths, people)));
 }
 
 std::string Calendar::FormatLocal(TimePoint t) const {

@@ -163,8 +163,9 @@ class Calendar {
 
   // For a clerk: "1.5 working days left", "1 working day left", "less than 0.1 working day
   // left", "overdue by 2 working days", "overdue by less than 0.1 working day" (also on a
-  // weekend right after a deadline). Rounded to one decimal.
-  std::string DescribeTimeLeft(TimePoint now, TimePoint deadline) const;
+  // weekend right after a deadline). Rounded to one decimal. In the reader's language (i18n),
+  // or in English for `show --json` when `people` is false.
+  std::string DescribeTimeLeft(TimePoint now, TimePoint deadline, bool people = true) const;
 
   // `t` in this calendar's local time with its offset, e.g. "2026-11-27T16:00:00+07:00".
   std::string FormatLocal(TimePoint t) const;

@@ -2,6 +2,8 @@
 
 #include <string>
 
+#include "workflows/i18n.hpp"
+
 namespace wf::engine {
 
 std::vector<workflows::Diagnostic> CheckCalls(const workflows::Procedure& procedure,
@@ -15,7 +17,7 @@ std::vector<workflows::Diagnostic> CheckCalls(const workflows::Procedure& proced
     if (valid.ok()) continue;
     auto at = step.values.find("call");
     sink.Error(at != step.values.end() ? at->second : step.where,
-               "in step '" + step.id + "': " + valid.message());
+               TrFormat("in step '{0}': {1}", step.id, valid.message()));
   }
   return sink.Sorted();
 }

@@ -6,6 +6,7 @@
 #include <set>
 
 #include "engine/runtime.hpp"
+#include "workflows/i18n.hpp"
 
 namespace wf::engine {
 
@@ -82,10 +83,10 @@ Status CheckCallCycles(StoreTx& tx, ProcedureCache& cache,
   if (cycle->empty()) return Status::Ok();
   std::string chain;
   for (const std::string& name : *cycle) chain += (chain.empty() ? "" : " → ") + name;
-  return Status::Invalid("procedure '" + cycle->front() +
-                         "' would start itself as a sub-case: " + chain +
-                         "; call_procedure may not lead back to the procedure that calls, "
-                         "directly or through others");
+  return Status::Invalid(
+      TrFormat("procedure '{0}' would start itself as a sub-case: {1}; call_procedure may not "
+               "lead back to the procedure that calls, directly or through others",
+               cycle->front(), chain));
 }
 
 }  // namespace wf::engine

@@ -4,6 +4,7 @@
 
 #include "engine/calendar.hpp"
 #include "engine/machine.hpp"
+#include "workflows/i18n.hpp"
 
 namespace wf::engine {
 
@@ -20,6 +21,83 @@ TimePoint ToPoint(Timestamp t) {
   return TimePoint(std::chrono::duration_cast<TimePoint::duration>(t.time_since_epoch()));
 }
 
+// `msgid` filled in with `args`: in English for JSON when `people` is false, else in the
+// reader's language.
+template <typename... Args>
+std::string Fill(bool people, const char* msgid, const Args&... args) {
+  if (people) return TrFill(Tr(msgid), msgid, fmt::make_format_args(args...));
+  return fmt::vformat(msgid, fmt::make_format_args(args...));
+}
+
+std::string Who(const TaskRecord& task, bool people) {
+  if (task.status == TaskStatus::kClaimed && task.assignee) {
+    return Fill(people, TrNoop("role {0} of {1} (task {2}, claimed by {3})"), task.role,
+                task.agency, task.id, *task.assignee);
+  }
+  return Fill(people, TrNoop("role {0} of {1} (task {2}, unclaimed)"), task.role, task.agency,
+              task.id);
+}
+
+// Where `token` stands, in words naming the command that moves it on.
+std::string Detail(const Token& token, const std::string& case_id, const workflows::Step* step,
+                   const std::vector<TaskRecord>& tasks,
+                   const std::vector<IncidentRecord>& incidents,
+                   const std::vector<CaseRecord>& children, bool people) {
+  const char* its_department = TrNoop("its department");
+  std::string department =
+      step ? step->department : std::string(people ? Tr(its_department) : its_department);
+  switch (token.waiting) {
+    case Waiting::kNothing:
+      return Fill(people, TrNoop("moving on"));
+    case Waiting::kAdapter:
+      return Fill(people, TrNoop("calling {0} (attempt {1}); `wf engine` carries it out"),
+                  department, token.attempt);
+    case Waiting::kRetry:
+      return Fill(people, TrNoop("waiting to call {0} again (attempt {1})"), department,
+                  token.attempt);
+    case Waiting::kAccepted:
+      return Fill(people,
+                  TrNoop("{0} accepted the call and will answer: `wf signal {1} {2} --data FILE` "
+                         "delivers its answer"),
+                  department, case_id, token.signal);
+    case Waiting::kTask: {
+      std::string text = Fill(people, TrNoop("waiting for a person"));
+      for (const auto& task : tasks) {
+        if (task.activation == token.activation && IsTaskOpen(task)) {
+          text = Fill(people, TrNoop("waiting for {0}: {1}"), Who(task, people), task.title);
+        }
+      }
+      return text;
+    }
+    case Waiting::kSignal:
+      return Fill(people, TrNoop("waiting for the signal '{0}': `wf signal {1} {0}`"), token.signal,
+                  case_id);
+    case Waiting::kChild: {
+      std::string text = Fill(people, TrNoop("waiting for a sub-case of {0}"),
+                              step ? step->procedure : std::string("?"));
+      for (const auto& child : children) {
+        if (child.parent_activation == token.activation) {
+          text = Fill(people, TrNoop("waiting for sub-case {0} ({1}, {2})"), child.id,
+                      child.procedure, people ? StatusText(child.status) : child.status);
+        }
+      }
+      return text;
+    }
+    case Waiting::kBranches:
+      return Fill(people, TrNoop("waiting for its parallel branches to end"));
+    case Waiting::kIncident: {
+      std::string text = Fill(people, TrNoop("stopped by an incident: {0}"), token.incident);
+      for (const auto& incident : incidents) {
+        if (incident.activation == token.activation && incident.status == IncidentStatus::kOpen) {
+          text += Fill(people, TrNoop("; `wf retry {0}` tries again"), incident.id);
+        }
+      }
+      return text;
+    }
+  }
+  return std::string();
+}
+
 Position Describe(const Token& token, const std::string& case_id,
                   const workflows::Procedure* procedure, const std::vector<TaskRecord>& tasks,
                   const std::vector<IncidentRecord>& incidents,
@@ -31,73 +109,36 @@ Position Describe(const Token& token, const std::string& case_id,
   p.signal = token.signal;
   const workflows::Step* step = procedure ? procedure->FindStep(token.step) : nullptr;
   if (step) p.kind = workflows::StepKindName(step->kind);
-  std::string department = step ? step->department : std::string("its department");
-  switch (token.waiting) {
-    case Waiting::kNothing:
-      p.detail = "moving on";
-      break;
-    case Waiting::kAdapter:
-      p.detail = "calling " + department + " (attempt " + std::to_string(token.attempt) +
-                 "); `wf engine` carries it out";
-      break;
-    case Waiting::kRetry:
-      p.detail = "waiting to call " + department + " again (attempt " +
-                 std::to_string(token.attempt) + ")";
-      break;
-    case Waiting::kAccepted:
-      p.detail = department + " accepted the call and will answer: `wf signal " + case_id + " " +
-                 token.signal + " --data FILE` delivers its answer";
-      break;
-    case Waiting::kTask: {
-      p.detail = "waiting for a person";
-      for (const auto& task : tasks) {
-        if (task.activation == token.activation && IsTaskOpen(task)) {
-          p.detail = "waiting for " + TaskWho(task) + ": " + task.title;
-        }
-      }
-      break;
-    }
-    case Waiting::kSignal:
-      p.detail = "waiting for the signal '" + token.signal + "': `wf signal " + case_id + " " +
-                 token.signal + "`";
-      break;
-    case Waiting::kChild: {
-      p.detail = "waiting for a sub-case of " + (step ? step->procedure : std::string("?"));
-      for (const auto& child : children) {
-        if (child.parent_activation == token.activation) {
-          p.detail = "waiting for sub-case " + child.id + " (" + child.procedure + ", " +
-                     child.status + ")";
-        }
-      }
-      break;
-    }
-    case Waiting::kBranches:
-      p.detail = "waiting for its parallel branches to end";
-      break;
-    case Waiting::kIncident: {
-      p.detail = "stopped by an incident: " + token.incident;
-      for (const auto& incident : incidents) {
-        if (incident.activation == token.activation && incident.status == IncidentStatus::kOpen) {
-          p.detail += "; `wf retry " + std::to_string(incident.id) + "` tries again";
-        }
-      }
-      break;
-    }
-  }
+  p.detail = Detail(token, case_id, step, tasks, incidents, children, false);
+  p.text = Detail(token, case_id, step, tasks, incidents, children, true);
   return p;
 }
 
 }  // namespace
 
-std::string TaskWho(const TaskRecord& task) {
-  std::string who =
-      "role " + task.role + " of " + task.agency + " (task " + std::to_string(task.id);
-  if (task.status == TaskStatus::kClaimed && task.assignee) {
-    who += ", claimed by " + *task.assignee;
-  } else {
-    who += ", unclaimed";
+std::string TaskWho(const TaskRecord& task) { return Who(task, false); }
+
+std::string StatusText(const std::string& status) {
+  static const char* const kKnown[] = {
+      TrNoop("open"),    TrNoop("claimed"),   TrNoop("completed"),
+      TrNoop("refused"), TrNoop("cancelled"), TrNoop("resolved"),
+      TrNoop("failed"),  TrNoop("withdrawn"), TrNoop("waiting"),
+  };
+  for (const char* known : kKnown) {
+    if (status == known) return Tr(known);
   }
-  return who + ")";
+  return status;
+}
+
+std::string StepKindText(const std::string& kind) {
+  static const char* const kKnown[] = {
+      TrNoop("task"),     TrNoop("adapter"),        TrNoop("wait"), TrNoop("decision"),
+      TrNoop("parallel"), TrNoop("call_procedure"), TrNoop("end"),  TrNoop("step"),
+  };
+  for (const char* known : kKnown) {
+    if (kind == known) return Tr(known);
+  }
+  return kind;
 }
 
 nlohmann::json TaskJson(const TaskRecord& t) {
@@ -168,8 +209,8 @@ json CaseDetailJson(const CaseDetail& detail, const Deployment& deployment, Time
                 {"local", calendar.FormatLocal(ToPoint(*record.deadline_at))},
                 {"calendar", calendar.name()},
                 {"working_days_left", *clock.working_days_left},
-                {"time_left",
-                 calendar.DescribeTimeLeft(ToPoint(clock.reading), ToPoint(*record.deadline_at))},
+                {"time_left", calendar.DescribeTimeLeft(ToPoint(clock.reading),
+                                                        ToPoint(*record.deadline_at), false)},
                 {"overdue", clock.overdue},
                 {"late", clock.late},
                 {"paused", clock.paused_since.has_value()},

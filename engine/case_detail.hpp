@@ -22,7 +22,8 @@ struct Position {
   std::string kind;  // the step's kind, when the procedure is at hand
   std::string waiting;
   int64_t activation = 0;
-  std::string detail;  // in words, naming the command that moves it on
+  std::string detail;  // in words, naming the command that moves it on (English: JSON's)
+  std::string text;    // the same words in the reader's language, for people
   std::string signal;  // the signal that wakes it, for waits and 202-parked steps
 };
 
@@ -49,5 +50,11 @@ nlohmann::json IncidentJson(const IncidentRecord& incident);
 
 // "role R of AGENCY (task N, claimed by X)".
 std::string TaskWho(const TaskRecord& task);
+
+// A stored status (a case's, a task's or an incident's: "open", "claimed", "completed", ...) for
+// people, in the reader's language; an `end:` outcome wf does not know stays as written.
+std::string StatusText(const std::string& status);
+// A step's kind ("task", "adapter", ...) for people, in the reader's language.
+std::string StepKindText(const std::string& kind);
 
 }  // namespace wf::engine

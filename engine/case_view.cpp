@@ -7,6 +7,7 @@
 
 #include "engine/history_action.hpp"
 #include "engine/runtime.hpp"
+#include "workflows/i18n.hpp"
 
 namespace wf::engine {
 
@@ -353,10 +354,11 @@ Result<CaseView> LoadCaseView(StoreTx& tx, ProcedureCache& procedures, const std
     if (found.error().code() != ErrorCode::kNotFound) return found.error();
     auto archived = tx.GetArchivedChain(id);
     if (archived && *archived) {
-      return Status::NotFound("case " + id + " was archived to " + (*archived)->archive +
-                              "; read it there (wf audit verify --archive FILE checks it)");
+      return Status::NotFound(TrFormat(
+          "case {0} was archived to {1}; read it there (wf audit verify --archive FILE checks it)",
+          id, (*archived)->archive));
     }
-    return Status::NotFound("no case " + id + "; `wf cases` lists them");
+    return Status::NotFound(TrFormat("no case {0}; `wf cases` lists them", id));
   }
   view.record = std::move(*found);
   // Without its procedure the case is still shown, only with less detail.

@@ -9,6 +9,7 @@
 #include <system_error>
 #include <utility>
 
+#include "workflows/i18n.hpp"
 #include "workflows/yaml_tree.hpp"
 
 namespace wf::engine {
@@ -35,23 +36,42 @@ const std::vector<std::string> kWeekdayNames = {"monday", "tuesday",  "wednesday
 
 std::string Quote(const std::string& s) { return "'" + s + "'"; }
 
+// "a, b or c".
 std::string JoinNames(const std::vector<std::string>& names) {
-  std::string out;
-  for (size_t i = 0; i < names.size(); ++i) {
-    if (i > 0) out += i + 1 == names.size() ? " or " : ", ";
-    out += names[i];
+  if (names.size() < 2) return names.empty() ? std::string() : names.front();
+  std::string head;
+  for (size_t i = 0; i + 1 < names.size(); ++i) {
+    if (i > 0) head += ", ";
+    head += names[i];
   }
-  return out;
+  return TrFormat("{0} or {1}", head, names.back());
 }
 
 // "; did you mean 'x'?" when a candidate is close, else "; expected a, b or c" (or nothing).
 std::string Suggestion(const std::string& word, const std::vector<std::string>& candidates,
                        bool list_when_far) {
   std::string near = NearestMatch(word, candidates);
-  if (!near.empty()) return "; did you mean " + Quote(near) + "?";
-  if (list_when_far && !candidates.empty()) return "; expected " + JoinNames(candidates);
+  if (!near.empty()) return TrFormat("; did you mean {0}?", Quote(near));
+  if (list_when_far && !candidates.empty()) {
+    return TrFormat("; expected {0}", JoinNames(candidates));
+  }
   return "";
 }
+
+// What is said about one kind of date list: whole sentences, translated when said.
+struct DateListWords {
+  const char* list;        // the list as a whole: "{0}: 'holidays'"
+  const char* not_a_date;  // an item that is no scalar
+  const char* not_real;    // a scalar that is no date
+};
+
+const DateListWords kHolidayWords = {
+    TrNoop("{0}: 'holidays'"), TrNoop("{0}: a holiday must be a date (YYYY-MM-DD), not {1}"),
+    TrNoop("{0}: holiday {1} is not a real date written YYYY-MM-DD")};
+const DateListWords kWorkingDayWords = {
+    TrNoop("{0}: 'working days'"),
+    TrNoop("{0}: a working day must be a date (YYYY-MM-DD), not {1}"),
+    TrNoop("{0}: working day {1} is not a real date written YYYY-MM-DD")};
 
 // Walks the parsed tree once, filling a Deployment and reporting every problem to the sink.
 class ConfigReader {
@@ -63,9 +83,9 @@ class ConfigReader {
     Deployment out;
     out.file = sink_.file();
     if (!root.IsNull() && !root.IsMapping()) {
-      Error(root.where, std::string("a deployment config is a mapping with departments, "
-                                    "agencies and calendars, not ") +
-                            root.KindName());
+      Error(root.where, TrFormat("a deployment config is a mapping with departments, agencies "
+                                 "and calendars, not {0}",
+                                 root.KindName()));
     }
     for (const auto& [key, value] : root.entries) {
       if (key.scalar == "departments") {
@@ -75,8 +95,8 @@ class ConfigReader {
       } else if (key.scalar == "calendars") {
         ReadCalendars(value, out);
       } else {
-        Error(key.where, "unknown key " + Quote(key.scalar) +
-                             Suggestion(key.scalar, kTopLevelKeys, /*list_when_far=*/true));
+        Error(key.where, TrFormat("unknown key {0}{1}", Quote(key.scalar),
+                                  Suggestion(key.scalar, kTopLevelKeys, /*list_when_far=*/true)));
       }
     }
     if (!out.calendars.count(kDefaultCalendarName)) {
@@ -93,7 +113,7 @@ class ConfigReader {
   bool IsSection(const YamlNode& node, const std::string& what) {
     if (node.IsMapping()) return true;
     if (!node.IsNull()) {
-      Error(node.where, what + " must be a mapping, not " + node.KindName());
+      Error(node.where, TrFormat("{0} must be a mapping, not {1}", what, node.KindName()));
     }
     return false;
   }
@@ -101,8 +121,9 @@ class ConfigReader {
   // The text of a scalar that names something, or nullopt with a diagnostic.
   std::optional<std::string> Name(const YamlNode& node, const std::string& what) {
     if (node.IsScalar() && !node.scalar.empty()) return node.scalar;
-    Error(node.where, what + " must be a name, not " +
-                          (node.IsScalar() ? std::string("empty") : node.KindName()));
+    Error(node.where, node.IsScalar()
+                          ? TrFormat("{0} must be a name, not empty", what)
+                          : TrFormat("{0} must be a name, not {1}", what, node.KindName()));
     return std::nullopt;
   }
 
@@ -114,7 +135,7 @@ class ConfigReader {
     } else if (node.IsScalar()) {
       out.push_back(&node);
     } else if (node.IsMapping()) {
-      Error(node.where, what + " must be a list, not a mapping");
+      Error(node.where, TrFormat("{0} must be a list, not a mapping", what));
     }
     return out;
   }
@@ -122,13 +143,14 @@ class ConfigReader {
   void ReadDepartments(const YamlNode& section, Deployment& out) {
     if (!IsSection(section, "'departments'")) return;
     for (const auto& [key, value] : section.entries) {
-      const std::string context = "department " + Quote(key.scalar);
+      const std::string context = TrFormat("department {0}", Quote(key.scalar));
       Department department;
       department.name = key.scalar;
       department.where = key.where;
       if (!value.IsMapping()) {
         Error(value.IsNull() ? key.where : value.where,
-              context + " must be a mapping with at least 'adapter', not " + value.KindName());
+              TrFormat("{0} must be a mapping with at least 'adapter', not {1}", context,
+                       value.KindName()));
         continue;
       }
       bool has_adapter = false;
@@ -144,9 +166,9 @@ class ConfigReader {
         }
       }
       if (!has_adapter) {
-        Error(key.where, context +
-                             " has no 'adapter' (the kind of system: http, command, sql, "
-                             "notify, noop, ...)");
+        Error(key.where, TrFormat("{0} has no 'adapter' (the kind of system: http, command, "
+                                  "sql, notify, noop, ...)",
+                                  context));
       }
       out.departments[department.name] = std::move(department);
     }
@@ -157,19 +179,19 @@ class ConfigReader {
     if (kinds.empty() || std::find(kinds.begin(), kinds.end(), kind) != kinds.end()) return;
     std::vector<std::string> sorted = kinds;
     std::sort(sorted.begin(), sorted.end());
-    Error(node.where, context + ": unknown adapter " + Quote(kind) +
-                          Suggestion(kind, sorted, /*list_when_far=*/true));
+    Error(node.where, TrFormat("{0}: unknown adapter {1}{2}", context, Quote(kind),
+                               Suggestion(kind, sorted, /*list_when_far=*/true)));
   }
 
   void ReadAgencies(const YamlNode& section, Deployment& out) {
     if (!IsSection(section, "'agencies'")) return;
     for (const auto& [key, value] : section.entries) {
-      const std::string context = "agency " + Quote(key.scalar);
+      const std::string context = TrFormat("agency {0}", Quote(key.scalar));
       Agency agency;
       agency.name = key.scalar;
       agency.where = key.where;
       if (!value.IsNull() && !value.IsMapping()) {
-        Error(value.where, context + " must be a mapping, not " + value.KindName());
+        Error(value.where, TrFormat("{0} must be a mapping, not {1}", context, value.KindName()));
         continue;
       }
       for (const auto& [field, field_value] : value.entries) {
@@ -178,7 +200,7 @@ class ConfigReader {
             agency.title = field_value.scalar;
           } else if (!field_value.IsNull()) {
             Error(field_value.where,
-                  context + ": 'title' must be text, not " + field_value.KindName());
+                  TrFormat("{0}: 'title' must be text, not {1}", context, field_value.KindName()));
           }
         } else if (field.scalar == "calendar") {
           if (auto name = Name(field_value, context + ": 'calendar'")) {
@@ -190,8 +212,9 @@ class ConfigReader {
         } else if (field.scalar == "may") {
           ReadMay(field_value, context, agency);
         } else {
-          Error(field.where, "unknown key " + Quote(field.scalar) + " in " + context +
-                                 Suggestion(field.scalar, kAgencyKeys, /*list_when_far=*/true));
+          Error(field.where,
+                TrFormat("unknown key {0} in {1}{2}", Quote(field.scalar), context,
+                         Suggestion(field.scalar, kAgencyKeys, /*list_when_far=*/true)));
         }
       }
       out.agencies[agency.name] = std::move(agency);
@@ -201,7 +224,7 @@ class ConfigReader {
   // Roles named by a list, without duplicates, appended to `out`.
   void ReadRoles(const YamlNode& node, const std::string& what, std::vector<std::string>& out) {
     for (const YamlNode* role : ListItems(node, what)) {
-      auto name = Name(*role, "a role of " + what);
+      auto name = Name(*role, TrFormat("a role of {0}", what));
       if (name && std::find(out.begin(), out.end(), *name) == out.end()) out.push_back(*name);
     }
   }
@@ -209,10 +232,9 @@ class ConfigReader {
   void ReadMay(const YamlNode& node, const std::string& context, Agency& agency) {
     if (node.IsNull()) return;
     if (!node.IsMapping()) {
-      Error(node.where, context +
-                            ": 'may' must be a mapping ({cancel: [ROLE], start: {PROCEDURE: "
-                            "[ROLE]}}), not " +
-                            node.KindName());
+      Error(node.where, TrFormat("{0}: 'may' must be a mapping ({{cancel: [ROLE], start: "
+                                 "{{PROCEDURE: [ROLE]}}}}), not {1}",
+                                 context, node.KindName()));
       return;
     }
     for (const auto& [key, value] : node.entries) {
@@ -221,10 +243,9 @@ class ConfigReader {
       } else if (key.scalar == "start") {
         if (value.IsNull()) continue;
         if (!value.IsMapping()) {
-          Error(value.where, context +
-                                 ": 'may.start' must map each procedure (or \"*\") to the "
-                                 "roles that may start it, not " +
-                                 value.KindName());
+          Error(value.where, TrFormat("{0}: 'may.start' must map each procedure (or \"*\") to "
+                                      "the roles that may start it, not {1}",
+                                      context, value.KindName()));
           continue;
         }
         for (const auto& [procedure, roles] : value.entries) {
@@ -232,8 +253,8 @@ class ConfigReader {
                     agency.may_start[procedure.scalar]);
         }
       } else {
-        Error(key.where, "unknown key " + Quote(key.scalar) + " in " + context + ": 'may'" +
-                             Suggestion(key.scalar, kMayKeys, /*list_when_far=*/true));
+        Error(key.where, TrFormat("unknown key {0} in {1}: 'may'{2}", Quote(key.scalar), context,
+                                  Suggestion(key.scalar, kMayKeys, /*list_when_far=*/true)));
       }
     }
   }
@@ -241,15 +262,15 @@ class ConfigReader {
   void ReadMembers(const YamlNode& node, const std::string& context, Agency& agency) {
     if (node.IsNull()) return;
     if (!node.IsMapping()) {
-      Error(node.where,
-            context + ": 'members' must map each actor to a list of roles, not " + node.KindName());
+      Error(node.where, TrFormat("{0}: 'members' must map each actor to a list of roles, not {1}",
+                                 context, node.KindName()));
       return;
     }
     for (const auto& [actor, roles] : node.entries) {
       std::vector<std::string>& held = agency.members[actor.scalar];
-      const std::string what = context + ": the roles of " + Quote(actor.scalar);
+      const std::string what = TrFormat("{0}: the roles of {1}", context, Quote(actor.scalar));
       for (const YamlNode* role : ListItems(roles, what)) {
-        auto name = Name(*role, context + ": a role of " + Quote(actor.scalar));
+        auto name = Name(*role, TrFormat("{0}: a role of {1}", context, Quote(actor.scalar)));
         if (name && std::find(held.begin(), held.end(), *name) == held.end()) {
           held.push_back(*name);
         }
@@ -260,28 +281,29 @@ class ConfigReader {
   void ReadCalendars(const YamlNode& section, Deployment& out) {
     if (!IsSection(section, "'calendars'")) return;
     for (const auto& [key, value] : section.entries) {
-      const std::string context = "calendar " + Quote(key.scalar);
+      const std::string context = TrFormat("calendar {0}", Quote(key.scalar));
       CalendarSpec spec;
       spec.name = key.scalar;
       spec.where = key.where;
       if (!value.IsNull() && !value.IsMapping()) {
-        Error(value.where, context + " must be a mapping, not " + value.KindName());
+        Error(value.where, TrFormat("{0} must be a mapping, not {1}", context, value.KindName()));
         continue;
       }
       for (const auto& [field, field_value] : value.entries) {
         if (field.scalar == "weekend") {
           ReadWeekend(field_value, context, spec);
         } else if (field.scalar == "holidays") {
-          spec.holidays = ReadDates(field_value, context, "holiday", /*ranges=*/true);
+          spec.holidays = ReadDates(field_value, context, kHolidayWords, /*ranges=*/true);
         } else if (field.scalar == "working_days") {
-          spec.working_days = ReadDates(field_value, context, "working day", /*ranges=*/false);
+          spec.working_days = ReadDates(field_value, context, kWorkingDayWords, /*ranges=*/false);
         } else if (field.scalar == "cutoff") {
           ReadCutoff(field_value, context, spec);
         } else if (field.scalar == "utc_offset") {
           ReadUtcOffset(field_value, context, spec);
         } else {
-          Error(field.where, "unknown key " + Quote(field.scalar) + " in " + context +
-                                 Suggestion(field.scalar, kCalendarKeys, /*list_when_far=*/true));
+          Error(field.where,
+                TrFormat("unknown key {0} in {1}{2}", Quote(field.scalar), context,
+                         Suggestion(field.scalar, kCalendarKeys, /*list_when_far=*/true)));
         }
       }
       out.calendars[spec.name] = std::move(spec);
@@ -293,13 +315,15 @@ class ConfigReader {
     spec.weekend.clear();
     for (const YamlNode* item : ListItems(node, context + ": 'weekend'")) {
       if (!item->IsScalar()) {
-        Error(item->where, context + ": a weekend day must be a day name, not " + item->KindName());
+        Error(item->where, TrFormat("{0}: a weekend day must be a day name, not {1}", context,
+                                    item->KindName()));
         continue;
       }
       auto day = ParseWeekday(item->scalar);
       if (!day) {
-        Error(item->where, context + ": unknown weekday " + Quote(item->scalar) +
-                               Suggestion(item->scalar, kWeekdayNames, /*list_when_far=*/true));
+        Error(item->where,
+              TrFormat("{0}: unknown weekday {1}{2}", context, Quote(item->scalar),
+                       Suggestion(item->scalar, kWeekdayNames, /*list_when_far=*/true)));
         continue;
       }
       if (std::find(spec.weekend.begin(), spec.weekend.end(), *day) == spec.weekend.end()) {
@@ -311,35 +335,35 @@ class ConfigReader {
                 return a.c_encoding() < b.c_encoding();
               });
     if (spec.weekend.size() == 7) {
-      Error(node.where, context + ": every day of the week is a weekend day; nothing is worked");
+      Error(node.where,
+            TrFormat("{0}: every day of the week is a weekend day; nothing is worked", context));
     }
   }
 
-  // A list of dates; with `ranges`, items may also be `first..last`, inclusive.
+  // A list of dates; with `ranges`, items may also be `first..last`, inclusive (holidays only).
   std::vector<Date> ReadDates(const YamlNode& node, const std::string& context,
-                              const std::string& what, bool ranges) {
+                              const DateListWords& words, bool ranges) {
     std::vector<Date> dates;
-    for (const YamlNode* item : ListItems(node, context + ": '" + what + "s'")) {
+    for (const YamlNode* item : ListItems(node, TrFormat(words.list, context))) {
       if (!item->IsScalar()) {
-        Error(item->where,
-              context + ": a " + what + " must be a date (YYYY-MM-DD), not " + item->KindName());
+        Error(item->where, TrFormat(words.not_a_date, context, item->KindName()));
         continue;
       }
       const std::string& text = item->scalar;
       size_t dots = ranges ? text.find("..") : std::string::npos;
       if (dots == std::string::npos) {
-        if (auto date = DateAt(*item, text, context, what)) dates.push_back(*date);
+        if (auto date = DateAt(*item, text, context, words)) dates.push_back(*date);
         continue;
       }
-      auto first = DateAt(*item, text.substr(0, dots), context, what);
-      auto last = DateAt(*item, text.substr(dots + 2), context, what);
+      auto first = DateAt(*item, text.substr(0, dots), context, words);
+      auto last = DateAt(*item, text.substr(dots + 2), context, words);
       if (!first || !last) continue;
       if (*last < *first) {
         Error(item->where,
-              context + ": " + what + " range " + Quote(text) + " ends before it starts");
+              TrFormat("{0}: holiday range {1} ends before it starts", context, Quote(text)));
       } else if ((*last - *first).count() >= kMaxHolidayRangeDays) {
         Error(item->where,
-              context + ": " + what + " range " + Quote(text) + " is longer than a year");
+              TrFormat("{0}: holiday range {1} is longer than a year", context, Quote(text)));
       } else {
         for (Date d = *first; d <= *last; d += std::chrono::days{1}) dates.push_back(d);
       }
@@ -350,12 +374,9 @@ class ConfigReader {
   }
 
   std::optional<Date> DateAt(const YamlNode& item, const std::string& text,
-                             const std::string& context, const std::string& what) {
+                             const std::string& context, const DateListWords& words) {
     auto date = ParseDate(text);
-    if (!date) {
-      Error(item.where,
-            context + ": " + what + " " + Quote(text) + " is not a real date written YYYY-MM-DD");
-    }
+    if (!date) Error(item.where, TrFormat(words.not_real, context, Quote(text)));
     return date;
   }
 
@@ -364,9 +385,9 @@ class ConfigReader {
     std::optional<int> minutes;
     if (node.IsScalar()) minutes = ParseClockTime(node.scalar);
     if (!minutes) {
-      Error(node.where, context + ": cutoff " +
-                            (node.IsScalar() ? Quote(node.scalar) : std::string(node.KindName())) +
-                            " is not a time of day; write it as \"HH:MM\", e.g. \"15:00\"");
+      Error(node.where,
+            TrFormat("{0}: cutoff {1} is not a time of day; write it as \"HH:MM\", e.g. \"15:00\"",
+                     context, node.IsScalar() ? Quote(node.scalar) : std::string(node.KindName())));
       return;
     }
     spec.cutoff_minutes = minutes;
@@ -376,9 +397,10 @@ class ConfigReader {
     std::optional<int> offset;
     if (node.IsScalar()) offset = ParseUtcOffset(node.scalar);
     if (!offset) {
-      Error(node.where, context + ": utc_offset " +
-                            (node.IsScalar() ? Quote(node.scalar) : std::string(node.KindName())) +
-                            " is not an offset from UTC; write it as \"+HH:MM\", e.g. \"+07:00\"");
+      Error(node.where,
+            TrFormat("{0}: utc_offset {1} is not an offset from UTC; write it as "
+                     "\"+HH:MM\", e.g. \"+07:00\"",
+                     context, node.IsScalar() ? Quote(node.scalar) : std::string(node.KindName())));
       return;
     }
     spec.utc_offset_minutes = *offset;
@@ -389,9 +411,10 @@ class ConfigReader {
     for (const auto& [name, spec] : out.calendars) names.push_back(name);
     for (const auto& ref : calendar_refs_) {
       if (out.calendars.count(ref.calendar)) continue;
-      Error(ref.where, "agency " + Quote(ref.agency) + " uses calendar " + Quote(ref.calendar) +
-                           ", which is not defined under 'calendars'" +
-                           Suggestion(ref.calendar, names, /*list_when_far=*/false));
+      Error(ref.where, TrFormat("agency {0} uses calendar {1}, which is not defined under "
+                                "'calendars'{2}",
+                                Quote(ref.agency), Quote(ref.calendar),
+                                Suggestion(ref.calendar, names, /*list_when_far=*/false)));
     }
   }
 
@@ -497,26 +520,39 @@ Result<Deployment> LoadDeploymentText(std::string_view text, const std::string& 
 
 Result<Deployment> LoadDeployment(const std::string& path, const DeploymentOptions& options) {
   if (path.empty()) return Deployment::Empty();
-  const std::string how_to_set = "; give the deployment config with --config FILE or WF_CONFIG";
+  auto unreadable = [&path] {
+    return Status::NotFound(TrFormat(
+        "config file '{0}' cannot be read; give the deployment config with --config FILE or "
+        "WF_CONFIG",
+        path));
+  };
   std::error_code ec;
   auto status = std::filesystem::status(path, ec);
   if (!std::filesystem::exists(status)) {
-    return Status::NotFound("config file '" + path + "' not found" + how_to_set);
+    return Status::NotFound(TrFormat(
+        "config file '{0}' not found; give the deployment config with --config FILE or WF_CONFIG",
+        path));
   }
   if (std::filesystem::is_directory(status)) {
-    return Status::NotFound("config file '" + path + "' is a directory" + how_to_set);
+    return Status::NotFound(TrFormat(
+        "config file '{0}' is a directory; give the deployment config with --config FILE or "
+        "WF_CONFIG",
+        path));
   }
   auto size = std::filesystem::file_size(path, ec);
   if (!ec && size > kMaxConfigBytes) {
-    return Status::Invalid(path + ":1:1: error: the config is " + std::to_string(size) +
-                           " bytes, more than the limit of " + std::to_string(kMaxConfigBytes) +
-                           " bytes");
+    // Shaped like a diagnostic (file:line:col), as the config's other errors are.
+    return Status::Invalid(
+        TrFormat("{0}:{1}:{2}: error: {3}", path, "1", "1",
+                 TrFormat("the config is {0} bytes, more than the limit of {1} bytes",
+                          i18n::Number(static_cast<long long>(size)),
+                          i18n::Number(static_cast<long long>(kMaxConfigBytes)))));
   }
   std::ifstream in(path, std::ios::binary);
-  if (!in) return Status::NotFound("config file '" + path + "' cannot be read" + how_to_set);
+  if (!in) return unreadable();
   std::ostringstream content;
   content << in.rdbuf();
-  if (in.bad()) return Status::NotFound("config file '" + path + "' cannot be read" + how_to_set);
+  if (in.bad()) return unreadable();
   return LoadDeploymentText(content.str(), path, options);
 }
 

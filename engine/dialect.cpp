@@ -4,6 +4,7 @@
 #include <map>
 
 #include "engine/store_rows.hpp"
+#include "workflows/i18n.hpp"
 
 namespace wf::engine {
 namespace {
@@ -39,8 +40,8 @@ std::string ConninfoValue(std::string_view value) {
 
 Result<DatabaseTarget> ParsePostgresUrl(std::string_view url, std::string_view rest) {
   auto bad = [&](const std::string& why) {
-    return Status::Usage("invalid PostgreSQL URL: " + why +
-                         " (expected postgresql://user@host:port/db)");
+    return Status::Usage(
+        TrFormat("invalid PostgreSQL URL: {0} (expected postgresql://user@host:port/db)", why));
   };
   std::string_view query;
   if (size_t q = rest.find('?'); q != std::string_view::npos) {
@@ -67,11 +68,11 @@ Result<DatabaseTarget> ParsePostgresUrl(std::string_view url, std::string_view r
   std::string_view host_part = rest, port_part;
   if (!rest.empty() && rest.front() == '[') {  // [IPv6]:port
     size_t close = rest.find(']');
-    if (close == std::string_view::npos) return bad("unclosed '[' in host");
+    if (close == std::string_view::npos) return bad(Tr("unclosed '[' in host"));
     host_part = rest.substr(1, close - 1);
     std::string_view after = rest.substr(close + 1);
     if (!after.empty()) {
-      if (after.front() != ':') return bad("junk after ']'");
+      if (after.front() != ':') return bad(Tr("junk after ']'"));
       port_part = after.substr(1);
     }
   } else if (size_t colon = rest.rfind(':'); colon != std::string_view::npos) {
@@ -79,13 +80,13 @@ Result<DatabaseTarget> ParsePostgresUrl(std::string_view url, std::string_view r
     port_part = rest.substr(colon + 1);
   }
   for (char c : port_part) {
-    if (!std::isdigit(static_cast<unsigned char>(c))) return bad("port is not a number");
+    if (!std::isdigit(static_cast<unsigned char>(c))) return bad(Tr("port is not a number"));
   }
 
   std::string user, password, host, db;
   if (!PercentDecode(user_part, user) || !PercentDecode(password_part, password) ||
       !PercentDecode(host_part, host) || !PercentDecode(path, db)) {
-    return bad("malformed %-escape");
+    return bad(Tr("malformed %-escape"));
   }
 
   std::map<std::string, std::string> params;
@@ -95,15 +96,15 @@ Result<DatabaseTarget> ParsePostgresUrl(std::string_view url, std::string_view r
     query = amp == std::string_view::npos ? std::string_view() : query.substr(amp + 1);
     if (pair.empty()) continue;
     size_t eq = pair.find('=');
-    if (eq == std::string_view::npos) return bad("query parameter without '='");
+    if (eq == std::string_view::npos) return bad(Tr("query parameter without '='"));
     std::string key, value;
     if (!PercentDecode(pair.substr(0, eq), key) || !PercentDecode(pair.substr(eq + 1), value)) {
-      return bad("malformed %-escape");
+      return bad(Tr("malformed %-escape"));
     }
-    if (key.empty()) return bad("empty query parameter name");
+    if (key.empty()) return bad(Tr("empty query parameter name"));
     for (char c : key) {
       if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_') {
-        return bad("bad query parameter name '" + key + "'");
+        return bad(TrFormat("bad query parameter name '{0}'", key));
       }
     }
     params[key] = value;
@@ -166,14 +167,14 @@ Result<DatabaseTarget> ParseDatabaseUrl(std::string_view url) {
     std::string_view path = url.substr(kSqlite.size());
     if (path.substr(0, 2) == "//") path = path.substr(2);
     if (path.empty())
-      return Status::Usage("invalid SQLite URL '" + std::string(url) + "': expected sqlite:PATH");
+      return Status::Usage(TrFormat("invalid SQLite URL '{0}': expected sqlite:PATH", url));
     DatabaseTarget target;
     target.backend = Backend::kSqlite;
     // SOCI reads a connect string with '=' as key=value pairs; a plain path is taken whole.
     if (path.find('=') != std::string_view::npos) {
       if (path.find(' ') != std::string_view::npos) {
-        return Status::Usage("SQLite path '" + std::string(path) +
-                             "' may not contain both '=' and a space");
+        return Status::Usage(
+            TrFormat("SQLite path '{0}' may not contain both '=' and a space", path));
       }
       target.connect_string = "db=" + std::string(path);
     } else {
@@ -187,8 +188,10 @@ Result<DatabaseTarget> ParseDatabaseUrl(std::string_view url) {
       return ParsePostgresUrl(url, url.substr(scheme.size()));
     }
   }
-  return Status::Usage("unsupported database URL '" + std::string(url.substr(0, url.find('@'))) +
-                       "': expected sqlite:PATH or postgresql://user@host:port/db");
+  return Status::Usage(
+      TrFormat("unsupported database URL '{0}': expected sqlite:PATH or "
+               "postgresql://user@host:port/db",
+               url.substr(0, url.find('@'))));
 }
 
 std::int64_t AdvisoryKey(std::string_view name) {

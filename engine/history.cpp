@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "workflows/hash.hpp"
+#include "workflows/i18n.hpp"
 
 namespace wf::engine {
 
@@ -46,8 +47,7 @@ void SealEvent(HistoryEvent& event, const HistoryEvent* previous) {
 }
 
 std::string ChainBreak::Describe() const {
-  return "case " + case_id + ": event seq " + std::to_string(seq) + " does not verify (" + reason +
-         ")";
+  return TrFormat("case {0}: event seq {1} does not verify ({2})", case_id, seq, reason);
 }
 
 std::optional<ChainBreak> ChainVerifier::Feed(const HistoryEvent& event) {
@@ -66,12 +66,12 @@ std::optional<ChainBreak> ChainVerifier::Feed(const HistoryEvent& event) {
   if (broken_) return std::nullopt;
   std::optional<ChainBreak> failure;
   if (event.seq != last_seq_ + 1) {
-    failure = ChainBreak{event.case_id, last_seq_ + 1,
-                         "gap in seq (found " + std::to_string(event.seq) + ")"};
+    failure =
+        ChainBreak{event.case_id, last_seq_ + 1, TrFormat("gap in seq (found {0})", event.seq)};
   } else if (event.prev_hash != last_hash_) {
-    failure = ChainBreak{event.case_id, event.seq, "broken link"};
+    failure = ChainBreak{event.case_id, event.seq, Tr("broken link")};
   } else if (ComputeEventHash(event) != event.hash) {
-    failure = ChainBreak{event.case_id, event.seq, "hash mismatch"};
+    failure = ChainBreak{event.case_id, event.seq, Tr("hash mismatch")};
   }
   last_seq_ = event.seq;
   last_hash_ = event.hash;

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "engine/archive.hpp"
+#include "workflows/i18n.hpp"
 
 namespace wf::engine {
 
@@ -69,21 +70,21 @@ Status ReadCsv(std::istream& in, const std::string& path,
   if (!ReadCsvRecord(in, fields) || fields != header) {
     std::string names;
     for (const auto& name : header) names += (names.empty() ? "" : ",") + name;
-    return Status::Invalid(path + ":1: expected the header " + names +
-                           " (a `wf audit export` file?)");
+    return Status::Invalid(
+        TrFormat("{0}:1: expected the header {1} (a `wf audit export` file?)", path, names));
   }
   for (std::int64_t number = 2; ReadCsvRecord(in, fields); ++number) {
-    const std::string where = path + ":" + std::to_string(number) + ": ";
     if (fields.size() != header.size()) {
-      return Status::Invalid(where + "expected " + std::to_string(header.size()) +
-                             " fields, found " + std::to_string(fields.size()));
+      return Status::Invalid(TrFormat("{0}:{1}: expected {2} fields, found {3}", path, number,
+                                      header.size(), fields.size()));
     }
     HistoryEvent e;
     e.case_id = fields[0];
     try {
       e.seq = std::stoll(fields[1]);
     } catch (const std::exception&) {
-      return Status::Invalid(where + "seq '" + fields[1] + "' is not a number");
+      return Status::Invalid(
+          TrFormat("{0}:{1}: seq '{2}' is not a number", path, number, fields[1]));
     }
     e.at = fields[2];
     e.actor = fields[3];
@@ -105,8 +106,8 @@ Status ReadJsonLines(std::istream& in, const std::string& path,
     std::optional<HistoryEvent> event =
         HistoryEventFromJson(nlohmann::json::parse(line, nullptr, false));
     if (!event) {
-      return Status::Invalid(path + ":" + std::to_string(number) +
-                             ": not a history event as `wf audit export` writes them");
+      return Status::Invalid(
+          TrFormat("{0}:{1}: not a history event as `wf audit export` writes them", path, number));
     }
     if (Status s = visit(*event); !s.ok()) return s;
   }

@@ -8,6 +8,8 @@
 #include <cstring>
 #include <filesystem>
 
+#include "workflows/i18n.hpp"
+
 namespace wf::engine {
 
 namespace {
@@ -29,8 +31,8 @@ int CreateExclusively(const std::string& path) {
 Status CreatePrivateFile(const std::string& path) {
   int error = CreateExclusively(path);
   if (error == 0) return Status::Ok();
-  std::string message = "cannot create " + path + ": " + std::strerror(error);
-  if (error == EEXIST) return Status::Conflict(path + " exists already");
+  std::string message = TrFormat("cannot create {0}: {1}", path, std::strerror(error));
+  if (error == EEXIST) return Status::Conflict(TrFormat("{0} exists already", path));
   if (error == ENOENT || error == ENOTDIR) return Status::NotFound(message);
   if (error == EACCES || error == EPERM || error == EROFS) return Status::NotPermitted(message);
   return Status::Internal(message);
@@ -45,8 +47,8 @@ Status PrepareSqliteFile(const DatabaseTarget& target) {
   if (path.empty() || path == ":memory:" || path.rfind("file:", 0) == 0) return Status::Ok();
   int error = CreateExclusively(path);
   if (error == 0 || error == EEXIST) return Status::Ok();
-  return Status::Unavailable("cannot create the SQLite database " + path + ": " +
-                             std::strerror(error));
+  return Status::Unavailable(
+      TrFormat("cannot create the SQLite database {0}: {1}", path, std::strerror(error)));
 }
 
 Status SyncParentFolder(const std::string& path) {
@@ -56,7 +58,8 @@ Status SyncParentFolder(const std::string& path) {
   if (fd < 0 || ::fsync(fd) != 0) {
     std::string reason = std::strerror(errno);
     if (fd >= 0) ::close(fd);
-    return Status::Internal("cannot flush the folder " + folder.string() + " to disk: " + reason);
+    return Status::Internal(
+        TrFormat("cannot flush the folder {0} to disk: {1}", folder.string(), reason));
   }
   ::close(fd);
   return Status::Ok();

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "engine/runtime.hpp"
+#include "workflows/i18n.hpp"
 
 namespace wf::engine {
 
@@ -59,7 +60,7 @@ Status Runtime::WithRefusal(const Status& refused, const std::string& procedure_
 }
 
 std::string RefusalNotRecorded(const Status& failure) {
-  return "(the refusal could not be recorded for the report: " + failure.message() + ")";
+  return TrFormat("(the refusal could not be recorded for the report: {0})", failure.message());
 }
 
 }  // namespace wf::engine

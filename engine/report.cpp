@@ -8,6 +8,7 @@
 #include "engine/case_view.hpp"
 #include "engine/history_action.hpp"
 #include "engine/runtime.hpp"
+#include "workflows/i18n.hpp"
 
 namespace wf::engine {
 
@@ -47,6 +48,9 @@ struct StepDefinition {
   bool reuse = false;
 };
 
+// Labels and who-texts stay English here: `wf report --json` prints them as they are. The words
+// marked TrNoop (and "signal X", "sub-case X", "end: OUTCOME") are put in the reader's language
+// where people read them (cli/report_html.cpp: LabelForPeople, WhoForPeople).
 StepDefinition Define(const workflows::Procedure& procedure, const workflows::Step& step) {
   using workflows::StepKind;
   StepDefinition d;
@@ -73,14 +77,14 @@ StepDefinition Define(const workflows::Procedure& procedure, const workflows::St
     }
     case StepKind::kWait:
       d.label = "signal " + (step.signal.empty() ? step.id : step.signal);
-      d.who = step.pauses_deadline ? "applicant (clock paused)" : "outside";
+      d.who = step.pauses_deadline ? TrNoop("applicant (clock paused)") : TrNoop("outside");
       break;
     case StepKind::kCallProcedure:
       d.label = "sub-case " + step.procedure;
       d.who = step.procedure;
       break;
     case StepKind::kParallel:
-      d.label = "in parallel";
+      d.label = TrNoop("in parallel");
       break;
     case StepKind::kEnd:
       d.label = "end: " + (step.outcome.empty() ? std::string("completed") : step.outcome);

@@ -6,6 +6,7 @@
 #include "engine/call_graph.hpp"
 #include "engine/history_action.hpp"
 #include "workflows/expression.hpp"
+#include "workflows/i18n.hpp"
 #include "workflows/json_limits.hpp"
 #include "workflows/loader.hpp"
 
@@ -32,10 +33,28 @@ NewWork EventWork(const std::string& case_id, const std::string& step, int64_t a
 Result<ProcedureRecord> LatestDeployed(StoreTx& tx, const std::string& name) {
   auto record = tx.LatestProcedure(name);
   if (!record && record.error().code() == ErrorCode::kNotFound) {
-    return Status::NotFound("no procedure named '" + name +
-                            "' is deployed; deploy it with `wf deploy FILE`");
+    return Status::NotFound(
+        TrFormat("no procedure named '{0}' is deployed; deploy it with `wf deploy FILE`", name));
   }
   return record;
+}
+
+// A refusal to start a case, in the reader's language; English when `stored`: a sub-case that
+// cannot start is written into its parent's history, which every reader reads.
+template <typename... Args>
+std::string StartRefusal(bool stored, const char* msgid, const Args&... args) {
+  return TrFill(stored ? msgid : Tr(msgid), msgid, fmt::make_format_args(args...));
+}
+
+Status DataLimits(const nlohmann::json& data, bool stored) {
+  if (!data.is_object()) {
+    return Status::Invalid(StartRefusal(stored, TrNoop("case data must be a JSON object")));
+  }
+  if (Status bounded = workflows::CheckJson(data); !bounded.ok()) {
+    return Status(bounded.code(),
+                  StartRefusal(stored, TrNoop("case data is {0}"), bounded.message()));
+  }
+  return Status::Ok();
 }
 
 // The procedures from the root case down to `record` (the case itself included), read through
@@ -120,26 +139,29 @@ Result<nlohmann::json> ExpressionMemo::Evaluate(const workflows::Expression& exp
   return answer;
 }
 
-Status CheckDataLimits(const nlohmann::json& data) {
-  if (!data.is_object()) return Status::Invalid("case data must be a JSON object");
-  if (Status bounded = workflows::CheckJson(data); !bounded.ok()) {
-    return Status(bounded.code(), "case data is " + bounded.message());
-  }
-  return Status::Ok();
-}
+Status CheckDataLimits(const nlohmann::json& data) { return DataLimits(data, false); }
 
 Status CheckEventData(const Event& event) {
+  // `what` holds the message, "... is {0}", translated here.
   auto check = [](const nlohmann::json& value, const char* what) {
     Status bounded = workflows::CheckJson(value);
-    return bounded.ok() ? bounded : Status(bounded.code(), what + bounded.message());
+    return bounded.ok() ? bounded : Status(bounded.code(), TrFormat(what, bounded.message()));
   };
   return std::visit(
       Overloaded{
-          [&](const event::Start& e) { return check(e.data, "case data is "); },
-          [&](const event::StepSucceeded& e) { return check(e.result, "the step's result is "); },
-          [&](const event::TaskCompleted& e) { return check(e.values, "the form's values are "); },
-          [&](const event::SignalReceived& e) { return check(e.data, "the signal's data is "); },
-          [&](const event::ChildEnded& e) { return check(e.data, "the sub-case's data is "); },
+          [&](const event::Start& e) { return check(e.data, TrNoop("case data is {0}")); },
+          [&](const event::StepSucceeded& e) {
+            return check(e.result, TrNoop("the step's result is {0}"));
+          },
+          [&](const event::TaskCompleted& e) {
+            return check(e.values, TrNoop("the form's values are {0}"));
+          },
+          [&](const event::SignalReceived& e) {
+            return check(e.data, TrNoop("the signal's data is {0}"));
+          },
+          [&](const event::ChildEnded& e) {
+            return check(e.data, TrNoop("the sub-case's data is {0}"));
+          },
           [](const auto&) { return Status::Ok(); },
       },
       event);
@@ -387,7 +409,8 @@ Result<Started> Runtime::StartInTx(StoreTx& tx, const workflows::Procedure& proc
                                    Timestamp now, std::optional<std::string> parent_case,
                                    std::optional<int64_t> parent_activation,
                                    workflows::Evaluator& evaluator) {
-  if (Status limits = CheckDataLimits(data); !limits.ok()) return limits;
+  const bool stored = parent_case.has_value();  // a sub-case's refusal goes into history
+  if (Status limits = DataLimits(data, stored); !limits.ok()) return limits;
   CaseRecord record;
   record.procedure = procedure.name;
   record.version = procedure.version;
@@ -399,13 +422,17 @@ Result<Started> Runtime::StartInTx(StoreTx& tx, const workflows::Procedure& proc
   record.parent_activation = parent_activation;
   if (procedure.dedupe) {
     auto key = evaluator.Evaluate(procedure.dedupe->expression, data);
-    if (!key) return Status::Invalid("dedupe key: " + key.error().message());
+    if (!key) {
+      return Status::Invalid(
+          StartRefusal(stored, TrNoop("dedupe key: {0}"), key.error().message()));
+    }
     record.dedupe_key = key->is_string() ? key->get<std::string>() : key->dump();
     auto existing = tx.FindOpenCaseByDedupe(procedure.name, *record.dedupe_key);
     if (!existing) return existing.error();
     if (*existing) {
-      return Status::Conflict("a case of " + procedure.name + " with the same dedupe key (" +
-                              *record.dedupe_key + ") is already open: " + (*existing)->id);
+      return Status::Conflict(StartRefusal(
+          stored, TrNoop("a case of {0} with the same dedupe key ({1}) is already open: {2}"),
+          procedure.name, *record.dedupe_key, (*existing)->id));
     }
   }
   if (procedure.deadline) {
@@ -771,7 +798,7 @@ Status Runtime::ApplyEvent(const std::string& case_id, const Event& event,
         auto record = tx.GetCaseForUpdate(case_id);
         if (!record) {
           if (record.error().code() == ErrorCode::kNotFound) {
-            return Status::NotFound("no case " + case_id + "; `wf cases` lists them");
+            return Status::NotFound(TrFormat("no case {0}; `wf cases` lists them", case_id));
           }
           return record.error();
         }
@@ -791,12 +818,13 @@ Status Runtime::Write(const std::function<Status(StoreTx&)>& body) {
 
 Status Runtime::CheckTaskPermission(const TaskRecord& task, const std::string& actor) const {
   if (actor.empty()) {
-    return Status::NotPermitted("who is acting? give --as NAME or set WF_ACTOR");
+    return Status::NotPermitted(Tr("who is acting? give --as NAME or set WF_ACTOR"));
   }
   if (!deployment_.HasRole(actor, task.role, task.agency)) {
-    return Status::NotPermitted(actor + " does not hold role '" + task.role + "' in agency '" +
-                                task.agency + "' (task " + std::to_string(task.id) +
-                                "); the deployment config's agency members say who does");
+    return Status::NotPermitted(
+        TrFormat("{0} does not hold role '{1}' in agency '{2}' (task {3}); the deployment "
+                 "config's agency members say who does",
+                 actor, task.role, task.agency, std::to_string(task.id)));
   }
   return Status::Ok();
 }
@@ -805,7 +833,8 @@ namespace {
 Result<TaskRecord> FindTask(StoreTx& tx, int64_t task_id) {
   auto task = tx.GetTask(task_id);
   if (!task && task.error().code() == ErrorCode::kNotFound) {
-    return Status::NotFound("no task " + std::to_string(task_id) + "; `wf inbox` lists yours");
+    return Status::NotFound(
+        TrFormat("no task {0}; `wf inbox` lists yours", std::to_string(task_id)));
   }
   return task;
 }
@@ -819,17 +848,17 @@ Status AppendTaskNote(StoreTx& tx, const TaskRecord& task, const std::string& ac
 }
 
 Status DescribeTaskState(const TaskRecord& task, const std::string& actor) {
+  const std::string id = std::to_string(task.id);
   switch (task.status) {
     case TaskStatus::kCompleted:
-      return Status::Conflict("task " + std::to_string(task.id) + " is already completed" +
-                              (task.completed_by ? " by " + *task.completed_by : ""));
+      return Status::Conflict(task.completed_by ? TrFormat("task {0} is already completed by {1}",
+                                                           id, *task.completed_by)
+                                                : TrFormat("task {0} is already completed", id));
     case TaskStatus::kCancelled:
-      return Status::Conflict("task " + std::to_string(task.id) +
-                              " was cancelled (its case moved on or ended)");
+      return Status::Conflict(TrFormat("task {0} was cancelled (its case moved on or ended)", id));
     case TaskStatus::kClaimed:
       if (task.assignee && *task.assignee != actor) {
-        return Status::Conflict("task " + std::to_string(task.id) + " is claimed by " +
-                                *task.assignee);
+        return Status::Conflict(TrFormat("task {0} is claimed by {1}", id, *task.assignee));
       }
       return Status::Ok();
     case TaskStatus::kOpen:
@@ -843,7 +872,7 @@ Status Runtime::CompleteTask(int64_t task_id, const std::string& actor,
                              const nlohmann::json& values) {
   // Before anything copies or dumps them: both recurse once per level.
   if (Status bounded = workflows::CheckJson(values); !bounded.ok()) {
-    return Status(bounded.code(), "the form's values are " + bounded.message());
+    return Status(bounded.code(), TrFormat("the form's values are {0}", bounded.message()));
   }
   const Timestamp now = Now();
   return TransactRehearsed(
@@ -886,7 +915,8 @@ Status Runtime::ReleaseTask(int64_t task_id, const std::string& actor) {
     auto task = FindTask(tx, task_id);
     if (!task) return task.error();
     if (task->status != TaskStatus::kClaimed || task->assignee != actor) {
-      return Status::Conflict("task " + std::to_string(task_id) + " is not claimed by " + actor);
+      return Status::Conflict(
+          TrFormat("task {0} is not claimed by {1}", std::to_string(task_id), actor));
     }
     auto record = tx.GetCaseForUpdate(task->case_id);
     if (!record) return record.error();
@@ -910,14 +940,15 @@ Status Runtime::RetryIncident(int64_t incident_id, const std::string& actor) {
         auto incident = tx.GetIncident(incident_id);
         if (!incident) {
           if (incident.error().code() == ErrorCode::kNotFound) {
-            return Status::NotFound("no incident " + std::to_string(incident_id) +
-                                    "; `wf show CASE` lists a case's incidents");
+            return Status::NotFound(
+                TrFormat("no incident {0}; `wf show CASE` lists a case's incidents",
+                         std::to_string(incident_id)));
           }
           return incident.error();
         }
         if (incident->status != IncidentStatus::kOpen) {
-          return Status::Conflict("incident " + std::to_string(incident_id) +
-                                  " is already resolved");
+          return Status::Conflict(
+              TrFormat("incident {0} is already resolved", std::to_string(incident_id)));
         }
         auto record = tx.GetCaseForUpdate(incident->case_id);
         if (!record) return record.error();

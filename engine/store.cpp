@@ -18,6 +18,7 @@
 
 #include "engine/private_files.hpp"
 #include "engine/store_internal.hpp"
+#include "workflows/i18n.hpp"
 
 namespace wf::engine {
 
@@ -48,8 +49,9 @@ Result<std::unique_ptr<soci::session>> detail::Connect(const StoreState& state) 
     return sql;
   } catch (const std::exception& e) {
     const auto* soci_error = dynamic_cast<const soci::soci_error*>(&e);
-    return Status::Unavailable("cannot connect to " + target.redacted_url + ": " +
-                               Trim(soci_error ? soci_error->get_error_message() : e.what()));
+    return Status::Unavailable(
+        TrFormat("cannot connect to {0}: {1}", target.redacted_url,
+                 Trim(soci_error ? soci_error->get_error_message() : e.what())));
   }
 }
 
@@ -150,9 +152,10 @@ Result<std::unique_ptr<Store>> Store::OpenOnce(std::string_view url, int pool_si
   if (!version) return version.error();
   const int latest = store->state_->dialect.LatestSchemaVersion();
   if (*version > latest) {
-    return Status::Internal("the database " + store->redacted_url() + " has schema version " +
-                            std::to_string(*version) + ", newer than this wf knows (" +
-                            std::to_string(latest) + "): upgrade wf");
+    return Status::Internal(
+        TrFormat("the database {0} has schema version {1}, newer than this wf knows ({2}): "
+                 "upgrade wf",
+                 store->redacted_url(), std::to_string(*version), std::to_string(latest)));
   }
   if (*version < latest) {
     Result<int> applied = store->Migrate();
@@ -207,7 +210,8 @@ Status Store::Run(bool write, const std::function<Status(detail::TxContext&)>& b
       MappedError mapped = MapError(sql.get(), dialect.backend(), "commit", e);
       if (mapped.connection_lost) {
         sql.reset();
-        return Status::Unavailable("commit outcome unknown: " + mapped.status.message());
+        return Status::Unavailable(
+            TrFormat("commit outcome unknown: {0}", mapped.status.message()));
       }
       try {
         Exec(*sql, "ROLLBACK");
@@ -297,8 +301,9 @@ Result<int> Store::Migrate() {
       });
     });
     if (!status.ok()) {
-      return Status(status.code(), "schema migration " + std::to_string(migration.version) + " (" +
-                                       migration.description + "): " + status.message());
+      return Status(status.code(),
+                    TrFormat("schema migration {0} ({1}): {2}", std::to_string(migration.version),
+                             migration.description, status.message()));
     }
     if (did) ++applied;
   }

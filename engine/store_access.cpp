@@ -13,6 +13,7 @@
 #include "engine/store.hpp"
 #include "engine/store_internal.hpp"
 #include "workflows/hash.hpp"
+#include "workflows/i18n.hpp"
 
 namespace wf::engine {
 
@@ -130,11 +131,13 @@ Status StoreTx::AddLogin(const std::string& name, const std::string& group,
                          const std::optional<std::string>& password) {
   if (!context_.dialect.is_postgres()) {
     return Status::Usage(
-        "an SQLite database has one operator and no logins; `wf users` manages PostgreSQL logins");
+        Tr("an SQLite database has one operator and no logins; `wf users` "
+           "manages PostgreSQL logins"));
   }
   if (!IsLoginName(name)) {
-    return Status::Invalid("invalid login name '" + name +
-                           "': use lowercase letters, digits, '.', '_' and '-' (at most 63)");
+    return Status::Invalid(TrFormat(
+        "invalid login name '{0}': use lowercase letters, digits, '.', '_' and '-' (at most 63)",
+        name));
   }
   return Guard(context_, "add login " + name, [&]() -> Status {
     Query exists(context_.sql, "SELECT COUNT(*) FROM pg_roles WHERE rolname = :name");

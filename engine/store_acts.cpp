@@ -9,6 +9,7 @@
 
 #include "engine/store.hpp"
 #include "engine/store_internal.hpp"
+#include "workflows/i18n.hpp"
 
 namespace wf::engine {
 
@@ -50,7 +51,7 @@ std::string ActName(std::int64_t id) {
 
 Status OnlyPostgres(const TxContext& ctx) {
   if (ctx.dialect.is_postgres()) return Status::Ok();
-  return Status::Usage("acts through the database exist on PostgreSQL only");
+  return Status::Usage(Tr("acts through the database exist on PostgreSQL only"));
 }
 
 std::optional<std::string> NonEmpty(const std::string& text) {
@@ -80,7 +81,7 @@ Result<ActRecord> StoreTx::GetAct(std::int64_t id) {
   return Guard(context_, "read " + ActName(id), [&]() -> Result<ActRecord> {
     Query q(context_.sql, kGetActSql);
     q.Bind("id", id).Columns("ittitttttitt");
-    if (!q.Execute()) return Status::NotFound("no " + ActName(id));
+    if (!q.Execute()) return Status::NotFound(TrFormat("no act {0}", std::to_string(id)));
     return ReadAct(q);
   });
 }

@@ -7,6 +7,7 @@
 
 #include "engine/store.hpp"
 #include "engine/store_internal.hpp"
+#include "workflows/i18n.hpp"
 
 namespace wf::engine {
 
@@ -52,22 +53,23 @@ Status StoreTx::RemoveArchivedCase(const ArchivedChain& chain) {
     Query status(sql, "SELECT status FROM cases WHERE id = :id" +
                           std::string(context_.dialect.is_postgres() ? " FOR UPDATE" : ""));
     status.Bind("id", id).Columns("t");
-    if (!status.Execute()) return Status::NotFound("no case " + id);
+    if (!status.Execute()) return Status::NotFound(TrFormat("no case {0}", id));
     if (status.Text(0) == kCaseOpen) {
-      return Status::Conflict("case " + id + " was reopened; it is not archived");
+      return Status::Conflict(TrFormat("case {0} was reopened; it is not archived", id));
     }
     Query head(sql, "SELECT COALESCE(MAX(seq), 0) FROM history WHERE case_id = :id");
     head.Bind("id", id).Columns("i").Execute();
     if (head.Int(0) != chain.head.seq) {
-      return Status::Conflict("case " + id + " has history beyond seq " +
-                              std::to_string(chain.head.seq) +
-                              " written to the archive; archive it again");
+      return Status::Conflict(
+          TrFormat("case {0} has history beyond seq {1} written to the archive; archive it again",
+                   id, std::to_string(chain.head.seq)));
     }
     if (chain.head.seq > 0) {
       Query hash(sql, "SELECT hash FROM history WHERE case_id = :id AND seq = :seq");
       hash.Bind("id", id).Bind("seq", chain.head.seq).Columns("t").Execute();
       if (hash.Text(0) != chain.head.hash) {
-        return Status::Conflict("case " + id + ": its newest event differs from the archive's");
+        return Status::Conflict(
+            TrFormat("case {0}: its newest event differs from the archive's", id));
       }
     }
     Query record(sql, "INSERT INTO archived_chains (" + ColumnNames(kArchivedColumns) +

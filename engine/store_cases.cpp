@@ -12,6 +12,7 @@
 
 #include "engine/store.hpp"
 #include "engine/store_internal.hpp"
+#include "workflows/i18n.hpp"
 
 namespace wf::engine {
 
@@ -33,7 +34,7 @@ Result<CaseRecord> SelectCase(TxContext& ctx, const std::string& id, bool for_up
                          " FROM cases WHERE id = :id" +
                          (for_update && ctx.dialect.is_postgres() ? " FOR UPDATE" : ""));
     q.Bind("id", id).Columns(kCaseColumns);
-    if (!q.Execute()) return Status::NotFound("no case " + id);
+    if (!q.Execute()) return Status::NotFound(TrFormat("no case {0}", id));
     return ReadRow(kCaseColumns, q);
   });
 }

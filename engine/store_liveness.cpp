@@ -16,6 +16,7 @@
 
 #include "engine/store.hpp"
 #include "engine/store_internal.hpp"
+#include "workflows/i18n.hpp"
 
 namespace wf::engine {
 
@@ -43,8 +44,9 @@ std::string LockFile(const std::string& database, const std::string& owner) {
   return LockFolder(database) + name;
 }
 
-Status SystemError(const std::string& what, const std::string& path) {
-  return Status::Unavailable("cannot " + what + " " + path + ": " + std::strerror(errno));
+// `what` is the message, "cannot ... {0}: {1}", translated here.
+Status SystemError(const char* what, const std::string& path) {
+  return Status::Unavailable(TrFormat(what, path, std::strerror(errno)));
 }
 
 }  // namespace
@@ -58,19 +60,20 @@ Status Store::HoldLiveness(const std::string& owner) {
     if (database.empty()) return Status::Ok();
     const std::string folder = LockFolder(database);
     if (::mkdir(folder.c_str(), 0700) != 0 && errno != EEXIST) {
-      return SystemError("create the folder", folder);
+      return SystemError(TrNoop("cannot create the folder {0}: {1}"), folder);
     }
     struct stat info {};
     if (::lstat(folder.c_str(), &info) != 0 || !S_ISDIR(info.st_mode)) {
-      return Status::Unavailable(folder + " is not a folder");
+      return Status::Unavailable(TrFormat("{0} is not a folder", folder));
     }
     const std::string path = LockFile(database, owner);
     int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
-    if (fd < 0) return SystemError("open", path);
+    if (fd < 0) return SystemError(TrNoop("cannot open {0}: {1}"), path);
     if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
       const bool held = errno == EWOULDBLOCK;
-      Status failed = held ? Status::Conflict("a live engine named " + owner + " holds " + path)
-                           : SystemError("lock", path);
+      Status failed =
+          held ? Status::Conflict(TrFormat("a live engine named {0} holds {1}", owner, path))
+               : SystemError(TrNoop("cannot lock {0}: {1}"), path);
       ::close(fd);
       return failed;
     }
@@ -100,7 +103,9 @@ Status Store::HoldLiveness(const std::string& owner) {
         soci::into(got);
     // Someone else holds it: an engine of the same name, or one testing whether this engine is
     // alive, which lets go at once; the caller tries again on its next round.
-    if (got != 1) return Status::Conflict("the liveness lock of " + owner + " is held elsewhere");
+    if (got != 1) {
+      return Status::Conflict(TrFormat("the liveness lock of {0} is held elsewhere", owner));
+    }
   } catch (const std::exception& e) {
     MappedError mapped =
         MapError(state.liveness.get(), Backend::kPostgres, "take the liveness lock", e);

@@ -11,6 +11,7 @@
 #include "engine/store.hpp"
 #include "engine/store_internal.hpp"
 #include "workflows/hash.hpp"
+#include "workflows/i18n.hpp"
 
 namespace wf::engine {
 
@@ -18,17 +19,29 @@ namespace {
 
 using namespace detail;  // NOLINT: the store's shared internals
 
+// The task's state, "task 7 is claimed by lan", in the reader's language.
 std::string DescribeTask(const TaskRecord& task) {
-  std::string out = "task " + std::to_string(task.id) + " is " + TaskStatusName(task.status);
-  if (task.status == TaskStatus::kClaimed && task.assignee) out += " by " + *task.assignee;
-  return out;
+  const std::string id = std::to_string(task.id);
+  switch (task.status) {
+    case TaskStatus::kOpen:
+      return TrFormat("task {0} is open", id);
+    case TaskStatus::kClaimed:
+      return task.assignee ? TrFormat("task {0} is claimed by {1}", id, *task.assignee)
+                           : TrFormat("task {0} is claimed", id);
+    case TaskStatus::kCompleted:
+      return TrFormat("task {0} is completed", id);
+    case TaskStatus::kCancelled:
+      return TrFormat("task {0} is cancelled", id);
+  }
+  return TrFormat("task {0} is open", id);
 }
 
 // Why a guarded task update changed nothing: kNotFound, or kConflict naming the task's state.
-Status TaskRefusal(StoreTx& tx, std::int64_t id, std::string_view doing) {
+// `refusal` is the message, "cannot ... task {0}: {1}", translated here.
+Status TaskRefusal(StoreTx& tx, std::int64_t id, const char* refusal) {
   Result<TaskRecord> task = tx.GetTask(id);
   if (!task) return task.error();
-  return Status::Conflict("cannot " + std::string(doing) + ": " + DescribeTask(*task));
+  return Status::Conflict(TrFormat(refusal, std::to_string(id), DescribeTask(*task)));
 }
 
 }  // namespace
@@ -95,11 +108,11 @@ Result<TaskRecord> StoreTx::GetTask(std::int64_t id) {
       hidden.Bind("id", id).Columns("i");
       hidden.Execute();
       if (hidden.Int(0) == 1) {
-        return Status::NotPermitted("task " + std::to_string(id) +
-                                    " belongs to an agency or role this login does not hold");
+        return Status::NotPermitted(TrFormat(
+            "task {0} belongs to an agency or role this login does not hold", std::to_string(id)));
       }
     }
-    return Status::NotFound("no task " + std::to_string(id));
+    return Status::NotFound(TrFormat("no task {0}", std::to_string(id)));
   });
 }
 
@@ -140,7 +153,8 @@ Status StoreTx::ClaimTask(std::int64_t id, const std::string& actor) {
     return q.AffectedRows();
   });
   if (!changed) return changed.error();
-  return *changed == 1 ? Status::Ok() : TaskRefusal(*this, id, "claim task " + std::to_string(id));
+  return *changed == 1 ? Status::Ok()
+                       : TaskRefusal(*this, id, TrNoop("cannot claim task {0}: {1}"));
 }
 
 Status StoreTx::ReleaseTask(std::int64_t id, const std::string& actor) {
@@ -153,7 +167,7 @@ Status StoreTx::ReleaseTask(std::int64_t id, const std::string& actor) {
   });
   if (!changed) return changed.error();
   return *changed == 1 ? Status::Ok()
-                       : TaskRefusal(*this, id, "release task " + std::to_string(id));
+                       : TaskRefusal(*this, id, TrNoop("cannot release task {0}: {1}"));
 }
 
 Status StoreTx::CompleteTask(std::int64_t id, const std::string& actor,
@@ -174,7 +188,7 @@ Status StoreTx::CompleteTask(std::int64_t id, const std::string& actor,
   });
   if (!changed) return changed.error();
   return *changed == 1 ? Status::Ok()
-                       : TaskRefusal(*this, id, "complete task " + std::to_string(id));
+                       : TaskRefusal(*this, id, TrNoop("cannot complete task {0}: {1}"));
 }
 
 Status StoreTx::EscalateTask(std::int64_t id, const std::string& role,
@@ -188,7 +202,7 @@ Status StoreTx::EscalateTask(std::int64_t id, const std::string& role,
   });
   if (!changed) return changed.error();
   return *changed == 1 ? Status::Ok()
-                       : TaskRefusal(*this, id, "escalate task " + std::to_string(id));
+                       : TaskRefusal(*this, id, TrNoop("cannot escalate task {0}: {1}"));
 }
 
 Result<std::int64_t> StoreTx::CancelTasks(const std::string& case_id,
@@ -229,7 +243,7 @@ Result<IncidentRecord> StoreTx::GetIncident(std::int64_t id) {
     Query q(context_.sql, "SELECT " + SelectList(kIncidentColumns, context_.dialect) +
                               " FROM incidents WHERE id = :id");
     q.Bind("id", id).Columns(kIncidentColumns);
-    if (!q.Execute()) return Status::NotFound("no incident " + std::to_string(id));
+    if (!q.Execute()) return Status::NotFound(TrFormat("no incident {0}", std::to_string(id)));
     return ReadRow(kIncidentColumns, q);
   });
 }
@@ -258,7 +272,7 @@ Status StoreTx::ResolveIncident(std::int64_t id, const std::string& actor, Times
   if (*changed == 1) return Status::Ok();
   Result<IncidentRecord> incident = GetIncident(id);
   if (!incident) return incident.error();
-  return Status::Conflict("incident " + std::to_string(id) + " is already resolved");
+  return Status::Conflict(TrFormat("incident {0} is already resolved", std::to_string(id)));
 }
 
 // --- evidence

@@ -19,9 +19,11 @@ done
 # Only what the demo runs is built: the wf program and the mock agency.
 [ -n "${WF_SKIP_SETUP:-}" ] || bash .ci/setup wf wf_mock_agency  # WF_SKIP_SETUP=1: use the build as it is
 BUILD=${WF_BUILD_DIR:-build}
-WF=$PWD/$BUILD/cli/wf
-MOCK=$PWD/$BUILD/examples/mock-agency/wf-mock-agency
-OUT=$PWD/$BUILD/demo
+case "$BUILD" in /*) ;; *) BUILD=$PWD/$BUILD ;; esac
+# WF_DEMO_OUT: another folder for the demo's files (the language tests run the demo there).
+WF=$BUILD/cli/wf
+MOCK=$BUILD/examples/mock-agency/wf-mock-agency
+OUT=${WF_DEMO_OUT:-$BUILD/demo}
 rm -rf "$OUT"
 mkdir -p "$OUT"
 export WF_DB=${DB_URL:-sqlite:$OUT/wf.db}

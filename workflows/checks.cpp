@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include "workflows/i18n.hpp"
+
 namespace wf::workflows {
 
 namespace {
@@ -30,6 +32,11 @@ std::string Joined(std::vector<std::string> names) {
     out += names[i];
   }
   return out;
+}
+
+// "; did you mean 'x'?" to end a message with, or empty when nothing is near.
+std::string DidYouMean(const std::string& near) {
+  return near.empty() ? "" : TrFormat("; did you mean {0}?", Quoted(near));
 }
 
 bool Contains(const std::vector<std::string>& list, const std::string& word) {
@@ -86,8 +93,8 @@ int Checker::Target(const std::string& id, const std::string& key, const Step& s
   int target = IndexOf(id);
   if (target == kNone && !id.empty()) {
     std::string near = NearestMatch(id, ids_);
-    Error(where, "unknown step " + Quoted(id) + " in `" + key + "` of step " + Quoted(step.id) +
-                     (near.empty() ? "" : "; did you mean " + Quoted(near) + "?"));
+    Error(where, TrFormat("unknown step {0} in `{1}` of step {2}{3}", Quoted(id), key,
+                          Quoted(step.id), DidYouMean(near)));
     // Follow the likely intended step so one typo does not also make its target unreachable.
     target = IndexOf(near);
   }
@@ -99,10 +106,12 @@ void Checker::CheckRole(const Step& step, const std::string& key, const std::str
   std::vector<std::string> declared;
   for (const auto& [name, unused] : procedure_.roles) declared.push_back(name);
   std::string near = NearestMatch(role, declared);
-  Error(
-      ValueWhere(step, key),
-      "undeclared role " + Quoted(role) + " in `" + key + "` of step " + Quoted(step.id) +
-          (near.empty() ? "; declare it under `roles:`" : "; did you mean " + Quoted(near) + "?"));
+  Error(ValueWhere(step, key),
+        near.empty() ? TrFormat("undeclared role {0} in `{1}` of step {2}; declare it under "
+                                "`roles:`",
+                                Quoted(role), key, Quoted(step.id))
+                     : TrFormat("undeclared role {0} in `{1}` of step {2}{3}", Quoted(role), key,
+                                Quoted(step.id), DidYouMean(near)));
 }
 
 void Checker::CheckTargetsAndRoles() {
@@ -160,8 +169,9 @@ void Checker::CheckReachability(int start) {
   std::vector<bool> reachable = Reachable(start, kNone, kNone, false);
   for (size_t i = 0; i < procedure_.steps.size(); ++i) {
     if (!reachable[i]) {
-      Error(procedure_.steps[i].where, "step " + Quoted(procedure_.steps[i].id) +
-                                           " is unreachable from " + Quoted(procedure_.start));
+      Error(procedure_.steps[i].where,
+            TrFormat("step {0} is unreachable from {1}", Quoted(procedure_.steps[i].id),
+                     Quoted(procedure_.start)));
     }
   }
   CheckBranches(start, reachable);
@@ -173,12 +183,13 @@ void Checker::CheckStopping(int start) {
     const Step& step = procedure_.steps[i];
     if (step.keys.count("next")) continue;
     if (step.kind == StepKind::kParallel) {
-      Error(step.where, "parallel step " + Quoted(step.id) +
-                            " needs a `next`: the step where its branches join");
+      Error(step.where, TrFormat("parallel step {0} needs a `next`: the step where its "
+                                 "branches join",
+                                 Quoted(step.id)));
     } else if (main_flow[i] && step.kind != StepKind::kEnd && step.kind != StepKind::kDecision) {
-      Error(step.where, "step " + Quoted(step.id) +
-                            " has no `next`; only an end step or the last step of a parallel "
-                            "branch stops without one");
+      Error(step.where, TrFormat("step {0} has no `next`; only an end step or the last step "
+                                 "of a parallel branch stops without one",
+                                 Quoted(step.id)));
     }
   }
 }
@@ -199,12 +210,13 @@ void Checker::CheckBranches(int start, const std::vector<bool>& reachable) {
       if (first == kNone) continue;
       SourceLocation branch_where =
           b < fork.branch_where.size() ? fork.branch_where[b] : fork.where;
-      std::string branch_name =
-          "branch " + Quoted(fork.branches[b]) + " of parallel step " + Quoted(fork.id);
+      const std::string branch = Quoted(fork.branches[b]);
+      const std::string parallel = Quoted(fork.id);
       std::vector<bool> outside = Reachable(start, static_cast<int>(p), first, false);
       if (outside[first]) {
-        Error(branch_where, "step " + Quoted(fork.branches[b]) + " starts " + branch_name +
-                                " but is also reached from outside the branch");
+        Error(branch_where, TrFormat("step {0} starts branch {0} of parallel step {1} but is "
+                                     "also reached from outside the branch",
+                                     branch, parallel));
         continue;
       }
       // Walk the branch breadth-first so the first edge out is the one nearest its start.
@@ -217,9 +229,10 @@ void Checker::CheckBranches(int start, const std::vector<bool>& reachable) {
         queue.pop_front();
         const Step& step = procedure_.steps[u];
         if (step.kind == StepKind::kEnd) {
-          Error(step.where, "end step " + Quoted(step.id) + " is inside " + branch_name +
-                                "; a branch stops at a step with no `next` and the case goes on "
-                                "after the join");
+          Error(step.where, TrFormat("end step {0} is inside branch {1} of parallel step {2}; "
+                                     "a branch stops at a step with no `next` and the case goes "
+                                     "on after the join",
+                                     Quoted(step.id), branch, parallel));
         }
         for (const Edge& edge : edges_[u]) {
           if (outside[edge.target]) {
@@ -231,10 +244,12 @@ void Checker::CheckBranches(int start, const std::vector<bool>& reachable) {
               }
               Error(edge.where,
                     sibling.empty()
-                        ? branch_name + " leads out of the branch to " + Quoted(target) +
-                              "; a branch runs until a step with no `next`"
-                        : branch_name + " shares step " + Quoted(target) + " with branch " +
-                              Quoted(sibling) + "; branches must not share steps");
+                        ? TrFormat("branch {0} of parallel step {1} leads out of the branch to "
+                                   "{2}; a branch runs until a step with no `next`",
+                                   branch, parallel, Quoted(target))
+                        : TrFormat("branch {0} of parallel step {1} shares step {2} with branch "
+                                   "{3}; branches must not share steps",
+                                   branch, parallel, Quoted(target), Quoted(sibling)));
               reported_exit = true;
             }
             continue;
@@ -367,18 +382,26 @@ void Checker::CheckWaysOut() {
     path.push_back(procedure_.steps[s].id);
     std::string text;
     for (size_t i = 0; i < path.size(); ++i) text += (i ? " → " : "") + path[i];
-    Error(procedure_.steps[s].where, "steps " + text + " form a cycle with no way out");
+    Error(procedure_.steps[s].where, TrFormat("steps {0} form a cycle with no way out", text));
   }
 }
 
 void Checker::CheckDeployment(const DeploymentNames& deployment) {
-  auto unknown = [&](const char* what, const std::string& name,
+  // `listing` and `suggesting` are messages marked with TrNoop: the quoted name is {0}, then the
+  // names the config knows or the suggestion.
+  auto unknown = [&](const char* listing, const char* suggesting, const std::string& name,
                      const std::vector<std::string>& known) {
-    std::string near = NearestMatch(name, known);
-    return std::string("unknown ") + what + " " + Quoted(name) +
-           (near.empty() ? "; the deployment config names: " + Joined(known)
-                         : "; did you mean " + Quoted(near) + "?");
+    const std::string near = NearestMatch(name, known);
+    const std::string quoted = Quoted(name);
+    const std::string rest = near.empty() ? Joined(known) : DidYouMean(near);
+    const char* message = near.empty() ? listing : suggesting;
+    return TrFill(Tr(message), message, fmt::make_format_args(quoted, rest));
   };
+  const char* kUnknownDepartment =
+      TrNoop("unknown department {0}; the deployment config names: {1}");
+  const char* kNearDepartment = TrNoop("unknown department {0}{1}");
+  const char* kUnknownAgency = TrNoop("unknown agency {0}; the deployment config names: {1}");
+  const char* kNearAgency = TrNoop("unknown agency {0}{1}");
   // `noop` is built into every engine (DESIGN.md, "Adapter wire protocols"): known whether or
   // not the config names departments.
   if (!deployment.departments.empty()) {
@@ -386,8 +409,8 @@ void Checker::CheckDeployment(const DeploymentNames& deployment) {
       if (step.kind == StepKind::kAdapter && !step.department.empty() &&
           step.department != kBuiltInDepartment &&
           !Contains(deployment.departments, step.department)) {
-        Error(ValueWhere(step, "adapter"),
-              unknown("department", step.department, deployment.departments));
+        Error(ValueWhere(step, "adapter"), unknown(kUnknownDepartment, kNearDepartment,
+                                                   step.department, deployment.departments));
       }
     }
   }
@@ -395,22 +418,24 @@ void Checker::CheckDeployment(const DeploymentNames& deployment) {
     if (!procedure_.agency.empty() && !Contains(deployment.agencies, procedure_.agency)) {
       auto it = procedure_.values.find("agency");
       Error(it != procedure_.values.end() ? it->second : SourceLocation{1, 1},
-            unknown("agency", procedure_.agency, deployment.agencies));
+            unknown(kUnknownAgency, kNearAgency, procedure_.agency, deployment.agencies));
     }
     for (const auto& [name, role] : procedure_.roles) {
       // A role without its own agency inherits the procedure's: reported once, above.
       bool inherited = role.agency_where.line == role.where.line &&
                        role.agency_where.column == role.where.column;
       if (!inherited && !role.agency.empty() && !Contains(deployment.agencies, role.agency)) {
-        Error(role.agency_where, unknown("agency", role.agency, deployment.agencies));
+        Error(role.agency_where,
+              unknown(kUnknownAgency, kNearAgency, role.agency, deployment.agencies));
       }
     }
   }
   if (!deployment.roles.empty()) {
     for (const auto& [name, role] : procedure_.roles) {
       if (!Contains(deployment.roles, name)) {
-        Error(role.where, "role " + Quoted(name) +
-                              " is held by no member of any agency in the deployment config");
+        Error(role.where, TrFormat("role {0} is held by no member of any agency in the "
+                                   "deployment config",
+                                   Quoted(name)));
       }
     }
   }
@@ -420,9 +445,10 @@ void Checker::CheckDeployment(const DeploymentNames& deployment) {
           step.procedure != procedure_.name && !Contains(deployment.procedures, step.procedure)) {
         std::string near = NearestMatch(step.procedure, deployment.procedures);
         Error(ValueWhere(step, "call_procedure"),
-              "unknown procedure " + Quoted(step.procedure) +
-                  (near.empty() ? "; known procedures: " + Joined(deployment.procedures)
-                                : "; did you mean " + Quoted(near) + "?"));
+              near.empty()
+                  ? TrFormat("unknown procedure {0}; known procedures: {1}", Quoted(step.procedure),
+                             Joined(deployment.procedures))
+                  : TrFormat("unknown procedure {0}{1}", Quoted(step.procedure), DidYouMean(near)));
       }
     }
   }
@@ -438,8 +464,7 @@ void Checker::Run(const DeploymentNames* deployment) {
       auto it = procedure_.values.find("start");
       std::string near = NearestMatch(procedure_.start, ids_);
       Error(it != procedure_.values.end() ? it->second : SourceLocation{1, 1},
-            "unknown step " + Quoted(procedure_.start) + " in `start`" +
-                (near.empty() ? "" : "; did you mean " + Quoted(near) + "?"));
+            TrFormat("unknown step {0} in `start`{1}", Quoted(procedure_.start), DidYouMean(near)));
     }
   } else {
     CheckReachability(start);

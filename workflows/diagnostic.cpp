@@ -3,11 +3,14 @@
 #include <algorithm>
 #include <tuple>
 
+#include "workflows/i18n.hpp"
+
 namespace wf::workflows {
 
 std::string Diagnostic::ToString() const {
-  return file + ":" + std::to_string(where.line) + ":" + std::to_string(where.column) +
-         ": error: " + message;
+  // Line and column stay plain digits in every language: editors read them.
+  return TrFormat("{0}:{1}:{2}: error: {3}", file, std::to_string(where.line),
+                  std::to_string(where.column), message);
 }
 
 bool operator<(const Diagnostic& a, const Diagnostic& b) {

@@ -3,14 +3,14 @@
 #include <cctype>
 #include <string>
 
+#include "workflows/i18n.hpp"
+
 namespace wf::workflows {
 namespace {
 
 constexpr int64_t kSecondsPerDay = 86400;
 // 100 years of 365.25 days: the longest duration a definition may write.
 constexpr int64_t kMaxSeconds = 36525 * kSecondsPerDay;
-
-constexpr const char* kUnitHint = "use s, m, h, days or working days, e.g. 30s, 5m, 2h, 3 days";
 
 int64_t SecondsPerUnit(DurationUnit unit) {
   switch (unit) {
@@ -83,9 +83,15 @@ std::optional<Duration> ParseDuration(std::string_view text, std::string* error)
   while (end > begin && IsSpace(text[end - 1])) --end;
   const std::string_view s = text.substr(begin, end - begin);
   const std::string quoted = "'" + std::string(s) + "'";
-  if (s.empty()) return Fail(error, std::string("empty duration; ") + kUnitHint);
-  if (s[0] == '-') return Fail(error, "duration " + quoted + " is negative");
-  if (s[0] == '+') return Fail(error, "duration " + quoted + " must be written without a sign");
+  // The unit words stay English in every language: they are what a definition must write.
+  if (s.empty()) {
+    return Fail(error, Tr("empty duration; use s, m, h, days or working days, e.g. 30s, 5m, 2h, "
+                          "3 days"));
+  }
+  if (s[0] == '-') return Fail(error, TrFormat("duration {0} is negative", quoted));
+  if (s[0] == '+') {
+    return Fail(error, TrFormat("duration {0} must be written without a sign", quoted));
+  }
 
   size_t pos = 0;
   const size_t digits_begin = pos;
@@ -102,20 +108,24 @@ std::optional<Duration> ParseDuration(std::string_view text, std::string* error)
   }
   if (pos == digits_begin) {
     if (pos < s.size() && s[pos] == '.') {
-      return Fail(error, "duration " + quoted + " must be a whole number of units");
+      return Fail(error, TrFormat("duration {0} must be a whole number of units", quoted));
     }
-    return Fail(error, "duration " + quoted + " has no amount; write e.g. 30s, 2h or 3 days");
+    return Fail(error,
+                TrFormat("duration {0} has no amount; write e.g. 30s, 2h or 3 days", quoted));
   }
   if (pos < s.size() && (s[pos] == '.' || s[pos] == ',') && pos + 1 < s.size() &&
       IsDigit(s[pos + 1])) {
-    return Fail(error, "duration " + quoted +
-                           " must be a whole number of units (write 90m rather than 1.5h)");
+    return Fail(error, TrFormat("duration {0} must be a whole number of units (write 90m rather "
+                                "than 1.5h)",
+                                quoted));
   }
 
   // The unit: one or more words separated by spaces.
   while (pos < s.size() && IsSpace(s[pos])) ++pos;
   if (pos == s.size()) {
-    return Fail(error, "duration " + quoted + " has no unit; " + kUnitHint);
+    return Fail(error, TrFormat("duration {0} has no unit; use s, m, h, days or working days, "
+                                "e.g. 30s, 5m, 2h, 3 days",
+                                quoted));
   }
   std::string unit_text;
   bool in_space = false;
@@ -130,11 +140,13 @@ std::optional<Duration> ParseDuration(std::string_view text, std::string* error)
   }
   const std::optional<DurationUnit> unit = UnitOf(Lower(unit_text));
   if (!unit) {
-    return Fail(error, "unknown unit '" + unit_text + "' in duration " + quoted + "; " + kUnitHint);
+    return Fail(error, TrFormat("unknown unit '{0}' in duration {1}; use s, m, h, days or "
+                                "working days, e.g. 30s, 5m, 2h, 3 days",
+                                unit_text, quoted));
   }
   const Duration duration{amount, *unit};
   if (too_large || amount > kMaxSeconds / SecondsPerUnit(*unit)) {
-    return Fail(error, "duration " + quoted + " is longer than 100 years");
+    return Fail(error, TrFormat("duration {0} is longer than 100 years", quoted));
   }
   return duration;
 }

@@ -20,6 +20,7 @@ extern "C" {
 #include <jv.h>
 }
 
+#include "workflows/i18n.hpp"
 #include "workflows/jq_lexer.hpp"
 
 namespace wf::workflows {
@@ -52,7 +53,7 @@ class CompiledProgram {
   bool Compile(const std::string& program) {
     jq_ = jq_init();
     if (jq_ == nullptr) {
-      messages_.push_back("jq could not be initialised");
+      messages_.push_back(Tr("jq could not be initialised"));
       return false;
     }
     jq_set_error_cb(jq_, &CompiledProgram::CollectMessage, this);
@@ -199,11 +200,12 @@ std::string Describe(std::string_view program, std::string what, size_t offset) 
     const std::string name = what.substr(0, what.size() - kNotDefined.size());
     const size_t slash = name.rfind('/');
     if (name[0] == '$') {
-      what = "unknown variable " + name;
+      what = TrFormat("unknown variable {0}", name);
     } else if (slash != std::string::npos) {
       const std::string arity = name.substr(slash + 1);
-      what = "unknown function '" + name.substr(0, slash) + "' with " + arity +
-             (arity == "1" ? " argument" : " arguments");
+      what = TrFormatN("unknown function '{0}' with {1} argument",
+                       "unknown function '{0}' with {1} arguments", arity == "1" ? 1 : 2,
+                       name.substr(0, slash), arity);
     }
   }
   return what;
@@ -231,7 +233,7 @@ void FillCompileError(std::string_view program, const std::vector<std::string>& 
     if (!combined.empty()) combined += "; ";
     combined += what;
   }
-  if (combined.empty()) combined = "the expression does not compile";
+  if (combined.empty()) combined = Tr("the expression does not compile");
   size_t offset = first_offset.value_or(0);
   if (unexpected_end) {
     // jq points at the last token; the useful place is what was left open, else the end.
@@ -241,9 +243,10 @@ void FillCompileError(std::string_view program, const std::vector<std::string>& 
       const Opener& open = *lexer.unclosed();
       offset = open.offset;
       if (open.bracket == '"') {
-        combined = "unterminated string";
+        combined = Tr("unterminated string");
       } else {
-        combined += std::string("; '") + open.bracket + "' is never closed";
+        combined =
+            TrFormat("{0}; {1} is never closed", combined, std::string("'") + open.bracket + "'");
       }
     } else {
       size_t end = program.size();
@@ -267,16 +270,16 @@ CompiledProgram* CompileCached(const std::string& program, ExpressionError* erro
   ProgramCache& cache = ThreadProgramCache();
   if (CompiledProgram* found = cache.Find(program)) return found;
   if (IsBlank(program)) {
-    *error = {0, "empty expression"};
+    *error = {0, Tr("empty expression")};
     return nullptr;
   }
   if (program.size() > kMaxProgramBytes) {
-    *error = {kMaxProgramBytes,
-              "expression longer than " + std::to_string(kMaxProgramBytes) + " bytes"};
+    *error = {kMaxProgramBytes, TrFormat("expression longer than {0} bytes",
+                                         i18n::Number(static_cast<long long>(kMaxProgramBytes)))};
     return nullptr;
   }
   if (const size_t nul = program.find('\0'); nul != std::string::npos) {
-    *error = {nul, "expression contains a NUL byte"};
+    *error = {nul, Tr("expression contains a NUL byte")};
     return nullptr;
   }
   if (FindDeniedName(program, error)) return nullptr;
@@ -295,7 +298,7 @@ CompiledProgram* CompileCached(const std::string& program, ExpressionError* erro
 // Returns a new jv (invalid with a message when the value cannot be converted).
 jv ToJv(const json& value, int depth) {
   if (depth > kMaxNesting) {
-    return jv_invalid_with_msg(jv_string("input nested more than 512 levels deep"));
+    return jv_invalid_with_msg(jv_string(Tr("input nested more than 512 levels deep")));
   }
   switch (value.type()) {
     case json::value_t::null:
@@ -312,7 +315,7 @@ jv ToJv(const json& value, int depth) {
     case json::value_t::string: {
       const auto& s = value.get_ref<const std::string&>();
       if (s.size() > static_cast<size_t>(std::numeric_limits<int>::max())) {
-        return jv_invalid_with_msg(jv_string("string too long"));
+        return jv_invalid_with_msg(jv_string(Tr("string too long")));
       }
       return jv_string_sized(s.data(), static_cast<int>(s.size()));
     }
@@ -342,7 +345,7 @@ jv ToJv(const json& value, int depth) {
       return object;
     }
     case json::value_t::binary:
-      return jv_invalid_with_msg(jv_string("binary values are not JSON"));
+      return jv_invalid_with_msg(jv_string(Tr("binary values are not JSON")));
   }
   return jv_null();
 }
@@ -426,14 +429,14 @@ std::string ErrorText(jv message) {
     jv_free(message);
   } else {
     jv dumped = jv_dump_string(message, 0);
-    text = std::string(jv_string_value(dumped)) + " (not a string)";
+    text = TrFormat("{0} (not a string)", jv_string_value(dumped));
     jv_free(dumped);
   }
   return text;
 }
 
 Status EvaluationError(const std::string& program, const std::string& what) {
-  return Status::Invalid("expression `" + program + "`: " + what);
+  return Status::Invalid(TrFormat("expression `{0}`: {1}", program, what));
 }
 
 Result<json> EvaluateFirst(const std::string& program, const json& input) {
@@ -455,12 +458,12 @@ Result<json> EvaluateFirst(const std::string& program, const json& input) {
     if (FromJv(output, 0, &value)) {
       result = std::move(value);
     } else {
-      result = EvaluationError(program, "result nested more than 512 levels deep");
+      result = EvaluationError(program, Tr("result nested more than 512 levels deep"));
     }
     jv_free(output);
   } else if (jq_halted(jq)) {
     jv_free(output);
-    result = EvaluationError(program, "the program halted");
+    result = EvaluationError(program, Tr("the program halted"));
   } else {
     jv message = jv_invalid_get_msg(output);
     if (jv_get_kind(message) == JV_KIND_NULL) {
@@ -492,8 +495,8 @@ Result<json> RenderString(const std::string& text, const json& data, Evaluator& 
   std::vector<EmbeddedExpression> found;
   size_t error_offset = 0;
   if (!FindExpressions(text, &found, &error_offset)) {
-    return Status::Invalid("unterminated `${` at offset " + std::to_string(error_offset) +
-                           " in \"" + text + "\"");
+    return Status::Invalid(TrFormat("unterminated `${{` at offset {0} in \"{1}\"",
+                                    std::to_string(error_offset), text));
   }
   if (found.empty()) return json(text);
 
@@ -501,8 +504,8 @@ Result<json> RenderString(const std::string& text, const json& data, Evaluator& 
     ExpressionError error;
     std::optional<Expression> expression = Expression::Compile(program, &error);
     if (!expression) {
-      return Status::Invalid("expression `" + program + "`: " + error.message + " (at offset " +
-                             std::to_string(error.offset) + ")");
+      return Status::Invalid(TrFormat("expression `{0}`: {1} (at offset {2})", program,
+                                      error.message, std::to_string(error.offset)));
     }
     return evaluator.Evaluate(*expression, data);
   };
@@ -530,7 +533,9 @@ Result<json> RenderString(const std::string& text, const json& data, Evaluator& 
 }
 
 Result<json> Render(const json& value_template, const json& data, Evaluator& evaluator, int depth) {
-  if (depth > kMaxNesting) return Status::Invalid("template nested more than 512 levels deep");
+  if (depth > kMaxNesting) {
+    return Status::Invalid(Tr("template nested more than 512 levels deep"));
+  }
   if (value_template.is_string()) {
     return RenderString(value_template.get_ref<const std::string&>(), data, evaluator);
   }
@@ -565,7 +570,7 @@ std::optional<Expression> Expression::Compile(std::string program, ExpressionErr
     const bool bounded = IsProvablyBounded(program);
     return Expression(std::move(program), bounded);
   } catch (const std::exception& e) {
-    *sink = {0, std::string("internal error while compiling: ") + e.what()};
+    *sink = {0, TrFormat("internal error while compiling: {0}", e.what())};
     return std::nullopt;
   }
 }
@@ -574,9 +579,10 @@ Result<nlohmann::json> Expression::Evaluate(const nlohmann::json& input) const {
   try {
     return EvaluateFirst(program_, input);
   } catch (const std::bad_alloc&) {
-    return Status::Internal("expression `" + program_ + "`: " + std::string(kOutOfMemory));
+    // kOutOfMemory stays English at the end: the expression pool recognises it there.
+    return Status::Internal(TrFormat("expression `{0}`: {1}", program_, std::string(kOutOfMemory)));
   } catch (const std::exception& e) {
-    return Status::Internal("expression `" + program_ + "`: " + e.what());
+    return Status::Internal(TrFormat("expression `{0}`: {1}", program_, e.what()));
   }
 }
 
@@ -655,7 +661,7 @@ Result<nlohmann::json> RenderTemplate(const nlohmann::json& value_template,
   try {
     return Render(value_template, data, evaluator, 0);
   } catch (const std::exception& e) {
-    return Status::Internal(std::string("rendering a template: ") + e.what());
+    return Status::Internal(TrFormat("rendering a template: {0}", e.what()));
   }
 }
 

@@ -9,6 +9,8 @@
 #include <string_view>
 #include <vector>
 
+#include "workflows/i18n.hpp"
+
 namespace wf::workflows {
 namespace {
 
@@ -75,6 +77,21 @@ std::string OneLine(std::string_view text) {
   return out;
 }
 
+// A duration in a label, in the reader's language: "3 days" and "1 working day" as written in
+// English, "3 ngày" in Vietnamese; the clock units (30s, 5m, 2h) read alike in both.
+std::string ShownDuration(const Duration& duration) {
+  const auto n = static_cast<unsigned long>(duration.amount);
+  const std::string amount = i18n::Number(duration.amount);
+  switch (duration.unit) {
+    case DurationUnit::kDays:
+      return TrFormatN("{0} day", "{0} days", n, amount);
+    case DurationUnit::kWorkingDays:
+      return TrFormatN("{0} working day", "{0} working days", n, amount);
+    default:
+      return duration.ToString();
+  }
+}
+
 std::string ConditionText(const Transition& transition) {
   return OneLine(transition.condition->expression.program());
 }
@@ -90,7 +107,7 @@ std::vector<Edge> TransitionEdges(const std::string& from, const std::vector<Tra
     if (t.condition) {
       edge.label = ConditionText(t);
     } else if (conditional) {
-      edge.label = "otherwise";
+      edge.label = Tr("otherwise");
     }
     edges.push_back(std::move(edge));
   }
@@ -105,20 +122,20 @@ std::vector<std::string> StepLines(const Step& step) {
       auto op = step.call.find("operation");
       if (op != step.call.end() && op->is_string()) line += ": " + op->get<std::string>();
       lines.push_back(line);
-      if (step.reuse) lines.push_back("reuses " + step.reuse->ToString());
+      if (step.reuse) lines.push_back(TrFormat("reuses {0}", ShownDuration(*step.reuse)));
       break;
     }
     case StepKind::kTask:
-      lines.push_back(step.task);
+      lines.push_back(i18n::Pick(step.task_titles, step.task));
       lines.push_back("role: " + step.role);
-      if (step.deadline) lines.push_back("deadline: " + step.deadline->ToString());
+      if (step.deadline) lines.push_back("deadline: " + ShownDuration(*step.deadline));
       break;
     case StepKind::kParallel:
       lines.push_back("parallel");
       break;
     case StepKind::kWait:
       lines.push_back("wait: " + step.signal);
-      if (step.pauses_deadline) lines.push_back("pauses the deadline");
+      if (step.pauses_deadline) lines.push_back(Tr("pauses the deadline"));
       break;
     case StepKind::kCallProcedure:
       lines.push_back("call: " + step.procedure);
@@ -186,15 +203,16 @@ std::vector<std::string> BranchTerminals(const std::map<std::string, const Step*
 Drawing BuildDrawing(const Procedure& procedure) {
   Drawing drawing;
   drawing.name = procedure.name;
+  const std::string& title = i18n::Pick(procedure.titles, procedure.title);
   drawing.caption = OneLine(procedure.name + " v" + std::to_string(procedure.version) +
-                            (procedure.title.empty() ? "" : ": " + procedure.title));
+                            (title.empty() ? "" : ": " + title));
 
   std::map<std::string, const Step*> steps;
   for (const Step& step : procedure.steps) steps.emplace(step.id, &step);
 
   std::string start = procedure.start;
   if (start.empty() && !procedure.steps.empty()) start = procedure.steps.front().id;
-  drawing.nodes.push_back({"start", Shape::kStart, {"start"}});
+  drawing.nodes.push_back({"start", Shape::kStart, {Tr("start")}});
   if (!start.empty()) drawing.edges.push_back({"start", StepKey(start), "", EdgeStyle::kSolid});
 
   for (const Step& step : procedure.steps) {
@@ -203,7 +221,7 @@ Drawing BuildDrawing(const Procedure& procedure) {
 
     if (step.kind == StepKind::kParallel) {
       const std::string join = JoinKey(step.id);
-      drawing.nodes.push_back({join, Shape::kJoin, {"join " + OneLine(step.id)}});
+      drawing.nodes.push_back({join, Shape::kJoin, {TrFormat("join {0}", OneLine(step.id))}});
       for (const std::string& branch : step.branches) {
         drawing.edges.push_back({key, StepKey(branch), "", EdgeStyle::kSolid});
       }
@@ -221,16 +239,19 @@ Drawing BuildDrawing(const Procedure& procedure) {
       drawing.edges.push_back({key, StepKey(step.on_error), "on_error", EdgeStyle::kDashed});
     }
     if (!step.on_timeout.empty()) {
-      std::string label = "on_timeout";
-      if (step.wait_timeout) label += " after " + step.wait_timeout->ToString();
+      std::string label = step.wait_timeout
+                              ? TrFormat("on_timeout after {0}", ShownDuration(*step.wait_timeout))
+                              : std::string("on_timeout");
       drawing.edges.push_back({key, StepKey(step.on_timeout), label, EdgeStyle::kDashed});
     }
     if (!step.escalate_to.empty()) {
       const std::string escalation = EscalationKey(step.id);
-      drawing.nodes.push_back(
-          {escalation, Shape::kEscalation, {"escalate to " + OneLine(step.escalate_to)}});
-      std::string label = "escalation";
-      if (step.deadline) label += " after " + step.deadline->ToString();
+      drawing.nodes.push_back({escalation,
+                               Shape::kEscalation,
+                               {TrFormat("escalate to {0}", OneLine(step.escalate_to))}});
+      std::string label = step.deadline
+                              ? TrFormat("escalation after {0}", ShownDuration(*step.deadline))
+                              : std::string(Tr("escalation"));
       drawing.edges.push_back({key, escalation, label, EdgeStyle::kDashed});
     }
   }

@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include "workflows/i18n.hpp"
+
 namespace wf::workflows {
 namespace {
 
@@ -117,7 +119,7 @@ class Meter {
   }
   bool string(const std::string& value) { return BeginValue() && AddString(value); }
   bool binary(const json::binary_t&) {
-    return Fail("JSON with binary data, which JSON text cannot hold");
+    return Fail(Tr("JSON with binary data, which JSON text cannot hold"));
   }
   bool start_object(std::size_t = 0) { return BeginValue() && Open(true); }
   bool key(const std::string& name) {
@@ -149,7 +151,7 @@ class Meter {
       if (frames_.back().count++ > 0) ++size_.bytes;  // the comma
     }
     if (++size_.values > limits_.max_values) {
-      return Fail("JSON with more than " + std::to_string(limits_.max_values) + " values");
+      return Fail(TrFormat("JSON with more than {0} values", Count(limits_.max_values)));
     }
     return true;
   }
@@ -157,25 +159,27 @@ class Meter {
   bool AddBytes(std::size_t n) {
     size_.bytes += n;
     if (size_.bytes > limits_.max_bytes) {
-      return Fail("JSON larger than " + std::to_string(limits_.max_bytes) + " bytes");
+      return Fail(TrFormat("JSON larger than {0} bytes", Count(limits_.max_bytes)));
     }
     return true;
   }
 
   bool AddString(std::string_view text) {
     if (text.size() > limits_.max_string_bytes) {
-      return Fail("JSON with a string longer than " + std::to_string(limits_.max_string_bytes) +
-                  " bytes at " + Path());
+      return Fail(TrFormat("JSON with a string longer than {0} bytes at {1}",
+                           Count(limits_.max_string_bytes), Path()));
     }
     std::optional<std::size_t> escaped = EscapedSize(text);
-    if (!escaped) return Fail("JSON with a string that is not valid UTF-8 at " + Path());
+    if (!escaped) {
+      return Fail(TrFormat("JSON with a string that is not valid UTF-8 at {0}", Path()));
+    }
     return AddBytes(*escaped + 2);
   }
 
   bool Open(bool object) {
     if (static_cast<int>(frames_.size()) + 1 > limits_.max_depth) {
-      return Fail("JSON nested deeper than " + std::to_string(limits_.max_depth) + " levels at " +
-                  Path());
+      return Fail(TrFormat("JSON nested deeper than {0} levels at {1}",
+                           i18n::Number(limits_.max_depth), Path()));
     }
     frames_.push_back(Frame{object, 0, {}});
     size_.depth = std::max(size_.depth, static_cast<int>(frames_.size()));
@@ -196,6 +200,8 @@ class Meter {
     }
     return path;
   }
+
+  static std::string Count(std::size_t n) { return i18n::Number(static_cast<long long>(n)); }
 
   bool Fail(std::string message) {
     failure_ = Status::Invalid(std::move(message));
@@ -268,7 +274,7 @@ Result<JsonSize> MeasureJson(const nlohmann::json& value, const JsonLimits& limi
     if (!meter.failure().ok()) return meter.failure();
     return meter.size();
   } catch (const std::exception& e) {  // std::bad_alloc; nothing else is expected
-    return Status::Internal(std::string("measuring JSON: ") + e.what());
+    return Status::Internal(TrFormat("measuring JSON: {0}", e.what()));
   }
 }
 
@@ -279,15 +285,15 @@ Status CheckJson(const nlohmann::json& value, const JsonLimits& limits) {
 
 Status CheckJsonText(std::string_view text, const JsonLimits& limits) {
   if (text.size() > limits.max_text_bytes) {
-    return Status::Invalid("JSON text larger than " + std::to_string(limits.max_text_bytes) +
-                           " bytes");
+    return Status::Invalid(TrFormat("JSON text larger than {0} bytes",
+                                    i18n::Number(static_cast<long long>(limits.max_text_bytes))));
   }
   try {
     Meter meter(limits);
     (void)json::sax_parse(text.begin(), text.end(), &meter);
     return meter.failure();
   } catch (const std::exception& e) {
-    return Status::Internal(std::string("checking JSON text: ") + e.what());
+    return Status::Internal(TrFormat("checking JSON text: {0}", e.what()));
   }
 }
 
@@ -296,9 +302,9 @@ Result<nlohmann::json> ParseJsonWithin(std::string_view text, const JsonLimits& 
   try {
     return json::parse(text.begin(), text.end());
   } catch (const json::parse_error& e) {
-    return Status::Invalid(std::string("not valid JSON: ") + e.what());
+    return Status::Invalid(TrFormat("not valid JSON: {0}", e.what()));
   } catch (const std::exception& e) {
-    return Status::Internal(std::string("parsing JSON: ") + e.what());
+    return Status::Internal(TrFormat("parsing JSON: {0}", e.what()));
   }
 }
 

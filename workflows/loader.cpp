@@ -21,14 +21,14 @@ void Builder::CheckScalarExpressions(const YamlNode& node) {
   std::vector<EmbeddedExpression> found;
   size_t error_offset = 0;
   if (!FindExpressions(node.scalar, &found, &error_offset)) {
-    Error(LocateInScalar(map_, node, error_offset), "unterminated `${`: close it with `}`");
+    Error(LocateInScalar(map_, node, error_offset), Tr("unterminated `${`: close it with `}`"));
     return;
   }
   for (const EmbeddedExpression& embedded : found) {
     ExpressionError error;
     if (!Expression::Compile(embedded.program, &error)) {
       Error(LocateInScalar(map_, node, embedded.program_begin + error.offset),
-            "invalid expression: " + error.message);
+            TrFormat("invalid expression: {0}", error.message));
     }
   }
 }
@@ -52,26 +52,27 @@ void Builder::CheckExpressions(const YamlNode& node) {
 std::optional<std::string> Builder::Text(const YamlNode& value, const std::string& what,
                                          bool non_empty) {
   if (value.IsNull()) {
-    if (non_empty) Error(value.where, Quoted(what) + " needs a value");
+    if (non_empty) Error(value.where, TrFormat("{0} needs a value", Quoted(what)));
     return non_empty ? std::nullopt : std::optional<std::string>("");
   }
   if (!value.IsScalar()) {
-    Error(value.where, Quoted(what) + " must be a string, not " + value.KindName());
+    Error(value.where, TrFormat("{0} must be a string, not {1}", Quoted(what), value.KindName()));
     return std::nullopt;
   }
   if (non_empty && value.scalar.empty()) {
-    Error(value.where, Quoted(what) + " must not be empty");
+    Error(value.where, TrFormat("{0} must not be empty", Quoted(what)));
     return std::nullopt;
   }
   return value.scalar;
 }
 
 std::optional<std::string> Builder::Name(const YamlNode& value, const std::string& what,
-                                         bool (*valid)(const std::string&), const char* rule) {
+                                         bool (*valid)(const std::string&), const char* invalid) {
   std::optional<std::string> text = Text(value, what);
   if (!text) return std::nullopt;
   if (!valid(*text)) {
-    Error(value.where, "invalid " + what + " " + Quoted(*text) + "; use " + rule);
+    const std::string quoted = Quoted(*text);
+    Error(value.where, TrFill(Tr(invalid), invalid, fmt::make_format_args(quoted)));
     return std::nullopt;
   }
   return text;
@@ -82,7 +83,7 @@ std::optional<bool> Builder::Boolean(const YamlNode& value, const std::string& w
     nlohmann::json typed = TypePlainScalar(value.scalar);
     if (typed.is_boolean()) return typed.get<bool>();
   }
-  Error(value.where, Quoted(what) + " must be true or false");
+  Error(value.where, TrFormat("{0} must be true or false", Quoted(what)));
   return std::nullopt;
 }
 
@@ -93,15 +94,16 @@ std::optional<Duration> Builder::DurationValue(const YamlNode& value, const std:
   std::string why;
   std::optional<Duration> duration = ParseDuration(*text, &why);
   if (!duration) {
-    Error(value.where, "invalid " + what + ": " + why);
+    Error(value.where, TrFormat("invalid {0}: {1}", what, why));
     return std::nullopt;
   }
   if (duration->amount <= 0) {
-    Error(value.where, what + " must be longer than 0");
+    Error(value.where, TrFormat("{0} must be longer than 0", what));
     return std::nullopt;
   }
   if (clock_only && duration->IsWorkingDays()) {
-    Error(value.where, what + " must be clock time (s, m, h or days), not working days");
+    Error(value.where,
+          TrFormat("{0} must be clock time (s, m, h or days), not working days", what));
     return std::nullopt;
   }
   return duration;
@@ -118,7 +120,7 @@ std::optional<LocatedExpression> Builder::WholeExpressionValue(const YamlNode& v
         !FindExpressions(value.scalar, nullptr, nullptr)) {
       return std::nullopt;
     }
-    Error(value.where, "`" + what + "` must be a whole expression `${ ... }`");
+    Error(value.where, TrFormat("`{0}` must be a whole expression `${{ ... }}`", what));
     return std::nullopt;
   }
   // A compile error was already reported by CheckExpressions, at its column.
@@ -131,7 +133,7 @@ std::optional<LocatedExpression> Builder::WholeExpressionValue(const YamlNode& v
 std::optional<nlohmann::json> Builder::Template(const YamlNode& value, const std::string& what) {
   if (value.IsNull()) return nlohmann::json::object();
   if (!value.IsMapping()) {
-    Error(value.where, Quoted(what) + " must be a mapping, not " + value.KindName());
+    Error(value.where, TrFormat("{0} must be a mapping, not {1}", Quoted(what), value.KindName()));
     return std::nullopt;
   }
   // Embedded expressions were compiled by CheckExpressions.
@@ -141,14 +143,13 @@ std::optional<nlohmann::json> Builder::Template(const YamlNode& value, const std
 Procedure Builder::Build(const YamlNode& root) {
   Procedure procedure;
   if (root.IsNull()) {
-    Error({1, 1},
-          "the definition is empty; a procedure needs at least `procedure`, `agency` "
-          "and `steps`");
+    Error({1, 1}, Tr("the definition is empty; a procedure needs at least `procedure`, `agency` "
+                     "and `steps`"));
     return procedure;
   }
   if (!root.IsMapping()) {
     Error(root.where,
-          std::string("a procedure definition must be a mapping of keys, not ") + root.KindName());
+          TrFormat("a procedure definition must be a mapping of keys, not {0}", root.KindName()));
     return procedure;
   }
   CheckExpressions(root);
@@ -157,7 +158,8 @@ Procedure Builder::Build(const YamlNode& root) {
   for (const auto& [key, value] : root.entries) {
     const std::string& name = key.scalar;
     if (!Contains(kTopLevelKeys, name)) {
-      Error(key.where, "unknown top-level key " + Quoted(name) + Suggestion(name, kTopLevelKeys));
+      Error(key.where, TrFormat("unknown top-level key {0}{1}", Quoted(name),
+                                Suggestion(name, kTopLevelKeys)));
       continue;
     }
     procedure.keys[name] = key.where;
@@ -166,7 +168,7 @@ Procedure Builder::Build(const YamlNode& root) {
   }
   for (const char* required : {"procedure", "agency", "steps"}) {
     if (!values.count(required)) {
-      Error(root.where, std::string("missing required key '") + required + "'");
+      Error(root.where, TrFormat("missing required key '{0}'", required));
     }
   }
 
@@ -176,7 +178,8 @@ Procedure Builder::Build(const YamlNode& root) {
   };
   if (const YamlNode* v = value_of("procedure")) {
     procedure.name =
-        Name(*v, "procedure name", IsProcedureName, "lowercase letters, digits and '-'")
+        Name(*v, Tr("procedure name"), IsProcedureName,
+             TrNoop("invalid procedure name {0}; use lowercase letters, digits and '-'"))
             .value_or("");
   }
   if (const YamlNode* v = value_of("version")) {
@@ -189,11 +192,14 @@ Procedure Builder::Build(const YamlNode& root) {
     if (version > 0) {
       procedure.version = version;
     } else {
-      Error(v->where, "version must be a positive integer" +
-                          (v->IsScalar() ? ", not " + Quoted(v->scalar) : std::string()));
+      Error(v->where, v->IsScalar() ? TrFormat("version must be a positive integer, not {0}",
+                                               Quoted(v->scalar))
+                                    : std::string(Tr("version must be a positive integer")));
     }
   }
-  if (const YamlNode* v = value_of("title")) procedure.title = Text(*v, "title").value_or("");
+  if (const YamlNode* v = value_of("title")) {
+    procedure.title = LocalText(*v, "title", &procedure.titles).value_or("");
+  }
   if (const YamlNode* v = value_of("agency")) procedure.agency = Text(*v, "agency").value_or("");
   if (const YamlNode* v = value_of("description")) {
     procedure.description = Text(*v, "description", false).value_or("");
@@ -207,11 +213,11 @@ Procedure Builder::Build(const YamlNode& root) {
           procedure.legal_basis.push_back(item.scalar);
         } else {
           Error(item.where,
-                std::string("each legal basis must be a string, not ") + item.KindName());
+                TrFormat("each legal basis must be a string, not {0}", item.KindName()));
         }
       }
     } else {
-      Error(v->where, "'legal_basis' must be a string or a list of strings");
+      Error(v->where, Tr("'legal_basis' must be a string or a list of strings"));
     }
   }
   if (const YamlNode* v = value_of("deadline")) {
@@ -225,15 +231,17 @@ Procedure Builder::Build(const YamlNode& root) {
   if (const YamlNode* v = value_of("steps")) {
     if (!v->IsMapping()) {
       Error(v->where,
-            std::string("'steps' must be a mapping of step ids to steps, not ") + v->KindName());
+            TrFormat("'steps' must be a mapping of step ids to steps, not {0}", v->KindName()));
     } else if (v->entries.empty()) {
-      Error(v->where, "'steps' is empty; a procedure needs at least one step");
+      Error(v->where, Tr("'steps' is empty; a procedure needs at least one step"));
     } else {
       for (const auto& [key, value] : v->entries) procedure.steps.push_back(BuildStep(key, value));
     }
   }
   if (const YamlNode* v = value_of("start")) {
-    procedure.start = Name(*v, "start step", IsStepId, "a step id").value_or("");
+    procedure.start =
+        Name(*v, Tr("start step"), IsStepId, TrNoop("invalid start step {0}; use a step id"))
+            .value_or("");
   } else if (!procedure.steps.empty()) {
     procedure.start = procedure.steps.front().id;
   }
@@ -242,22 +250,21 @@ Procedure Builder::Build(const YamlNode& root) {
 
 void Builder::BuildInputSchema(const YamlNode& value, Procedure& procedure) {
   if (!value.IsMapping()) {
-    Error(value.where,
-          std::string("'input' must be a schema (a mapping), not ") + value.KindName());
+    Error(value.where, TrFormat("'input' must be a schema (a mapping), not {0}", value.KindName()));
     return;
   }
   nlohmann::json schema = YamlToJson(value);
   for (const SchemaProblem& problem : CheckSchema(schema)) {
-    Error(LocatePointer(value, problem.pointer), "input schema: " + problem.message);
+    Error(LocatePointer(value, problem.pointer), TrFormat("input schema: {0}", problem.message));
   }
   procedure.input_schema = std::move(schema);
 }
 
 void Builder::BuildRoles(const YamlNode& value, Procedure& procedure) {
   if (!value.IsMapping()) {
-    Error(value.where, std::string("'roles' must be a mapping of role names to "
-                                   "{agency, description}, not ") +
-                           value.KindName());
+    Error(value.where, TrFormat("'roles' must be a mapping of role names to "
+                                "{{agency, description}}, not {0}",
+                                value.KindName()));
     return;
   }
   static const std::vector<std::string> kRoleKeys = {"agency", "description"};
@@ -268,8 +275,8 @@ void Builder::BuildRoles(const YamlNode& value, Procedure& procedure) {
     role.agency = procedure.agency;
     role.agency_where = key.where;
     if (!IsStepId(role.name)) {
-      Error(key.where, "invalid role name " + Quoted(role.name) +
-                           "; use lowercase letters, digits, '_' and '-'");
+      Error(key.where, TrFormat("invalid role name {0}; use lowercase letters, digits, '_' and '-'",
+                                Quoted(role.name)));
     }
     if (spec.IsMapping()) {
       for (const auto& [k, v] : spec.entries) {
@@ -281,14 +288,14 @@ void Builder::BuildRoles(const YamlNode& value, Procedure& procedure) {
         } else if (k.scalar == "description") {
           role.description = Text(v, "description", false).value_or("");
         } else {
-          Error(k.where, "unknown key " + Quoted(k.scalar) + " in role " + Quoted(role.name) +
-                             Suggestion(k.scalar, kRoleKeys));
+          Error(k.where, TrFormat("unknown key {0} in role {1}{2}", Quoted(k.scalar),
+                                  Quoted(role.name), Suggestion(k.scalar, kRoleKeys)));
         }
       }
     } else if (!spec.IsNull()) {
-      Error(spec.where, "role " + Quoted(role.name) +
-                            " must be a mapping like {agency: commune-justice}, not " +
-                            spec.KindName());
+      Error(spec.where,
+            TrFormat("role {0} must be a mapping like {{agency: commune-justice}}, not {1}",
+                     Quoted(role.name), spec.KindName()));
     }
     procedure.roles[role.name] = std::move(role);
   }
@@ -334,33 +341,34 @@ LoadResult LoadProcedure(std::string_view text, const std::string& file,
     return Finish(sink, std::move(procedure));
   } catch (const std::exception& e) {
     // Only resource exhaustion or a bug gets here; report it rather than crash `wf validate`.
-    return SingleError(file, std::string("internal error while loading: ") + e.what());
+    return SingleError(file, TrFormat("internal error while loading: {0}", e.what()));
   } catch (...) {
-    return SingleError(file, "internal error while loading");
+    return SingleError(file, Tr("internal error while loading"));
   }
 }
 
 LoadResult LoadProcedureFile(const std::string& path, const DeploymentNames* deployment) {
   std::error_code ec;
   if (std::filesystem::is_directory(path, ec)) {
-    return SingleError(path, "cannot read file: it is a directory");
+    return SingleError(path, Tr("cannot read file: it is a directory"));
   }
   uintmax_t size = std::filesystem::file_size(path, ec);
   if (!ec && size > kMaxDefinitionBytes) {
-    return SingleError(path, "file is " + std::to_string(size) + " bytes, larger than the " +
-                                 std::to_string(kMaxDefinitionBytes) +
-                                 "-byte limit for a definition");
+    return SingleError(path, TrFormat("file is {0} bytes, larger than the {1}-byte limit for a "
+                                      "definition",
+                                      i18n::Number(static_cast<long long>(size)),
+                                      i18n::Number(static_cast<long long>(kMaxDefinitionBytes))));
   }
   std::ifstream in(path, std::ios::binary);
-  if (!in) return SingleError(path, std::string("cannot read file: ") + std::strerror(errno));
+  if (!in) return SingleError(path, TrFormat("cannot read file: {0}", std::strerror(errno)));
   // Read at most one byte past the limit: the size on disk may lie (pipes, /proc, growth).
   std::string text(kMaxDefinitionBytes + 1, '\0');
   in.read(text.data(), static_cast<std::streamsize>(text.size()));
-  if (in.bad()) return SingleError(path, "cannot read file: read error");
+  if (in.bad()) return SingleError(path, Tr("cannot read file: read error"));
   text.resize(static_cast<size_t>(in.gcount()));
   if (text.size() > kMaxDefinitionBytes) {
-    return SingleError(path, "file is larger than the " + std::to_string(kMaxDefinitionBytes) +
-                                 "-byte limit for a definition");
+    return SingleError(path, TrFormat("file is larger than the {0}-byte limit for a definition",
+                                      i18n::Number(static_cast<long long>(kMaxDefinitionBytes))));
   }
   return LoadProcedure(text, path, deployment);
 }

@@ -17,6 +17,7 @@
 #include "workflows/diagnostic.hpp"
 #include "workflows/duration.hpp"
 #include "workflows/expression.hpp"
+#include "workflows/i18n.hpp"
 #include "workflows/procedure.hpp"
 #include "workflows/yaml_source.hpp"
 #include "workflows/yaml_tree.hpp"
@@ -78,16 +79,10 @@ inline bool Contains(const std::vector<std::string>& list, const std::string& wo
 
 inline std::string Quoted(const std::string& s) { return "'" + s + "'"; }
 
+// "; did you mean 'x'?" to end a message with, or empty when no candidate is near.
 inline std::string Suggestion(const std::string& word, const std::vector<std::string>& candidates) {
   std::string near = NearestMatch(word, candidates);
-  return near.empty() ? "" : "; did you mean " + Quoted(near) + "?";
-}
-
-inline std::string WithArticle(StepKind kind) {
-  std::string name = StepKindName(kind);
-  bool vowel =
-      name[0] == 'a' || name[0] == 'e' || name[0] == 'i' || name[0] == 'o' || name[0] == 'u';
-  return (vowel ? "an " : "a ") + name;
+  return near.empty() ? "" : TrFormat("; did you mean {0}?", Quoted(near));
 }
 
 inline bool IsLowerOrDigit(char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); }
@@ -128,10 +123,16 @@ class Builder {
   void CheckExpressions(const YamlNode& node);
   void CheckScalarExpressions(const YamlNode& node);
 
+  // A text people read, written once or per language (`{vi: ..., en: ...}`): the default text
+  // (`en`, else the first written), and every language's text in `*by_language` when a mapping.
+  std::optional<std::string> LocalText(const YamlNode& value, const std::string& what,
+                                       TextByLanguage* by_language);
   std::optional<std::string> Text(const YamlNode& value, const std::string& what,
                                   bool non_empty = true);
+  // `invalid` is the message for a text that is not `valid`, marked with TrNoop, with the
+  // quoted text as {0}: "invalid signal name {0}; use ...".
   std::optional<std::string> Name(const YamlNode& value, const std::string& what,
-                                  bool (*valid)(const std::string&), const char* rule);
+                                  bool (*valid)(const std::string&), const char* invalid);
   std::optional<bool> Boolean(const YamlNode& value, const std::string& what);
   std::optional<Duration> DurationValue(const YamlNode& value, const std::string& what,
                                         bool clock_only);

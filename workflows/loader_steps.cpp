@@ -14,12 +14,13 @@ Step Builder::BuildStep(const YamlNode& key, const YamlNode& value) {
   step.id = key.scalar;
   step.where = key.where;
   if (!IsStepId(step.id)) {
-    Error(key.where,
-          "invalid step id " + Quoted(step.id) + "; use lowercase letters, digits, '_' and '-'");
+    Error(key.where, TrFormat("invalid step id {0}; use lowercase letters, digits, '_' and '-'",
+                              Quoted(step.id)));
   }
   if (!value.IsMapping()) {
-    Error(value.IsNull() ? key.where : value.where,
-          "step " + Quoted(step.id) + " must be a mapping of keys, not " + value.KindName());
+    Error(
+        value.IsNull() ? key.where : value.where,
+        TrFormat("step {0} must be a mapping of keys, not {1}", Quoted(step.id), value.KindName()));
     return step;
   }
 
@@ -36,18 +37,21 @@ Step Builder::BuildStep(const YamlNode& key, const YamlNode& value) {
       step.kind = StepKind::kDecision;
       kind_known = true;
     } else {
-      Error(key.where, "step " + Quoted(step.id) +
-                           " has no kind; give it one of `adapter`, `task`, `parallel`, `wait`, "
-                           "`call_procedure`, `end`, or a `next` list (a decision)");
+      Error(key.where, TrFormat("step {0} has no kind; give it one of `adapter`, `task`, "
+                                "`parallel`, `wait`, `call_procedure`, `end`, or a `next` list "
+                                "(a decision)",
+                                Quoted(step.id)));
     }
   } else if (kinds.size() > 1) {
-    std::string names;
-    for (size_t i = 0; i < kinds.size(); ++i) {
-      if (i > 0) names += i + 1 == kinds.size() ? " and " : ", ";
+    std::string names;  // 'adapter', 'task' and 'end'
+    for (size_t i = 0; i + 1 < kinds.size(); ++i) {
+      if (i > 0) names += ", ";
       names += Quoted(kinds[i]);
     }
-    Error(key.where, "step " + Quoted(step.id) + " has " + std::to_string(kinds.size()) +
-                         " kinds, " + names + "; a step has exactly one");
+    names = TrFormat("{0} and {1}", names, Quoted(kinds.back()));
+    Error(key.where,
+          TrFormat("step {0} has {1} kinds, {2}; a step has exactly one", Quoted(step.id),
+                   i18n::Number(static_cast<long long>(kinds.size())), names));
   }
 
   for (const auto& [k, v] : value.entries) {
@@ -56,12 +60,16 @@ Step Builder::BuildStep(const YamlNode& key, const YamlNode& value) {
     if (!Contains(AllStepKeys(), name)) {
       std::string suggestion = Suggestion(name, allowed);
       if (suggestion.empty()) suggestion = Suggestion(name, AllStepKeys());
-      Error(k.where, "unknown key " + Quoted(name) + " in step " + Quoted(step.id) + suggestion);
+      Error(k.where,
+            TrFormat("unknown key {0} in step {1}{2}", Quoted(name), Quoted(step.id), suggestion));
       continue;
     }
     if (!Contains(allowed, name)) {
-      Error(k.where,
-            "key " + Quoted(name) + " does not apply to " + WithArticle(step.kind) + " step");
+      const std::string kind = StepKindName(step.kind);
+      const bool vowel =
+          kind[0] == 'a' || kind[0] == 'e' || kind[0] == 'i' || kind[0] == 'o' || kind[0] == 'u';
+      Error(k.where, vowel ? TrFormat("key {0} does not apply to an {1} step", Quoted(name), kind)
+                           : TrFormat("key {0} does not apply to a {1} step", Quoted(name), kind));
     }
     step.keys[name] = k.where;
     step.values[name] = v.where.line ? v.where : k.where;
@@ -69,11 +77,11 @@ Step Builder::BuildStep(const YamlNode& key, const YamlNode& value) {
   }
 
   if (step.kind == StepKind::kTask && kind_known && !step.keys.count("role")) {
-    Error(key.where, "task step " + Quoted(step.id) + " needs a `role`");
+    Error(key.where, TrFormat("task step {0} needs a `role`", Quoted(step.id)));
   }
   if (step.kind == StepKind::kWait && step.keys.count("on_timeout") &&
       !step.keys.count("timeout")) {
-    Error(step.keys["on_timeout"], "`on_timeout` needs a `timeout`");
+    Error(step.keys["on_timeout"], Tr("`on_timeout` needs a `timeout`"));
   }
   return step;
 }
@@ -85,7 +93,8 @@ void Builder::BuildStepKey(const std::string& key, const YamlNode& value, Step& 
     step.call = Template(value, "call").value_or(nlohmann::json::object());
   } else if (key == "save_as") {
     step.save_as = Name(value, "save_as", IsIdentifier,
-                        "lowercase letters, digits and '_', not starting with a digit")
+                        TrNoop("invalid save_as {0}; use lowercase letters, digits and '_', not "
+                               "starting with a digit"))
                        .value_or("");
   } else if (key == "reuse") {
     step.reuse = DurationValue(value, "reuse", false);
@@ -107,7 +116,7 @@ void Builder::BuildStepKey(const std::string& key, const YamlNode& value, Step& 
   } else if (key == "description") {
     step.description = Text(value, "description", false).value_or("");
   } else if (key == "task") {
-    step.task = Text(value, "task").value_or("");
+    step.task = LocalText(value, "task", &step.task_titles).value_or("");
   } else if (key == "role") {
     step.role = Text(value, "role").value_or("");
   } else if (key == "form") {
@@ -118,16 +127,15 @@ void Builder::BuildStepKey(const std::string& key, const YamlNode& value, Step& 
     step.escalate_to = Text(value, "escalate_to").value_or("");
   } else if (key == "parallel") {
     if (!value.IsSequence() || value.items.empty()) {
-      Error(value.where,
-            "'parallel' must be a non-empty list of step ids, e.g. "
-            "[residence, health_card]");
+      Error(value.where, Tr("'parallel' must be a non-empty list of step ids, e.g. "
+                            "[residence, health_card]"));
       return;
     }
     for (const YamlNode& item : value.items) {
-      std::optional<std::string> branch = Text(item, "parallel branch");
+      std::optional<std::string> branch = Text(item, Tr("parallel branch"));
       if (!branch) continue;
       if (Contains(step.branches, *branch)) {
-        Error(item.where, "branch " + Quoted(*branch) + " is listed twice");
+        Error(item.where, TrFormat("branch {0} is listed twice", Quoted(*branch)));
         continue;
       }
       step.branches.push_back(*branch);
@@ -135,20 +143,24 @@ void Builder::BuildStepKey(const std::string& key, const YamlNode& value, Step& 
     }
   } else if (key == "wait") {
     step.signal =
-        Name(value, "signal name", IsStepId, "lowercase letters, digits, '_' and '-'").value_or("");
+        Name(value, Tr("signal name"), IsStepId,
+             TrNoop("invalid signal name {0}; use lowercase letters, digits, '_' and '-'"))
+            .value_or("");
   } else if (key == "pauses_deadline") {
     step.pauses_deadline = Boolean(value, "pauses_deadline").value_or(false);
   } else if (key == "on_timeout") {
     step.on_timeout = Text(value, "on_timeout").value_or("");
   } else if (key == "call_procedure") {
     step.procedure =
-        Name(value, "procedure name", IsProcedureName, "lowercase letters, digits and '-'")
+        Name(value, Tr("procedure name"), IsProcedureName,
+             TrNoop("invalid procedure name {0}; use lowercase letters, digits and '-'"))
             .value_or("");
   } else if (key == "input") {
     step.input = Template(value, "input").value_or(nlohmann::json::object());
   } else if (key == "end") {
-    step.outcome = Name(value, "end outcome", IsStepId,
-                        "lowercase letters, digits, '_' and '-', e.g. completed")
+    step.outcome = Name(value, Tr("end outcome"), IsStepId,
+                        TrNoop("invalid end outcome {0}; use lowercase letters, digits, '_' and "
+                               "'-', e.g. completed"))
                        .value_or("");
   } else if (key == "reason") {
     step.reason = WholeExpressionValue(value, "reason");
@@ -160,20 +172,19 @@ void Builder::BuildNext(const YamlNode& value, Step& step) {
     std::optional<std::string> target = Text(value, "next");
     if (!target) return;
     if (step.kind == StepKind::kDecision) {
-      Error(value.where,
-            "a decision step needs `next` as a list of `- if: ... goto: ...` "
-            "ending in a bare `- goto:`");
+      Error(value.where, Tr("a decision step needs `next` as a list of `- if: ... goto: ...` "
+                            "ending in a bare `- goto:`"));
     }
     step.next.push_back(Transition{std::nullopt, *target, value.where});
     return;
   }
   if (!value.IsSequence()) {
-    Error(value.where,
-          std::string("'next' must be a step id or a list of {if, goto}, not ") + value.KindName());
+    Error(value.where, TrFormat("'next' must be a step id or a list of {{if, goto}}, not {0}",
+                                value.KindName()));
     return;
   }
   if (value.items.empty()) {
-    Error(value.where, "'next' is an empty list; end it with a bare `- goto:`");
+    Error(value.where, Tr("'next' is an empty list; end it with a bare `- goto:`"));
     return;
   }
   static const std::vector<std::string> kItemKeys = {"if", "goto"};
@@ -181,30 +192,33 @@ void Builder::BuildNext(const YamlNode& value, Step& step) {
     const YamlNode& item = value.items[i];
     bool last = i + 1 == value.items.size();
     if (!item.IsMapping()) {
-      Error(item.where, std::string("each item of a `next` list is {if, goto} or a final "
-                                    "{goto}, not ") +
-                            item.KindName());
+      Error(item.where, TrFormat("each item of a `next` list is {{if, goto}} or a final "
+                                 "{{goto}}, not {0}",
+                                 item.KindName()));
       continue;
     }
     for (const auto& [k, v] : item.entries) {
       if (!Contains(kItemKeys, k.scalar)) {
         std::string suggestion = Suggestion(k.scalar, kItemKeys);
-        Error(k.where, "unknown key " + Quoted(k.scalar) + " in a `next` item" +
-                           (suggestion.empty() ? "; use `if` and `goto`" : suggestion));
+        Error(k.where,
+              suggestion.empty()
+                  ? TrFormat("unknown key {0} in a `next` item; use `if` and `goto`",
+                             Quoted(k.scalar))
+                  : TrFormat("unknown key {0} in a `next` item{1}", Quoted(k.scalar), suggestion));
       }
     }
     const YamlNode* condition = item.Find("if");
     const YamlNode* target = item.Find("goto");
     Transition transition;
     if (condition == nullptr && !last) {
-      Error(item.where, "a `- goto:` without `if` must be the last item of `next`");
+      Error(item.where, Tr("a `- goto:` without `if` must be the last item of `next`"));
     }
     if (condition != nullptr && last) {
-      Error(item.where, "add a final `- goto:` for when no condition holds");
+      Error(item.where, Tr("add a final `- goto:` for when no condition holds"));
     }
     if (condition != nullptr) transition.condition = WholeExpressionValue(*condition, "if");
     if (target == nullptr) {
-      Error(item.where, "this `next` item has no `goto`");
+      Error(item.where, Tr("this `next` item has no `goto`"));
       continue;
     }
     std::optional<std::string> id = Text(*target, "goto");
@@ -217,9 +231,9 @@ void Builder::BuildNext(const YamlNode& value, Step& step) {
 
 void Builder::BuildRetry(const YamlNode& value, Step& step) {
   if (!value.IsMapping()) {
-    Error(value.where, std::string("'retry' must be a mapping {attempts, backoff, max_backoff}, "
-                                   "not ") +
-                           value.KindName());
+    Error(value.where,
+          TrFormat("'retry' must be a mapping {{attempts, backoff, max_backoff}}, not {0}",
+                   value.KindName()));
     return;
   }
   static const std::vector<std::string> kRetryKeys = {"attempts", "backoff", "max_backoff"};
@@ -234,8 +248,10 @@ void Builder::BuildRetry(const YamlNode& value, Step& step) {
         if (typed.is_number_integer()) attempts = typed.get<int64_t>();
       }
       if (attempts < 1 || attempts > 100) {
-        Error(v.where, "retry attempts must be an integer from 1 to 100" +
-                           (v.IsScalar() ? ", not " + Quoted(v.scalar) : std::string()));
+        Error(v.where, v.IsScalar()
+                           ? TrFormat("retry attempts must be an integer from 1 to 100, not {0}",
+                                      Quoted(v.scalar))
+                           : std::string(Tr("retry attempts must be an integer from 1 to 100")));
       } else {
         step.retry.attempts = static_cast<int>(attempts);
       }
@@ -247,13 +263,13 @@ void Builder::BuildRetry(const YamlNode& value, Step& step) {
       max_node = &v;
       if (max_backoff) step.retry.max_backoff = *max_backoff;
     } else {
-      Error(k.where,
-            "unknown key " + Quoted(k.scalar) + " in retry" + Suggestion(k.scalar, kRetryKeys));
+      Error(k.where, TrFormat("unknown key {0} in retry{1}", Quoted(k.scalar),
+                              Suggestion(k.scalar, kRetryKeys)));
     }
   }
   if (backoff && max_backoff && max_backoff->ApproximateSeconds() < backoff->ApproximateSeconds()) {
-    Error(max_node->where, "max_backoff (" + max_backoff->ToString() +
-                               ") is shorter than backoff (" + backoff->ToString() + ")");
+    Error(max_node->where, TrFormat("max_backoff ({0}) is shorter than backoff ({1})",
+                                    max_backoff->ToString(), backoff->ToString()));
   } else if (backoff && !max_backoff &&
              step.retry.max_backoff.ApproximateSeconds() < backoff->ApproximateSeconds()) {
     // Without its own cap, a long backoff is its own cap.
@@ -264,7 +280,7 @@ void Builder::BuildRetry(const YamlNode& value, Step& step) {
 void Builder::BuildForm(const YamlNode& value, Step& step) {
   if (!value.IsMapping()) {
     Error(value.where,
-          std::string("'form' must be a mapping of field names to types, not ") + value.KindName());
+          TrFormat("'form' must be a mapping of field names to types, not {0}", value.KindName()));
     return;
   }
   static const std::vector<std::string> kFieldKeys = {"type", "required", "enum", "label",
@@ -280,8 +296,9 @@ void Builder::BuildForm(const YamlNode& value, Step& step) {
     std::string pointer = "/properties/" + field.name;
     origins[pointer] = key.where;
     if (!IsIdentifier(field.name)) {
-      Error(key.where, "invalid form field name " + Quoted(field.name) +
-                           "; use lowercase letters, digits and '_', not starting with a digit");
+      Error(key.where, TrFormat("invalid form field name {0}; use lowercase letters, digits and "
+                                "'_', not starting with a digit",
+                                Quoted(field.name)));
     }
     nlohmann::json property = nlohmann::json::object();
     const YamlNode* type_node = nullptr;
@@ -297,49 +314,52 @@ void Builder::BuildForm(const YamlNode& value, Step& step) {
           field.required = Boolean(v, "required").value_or(false);
         } else if (name == "enum") {
           if (!v.IsSequence() || v.items.empty()) {
-            Error(v.where, "'enum' must be a non-empty list of choices");
+            Error(v.where, Tr("'enum' must be a non-empty list of choices"));
             continue;
           }
           for (const YamlNode& choice : v.items) {
             if (!choice.IsScalar()) {
               Error(choice.where,
-                    std::string("each choice must be a scalar, not ") + choice.KindName());
+                    TrFormat("each choice must be a scalar, not {0}", choice.KindName()));
               continue;
             }
             field.choices.push_back(choice.scalar);
           }
           property["enum"] = YamlToJson(v);
         } else if (name == "label") {
-          field.label = Text(v, "label").value_or("");
+          field.label = LocalText(v, "label", &field.labels).value_or("");
           property["title"] = field.label;
         } else if (name == "pattern") {
           field.pattern = Text(v, "pattern").value_or("");
           property["pattern"] = field.pattern;
         } else {
-          Error(k.where, "unknown key " + Quoted(name) + " in form field " + Quoted(field.name) +
-                             Suggestion(name, kFieldKeys));
+          Error(k.where, TrFormat("unknown key {0} in form field {1}{2}", Quoted(name),
+                                  Quoted(field.name), Suggestion(name, kFieldKeys)));
         }
       }
     } else {
-      Error(spec.IsNull() ? key.where : spec.where, "form field " + Quoted(field.name) +
-                                                        " needs a type: one of string, boolean, "
-                                                        "integer, number, date, object, array");
+      Error(spec.IsNull() ? key.where : spec.where,
+            TrFormat("form field {0} needs a type: one of string, boolean, integer, number, "
+                     "date, object, array",
+                     Quoted(field.name)));
     }
     if (type_node != nullptr) {
       std::optional<std::string> type = Text(*type_node, "type");
       if (type && !Contains(kFormTypes, *type)) {
         std::string suggestion = Suggestion(*type, kFormTypes);
         Error(type_node->where,
-              "unknown type " + Quoted(*type) + " for form field " + Quoted(field.name) +
-                  (suggestion.empty()
-                       ? "; use string, boolean, integer, number, date, object or array"
-                       : suggestion));
+              suggestion.empty()
+                  ? TrFormat("unknown type {0} for form field {1}; use string, boolean, integer, "
+                             "number, date, object or array",
+                             Quoted(*type), Quoted(field.name))
+                  : TrFormat("unknown type {0} for form field {1}{2}", Quoted(*type),
+                             Quoted(field.name), suggestion));
       } else if (type) {
         field.type = *type;
       }
       origins[pointer + "/type"] = type_node->where;
     } else if (spec.IsMapping()) {
-      Error(spec.where, "form field " + Quoted(field.name) + " needs a `type`");
+      Error(spec.where, TrFormat("form field {0} needs a `type`", Quoted(field.name)));
     }
     if (field.type == "date") {
       property["type"] = "string";
@@ -368,7 +388,7 @@ void Builder::BuildForm(const YamlNode& value, Step& step) {
       if (slash == std::string::npos || slash == 0) break;
       pointer.resize(slash);
     }
-    Error(where, "form: " + problem.message);
+    Error(where, TrFormat("form: {0}", problem.message));
   }
   step.form_schema = std::move(schema);
 }

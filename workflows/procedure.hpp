@@ -31,6 +31,11 @@ enum class StepKind {
 const char* StepKindName(StepKind kind);
 
 // An expression together with where it was written.
+// A text people read, per language, when the procedure writes one per language:
+// `title: {vi: Đăng ký khai sinh, en: Birth registration}`. Empty when the text is written once.
+// The plain field beside it holds the default: the `en` text, else the first one written.
+using TextByLanguage = std::map<std::string, std::string>;
+
 struct LocatedExpression {
   Expression expression;
   SourceLocation where;
@@ -62,6 +67,7 @@ struct FormField {
   bool required = false;
   std::vector<std::string> choices;  // `enum:` as text
   std::string label;                 // `label:` shown to the clerk
+  TextByLanguage labels;             // `label:` per language
   std::string pattern;               // `pattern:` an ECMAScript regex a string value must match
   SourceLocation where;
 };
@@ -86,6 +92,7 @@ struct Step {
 
   // kTask
   std::string task;                  // the title shown in the inbox
+  TextByLanguage task_titles;        // `task:` per language
   std::string role;
   std::vector<FormField> form;
   nlohmann::json form_schema;        // the form as an input schema (schema.hpp)
@@ -133,6 +140,7 @@ struct Procedure {
   std::string name;
   int version = 1;
   std::string title;
+  TextByLanguage titles;             // `title:` per language
   std::string agency;
   std::vector<std::string> legal_basis;
   std::optional<Duration> deadline;

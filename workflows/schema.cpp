@@ -12,6 +12,8 @@
 
 #include <re2/re2.h>
 
+#include "workflows/i18n.hpp"
+
 namespace wf::workflows {
 namespace {
 
@@ -116,7 +118,8 @@ bool IsNonNegativeInteger(const json& value) {
 
 std::unique_ptr<re2::RE2> CompilePattern(const std::string& pattern, std::string* error) {
   if (pattern.size() > kMaxPatternLength) {
-    *error = "pattern is longer than " + std::to_string(kMaxPatternLength) + " characters";
+    *error = TrFormat("pattern is longer than {0} characters",
+                      i18n::Number(static_cast<long long>(kMaxPatternLength)));
     return nullptr;
   }
   re2::RE2::Options options;
@@ -124,9 +127,11 @@ std::unique_ptr<re2::RE2> CompilePattern(const std::string& pattern, std::string
   options.set_max_mem(kMaxPatternMemory);
   auto compiled = std::make_unique<re2::RE2>(pattern, options);
   if (!compiled->ok()) {
-    *error = "pattern " + pattern + " is not valid RE2 syntax (" + compiled->error() +
-             "); patterns are RE2 regular expressions, matched in linear time, so "
-             "backreferences and lookaround are not available";
+    *error = TrFormat(
+        "pattern {0} is not valid RE2 syntax ({1}); patterns are RE2 regular "
+        "expressions, matched in linear time, so backreferences and lookaround "
+        "are not available",
+        pattern, compiled->error());
     return nullptr;
   }
   return compiled;
@@ -159,10 +164,6 @@ size_t CodePoints(const std::string& text) {
   return count;
 }
 
-std::string Plural(size_t n, std::string_view one, std::string_view many) {
-  return std::to_string(n) + " " + std::string(n == 1 ? one : many);
-}
-
 // ---------------------------------------------------------------------------------------------
 // CheckSchema
 
@@ -172,11 +173,12 @@ class SchemaChecker {
 
   void Check(const json& schema, const std::string& pointer, int depth) {
     if (depth > kMaxSchemaDepth) {
-      Add(pointer, "schema nested more than " + std::to_string(kMaxSchemaDepth) + " levels deep");
+      Add(pointer,
+          TrFormat("schema nested more than {0} levels deep", i18n::Number(kMaxSchemaDepth)));
       return;
     }
     if (!schema.is_object()) {
-      Add(pointer, "a schema must be a mapping of keywords, got " + TypeOf(schema));
+      Add(pointer, TrFormat("a schema must be a mapping of keywords, got {0}", TypeOf(schema)));
       return;
     }
     for (const auto& [key, value] : schema.items()) {
@@ -191,38 +193,40 @@ class SchemaChecker {
         CheckRequired(value, at);
       } else if (key == "properties") {
         if (!value.is_object()) {
-          Add(at, "properties must be a mapping from property names to schemas");
+          Add(at, Tr("properties must be a mapping from property names to schemas"));
           continue;
         }
         for (const auto& [name, member] : value.items()) {
           Check(member, at + "/" + EscapePointerToken(name), depth + 1);
         }
       } else if (key == "additionalProperties") {
-        if (!value.is_boolean()) Add(at, "additionalProperties must be true or false");
+        if (!value.is_boolean()) Add(at, Tr("additionalProperties must be true or false"));
       } else if (key == "items") {
         Check(value, at, depth + 1);
       } else if (key == "enum") {
         if (!value.is_array() || value.empty()) {
-          Add(at, "enum must be a non-empty list of the allowed values");
+          Add(at, Tr("enum must be a non-empty list of the allowed values"));
         }
       } else if (key == "pattern") {
         if (!value.is_string()) {
-          Add(at, "pattern must be a string (a regular expression)");
+          Add(at, Tr("pattern must be a string (a regular expression)"));
           continue;
         }
         std::string error;
         if (!CompilePattern(value.get<std::string>(), &error)) Add(at, error);
       } else if (key == "minimum" || key == "maximum") {
-        if (!value.is_number()) Add(at, key + " must be a number");
+        if (!value.is_number()) Add(at, TrFormat("{0} must be a number", key));
       } else if (key == "minLength" || key == "maxLength" || key == "minItems" ||
                  key == "maxItems") {
-        if (!IsNonNegativeInteger(value)) Add(at, key + " must be a non-negative integer");
+        if (!IsNonNegativeInteger(value)) {
+          Add(at, TrFormat("{0} must be a non-negative integer", key));
+        }
       } else if (key == "format") {
         if (!value.is_string() || value.get<std::string>() != "date") {
-          Add(at, "unknown format " + Show(value) + "; the only format is \"date\"");
+          Add(at, TrFormat("unknown format {0}; the only format is \"date\"", Show(value)));
         }
       } else if (key == "description" || key == "title") {
-        if (!value.is_string()) Add(at, key + " must be a string");
+        if (!value.is_string()) Add(at, TrFormat("{0} must be a string", key));
       }
     }
     CheckRange(schema, pointer, "minimum", "maximum", false);
@@ -237,7 +241,6 @@ class SchemaChecker {
   }
 
   static std::string UnknownKeyword(const std::string& key) {
-    std::string message = "unknown keyword '" + key + "'";
     std::string_view best;
     size_t best_distance = 3;
     for (std::string_view keyword : kKeywords) {
@@ -247,18 +250,24 @@ class SchemaChecker {
         best = keyword;
       }
     }
-    if (!best.empty()) message += "; did you mean '" + std::string(best) + "'?";
-    return message;
+    if (best.empty()) return TrFormat("unknown keyword '{0}'", key);
+    return TrFormat("unknown keyword '{0}'; did you mean '{1}'?", key, std::string(best));
   }
 
   void CheckType(const json& value, const std::string& at) {
-    constexpr const char* kHint = "; use string, number, integer, boolean, object, array or null";
+    auto unknown = [](const json& name) {
+      return TrFormat(
+          "unknown type {0}; use string, number, integer, boolean, object, array or "
+          "null",
+          Show(name));
+    };
     if (value.is_string()) {
-      if (!IsTypeName(value.get<std::string>())) Add(at, "unknown type " + Show(value) + kHint);
+      if (!IsTypeName(value.get<std::string>())) Add(at, unknown(value));
       return;
     }
     if (!value.is_array() || value.empty()) {
-      Add(at, std::string("type must be a type name or a non-empty list of them") + kHint);
+      Add(at, Tr("type must be a type name or a non-empty list of them; use string, number, "
+                 "integer, boolean, object, array or null"));
       return;
     }
     std::set<std::string> seen;
@@ -266,25 +275,25 @@ class SchemaChecker {
       const json& name = value[i];
       const std::string item_at = at + "/" + std::to_string(i);
       if (!name.is_string() || !IsTypeName(name.get<std::string>())) {
-        Add(item_at, "unknown type " + Show(name) + kHint);
+        Add(item_at, unknown(name));
       } else if (!seen.insert(name.get<std::string>()).second) {
-        Add(item_at, "type " + Show(name) + " is listed twice");
+        Add(item_at, TrFormat("type {0} is listed twice", Show(name)));
       }
     }
   }
 
   void CheckRequired(const json& value, const std::string& at) {
     if (!value.is_array()) {
-      Add(at, "required must be a list of property names");
+      Add(at, Tr("required must be a list of property names"));
       return;
     }
     std::set<std::string> seen;
     for (size_t i = 0; i < value.size(); ++i) {
       const std::string item_at = at + "/" + std::to_string(i);
       if (!value[i].is_string()) {
-        Add(item_at, "required must list property names, got " + Show(value[i]));
+        Add(item_at, TrFormat("required must list property names, got {0}", Show(value[i])));
       } else if (!seen.insert(value[i].get<std::string>()).second) {
-        Add(item_at, "required property " + Show(value[i]) + " is listed twice");
+        Add(item_at, TrFormat("required property {0} is listed twice", Show(value[i])));
       }
     }
   }
@@ -298,7 +307,7 @@ class SchemaChecker {
                                    : low->is_number() && high->is_number();
     if (comparable && *high < *low) {
       Add(pointer + "/" + high_key,
-          high_key + " " + Show(*high) + " is less than " + low_key + " " + Show(*low));
+          TrFormat("{0} {1} is less than {2} {3}", high_key, Show(*high), low_key, Show(*low)));
     }
   }
 
@@ -319,8 +328,9 @@ class SchemaChecker {
                           properties->contains(name.get<std::string>());
       if (!listed) {
         Add(pointer + "/required/" + std::to_string(i),
-            "required property " + Show(name) +
-                " is not in properties, and additionalProperties is false");
+            TrFormat("required property {0} is not in properties, and additionalProperties "
+                     "is false",
+                     Show(name)));
       }
     }
   }
@@ -351,8 +361,9 @@ class DataValidator {
 
   std::vector<SchemaViolation> TakeViolations() {
     if (truncated_) {
-      violations_.push_back({"$", "more problems were found; only the first " +
-                                      std::to_string(kMaxViolations) + " are shown"});
+      violations_.push_back({"$", TrFormat("more problems were found; only the first {0} are "
+                                           "shown",
+                                           i18n::Number(static_cast<long long>(kMaxViolations)))});
     }
     return std::move(violations_);
   }
@@ -361,7 +372,7 @@ class DataValidator {
     if (!schema.is_object() || depth > kMaxSchemaDepth || Full()) return;
 
     if (const auto type = schema.find("type"); type != schema.end() && !MatchesType(*type, data)) {
-      Add(path, "expected " + TypeList(*type) + ", got " + TypeOf(data));
+      Add(path, TrFormat("expected {0}, got {1}", TypeList(*type), TypeOf(data)));
       return;  // the other keywords would only repeat the same mistake
     }
     if (const auto allowed = schema.find("enum"); allowed != schema.end() && allowed->is_array()) {
@@ -372,7 +383,7 @@ class DataValidator {
           choices += Show((*allowed)[i]);
         }
         if (allowed->size() > 10) choices += ", ...";
-        Add(path, "must be one of " + choices + "; got " + Show(data));
+        Add(path, TrFormat("must be one of {0}; got {1}", choices, Show(data)));
       }
     }
     if (data.is_string()) ValidateString(schema, data.get_ref<const std::string&>(), path);
@@ -403,25 +414,36 @@ class DataValidator {
 
   static std::string TypeList(const json& type) {
     if (type.is_string()) return type.get<std::string>();
-    std::string out;
-    for (size_t i = 0; i < type.size(); ++i) {
-      if (i > 0) out += i + 1 == type.size() ? " or " : ", ";
-      out += type[i].is_string() ? type[i].get<std::string>() : Show(type[i]);
+    auto name = [](const json& item) {
+      return item.is_string() ? item.get<std::string>() : Show(item);
+    };
+    if (type.empty()) return "";
+    std::string out;  // string, number or null
+    for (size_t i = 0; i + 1 < type.size(); ++i) {
+      if (i > 0) out += ", ";
+      out += name(type[i]);
     }
-    return out;
+    if (type.size() == 1) return name(type[0]);
+    return TrFormat("{0} or {1}", out, name(type[type.size() - 1]));
   }
 
   void ValidateString(const json& schema, const std::string& text, const std::string& path) {
     const size_t length = CodePoints(text);
     if (const auto min = schema.find("minLength");
         min != schema.end() && IsNonNegativeInteger(*min) && json(length) < *min) {
-      Add(path, "must be at least " + Plural(min->get<size_t>(), "character", "characters") +
-                    " long (got " + std::to_string(length) + ")");
+      const size_t n = min->get<size_t>();
+      Add(path, TrFormatN("must be at least {0} character long (got {1})",
+                          "must be at least {0} characters long (got {1})", n,
+                          i18n::Number(static_cast<long long>(n)),
+                          i18n::Number(static_cast<long long>(length))));
     }
     if (const auto max = schema.find("maxLength");
         max != schema.end() && IsNonNegativeInteger(*max) && json(length) > *max) {
-      Add(path, "must be at most " + Plural(max->get<size_t>(), "character", "characters") +
-                    " long (got " + std::to_string(length) + ")");
+      const size_t n = max->get<size_t>();
+      Add(path, TrFormatN("must be at most {0} character long (got {1})",
+                          "must be at most {0} characters long (got {1})", n,
+                          i18n::Number(static_cast<long long>(n)),
+                          i18n::Number(static_cast<long long>(length))));
     }
     if (const auto pattern = schema.find("pattern");
         pattern != schema.end() && pattern->is_string()) {
@@ -432,10 +454,10 @@ class DataValidator {
         case DateCheck::kValid:
           break;
         case DateCheck::kMalformed:
-          Add(path, "expected a date written YYYY-MM-DD, got " + Show(json(text)));
+          Add(path, TrFormat("expected a date written YYYY-MM-DD, got {0}", Show(json(text))));
           break;
         case DateCheck::kNoSuchDay:
-          Add(path, Show(json(text)) + " is not a real date");
+          Add(path, TrFormat("{0} is not a real date", Show(json(text))));
           break;
       }
     }
@@ -444,8 +466,8 @@ class DataValidator {
   void CheckPattern(const std::string& pattern, const std::string& text, const std::string& path) {
     // RE2 is linear in the subject, but its slowest path is subject x pattern length.
     if (text.size() > kMaxPatternSubject) {
-      Add(path, "is too long to check against " + pattern + " (over " +
-                    std::to_string(kMaxPatternSubject) + " characters)");
+      Add(path, TrFormat("is too long to check against {0} (over {1} characters)", pattern,
+                         i18n::Number(static_cast<long long>(kMaxPatternSubject))));
       return;
     }
     const re2::RE2* compiled = patterns_ != nullptr ? patterns_->Find(pattern) : nullptr;
@@ -458,34 +480,40 @@ class DataValidator {
       compiled = it->second.get();
     }
     if (compiled == nullptr) {
-      Add(path, "cannot be checked: the schema's " + pattern + " is not a valid pattern");
+      Add(path, TrFormat("cannot be checked: the schema's {0} is not a valid pattern", pattern));
       return;
     }
     const bool matched = re2::RE2::PartialMatch(text, *compiled);
-    if (!matched) Add(path, "does not match " + pattern);
+    if (!matched) Add(path, TrFormat("does not match {0}", pattern));
   }
 
   void ValidateNumber(const json& schema, const json& number, const std::string& path) {
     if (const auto min = schema.find("minimum");
         min != schema.end() && min->is_number() && number < *min) {
-      Add(path, "must be at least " + Show(*min) + " (got " + Show(number) + ")");
+      Add(path, TrFormat("must be at least {0} (got {1})", Show(*min), Show(number)));
     }
     if (const auto max = schema.find("maximum");
         max != schema.end() && max->is_number() && number > *max) {
-      Add(path, "must be at most " + Show(*max) + " (got " + Show(number) + ")");
+      Add(path, TrFormat("must be at most {0} (got {1})", Show(*max), Show(number)));
     }
   }
 
   void ValidateArray(const json& schema, const json& array, const std::string& path, int depth) {
     if (const auto min = schema.find("minItems");
         min != schema.end() && IsNonNegativeInteger(*min) && json(array.size()) < *min) {
-      Add(path, "must have at least " + Plural(min->get<size_t>(), "item", "items") + " (got " +
-                    std::to_string(array.size()) + ")");
+      const size_t n = min->get<size_t>();
+      Add(path, TrFormatN("must have at least {0} item (got {1})",
+                          "must have at least {0} items (got {1})", n,
+                          i18n::Number(static_cast<long long>(n)),
+                          i18n::Number(static_cast<long long>(array.size()))));
     }
     if (const auto max = schema.find("maxItems");
         max != schema.end() && IsNonNegativeInteger(*max) && json(array.size()) > *max) {
-      Add(path, "must have at most " + Plural(max->get<size_t>(), "item", "items") + " (got " +
-                    std::to_string(array.size()) + ")");
+      const size_t n = max->get<size_t>();
+      Add(path,
+          TrFormatN("must have at most {0} item (got {1})", "must have at most {0} items (got {1})",
+                    n, i18n::Number(static_cast<long long>(n)),
+                    i18n::Number(static_cast<long long>(array.size()))));
     }
     if (const auto items = schema.find("items"); items != schema.end() && items->is_object()) {
       for (size_t i = 0; i < array.size() && !Full(); ++i) {
@@ -499,7 +527,7 @@ class DataValidator {
         required != schema.end() && required->is_array()) {
       for (const json& name : *required) {
         if (name.is_string() && !object.contains(name.get_ref<const std::string&>())) {
-          Add(path, "required property '" + name.get<std::string>() + "' is missing");
+          Add(path, TrFormat("required property '{0}' is missing", name.get<std::string>()));
         }
       }
     }
@@ -517,16 +545,19 @@ class DataValidator {
         }
       }
       if (closed) {
-        Add(member_path, "unexpected property" +
-                             (has_properties ? AllowedNames(*properties)
-                                             : std::string("; no properties are allowed here")));
+        if (has_properties && !properties->empty()) {
+          Add(member_path,
+              TrFormat("unexpected property; allowed: {0}", AllowedNames(*properties)));
+        } else {
+          Add(member_path, Tr("unexpected property; no properties are allowed here"));
+        }
       }
     }
   }
 
+  // The names of the first properties: "a, b, c, ...".
   static std::string AllowedNames(const json& properties) {
-    if (properties.empty()) return "; no properties are allowed here";
-    std::string out = "; allowed: ";
+    std::string out;
     size_t shown = 0;
     for (const auto& [name, ignored] : properties.items()) {
       if (shown == 10) {
@@ -553,7 +584,7 @@ std::vector<SchemaProblem> CheckSchema(const nlohmann::json& schema) {
     checker.Check(schema, "", 0);
     return checker.TakeProblems();
   } catch (const std::exception& e) {
-    return {{"", std::string("internal error while checking the schema: ") + e.what()}};
+    return {{"", TrFormat("internal error while checking the schema: {0}", e.what())}};
   }
 }
 
@@ -565,7 +596,7 @@ std::vector<SchemaViolation> ValidateData(const nlohmann::json& schema,
     validator.Validate(schema, data, "$", 0);
     return validator.TakeViolations();
   } catch (const std::exception& e) {
-    return {{"$", std::string("internal error while validating: ") + e.what()}};
+    return {{"$", TrFormat("internal error while validating: {0}", e.what())}};
   }
 }
 

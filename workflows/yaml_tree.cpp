@@ -13,6 +13,8 @@
 #include <utility>
 #include <vector>
 
+#include "workflows/i18n.hpp"
+
 namespace wf::workflows {
 
 const YamlNode* YamlNode::Find(std::string_view key) const {
@@ -28,11 +30,11 @@ const char* YamlNode::KindName() const {
     case Kind::kNull:
       return "null";
     case Kind::kScalar:
-      return "a scalar";
+      return Tr("a scalar");
     case Kind::kSequence:
-      return "a list";
+      return Tr("a list");
     case Kind::kMapping:
-      return "a mapping";
+      return Tr("a mapping");
   }
   return "null";
 }
@@ -86,7 +88,7 @@ class TreeBuilder : public YAML::EventHandler {
     if (unwinding_) return;
     sink_.Error(where, std::move(message));
     if (++errors_ == kMaxErrors) {
-      sink_.Error(where, "too many errors, stopped reading the YAML here");
+      sink_.Error(where, Tr("too many errors, stopped reading the YAML here"));
       throw StopParsing{};
     }
   }
@@ -102,10 +104,13 @@ class TreeBuilder : public YAML::EventHandler {
   void OnDocumentStart(const YAML::Mark& mark) override {
     Count(mark);
     if (!first_document_done_) return;
-    if (StartsNewDocument(mark.pos)) Fatal(last_, "only one YAML document is allowed");
+    if (StartsNewDocument(mark.pos)) Fatal(last_, Tr("only one YAML document is allowed"));
     // yaml-cpp ends a document early at a token it cannot place (a stray `,` or `}`) and would
     // start the next one there: that is a syntax error, not a second document.
-    Fatal(last_, "YAML syntax: unexpected " + Describe(mark.pos) + " after the document");
+    std::string what = Describe(mark.pos);
+    Fatal(last_, what.empty()
+                     ? std::string(Tr("YAML syntax: unexpected content after the document"))
+                     : TrFormat("YAML syntax: unexpected {0} after the document", what));
   }
   void OnDocumentEnd() override { Count(); }
 
@@ -118,7 +123,7 @@ class TreeBuilder : public YAML::EventHandler {
 
   void OnAlias(const YAML::Mark& mark, YAML::anchor_t /*anchor*/) override {
     Count(mark);
-    Error(last_, "aliases (*name) are not allowed in procedure definitions");
+    Error(last_, Tr("aliases (*name) are not allowed in procedure definitions"));
     YamlNode node;  // a placeholder keeps the surrounding structure for later diagnostics
     node.where = last_;
     alias_placeholder_ = true;
@@ -188,13 +193,13 @@ class TreeBuilder : public YAML::EventHandler {
     return false;
   }
 
-  // The character at byte `pos` quoted for a message, when it is printable ASCII.
+  // The character at byte `pos` quoted for a message, when it is printable ASCII; else empty.
   std::string Describe(int pos) const {
     if (pos >= 0 && static_cast<size_t>(pos) < text_.size()) {
       char c = text_[pos];
       if (c > ' ' && c < 127) return std::string("'") + c + "'";
     }
-    return "content";
+    return "";
   }
 
   // Counts one event against the budget; `mark`, when given, becomes the current position.
@@ -204,8 +209,8 @@ class TreeBuilder : public YAML::EventHandler {
       if (where.line > 0) last_ = where;
     }
     if (++events_ > limits_.max_events) {
-      Fatal(last_, "more than " + std::to_string(limits_.max_events) +
-                       " YAML events; the definition is too large to read");
+      Fatal(last_, TrFormat("more than {0} YAML events; the definition is too large to read",
+                            i18n::Number(static_cast<long long>(limits_.max_events))));
     }
   }
   void Count(const YAML::Mark& mark) { Count(&mark); }
@@ -213,7 +218,7 @@ class TreeBuilder : public YAML::EventHandler {
   void Open(const YAML::Mark& mark, YamlNode::Kind kind, YAML::EmitterStyle::value style) {
     Count(mark);
     if (open_.size() >= static_cast<size_t>(limits_.max_depth < 0 ? 0 : limits_.max_depth)) {
-      Fatal(last_, "nesting deeper than " + std::to_string(limits_.max_depth) + " levels");
+      Fatal(last_, TrFormat("nesting deeper than {0} levels", i18n::Number(limits_.max_depth)));
     }
     OpenCollection collection;
     collection.node.kind = kind;
@@ -268,16 +273,16 @@ class TreeBuilder : public YAML::EventHandler {
       auto [it, inserted] = parent.keys.emplace(key.scalar, key.where.line);
       if (!inserted) {
         refused = true;
-        Error(key.where, "duplicate key '" + key.scalar + "' (first at line " +
-                             std::to_string(it->second) + ")");
+        Error(key.where, TrFormat("duplicate key '{0}' (first at line {1})", key.scalar,
+                                  std::to_string(it->second)));
       }
     } else if (key.kind == YamlNode::Kind::kNull) {
       // Aliases arrive here as null placeholders and were reported already.
       refused = true;
-      if (!alias_placeholder_) Error(key.where, "a mapping key must not be empty or null");
+      if (!alias_placeholder_) Error(key.where, Tr("a mapping key must not be empty or null"));
     } else {
       refused = true;
-      Error(key.where, std::string("a mapping key must be a plain scalar, not ") + key.KindName());
+      Error(key.where, TrFormat("a mapping key must be a plain scalar, not {0}", key.KindName()));
     }
     parent.pending_key = std::move(key);
     parent.skip_value = refused;
@@ -305,9 +310,9 @@ bool IsUnknownAnchor(const std::string& message) {
 
 YamlNode ParseYaml(std::string_view text, DiagnosticSink& sink, const YamlLimits& limits) {
   if (text.size() > limits.max_bytes) {
-    sink.Error({1, 1}, "the definition is " + std::to_string(text.size()) +
-                           " bytes, more than the limit of " + std::to_string(limits.max_bytes) +
-                           " bytes");
+    sink.Error({1, 1}, TrFormat("the definition is {0} bytes, more than the limit of {1} bytes",
+                                i18n::Number(static_cast<long long>(text.size())),
+                                i18n::Number(static_cast<long long>(limits.max_bytes))));
     return YamlNode{};
   }
   TreeBuilder builder(text, sink, limits);
@@ -325,14 +330,14 @@ YamlNode ParseYaml(std::string_view text, DiagnosticSink& sink, const YamlLimits
     SourceLocation where = ToLocation(e.mark);
     if (where.line == 0) where = builder.last();
     if (IsUnknownAnchor(e.msg)) {
-      sink.Error(where, "aliases (*name) are not allowed in procedure definitions");
+      sink.Error(where, Tr("aliases (*name) are not allowed in procedure definitions"));
     } else {
-      sink.Error(where, "YAML syntax: " + e.msg);
+      sink.Error(where, TrFormat("YAML syntax: {0}", e.msg));
     }
   } catch (const std::exception& e) {
-    sink.Error(builder.last(), std::string("YAML parser failed: ") + e.what());
+    sink.Error(builder.last(), TrFormat("YAML parser failed: {0}", e.what()));
   } catch (...) {
-    sink.Error(builder.last(), "YAML parser failed");
+    sink.Error(builder.last(), Tr("YAML parser failed"));
   }
   return builder.TakeRoot();
 }

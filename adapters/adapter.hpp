@@ -38,7 +38,8 @@ struct StepRequest {
 struct StepOutcome {
   enum class Kind {
     kDone,      // the department answered; `result` is its answer
-    kAccepted,  // the department took the call and will answer later (a signal wakes the step)
+    kAccepted,  // the department took the call and will answer later (a signal wakes the step);
+                // `result`, when not null, is its receipt, kept in the history
     kRetry,     // a transient failure: the engine retries under the same idempotency key
     kFailed,    // a permanent failure: on_error or an incident
   };
@@ -47,8 +48,12 @@ struct StepOutcome {
   std::string message;  // why, for failures: names the department and the operation
 
   static StepOutcome Done(nlohmann::json result) { return {Kind::kDone, std::move(result), {}}; }
-  static StepOutcome Accepted() { return {Kind::kAccepted, nullptr, {}}; }
-  static StepOutcome Retry(std::string message) { return {Kind::kRetry, nullptr, std::move(message)}; }
+  static StepOutcome Accepted(nlohmann::json receipt = nullptr) {
+    return {Kind::kAccepted, std::move(receipt), {}};
+  }
+  static StepOutcome Retry(std::string message) {
+    return {Kind::kRetry, nullptr, std::move(message)};
+  }
   static StepOutcome Failed(std::string message) {
     return {Kind::kFailed, nullptr, std::move(message)};
   }

@@ -10,6 +10,7 @@
 #include "adapters/noop.hpp"
 #include "adapters/notify.hpp"
 #include "adapters/sql.hpp"
+#include "adapters/wf.hpp"
 #include "workflows/i18n.hpp"
 
 namespace wf::cli {
@@ -64,6 +65,17 @@ Status BuildRegistry(const engine::Deployment& deployment, adapters::Registry* r
     }
     if (department.adapter == "sql") {
       auto adapter = adapters::SqlAdapter::Create(name, department.settings);
+      if (!adapter) return SettingsError(deployment, department, adapter.error());
+      registry->Add(name, std::move(*adapter));
+      continue;
+    }
+    if (department.adapter == "wf") {
+      std::optional<adapters::ClientIdentity> identity;
+      if (deployment.identity) {
+        identity = adapters::ClientIdentity{deployment.identity->cert, deployment.identity->key,
+                                            deployment.identity->ca};
+      }
+      auto adapter = adapters::WfAdapter::Create(name, department.settings, identity);
       if (!adapter) return SettingsError(deployment, department, adapter.error());
       registry->Add(name, std::move(*adapter));
       continue;

@@ -36,6 +36,7 @@ struct VerifyOptions {
   std::string pubkey;
   std::string file;     // an export to verify on its own
   std::string archive;  // an archive to verify on its own
+  std::string peer;     // also check the exchanges with this deployment (peer_audit.cpp)
 };
 
 // An RFC 3339 UTC time ("2026-11-27T16:59:59.000000Z") for people: as it is in English,
@@ -431,8 +432,22 @@ void AddAuditCommands(CLI::App& app, const GlobalOptions& globals, CommandAction
                     Tr("verify an export (JSON Lines or CSV) on its own, without the database"));
     cmd->add_option("--archive", options->archive,
                     Tr("verify an archive file on its own, without the database"));
+    cmd->add_option("--peer", options->peer,
+                    Tr("also check with this other deployment (a department of adapter wf) "
+                       "that both histories agree on every exchange"));
     cmd->callback([&globals, options, selected] {
-      *selected = [&globals, options] { return Verify(globals, *options); };
+      *selected = [&globals, options] {
+        if (!options->peer.empty()) {
+          if (!options->file.empty() || !options->archive.empty()) {
+            return Fail(
+                Status::Usage(Tr("--peer checks the database's exchanges: give it "
+                                 "without --file or --archive")));
+          }
+          if (int local = Verify(globals, *options); local != 0) return local;
+          return VerifyPeer(globals, options->peer, options->case_id);
+        }
+        return Verify(globals, *options);
+      };
     });
   }
   {

@@ -54,4 +54,8 @@ void AddReportCommands(CLI::App& app, const GlobalOptions& globals, CommandActio
 // Prints `status` to stderr as `wf: <message>` and returns its exit code.
 int Fail(const Status& status);
 
+// `wf audit verify --peer NAME` (peer_audit.cpp): checks with deployment NAME (a department of
+// adapter wf) that both histories agree on every exchange, of `case_id` or of all cases.
+int VerifyPeer(const GlobalOptions& globals, const std::string& peer, const std::string& case_id);
+
 }  // namespace wf::cli

@@ -67,7 +67,8 @@ int Serve(const GlobalOptions& globals, const ServeFlags& flags) {
   if (!session) return Fail(session.error());
   server::Server server(*(*session)->runtime, options);
   if (Status listening = server.Listen(); !listening.ok()) return Fail(listening);
-  std::cout << TrFormat("wf serve: listening on http://{0}:{1}", options.host, server.port())
+  std::cout << TrFormat("wf serve: listening on {0}://{1}:{2}", server.tls() ? "https" : "http",
+                        options.host, server.port())
             << std::endl;
   // The HTTP API answers machines: its messages stay English whatever the operator reads.
   const std::string stopped = Tr("wf serve: stopped");

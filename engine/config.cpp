@@ -26,7 +26,28 @@ constexpr size_t kMaxConfigBytes = 4 * 1024 * 1024;
 // A holiday range longer than this is surely a typo in a year.
 constexpr int kMaxHolidayRangeDays = 366;
 
-const std::vector<std::string> kTopLevelKeys = {"departments", "agencies", "calendars"};
+const std::vector<std::string> kTopLevelKeys = {"departments", "agencies", "calendars", "identity",
+                                                "clients"};
+const std::vector<std::string> kIdentityKeys = {"name", "cert", "key", "ca"};
+const std::vector<std::string> kClientKeys = {"may", "procedures"};
+const std::vector<std::string> kClientVerbs = {"start", "show", "events"};
+
+// [a-z0-9-]+, the shape of deployment, client and procedure names.
+bool IsPlainName(const std::string& s) {
+  if (s.empty()) return false;
+  for (char c : s) {
+    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-')) return false;
+  }
+  return true;
+}
+
+// `path` read against the folder of config file `file` when relative.
+std::string AgainstConfigFolder(const std::string& path, const std::string& file) {
+  if (path.empty() || path.front() == '/') return path;
+  auto slash = file.rfind('/');
+  if (slash == std::string::npos) return path;
+  return file.substr(0, slash + 1) + path;
+}
 const std::vector<std::string> kAgencyKeys = {"title", "calendar", "members", "may"};
 const std::vector<std::string> kMayKeys = {"cancel", "start"};
 const std::vector<std::string> kCalendarKeys = {"weekend", "holidays", "working_days", "cutoff",
@@ -94,6 +115,10 @@ class ConfigReader {
         ReadAgencies(value, out);
       } else if (key.scalar == "calendars") {
         ReadCalendars(value, out);
+      } else if (key.scalar == "identity") {
+        ReadIdentity(key, value, out);
+      } else if (key.scalar == "clients") {
+        ReadClients(value, out);
       } else {
         Error(key.where, TrFormat("unknown key {0}{1}", Quote(key.scalar),
                                   Suggestion(key.scalar, kTopLevelKeys, /*list_when_far=*/true)));
@@ -171,6 +196,122 @@ class ConfigReader {
                                   context));
       }
       out.departments[department.name] = std::move(department);
+    }
+  }
+
+  void ReadIdentity(const YamlNode& key, const YamlNode& value, Deployment& out) {
+    if (!value.IsMapping()) {
+      Error(value.IsNull() ? key.where : value.where,
+            TrFormat("'identity' must be a mapping with name, cert, key and ca, not {0}",
+                     value.KindName()));
+      return;
+    }
+    Identity identity;
+    identity.where = key.where;
+    bool complete = true;
+    std::map<std::string, std::string*> fields = {{"name", &identity.name},
+                                                  {"cert", &identity.cert},
+                                                  {"key", &identity.key},
+                                                  {"ca", &identity.ca}};
+    for (const auto& [field, field_value] : value.entries) {
+      auto it = fields.find(field.scalar);
+      if (it == fields.end()) {
+        Error(field.where, TrFormat("unknown key {0} in 'identity'{1}", Quote(field.scalar),
+                                    Suggestion(field.scalar, kIdentityKeys, true)));
+        complete = false;
+        continue;
+      }
+      auto text = Name(field_value, TrFormat("'identity': {0}", Quote(field.scalar)));
+      if (!text) {
+        complete = false;
+        continue;
+      }
+      *it->second = *text;
+    }
+    for (const auto& [name, target] : fields) {
+      if (target->empty()) {
+        if (complete) {
+          Error(key.where, TrFormat("'identity' needs {0} (name, cert, key and ca)", Quote(name)));
+        }
+        complete = false;
+      }
+    }
+    if (!identity.name.empty() && !IsPlainName(identity.name)) {
+      Error(value.where, TrFormat("'identity': name {0} must be lowercase letters, digits and "
+                                  "'-' (the certificate's CN)",
+                                  Quote(identity.name)));
+      complete = false;
+    }
+    if (!complete) return;
+    const std::string& file = sink_.file();
+    identity.cert = AgainstConfigFolder(identity.cert, file);
+    identity.key = AgainstConfigFolder(identity.key, file);
+    identity.ca = AgainstConfigFolder(identity.ca, file);
+    out.identity = std::move(identity);
+  }
+
+  void ReadClients(const YamlNode& section, Deployment& out) {
+    if (!IsSection(section, "'clients'")) return;
+    for (const auto& [key, value] : section.entries) {
+      const std::string context = TrFormat("client {0}", Quote(key.scalar));
+      Client client;
+      client.name = key.scalar;
+      client.where = key.where;
+      if (!IsPlainName(key.scalar)) {
+        Error(key.where, TrFormat("{0}: a client is named by its certificate's CN: lowercase "
+                                  "letters, digits and '-'",
+                                  context));
+        continue;
+      }
+      if (!value.IsMapping()) {
+        Error(value.IsNull() ? key.where : value.where,
+              TrFormat("{0} must be a mapping with 'may' (start, show, events), not {1}", context,
+                       value.KindName()));
+        continue;
+      }
+      bool has_may = false;
+      for (const auto& [field, field_value] : value.entries) {
+        if (field.scalar == "may") {
+          has_may = true;
+          for (const YamlNode* item : ListItems(field_value, context + ": 'may'")) {
+            auto verb = Name(*item, context + ": 'may'");
+            if (!verb) continue;
+            if (std::find(kClientVerbs.begin(), kClientVerbs.end(), *verb) == kClientVerbs.end()) {
+              Error(item->where, TrFormat("{0}: unknown permission {1}{2}", context, Quote(*verb),
+                                          Suggestion(*verb, kClientVerbs, true)));
+              continue;
+            }
+            client.may.push_back(*verb);
+          }
+        } else if (field.scalar == "procedures") {
+          if (!field_value.IsSequence()) {
+            Error(field_value.where,
+                  TrFormat("{0}: 'procedures' must be a list of procedure names, not {1}", context,
+                           field_value.KindName()));
+            continue;
+          }
+          for (const YamlNode* item : ListItems(field_value, context + ": 'procedures'")) {
+            auto name = Name(*item, context + ": 'procedures'");
+            if (!name) continue;
+            if (!IsPlainName(*name)) {
+              Error(item->where, TrFormat("{0}: {1} is not a procedure name ([a-z0-9-]+)", context,
+                                          Quote(*name)));
+              continue;
+            }
+            client.procedures.push_back(*name);
+          }
+        } else {
+          Error(field.where, TrFormat("unknown key {0} in {1}{2}", Quote(field.scalar), context,
+                                      Suggestion(field.scalar, kClientKeys, true)));
+        }
+      }
+      if (!has_may) {
+        Error(key.where,
+              TrFormat("{0} has no 'may' (what it may do: start, show, events)", context));
+      }
+      std::sort(client.may.begin(), client.may.end());
+      client.may.erase(std::unique(client.may.begin(), client.may.end()), client.may.end());
+      out.clients[client.name] = std::move(client);
     }
   }
 
@@ -446,6 +587,20 @@ Deployment Deployment::Empty() {
   Deployment out;
   out.calendars[kDefaultCalendarName] = CalendarSpec{};
   return out;
+}
+
+bool Client::May(std::string_view what) const {
+  return std::find(may.begin(), may.end(), what) != may.end();
+}
+
+bool Client::MayStart(const std::string& procedure) const {
+  return May("start") && (procedures.empty() || std::find(procedures.begin(), procedures.end(),
+                                                          procedure) != procedures.end());
+}
+
+const Client* Deployment::FindClient(const std::string& name) const {
+  auto it = clients.find(name);
+  return it == clients.end() ? nullptr : &it->second;
 }
 
 std::vector<std::string> Deployment::RolesOf(const std::string& actor,

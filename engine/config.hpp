@@ -19,6 +19,11 @@
 //   calendars:
 //     vn: {weekend: [saturday, sunday], holidays: [2026-01-01, 2026-02-14..2026-02-22],
 //          cutoff: "15:00", utc_offset: "+07:00"}
+//   identity: {name: tayninh-dost, cert: certs/tayninh-dost.pem, key: certs/tayninh-dost.key,
+//              ca: certs/ca.pem}         # wf serve's TLS and the wf adapter's certificate
+//   clients:                             # who may call wf serve, by certificate CN
+//     tayninh-portal: {may: [start, show], procedures: [birth-registration-linked]}
+//     hcmc-dost: {may: [events]}
 //
 // Calendar keys are described with CalendarSpec (engine/calendar.hpp). A calendar named
 // "default" always exists: when the file defines none, the built-in one (Saturday and Sunday
@@ -26,6 +31,7 @@
 
 #include <map>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -69,6 +75,29 @@ struct Agency {
   workflows::SourceLocation where;
 };
 
+// This deployment's own certificate (DESIGN.md, "`wf serve`"): `wf serve` presents it as its
+// server certificate and requires client certificates signed by `ca`; the `wf` adapter presents
+// it as its client certificate. Relative paths are resolved against the config file's folder.
+// The files are not read when the config loads (clerks load it too and need not read the key).
+struct Identity {
+  std::string name;  // the deployment's name: its certificate's CN
+  std::string cert;  // PEM certificate (chain)
+  std::string key;   // PEM private key
+  std::string ca;    // PEM CA that signs clients' and peers' certificates
+  workflows::SourceLocation where;
+};
+
+// A client of `wf serve`, named by its certificate's CN (`clients: {NAME: {may, procedures}}`).
+struct Client {
+  std::string name;
+  std::vector<std::string> may;         // of "start", "show", "events"; sorted, unique
+  std::vector<std::string> procedures;  // what `start` covers; empty: every procedure
+  workflows::SourceLocation where;
+
+  bool May(std::string_view what) const;
+  bool MayStart(const std::string& procedure) const;
+};
+
 // What checks a loaded config further, beyond its own shape.
 struct DeploymentOptions {
   // The adapter kinds the program registers; when not empty, a department naming another kind
@@ -81,11 +110,16 @@ struct Deployment {
   std::map<std::string, Department> departments;
   std::map<std::string, Agency> agencies;
   std::map<std::string, CalendarSpec> calendars;  // always holds kDefaultCalendarName
+  std::optional<Identity> identity;               // `identity:`; none: plain loopback HTTP
+  std::map<std::string, Client> clients;          // `clients:`, by CN
   std::string file;                               // the file it was read from; empty for Empty()
 
   // The deployment used when no config is given: no departments, no agencies, only the
   // built-in "default" calendar.
   static Deployment Empty();
+
+  // The entry of client `name` under `clients:`; nullptr when it is not listed.
+  const Client* FindClient(const std::string& name) const;
 
   // The roles `actor` holds in `agency`, in the order written; empty if none or no such agency.
   std::vector<std::string> RolesOf(const std::string& actor, const std::string& agency) const;

@@ -486,7 +486,15 @@ END $grants$)sql");
   if (pg) {
     idempotency.statements.push_back(GrantOnTable("idempotency_keys", "SELECT, INSERT"));
   }
-  return {initial, audit, refusals, due, engines, idempotency, AccessMigration(), ActsMigration()};
+  return {initial,
+          audit,
+          refusals,
+          due,
+          engines,
+          idempotency,
+          AccessMigration(),
+          ActsMigration(),
+          FederationMigration()};
 }
 
 int Dialect::LatestSchemaVersion() const { return Migrations().back().version; }

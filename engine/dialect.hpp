@@ -101,6 +101,8 @@ class Dialect {
   Migration AccessMigration() const;
   // Version 9, clerks act through wf_act (engine/dialect_acts.cpp).
   Migration ActsMigration() const;
+  // Version 10, answers owed to other deployments (engine/dialect_federation.cpp).
+  Migration FederationMigration() const;
 
   Backend backend_;
 };

@@ -34,4 +34,9 @@ inline constexpr char kChildEnded[] = "child.ended";
 inline constexpr char kIncidentOpened[] = "incident.opened";
 inline constexpr char kIncidentRetried[] = "incident.retried";
 
+// Federation (engine/federation.hpp): another deployment started this case and awaits its end.
+inline constexpr char kFederationRequested[] = "federation.requested";
+inline constexpr char kFederationAnswered[] = "federation.answered";
+inline constexpr char kFederationRefused[] = "federation.answer_refused";
+
 }  // namespace wf::engine::history_action

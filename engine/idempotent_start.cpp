@@ -4,6 +4,7 @@
 #include <string>
 
 #include "engine/anchor.hpp"
+#include "engine/federation.hpp"
 #include "engine/runtime.hpp"
 
 namespace wf::engine {
@@ -35,11 +36,9 @@ Result<Runtime::StartedOnce> Earlier(const IdempotencyRecord& earlier, const std
 
 }  // namespace
 
-Result<Runtime::StartedOnce> Runtime::StartCaseOnce(const std::string& procedure,
-                                                    const nlohmann::json& data,
-                                                    const std::string& actor,
-                                                    const std::string& client,
-                                                    const std::string& key) {
+Result<Runtime::StartedOnce> Runtime::StartCaseOnce(
+    const std::string& procedure, const nlohmann::json& data, const std::string& actor,
+    const std::string& client, const std::string& key, const FederatedCaller* caller) {
   if (key.empty() || key.size() > 255) {
     return Status::Usage("Idempotency-Key must be 1 to 255 characters");
   }
@@ -68,6 +67,7 @@ Result<Runtime::StartedOnce> Runtime::StartCaseOnce(const std::string& procedure
       taken = true;
       return Status::Conflict("Idempotency-Key taken meanwhile");
     }
+    if (caller != nullptr) return RecordFederatedCaller(tx, started.id, *caller, actor, Now());
     return Status::Ok();
   };
   std::optional<Started> started;

@@ -163,6 +163,9 @@ struct StepFailed {
 // The department answered 202: the step waits for the signal named by its step id.
 struct StepAccepted {
   int64_t activation = 0;
+  // What the department said when it took the call, kept in the history (the `wf` adapter: the
+  // other deployment's case id); null: nothing.
+  nlohmann::json receipt = nullptr;
 };
 // A clerk completed the task of `activation`. `values` are the form values, already typed
 // (true, 3, "text"), as a JSON object.

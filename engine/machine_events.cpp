@@ -65,7 +65,8 @@ Status Machine::On(const event::Start& e) {
   }
   if (!e.data.is_object()) return Status::Invalid("$: the case data must be a JSON object");
   if (!procedure_.input_schema.is_null()) {
-    auto violations = workflows::ValidateData(procedure_.input_schema, e.data, procedure_.patterns.get());
+    auto violations =
+        workflows::ValidateData(procedure_.input_schema, e.data, procedure_.patterns.get());
     if (!violations.empty()) return Status::Invalid(JoinViolations(violations));
   }
   std::string start = procedure_.start;
@@ -140,8 +141,9 @@ Status Machine::On(const event::StepAccepted& e) {
   workflows::Duration limit =
       StepOf(token).accept_timeout.value_or(workflows::kDefaultAcceptTimeout);
   Emit(command::SetTimer{token.activation, TimerKind::kAcceptTimeout, limit});
-  Note(history_action::kStepAccepted, token.step,
-       {{"activation", token.activation}, {"accept_timeout", limit.ToString()}});
+  nlohmann::json details = {{"activation", token.activation}, {"accept_timeout", limit.ToString()}};
+  if (!e.receipt.is_null()) details["receipt"] = e.receipt;
+  Note(history_action::kStepAccepted, token.step, std::move(details));
   return Status::Ok();
 }
 
@@ -153,7 +155,8 @@ Status Machine::On(const event::TaskCompleted& e) {
   const Step& step = StepOf(token);
   if (!e.values.is_object()) return Status::Invalid("$: the form values must be an object");
   if (!step.form_schema.is_null()) {
-    auto violations = workflows::ValidateData(step.form_schema, e.values, procedure_.patterns.get());
+    auto violations =
+        workflows::ValidateData(step.form_schema, e.values, procedure_.patterns.get());
     if (!violations.empty()) {
       return Status::Invalid("the form of task '" + step.id + "': " + JoinViolations(violations));
     }
@@ -241,7 +244,8 @@ Status Machine::On(const event::TimerFired& e) {
   }
   Token& token = *t;
   const Step& step = StepOf(token);
-  Note(history_action::kTimerFired, step.id, {{"activation", token.activation}, {"kind", TimerKindName(e.kind)}});
+  Note(history_action::kTimerFired, step.id,
+       {{"activation", token.activation}, {"kind", TimerKindName(e.kind)}});
   switch (e.kind) {
     case TimerKind::kRetry:
       Invoke(token);

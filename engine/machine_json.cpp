@@ -294,7 +294,9 @@ json EventToJson(const Event& event) {
                     {"attempt", e.attempt}};
           },
           [](const event::StepAccepted& e) -> json {
-            return {{"type", "step_accepted"}, {"activation", e.activation}};
+            json out = {{"type", "step_accepted"}, {"activation", e.activation}};
+            if (!e.receipt.is_null()) out["receipt"] = e.receipt;
+            return out;
           },
           [](const event::TaskCompleted& e) -> json {
             return {{"type", "task_completed"},
@@ -351,7 +353,7 @@ Result<Event> EventFromJson(const json& in) {
     out = event::StepFailed{r.Int("activation"), r.Text("message"), r.Bool("retryable"),
                             static_cast<int>(r.Int("attempt"))};
   } else if (type == "step_accepted") {
-    out = event::StepAccepted{r.Int("activation")};
+    out = event::StepAccepted{r.Int("activation"), value("receipt")};
   } else if (type == "task_completed") {
     out = event::TaskCompleted{r.Int("activation"), r.Text("actor"), value("values")};
   } else if (type == "signal_received") {

@@ -25,6 +25,8 @@
 
 namespace wf::engine {
 
+struct FederatedCaller;  // engine/federation.hpp
+
 // Work kinds the runtime enqueues and the engine carries out.
 inline constexpr const char* kWorkInvoke = "invoke";  // call a department (payload: InvokePayload)
 inline constexpr const char* kWorkEvent = "event";    // apply an event (payload: EventToJson)
@@ -186,9 +188,12 @@ class Runtime {
     Started started;
     bool created = false;
   };
+  // With `caller` (a federated start, engine/federation.hpp), the same transaction records
+  // where the case's answer goes and a `federation.requested` event.
   Result<StartedOnce> StartCaseOnce(const std::string& procedure, const nlohmann::json& data,
                                     const std::string& actor, const std::string& client,
-                                    const std::string& key);
+                                    const std::string& key,
+                                    const FederatedCaller* caller = nullptr);
   // Starts one case per element of `data`, committing `batch_size` at a time. A case that fails
   // (bad data, duplicate) is refused on its own line and the others go on. The result has one
   // BatchLine per element of `data`, in order. Only a failure of the store itself (kUnavailable,
@@ -202,6 +207,25 @@ class Runtime {
   // transaction, retrying a few times when a concurrent change wins the optimistic check. The
   // JSON an event carries (signal data, ...) is checked against the bounds first (kInvalid).
   Status ApplyEvent(const std::string& case_id, const Event& event, const std::string& actor);
+
+  // A step that a signal would reach (DeliverSignal).
+  struct SignalReceiver {
+    std::string step;
+    // An adapter step waiting for its department's answer (after 202, or with the call still
+    // out); false: a `wait:` step declaring the signal.
+    bool callback = false;
+    std::string department;  // the adapter step's department when `callback`
+  };
+  // Decides, inside the write transaction, whether a signal may reach these steps of the case:
+  // Ok, or the refusal (kNotPermitted) that rolls everything back.
+  using SignalAdmission =
+      std::function<Status(const CaseRecord&, const std::vector<SignalReceiver>&)>;
+  // ApplyEvent of a signal for a caller that is admitted by what the signal reaches (`wf serve`:
+  // a department may deliver only its own steps' answers): `admit` runs in the same transaction,
+  // so nothing changes between the check and the write. No step waiting for it: kConflict.
+  // `*hash` (when not null) gets the hash of the history event that records the signal.
+  Status DeliverSignal(const std::string& case_id, const event::SignalReceived& signal,
+                       const std::string& actor, const SignalAdmission& admit, std::string* hash);
 
   // Completes task `task_id` with form `values` for `actor`: kNotFound, kNotPermitted when the
   // actor lacks the task's role in its agency, kConflict when it is completed, cancelled or

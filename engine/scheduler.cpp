@@ -17,6 +17,7 @@
 #include "engine/acts.hpp"
 #include "engine/batch_commit.hpp"
 #include "engine/failed_work.hpp"
+#include "engine/federation.hpp"
 #include "engine/liveness.hpp"
 #include "workflows/json_limits.hpp"
 #include "workflows/loader.hpp"
@@ -44,7 +45,7 @@ Event EventFromOutcome(int64_t activation, const adapters::StepOutcome& outcome,
     case Kind::kDone:
       return event::StepSucceeded{activation, outcome.result, std::nullopt};
     case Kind::kAccepted:
-      return event::StepAccepted{activation};
+      return event::StepAccepted{activation, outcome.result};
     case Kind::kRetry:
       return event::StepFailed{activation, outcome.message, true, attempt};
     case Kind::kFailed:
@@ -82,6 +83,9 @@ struct Engine::Impl {
   static constexpr std::chrono::milliseconds kActsEvery{20};
   std::chrono::steady_clock::time_point acts_checked{};
   adapters::NoopAdapter noop;
+  // Answers owed to other deployments (engine/federation.hpp), looked for every kCourierEvery.
+  CallbackCourier courier{runtime.store(), runtime.deployment()};
+  static constexpr std::chrono::milliseconds kCourierEvery{500};
 
   asio::io_context io{1};
   asio::thread_pool db_pool;
@@ -291,6 +295,30 @@ struct Engine::Impl {
       if (round.taken_over > 0) wake.cancel();  // claim the released rows now
       if (stopping && in_flight == 0) break;
       co_await Sleep(keeper_wake, keeper.tick());
+    }
+  }
+
+  // Posts the answers owed to other deployments until the engine stops.
+  asio::awaitable<void> Courier() {
+    asio::steady_timer pause(io);
+    while (!stopping) {
+      auto due = co_await OnDb([this] { return courier.TakeDue(Now(), 16); });
+      if (!due) {
+        spdlog::warn("looking for answers owed to other deployments failed: {}",
+                     due.error().message());
+      } else {
+        for (const CallbackDelivery& delivery : *due) {
+          adapters::StepOutcome outcome = co_await courier.Post(delivery);
+          Status recorded = co_await OnDb(
+              [this, &delivery, &outcome] { return courier.Record(delivery, outcome, Now()); });
+          if (!recorded.ok()) {
+            spdlog::warn("recording the answer of case {} failed: {}", delivery.record.case_id,
+                         recorded.message());
+          }
+        }
+      }
+      if (stopping) break;
+      co_await Sleep(pause, kCourierEvery);
     }
   }
 
@@ -596,6 +624,7 @@ Status Engine::Run() {
   }
   asio::co_spawn(impl.io, impl.Listener(), log_failure("the listener"));
   asio::co_spawn(impl.io, impl.Keeper(), log_failure("the lease keeper"));
+  asio::co_spawn(impl.io, impl.Courier(), log_failure("the answers to other deployments"));
   impl.io.run();
   impl.db_pool.join();
   Status unlocked = impl.LockSqlite(false);

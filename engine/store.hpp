@@ -232,6 +232,22 @@ struct IdempotencyRecord {
   Timestamp created_at{};
 };
 
+// A result owed to another deployment (table federation_callbacks, migration 10): a case that
+// another deployment's `wf` adapter started here, and where its result goes when it ends.
+struct CallbackRecord {
+  std::string case_id;      // our case
+  std::string client;       // the other deployment (its certificate's CN)
+  std::string url;          // its wf serve
+  std::string caller_case;  // its case and step that wait for our answer
+  std::string caller_step;
+  Timestamp created_at{};
+  Timestamp next_at{};  // when an engine may try next (also a delivery's lease)
+  int attempts = 0;
+  std::string last_error;
+  std::optional<Timestamp> delivered_at;
+  std::string peer_hash;  // the hash of the other side's event recording our answer
+};
+
 // A chain whose case was moved to an archive file by `wf archive`: its head stays behind in the
 // `archived_chains` table (append-only, like history) so verification and anchors still hold.
 struct ArchivedChain {
@@ -473,6 +489,21 @@ class StoreTx {
   Result<bool> InsertIdempotencyKey(const IdempotencyRecord& record);
   // Up to `limit` refusals with an id above `after_id`, by id.
   Result<std::vector<RefusalRecord>> ListRefusalsAfter(std::int64_t after_id, int limit);
+
+  // --- federation (engine/store_federation.cpp)
+  Status InsertCallback(const CallbackRecord& record);
+  Result<std::optional<CallbackRecord>> FindCallback(const std::string& case_id);
+  // Up to `limit` callbacks not yet delivered whose case has ended and whose next_at has come,
+  // oldest first.
+  Result<std::vector<CallbackRecord>> DueCallbacks(Timestamp now, int limit);
+  // Takes the callback of `case_id` until `until` (next_at), if its next_at is still `seen`:
+  // false when another engine took it first.
+  Result<bool> LeaseCallback(const std::string& case_id, Timestamp seen, Timestamp until);
+  Status CallbackFailed(const std::string& case_id, int attempts, Timestamp next_at,
+                        const std::string& error);
+  // Delivered (or answered for good: `note` says how), with the hash the other side recorded.
+  Status CallbackDelivered(const std::string& case_id, int attempts, Timestamp at,
+                           const std::string& peer_hash, const std::string& note);
 
   // --- audit and retention (engine/store_audit.cpp)
   // Cases that ended (status not open, ended_at set) before `before`, by id after `after_id`,

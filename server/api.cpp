@@ -7,6 +7,8 @@
 #include <vector>
 
 #include "engine/case_detail.hpp"
+#include "engine/federation.hpp"
+#include "engine/history_action.hpp"
 #include "engine/machine.hpp"
 #include "engine/runtime.hpp"
 #include "workflows/json_limits.hpp"
@@ -182,20 +184,48 @@ ApiReply Api::Route(const ApiRequest& request) {
     if (method != "GET") return method_not_allowed("/v1/openapi.json", "GET");
     return with_route(Json(200, OpenApiDocument()), "/v1/openapi.json");
   }
+  const engine::Client* client = nullptr;
   if (path.size() == 4 && path[1] == "procedures" && path[3] == "cases") {
     constexpr const char* kRoute = "/v1/procedures/{name}/cases";
     if (method != "POST") return method_not_allowed(kRoute, "POST");
+    if (auto refused = Authorise(request, &client)) return with_route(*refused, kRoute);
+    if (client != nullptr && !client->MayStart(path[2])) {
+      return with_route(
+          ErrorReply(Status::NotPermitted("client " + client->name + " may not start " + path[2] +
+                                          "; its entry under `clients:` says what it may")),
+          kRoute);
+    }
     return with_route(StartCase(request, path[2]), kRoute);
   }
   if (path.size() == 3 && path[1] == "cases") {
     constexpr const char* kRoute = "/v1/cases/{id}";
     if (method != "GET") return method_not_allowed(kRoute, "GET");
-    return with_route(ShowCase(request, path[2]), kRoute);
+    if (auto refused = Authorise(request, &client)) return with_route(*refused, kRoute);
+    if (client != nullptr && !client->May("show")) {
+      return with_route(ErrorReply(Status::NotPermitted(
+                            "client " + client->name +
+                            " may not see cases; its entry under `clients:` has no `show`")),
+                        kRoute);
+    }
+    return with_route(ShowCase(request, path[2], client), kRoute);
+  }
+  if (path.size() == 4 && path[1] == "cases" && path[3] == "history") {
+    constexpr const char* kRoute = "/v1/cases/{id}/history";
+    if (method != "GET") return method_not_allowed(kRoute, "GET");
+    if (auto refused = Authorise(request, &client)) return with_route(*refused, kRoute);
+    if (client != nullptr && !client->May("show")) {
+      return with_route(ErrorReply(Status::NotPermitted(
+                            "client " + client->name +
+                            " may not see cases; its entry under `clients:` has no `show`")),
+                        kRoute);
+    }
+    return with_route(CaseHistory(path[2], client), kRoute);
   }
   if (path.size() == 5 && path[1] == "cases" && path[3] == "events") {
     constexpr const char* kRoute = "/v1/cases/{id}/events/{event}";
     if (method != "POST") return method_not_allowed(kRoute, "POST");
-    return with_route(DeliverEvent(request, path[2], path[4]), kRoute);
+    if (auto refused = Authorise(request, &client)) return with_route(*refused, kRoute);
+    return with_route(DeliverEvent(request, path[2], path[4], client), kRoute);
   }
   return with_route(ErrorReply(404, "not_found", "no such resource; see /v1/openapi.json"), "?");
 }
@@ -208,8 +238,29 @@ ApiReply Api::StartCase(const ApiRequest& request, const std::string& procedure)
   }
   auto data = BodyObject(request, false);
   if (!data) return ErrorReply(data.error());
+  // A federated start (the `wf` adapter of another deployment) says where the answer goes.
+  std::optional<engine::FederatedCaller> caller;
+  if (!request.callback.empty()) {
+    const std::string& url = request.callback;
+    const bool https = url.rfind("https://", 0) == 0;
+    if ((!https && url.rfind("http://", 0) != 0) || url.size() > 2048 ||
+        url.find_first_of(" \r\n\t") != std::string::npos) {
+      return ErrorReply(Status::Usage(std::string(kCallbackHeader) +
+                                      ": give the caller's wf serve as an http(s):// URL"));
+    }
+    if (require_client_ && !https) {
+      return ErrorReply(Status::Usage(std::string(kCallbackHeader) +
+                                      ": over TLS the answer goes to an https:// URL only"));
+    }
+    if (!PlainSegment(request.caller_case) || !PlainSegment(request.caller_step)) {
+      return ErrorReply(Status::Usage(
+          "a federated start (" + std::string(kCallbackHeader) +
+          ") needs X-Wf-Case and X-Wf-Step: the caller's case and step the answer is for"));
+    }
+    caller = engine::FederatedCaller{request.client, url, request.caller_case, request.caller_step};
+  }
   auto once = runtime_.StartCaseOnce(procedure, *data, ActorOf(request), request.client,
-                                     request.idempotency_key);
+                                     request.idempotency_key, caller ? &*caller : nullptr);
   if (!once) {
     if (once.error().code() == ErrorCode::kNotFound) {
       return ErrorReply(Status::NotFound("no procedure " + procedure + " is deployed"));
@@ -228,7 +279,8 @@ ApiReply Api::StartCase(const ApiRequest& request, const std::string& procedure)
   return Json(once->created ? 201 : 200, {{"id", once->started.id}});
 }
 
-ApiReply Api::ShowCase(const ApiRequest&, const std::string& case_id) {
+ApiReply Api::ShowCase(const ApiRequest&, const std::string& case_id,
+                       const engine::Client* client) {
   std::optional<engine::CaseDetail> detail;
   Status status = runtime_.store().Read([&](engine::StoreTx& tx) {
     auto loaded = engine::LoadCaseDetail(tx, runtime_.procedures(), case_id);
@@ -240,17 +292,86 @@ ApiReply Api::ShowCase(const ApiRequest&, const std::string& case_id) {
     return ErrorReply(Status::NotFound("no case " + case_id));
   }
   if (!status.ok()) return ErrorReply(status);
+  // A client sees the cases it started (a portal its applications, a peer its requests).
+  if (client != nullptr && detail->view.record.started_by != client->name) {
+    return ErrorReply(Status::NotPermitted("client " + client->name +
+                                           " may see only the cases "
+                                           "it started; " +
+                                           case_id + " is not one of them"));
+  }
   return Json(200, engine::CaseDetailJson(*detail, runtime_.deployment(), engine::Now()));
 }
 
+ApiReply Api::CaseHistory(const std::string& case_id, const engine::Client* client) {
+  json events = json::array();
+  Status status = runtime_.store().Read([&](engine::StoreTx& tx) {
+    auto record = tx.GetCase(case_id);
+    if (!record) return record.error();
+    if (client != nullptr && record->started_by != client->name) {
+      return Status::NotPermitted("client " + client->name +
+                                  " may see only the cases it "
+                                  "started; " +
+                                  case_id + " is not one of them");
+    }
+    auto history = tx.ListHistory(case_id);
+    if (!history) return history.error();
+    for (const auto& e : *history) {
+      json details = json::parse(e.details, nullptr, false);
+      events.push_back({{"seq", e.seq},
+                        {"at", e.at},
+                        {"actor", e.actor},
+                        {"action", e.action},
+                        {"step", e.step},
+                        {"details", details.is_discarded() ? json(e.details) : details},
+                        {"prev_hash", e.prev_hash},
+                        {"hash", e.hash}});
+    }
+    return Status::Ok();
+  });
+  if (status.code() == ErrorCode::kNotFound) {
+    return ErrorReply(Status::NotFound("no case " + case_id));
+  }
+  if (!status.ok()) return ErrorReply(status);
+  return Json(200, {{"case", case_id}, {"events", std::move(events)}});
+}
+
 ApiReply Api::DeliverEvent(const ApiRequest& request, const std::string& case_id,
-                           const std::string& event) {
+                           const std::string& event, const engine::Client* client) {
   auto data = BodyObject(request, true);
   if (!data) return ErrorReply(data.error());
-  Status status =
-      runtime_.ApplyEvent(case_id, engine::event::SignalReceived{event, *data}, ActorOf(request));
+  // Who may deliver what (checked in the transaction that applies it): a department its own
+  // steps' answers (after its 202), a client with `events` the signals `wait:` steps declare.
+  // Plain loopback HTTP: anyone on this host, as `wf signal` there.
+  auto admit = [client](const engine::CaseRecord& record,
+                        const std::vector<engine::Runtime::SignalReceiver>& receivers) {
+    if (client == nullptr) return Status::Ok();
+    for (const auto& receiver : receivers) {
+      if (receiver.callback && receiver.department != client->name) {
+        return Status::NotPermitted("client " + client->name + " may not deliver the answer of " +
+                                    "department " + receiver.department + " (step " +
+                                    receiver.step + " of case " + record.id + ")");
+      }
+      if (!receiver.callback && !client->May("events")) {
+        return Status::NotPermitted("client " + client->name + " may not deliver signal " +
+                                    receiver.step + " of case " + record.id +
+                                    "; its entry under `clients:` has no `events`");
+      }
+    }
+    return Status::Ok();
+  };
+  std::string hash;
+  Status status = runtime_.DeliverSignal(case_id, engine::event::SignalReceived{event, *data},
+                                         ActorOf(request), admit, &hash);
+  if (status.code() == ErrorCode::kConflict) {
+    // The same answer again (its sender died before recording our reply): the event that took
+    // it the first time, so that delivering an answer is idempotent.
+    if (auto earlier = EarlierAnswer(case_id, event, *data, ActorOf(request))) {
+      return Json(200,
+                  {{"case", case_id}, {"event", event}, {"hash", *earlier}, {"repeated", true}});
+    }
+  }
   if (!status.ok()) return ErrorReply(status);
-  json answer = {{"case", case_id}, {"event", event}};
+  json answer = {{"case", case_id}, {"event", event}, {"hash", hash}};
   (void)runtime_.store().Read([&](engine::StoreTx& tx) {
     auto record = tx.GetCase(case_id);
     if (!record) return record.error();
@@ -258,6 +379,51 @@ ApiReply Api::DeliverEvent(const ApiRequest& request, const std::string& case_id
     return Status::Ok();
   });
   return Json(200, answer);
+}
+
+std::optional<std::string> Api::EarlierAnswer(const std::string& case_id, const std::string& event,
+                                              const nlohmann::json& data,
+                                              const std::string& actor) {
+  if (!data.contains("case") || !data.contains("hash")) return std::nullopt;
+  std::optional<std::string> found;
+  (void)runtime_.store().Read([&](engine::StoreTx& tx) {
+    auto history = tx.ListHistory(case_id);
+    if (!history) return history.error();
+    for (const auto& e : *history) {
+      if (e.action != engine::history_action::kSignalReceived || e.step != event ||
+          e.actor != actor) {
+        continue;
+      }
+      json details = json::parse(e.details, nullptr, false);
+      const json* earlier =
+          details.is_object() && details.contains("data") ? &details["data"] : nullptr;
+      if (earlier != nullptr && earlier->is_object() &&
+          earlier->value("case", json()) == data["case"] &&
+          earlier->value("hash", json()) == data["hash"]) {
+        found = e.hash;
+      }
+    }
+    return Status::Ok();
+  });
+  return found;
+}
+
+std::optional<ApiReply> Api::Authorise(const ApiRequest& request,
+                                       const engine::Client** client) const {
+  *client = nullptr;
+  if (!require_client_) return std::nullopt;
+  if (request.client.empty()) {
+    return ErrorReply(401, "unauthenticated",
+                      request.unauthenticated.empty() ? std::string("no client certificate")
+                                                      : request.unauthenticated);
+  }
+  *client = runtime_.deployment().FindClient(request.client);
+  if (*client == nullptr) {
+    return ErrorReply(Status::NotPermitted(
+        "client " + request.client +
+        " (its certificate's CN) is not listed under `clients:` of this deployment"));
+  }
+  return std::nullopt;
 }
 
 std::string Api::ActorOf(const ApiRequest& request) {

@@ -4,6 +4,7 @@
 // strings and leaves as a status and a JSON body. Each route calls the same engine code path as
 // the CLI command it mirrors. Blocking (it uses the store): the server runs it on its pool.
 
+#include <optional>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -12,7 +13,8 @@
 
 namespace wf::engine {
 class Runtime;
-}
+struct Client;
+}  // namespace wf::engine
 
 namespace wf::server {
 
@@ -23,8 +25,22 @@ struct ApiRequest {
   std::string idempotency_key;
   std::string content_type;
   std::string body;
-  std::string client;  // who is calling: a certificate's CN; empty on plain loopback HTTP
+  // Who is calling: the CN of a client certificate that verified; empty on plain loopback HTTP
+  // and for a TLS client that is not authenticated.
+  std::string client;
+  // With TLS: why the client is not authenticated (no certificate, one that does not verify);
+  // empty when it is. Every route but health and the OpenAPI document then answers 401.
+  std::string unauthenticated;
+  // A federated start (the `wf` adapter of another deployment): where to post the result when
+  // the case ends (kCallbackHeader, the caller's own wf serve), and the caller's case and step
+  // (the http wire's X-Wf-Case and X-Wf-Step headers).
+  std::string callback;
+  std::string caller_case;
+  std::string caller_step;
 };
+
+// The header a federated start names its caller's wf serve by (DESIGN.md, "Federation").
+inline constexpr const char* kCallbackHeader = "Wf-Callback";
 
 // One answer.
 struct ApiReply {
@@ -50,8 +66,11 @@ inline constexpr const char* kLoopbackActor = "api";
 // The routes over one runtime. Thread-safe as the runtime is.
 class Api {
  public:
-  // `runtime` must outlive the Api.
-  explicit Api(engine::Runtime& runtime) : runtime_(runtime) {}
+  // `runtime` must outlive the Api. With `require_client` (wf serve over TLS, the deployment has
+  // an identity) every route but health and the OpenAPI document needs an authenticated client
+  // listed under the deployment config's `clients:`, and checks what it may do there.
+  Api(engine::Runtime& runtime, bool require_client)
+      : runtime_(runtime), require_client_(require_client) {}
 
   // Answers one request; never throws (an exception becomes a 500).
   ApiReply Handle(const ApiRequest& request);
@@ -60,12 +79,24 @@ class Api {
   ApiReply Route(const ApiRequest& request);
   ApiReply Health();
   ApiReply StartCase(const ApiRequest& request, const std::string& procedure);
-  ApiReply ShowCase(const ApiRequest& request, const std::string& case_id);
+  // `client`: the caller's entry under `clients:`, null on plain loopback HTTP.
+  ApiReply ShowCase(const ApiRequest& request, const std::string& case_id,
+                    const engine::Client* client);
+  // The case's history events with their hashes (`wf audit verify --peer` of the other side).
+  ApiReply CaseHistory(const std::string& case_id, const engine::Client* client);
   ApiReply DeliverEvent(const ApiRequest& request, const std::string& case_id,
-                        const std::string& event);
+                        const std::string& event, const engine::Client* client);
   static std::string ActorOf(const ApiRequest& request);
+  // The hash of the event that took this very answer (`data` with the same `case` and `hash`,
+  // from the same actor) to step `event` of the case before; nullopt when none did.
+  std::optional<std::string> EarlierAnswer(const std::string& case_id, const std::string& event,
+                                           const nlohmann::json& data, const std::string& actor);
+  // With require_client_: the 401 or 403 that refuses the request, or nullopt with `*client`
+  // set to its entry under `clients:`. Without: nullopt and `*client` null.
+  std::optional<ApiReply> Authorise(const ApiRequest& request, const engine::Client** client) const;
 
   engine::Runtime& runtime_;
+  bool require_client_ = false;
 };
 
 }  // namespace wf::server

@@ -22,7 +22,8 @@ json ErrorAnswer(const char* description) { return Answer(description, "Error");
 // The answers every route may give whatever it does.
 json CommonAnswers(json answers) {
   answers["400"] = ErrorAnswer("malformed request: not JSON, a missing header");
-  answers["401"] = ErrorAnswer("no client certificate (TLS deployments)");
+  answers["401"] = ErrorAnswer(
+      "no client certificate, or one this deployment's CA did not sign (TLS deployments)");
   answers["403"] = ErrorAnswer("the client may not do this");
   answers["405"] = ErrorAnswer("another method is required");
   answers["408"] = ErrorAnswer("the request did not arrive in time");
@@ -87,7 +88,30 @@ json OpenApiDocument() {
         {"properties",
          {{"case", {{"type", "string"}}},
           {"event", {{"type", "string"}}},
-          {"status", {{"type", "string"}}}}}}}};
+          {"status", {{"type", "string"}}},
+          {"hash", {{"type", "string"}, {"description", "the history event that records it"}}},
+          {"repeated",
+           {{"type", "boolean"},
+            {"description", "the same answer was delivered before: its event's hash"}}}}}}},
+      {"History",
+       {{"type", "object"},
+        {"required", {"case", "events"}},
+        {"properties",
+         {{"case", {{"type", "string"}}},
+          {"events",
+           {{"type", "array"},
+            {"items",
+             {{"type", "object"},
+              {"required", {"seq", "at", "actor", "action", "hash", "prev_hash"}},
+              {"properties",
+               {{"seq", {{"type", "integer"}}},
+                {"at", {{"type", "string"}}},
+                {"actor", {{"type", "string"}}},
+                {"action", {{"type", "string"}}},
+                {"step", {{"type", "string"}}},
+                {"details", {}},
+                {"prev_hash", {{"type", "string"}}},
+                {"hash", {{"type", "string"}}}}}}}}}}}}}};
 
   json start = {
       {"operationId", "startCase"},
@@ -98,7 +122,25 @@ json OpenApiDocument() {
          {"in", "header"},
          {"required", true},
          {"description", "the same key again answers 200 with the case the first request made"},
-         {"schema", {{"type", "string"}, {"minLength", 1}, {"maxLength", 255}}}}}},
+         {"schema", {{"type", "string"}, {"minLength", 1}, {"maxLength", 255}}}},
+        {{"name", "Wf-Callback"},
+         {"in", "header"},
+         {"required", false},
+         {"description",
+          "a federated start (another deployment's `wf` adapter): its wf serve, where the "
+          "case's {case, procedure, status, data, hash} is posted when it ends, to "
+          "/v1/cases/{X-Wf-Case}/events/{X-Wf-Step}"},
+         {"schema", {{"type", "string"}, {"format", "uri"}}}},
+        {{"name", "X-Wf-Case"},
+         {"in", "header"},
+         {"required", false},
+         {"description", "with Wf-Callback: the caller's case"},
+         {"schema", {{"type", "string"}}}},
+        {{"name", "X-Wf-Step"},
+         {"in", "header"},
+         {"required", false},
+         {"description", "with Wf-Callback: the caller's step that waits for the answer"},
+         {"schema", {{"type", "string"}}}}}},
       {"requestBody", {{"required", true}, {"content", JsonContent({{"type", "object"}})}}},
       {"responses",
        CommonAnswers({{"201", Answer("the case was started", "Created")},
@@ -124,6 +166,12 @@ json OpenApiDocument() {
                                    {"404", ErrorAnswer("no such case")},
                                    {"409", ErrorAnswer("nothing in the case waits for this event")},
                                    {"422", ErrorAnswer("the data is past the bounds")}})}};
+  json history = {
+      {"operationId", "caseHistory"},
+      {"summary", "a case's history events with their hashes (`wf audit verify --peer`)"},
+      {"parameters", {PathParameter("id", "the case id")}},
+      {"responses", CommonAnswers({{"200", Answer("the history", "History")},
+                                   {"404", ErrorAnswer("no such case")}})}};
   json health = {{"operationId", "health"},
                  {"summary", "the server runs and its store answers"},
                  {"responses", CommonAnswers({{"200", Answer("healthy", "Health")}})}};
@@ -143,6 +191,7 @@ json OpenApiDocument() {
           {"paths",
            {{"/v1/procedures/{name}/cases", {{"post", start}}},
             {"/v1/cases/{id}", {{"get", show}}},
+            {"/v1/cases/{id}/history", {{"get", history}}},
             {"/v1/cases/{id}/events/{event}", {{"post", event}}},
             {"/v1/health", {{"get", health}}},
             {"/v1/openapi.json", {{"get", openapi}}}}},

@@ -10,19 +10,24 @@
 #include <optional>
 #include <string_view>
 
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
 #include <nlohmann/json.hpp>
 
 #include "adapters/asio.hpp"
 #include "engine/runtime.hpp"
 #include "engine/timestamp.hpp"
 #include "server/api.hpp"
+#include "server/tls.hpp"
 
 namespace wf::server {
 
 namespace beast = boost::beast;
 namespace http = beast::http;
+namespace ssl = asio::ssl;
 using tcp = asio::ip::tcp;
 
 namespace {
@@ -32,15 +37,27 @@ namespace {
 constexpr std::chrono::seconds kLingerTime{1};
 constexpr std::size_t kLingerBytes = 4 << 20;
 
-// One connection: its stream and the watchdog that cuts a slow request short. Shared with the
-// watchdog's handler, which may run after the coroutine ended.
+// One connection: its stream (plain, or TLS when the deployment has an identity) and the
+// watchdog that cuts a slow request short. Shared with the watchdog's handler, which may run
+// after the coroutine ended.
 struct Connection {
-  explicit Connection(tcp::socket socket)
-      : stream(std::move(socket)), watchdog(stream.get_executor()) {}
-  beast::tcp_stream stream;
+  Connection(tcp::socket socket, ssl::context* tls_context) : watchdog(socket.get_executor()) {
+    if (tls_context != nullptr) {
+      tls.emplace(std::move(socket), *tls_context);
+    } else {
+      plain.emplace(std::move(socket));
+    }
+  }
+  beast::tcp_stream& Tcp() { return tls ? beast::get_lowest_layer(*tls) : *plain; }
+  std::optional<beast::tcp_stream> plain;
+  std::optional<beast::ssl_stream<beast::tcp_stream>> tls;
   asio::steady_timer watchdog;
   bool timed_out = false;
   std::string remote;
+  // Who the client certificate names (TLS), and why the client is not authenticated when it is
+  // not (no certificate, or one that does not verify against the identity's CA).
+  std::string client;
+  std::string unauthenticated;
 };
 
 // Arms the watchdog: after `limit` the pending read is cancelled (the socket stays open, so a
@@ -52,7 +69,7 @@ void Arm(const std::shared_ptr<Connection>& connection, std::chrono::millisecond
     if (ec) return;  // disarmed
     connection->timed_out = true;
     boost::system::error_code ignored;
-    connection->stream.socket().cancel(ignored);
+    connection->Tcp().socket().cancel(ignored);
   });
 }
 
@@ -72,7 +89,8 @@ asio::awaitable<ApiReply> RunApi(Api* api, ApiRequest request) { co_return api->
 struct Server::Impl {
   Impl(engine::Runtime& runtime, ServeOptions serve_options)
       : options(std::move(serve_options)),
-        api(runtime),
+        api(runtime, runtime.deployment().identity.has_value()),
+        identity(runtime.deployment().identity),
         acceptor(io),
         pool(static_cast<std::size_t>(std::max(1, options.limits.workers))) {}
 
@@ -82,7 +100,7 @@ struct Server::Impl {
     auto elapsed = std::chrono::steady_clock::now() - started;
     nlohmann::json line = {{"at", engine::FormatRfc3339(engine::Now())},
                            {"remote", connection.remote},
-                           {"client", client_name},
+                           {"client", connection.client},
                            {"method", method},
                            {"route", reply.route.empty() ? std::string("?") : reply.route},
                            {"status", reply.status},
@@ -98,16 +116,24 @@ struct Server::Impl {
   }
 
   asio::awaitable<void> Accept();
-  asio::awaitable<void> Serve(std::shared_ptr<Connection> connection);
-  asio::awaitable<void> Refuse(std::shared_ptr<Connection> connection);
-  asio::awaitable<void> Answer(std::shared_ptr<Connection> connection, ApiReply reply,
-                               unsigned version, bool keep_alive, std::size_t* bytes_out,
-                               beast::error_code* ec);
-  asio::awaitable<void> Linger(std::shared_ptr<Connection> connection);
+  // Shakes hands (TLS), then serves the connection, or only answers 503 when `refuse`.
+  asio::awaitable<void> Start(std::shared_ptr<Connection> connection, bool refuse);
+  template <class Stream>
+  asio::awaitable<void> Serve(std::shared_ptr<Connection> connection, Stream& stream);
+  template <class Stream>
+  asio::awaitable<void> Refuse(std::shared_ptr<Connection> connection, Stream& stream);
+  template <class Stream>
+  asio::awaitable<void> Answer(std::shared_ptr<Connection> connection, Stream& stream,
+                               ApiReply reply, unsigned version, bool keep_alive,
+                               std::size_t* bytes_out, beast::error_code* ec);
+  template <class Stream>
+  asio::awaitable<void> Linger(std::shared_ptr<Connection> connection, Stream& stream);
+  asio::awaitable<void> Close(std::shared_ptr<Connection> connection);
 
   ServeOptions options;
   Api api;
-  std::string client_name;  // the client on plain HTTP: none
+  std::optional<engine::Identity> identity;
+  std::unique_ptr<ssl::context> tls;  // with an identity
   asio::io_context io{1};
   tcp::acceptor acceptor;
   asio::thread_pool pool;
@@ -115,8 +141,9 @@ struct Server::Impl {
   std::atomic<bool> stopped{false};
 };
 
-asio::awaitable<void> Server::Impl::Answer(std::shared_ptr<Connection> connection, ApiReply reply,
-                                           unsigned version, bool keep_alive,
+template <class Stream>
+asio::awaitable<void> Server::Impl::Answer(std::shared_ptr<Connection> connection, Stream& stream,
+                                           ApiReply reply, unsigned version, bool keep_alive,
                                            std::size_t* bytes_out, beast::error_code* ec) {
   http::response<http::string_body> response{static_cast<http::status>(reply.status), version};
   response.set(http::field::server, "wf");
@@ -126,40 +153,51 @@ asio::awaitable<void> Server::Impl::Answer(std::shared_ptr<Connection> connectio
   response.body() = reply.body.dump();
   response.prepare_payload();
   *bytes_out = response.body().size();
-  connection->stream.expires_after(options.limits.body_timeout);
-  co_await http::async_write(connection->stream, response,
-                             asio::redirect_error(asio::use_awaitable, *ec));
-  connection->stream.expires_never();
+  connection->Tcp().expires_after(options.limits.body_timeout);
+  co_await http::async_write(stream, response, asio::redirect_error(asio::use_awaitable, *ec));
+  connection->Tcp().expires_never();
 }
 
-asio::awaitable<void> Server::Impl::Linger(std::shared_ptr<Connection> connection) {
+template <class Stream>
+asio::awaitable<void> Server::Impl::Linger(std::shared_ptr<Connection> connection, Stream& stream) {
   beast::error_code ec;
-  connection->stream.socket().shutdown(tcp::socket::shutdown_send, ec);
-  connection->stream.expires_after(kLingerTime);
+  // Plain TCP: half-close, so the client reads the answer and an EOF. TLS keeps both directions
+  // until its close_notify (Close).
+  if (!connection->tls) connection->Tcp().socket().shutdown(tcp::socket::shutdown_send, ec);
+  connection->Tcp().expires_after(kLingerTime);
   std::size_t dropped = 0;
   std::array<char, 16384> sink;
   while (!ec && dropped < kLingerBytes) {
-    dropped += co_await connection->stream.async_read_some(
-        asio::buffer(sink), asio::redirect_error(asio::use_awaitable, ec));
+    dropped += co_await stream.async_read_some(asio::buffer(sink),
+                                               asio::redirect_error(asio::use_awaitable, ec));
   }
-  connection->stream.close();
+  co_await Close(connection);
 }
 
-asio::awaitable<void> Server::Impl::Refuse(std::shared_ptr<Connection> connection) {
+asio::awaitable<void> Server::Impl::Close(std::shared_ptr<Connection> connection) {
+  beast::error_code ec;
+  if (connection->tls) {
+    connection->Tcp().expires_after(kLingerTime);
+    co_await connection->tls->async_shutdown(asio::redirect_error(asio::use_awaitable, ec));
+  } else {
+    connection->Tcp().socket().shutdown(tcp::socket::shutdown_send, ec);
+  }
+  connection->Tcp().close();
+}
+
+template <class Stream>
+asio::awaitable<void> Server::Impl::Refuse(std::shared_ptr<Connection> connection, Stream& stream) {
   ApiReply reply = ErrorReply(503, "unavailable", "too many connections; try again shortly");
   reply.route = "?";
   beast::error_code ec;
   std::size_t bytes_out = 0;
-  co_await Answer(connection, reply, 11, false, &bytes_out, &ec);
+  co_await Answer(connection, stream, reply, 11, false, &bytes_out, &ec);
   Log(reply, "?", *connection, 0, bytes_out, std::chrono::steady_clock::now());
-  if (!ec) co_await Linger(connection);
+  if (!ec) co_await Linger(connection, stream);
 }
 
-asio::awaitable<void> Server::Impl::Serve(std::shared_ptr<Connection> connection) {
-  struct Count {
-    int& active;
-    ~Count() { --active; }
-  } count{active};
+template <class Stream>
+asio::awaitable<void> Server::Impl::Serve(std::shared_ptr<Connection> connection, Stream& stream) {
   beast::flat_buffer buffer;
   const Limits& limits = options.limits;
   for (;;) {
@@ -170,12 +208,12 @@ asio::awaitable<void> Server::Impl::Serve(std::shared_ptr<Connection> connection
     auto started = std::chrono::steady_clock::now();
     // Reading the header, then the body, each against its own deadline.
     Arm(connection, limits.header_timeout);
-    co_await http::async_read_header(connection->stream, buffer, parser,
+    co_await http::async_read_header(stream, buffer, parser,
                                      asio::redirect_error(asio::use_awaitable, ec));
     Disarm(*connection);
     std::optional<ApiReply> refusal;
     if (ec == http::error::end_of_stream || ec == asio::error::connection_reset ||
-        ec == asio::error::eof) {
+        ec == asio::error::eof || ec == ssl::error::stream_truncated) {
       break;
     }
     if (ec && connection->timed_out) {
@@ -200,7 +238,7 @@ asio::awaitable<void> Server::Impl::Serve(std::shared_ptr<Connection> connection
             "the body is larger than " + std::to_string(limits.max_body_bytes) + " bytes");
       } else {
         Arm(connection, limits.body_timeout);
-        co_await http::async_read(connection->stream, buffer, parser,
+        co_await http::async_read(stream, buffer, parser,
                                   asio::redirect_error(asio::use_awaitable, ec));
         Disarm(*connection);
         if (ec && connection->timed_out) {
@@ -220,10 +258,11 @@ asio::awaitable<void> Server::Impl::Serve(std::shared_ptr<Connection> connection
       refusal->route = "?";
       std::size_t bytes_out = 0;
       beast::error_code write_ec;
-      co_await Answer(connection, *refusal, parser.get().version() ? parser.get().version() : 11,
-                      false, &bytes_out, &write_ec);
+      co_await Answer(connection, stream, *refusal,
+                      parser.get().version() ? parser.get().version() : 11, false, &bytes_out,
+                      &write_ec);
       Log(*refusal, method, *connection, buffer.size(), bytes_out, started);
-      if (!write_ec) co_await Linger(connection);
+      if (!write_ec) co_await Linger(connection, stream);
       co_return;
     }
     http::request<http::string_body> request = parser.release();
@@ -232,20 +271,66 @@ asio::awaitable<void> Server::Impl::Serve(std::shared_ptr<Connection> connection
     api_request.target = std::string(request.target());
     api_request.idempotency_key = std::string(request["Idempotency-Key"]);
     api_request.content_type = std::string(request[http::field::content_type]);
-    api_request.client = client_name;
+    api_request.callback = std::string(request[kCallbackHeader]);
+    api_request.caller_case = std::string(request["X-Wf-Case"]);
+    api_request.caller_step = std::string(request["X-Wf-Step"]);
+    api_request.client = connection->client;
+    api_request.unauthenticated = connection->unauthenticated;
     const std::size_t bytes_in = request.body().size();
     api_request.body = std::move(request.body());
     ApiReply reply =
         co_await asio::co_spawn(pool, RunApi(&api, std::move(api_request)), asio::use_awaitable);
     const bool keep_alive = request.keep_alive() && !stopped;
     std::size_t bytes_out = 0;
-    co_await Answer(connection, reply, request.version(), keep_alive, &bytes_out, &ec);
+    co_await Answer(connection, stream, reply, request.version(), keep_alive, &bytes_out, &ec);
     Log(reply, method, *connection, bytes_in, bytes_out, started);
     if (ec || !keep_alive) break;
   }
-  beast::error_code ignored;
-  connection->stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
-  connection->stream.close();
+  co_await Close(connection);
+}
+
+asio::awaitable<void> Server::Impl::Start(std::shared_ptr<Connection> connection, bool refuse) {
+  struct Count {
+    int& active;
+    bool counted;
+    ~Count() {
+      if (counted) --active;
+    }
+  } count{active, !refuse};
+  if (!connection->tls) {
+    if (refuse) {
+      co_await Refuse(connection, *connection->plain);
+    } else {
+      co_await Serve(connection, *connection->plain);
+    }
+    co_return;
+  }
+  beast::error_code ec;
+  Arm(connection, options.limits.header_timeout);
+  co_await connection->tls->async_handshake(ssl::stream_base::server,
+                                            asio::redirect_error(asio::use_awaitable, ec));
+  Disarm(*connection);
+  if (ec) {
+    // Not TLS, or a handshake that broke or took too long: nothing can be answered.
+    nlohmann::json line = {
+        {"at", engine::FormatRfc3339(engine::Now())},
+        {"remote", connection->remote},
+        {"tls_handshake_failed", connection->timed_out ? std::string("timeout") : ec.message()}};
+    if (options.access_log) {
+      options.access_log(line.dump());
+    } else {
+      std::cerr << line.dump() << '\n';
+    }
+    connection->Tcp().close();
+    co_return;
+  }
+  IdentifyClient(connection->tls->native_handle(), &connection->client,
+                 &connection->unauthenticated);
+  if (refuse) {
+    co_await Refuse(connection, *connection->tls);
+  } else {
+    co_await Serve(connection, *connection->tls);
+  }
 }
 
 asio::awaitable<void> Server::Impl::Accept() {
@@ -257,8 +342,9 @@ asio::awaitable<void> Server::Impl::Accept() {
       if (!acceptor.is_open() || stopped) co_return;
       continue;  // a connection that failed before it was accepted (reset, out of files)
     }
-    auto connection = std::make_shared<Connection>(std::move(socket));
-    connection->remote = Remote(connection->stream.socket());
+    std::string remote = Remote(socket);
+    auto connection = std::make_shared<Connection>(std::move(socket), tls.get());
+    connection->remote = std::move(remote);
     auto on_end = [](std::exception_ptr failure) {
       if (!failure) return;
       try {
@@ -267,12 +353,9 @@ asio::awaitable<void> Server::Impl::Accept() {
         std::cerr << "wf serve: a connection failed: " << e.what() << '\n';
       }
     };
-    if (active >= options.limits.max_connections) {
-      asio::co_spawn(io, Refuse(connection), on_end);
-      continue;
-    }
-    ++active;
-    asio::co_spawn(io, Serve(connection), on_end);
+    const bool refuse = active >= options.limits.max_connections;
+    if (!refuse) ++active;
+    asio::co_spawn(io, Start(connection, refuse), on_end);
   }
 }
 
@@ -313,7 +396,11 @@ Server::~Server() {
 
 Status Server::Listen() {
   const std::string& host = impl_->options.host;
-  if (!IsLoopback(host)) {
+  if (impl_->identity) {
+    auto context = ServerTlsContext(*impl_->identity);
+    if (!context) return context.error();
+    impl_->tls = std::move(*context);
+  } else if (!IsLoopback(host)) {
     return Status::Usage("--listen " + host +
                          ": without an identity (the deployment config's `identity: {name, cert, "
                          "key, ca}`) wf serve speaks plain HTTP and listens on loopback only; "
@@ -341,6 +428,8 @@ std::uint16_t Server::port() const {
   auto endpoint = impl_->acceptor.local_endpoint(ec);
   return ec ? 0 : endpoint.port();
 }
+
+bool Server::tls() const { return impl_->tls != nullptr; }
 
 void Server::Run() {
   asio::co_spawn(impl_->io, impl_->Accept(), asio::detached);

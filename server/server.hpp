@@ -6,7 +6,10 @@
 // the server: a bounded header and body, a deadline for the header and another for the body,
 // and a cap on concurrent connections (beyond it: 503 and close).
 //
-// Without a deployment identity the server speaks plain HTTP and listens on loopback only.
+// With the deployment config's `identity` it speaks TLS only, presents the identity's certificate
+// and asks every client for one signed by the identity's CA; a client is named by its
+// certificate's CN and may do what `clients:` lists for it (server/api.hpp). Without an identity
+// it speaks plain HTTP and listens on loopback only.
 
 #include <chrono>
 #include <cstddef>
@@ -64,11 +67,15 @@ class Server {
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;
 
-  // Binds and listens. kUsage for a host that is not loopback (no identity: plain HTTP on
-  // loopback only), kUnavailable when the address cannot be bound.
+  // Binds and listens. With the deployment's identity, over TLS with client certificates
+  // (kInvalid when its files cannot be loaded or its certificate names another deployment);
+  // without, plain HTTP on loopback only (kUsage for another host). kUnavailable when the
+  // address cannot be bound.
   Status Listen();
   // The bound port once Listen succeeded.
   std::uint16_t port() const;
+  // True when it speaks TLS (the deployment has an identity).
+  bool tls() const;
   // Serves until Stop(). Blocks the calling thread.
   void Run();
   // Stops accepting and ends every connection; Run returns. Thread-safe, idempotent.

@@ -10,6 +10,7 @@
 namespace {
 
 using wf::ErrorCode;
+using wf::engine::Client;
 using wf::engine::Deployment;
 using wf::engine::LoadDeploymentText;
 
@@ -271,8 +272,8 @@ departmens: {}
 
 TEST_CASE("unknown keys far from any known one list what is expected", "[engine][config][errors]") {
   CHECK(LoadError("procedures: {}\n") ==
-        "deploy.yaml:1:1: error: unknown key 'procedures'; expected departments, agencies or "
-        "calendars");
+        "deploy.yaml:1:1: error: unknown key 'procedures'; expected departments, agencies, "
+        "calendars, identity or clients");
   CHECK(LoadError("calendars:\n  vn: {weekends: [sunday], colour: red}\n") ==
         "deploy.yaml:2:8: error: unknown key 'weekends' in calendar 'vn'; did you mean "
         "'weekend'?\n"
@@ -382,4 +383,52 @@ TEST_CASE("a config file is read from disk and named in diagnostics", "[engine][
         bad.string() +
             ":2:3: error: department 'tax' has no 'adapter' (the kind of system: http, command, "
             "sql, notify, noop, ...)");
+}
+
+TEST_CASE("identity and clients: paths against the config's folder, what each client may",
+          "[engine][config]") {
+  auto loaded = LoadDeploymentText(
+      "identity: {name: tayninh-dost, cert: certs/t.pem, key: /keys/t.key, ca: ca.pem}\n"
+      "clients:\n"
+      "  tayninh-portal: {may: [start, show, start], procedures: [birth-registration]}\n"
+      "  hcmc-dost: {may: events}\n",
+      "/etc/wf/deploy.yaml");
+  INFO((loaded ? "" : loaded.error().message()));
+  REQUIRE(loaded.has_value());
+  REQUIRE(loaded->identity.has_value());
+  CHECK(loaded->identity->name == "tayninh-dost");
+  CHECK(loaded->identity->cert == "/etc/wf/certs/t.pem");
+  CHECK(loaded->identity->key == "/keys/t.key");
+  CHECK(loaded->identity->ca == "/etc/wf/ca.pem");
+  const Client* portal = loaded->FindClient("tayninh-portal");
+  REQUIRE(portal != nullptr);
+  CHECK(portal->may == std::vector<std::string>{"show", "start"});
+  CHECK(portal->MayStart("birth-registration"));
+  CHECK_FALSE(portal->MayStart("death-registration"));
+  CHECK_FALSE(portal->May("events"));
+  const Client* hcmc = loaded->FindClient("hcmc-dost");
+  REQUIRE(hcmc != nullptr);
+  CHECK(hcmc->May("events"));
+  CHECK_FALSE(hcmc->MayStart("birth-registration"));
+  CHECK(loaded->FindClient("stranger") == nullptr);
+  CHECK_FALSE(Deployment::Empty().identity.has_value());
+}
+
+TEST_CASE("identity and clients: every mistake at its line", "[engine][config][errors]") {
+  CHECK(LoadError("identity: {name: a, cart: c.pem, key: k, ca: ca}\n") ==
+        "deploy.yaml:1:21: error: unknown key 'cart' in 'identity'; did you mean 'cert'?");
+  CHECK(LoadError("identity: {name: a, cert: c, key: k}\n") ==
+        "deploy.yaml:1:1: error: 'identity' needs 'ca' (name, cert, key and ca)");
+  CHECK(LoadError("clients:\n  portal: {may: [evnts]}\n") ==
+        "deploy.yaml:2:18: error: client 'portal': unknown permission 'evnts'; did you mean "
+        "'events'?");
+  CHECK(LoadError("clients:\n  portal: {procedures: [a]}\n") ==
+        "deploy.yaml:2:3: error: client 'portal' has no 'may' (what it may do: start, show, "
+        "events)");
+  CHECK(LoadError("clients:\n  Portal: {may: [show]}\n") ==
+        "deploy.yaml:2:3: error: client 'Portal': a client is named by its certificate's CN: "
+        "lowercase letters, digits and '-'");
+  CHECK(LoadError("clients:\n  portal: {may: [show], procedures: one}\n") ==
+        "deploy.yaml:2:37: error: client 'portal': 'procedures' must be a list of procedure "
+        "names, not a scalar");
 }

@@ -117,6 +117,19 @@ EventReading Read(const engine::HistoryEvent& e, bool people) {
         Say(people, TrNoop("sub-case {0} {1}"), text("case"), StatusWord(people, text("outcome")));
   } else if (a == action::kTaskOpened) {
     r.decision = Say(people, TrNoop("for role {0}"), text("role"));
+  } else if (a == action::kStepAccepted && d.contains("receipt") && d["receipt"].is_object()) {
+    const json& receipt = d["receipt"];
+    r.decision = Say(people, TrNoop("case {0} at {1}"), receipt.value("case", ""),
+                     receipt.value("deployment", ""));
+  } else if (a == action::kFederationRequested) {
+    r.decision = Say(people, TrNoop("for {0}: case {1}, step {2}"), text("deployment"),
+                     text("case"), text("step"));
+  } else if (a == action::kFederationAnswered) {
+    r.decision = Say(people, TrNoop("answer to {0} taken by its event {1}"), text("deployment"),
+                     text("hash").substr(0, 12));
+  } else if (a == action::kFederationRefused) {
+    r.decision =
+        Say(people, TrNoop("answer refused by {0}: {1}"), text("deployment"), text("message"));
   }
   return r;
 }

@@ -85,7 +85,7 @@ struct Engine::Impl {
   adapters::NoopAdapter noop;
   // Answers owed to other deployments (engine/federation.hpp), looked for every kCourierEvery.
   CallbackCourier courier{runtime.store(), runtime.deployment()};
-  static constexpr std::chrono::milliseconds kCourierEvery{500};
+  static constexpr std::chrono::milliseconds kCourierEvery{100};
 
   asio::io_context io{1};
   asio::thread_pool db_pool;

@@ -2,7 +2,7 @@
 # The main job: set everything up on a fresh Debian 12 machine, then run the example procedures
 # end to end: validate and draw them, start the mock agency, deploy, start the sample cases (and
 # a duplicate application), run the engine, play the clerks' decisions and the applicants'
-# supplements, and print a summary.
+# supplements, and print a summary; then the federation demo (examples/federation/run.sh).
 #
 #   bash examples/run-demo.sh                        # embedded SQLite (build/demo/wf.db)
 #   bash examples/run-demo.sh --db postgresql://...  # the same on PostgreSQL (an empty database)
@@ -152,3 +152,6 @@ say "the auditor's report (also $OUT/report.html, one self-contained page)"
 "$WF" report
 "$WF" report --html "$OUT/report.html"
 echo "everything is in $OUT/"
+
+say "federation: a case that crosses two provinces' own deployments (examples/federation)"
+WF_BUILD_DIR=$BUILD WF_DEMO_OUT=$OUT bash examples/federation/run.sh

@@ -2,7 +2,7 @@
 # Federation with both deployments real (DESIGN.md, "Federation"): Tay Ninh's case asks HCMC's
 # deployment, through its `wf serve`, for a case of a procedure there; the answer comes back to
 # Tay Ninh's `wf serve` when HCMC's clerk ends it. Two SQLite databases, two `wf serve` over TLS
-# with certificates from tests/server/make_certs.sh, two `wf engine`. On the way, each side's
+# with certificates from examples/federation/make-certs.sh, two `wf engine`. On the way, each side's
 # server and engine is killed (-9) at the worst moment and started again: nothing is lost, HCMC
 # holds one case for the one idempotency key, each side records the answer once, and
 # `wf audit verify --peer` finds both histories in agreement.
@@ -38,7 +38,7 @@ wait_until() {
   done
 }
 
-bash "$ROOT/tests/server/make_certs.sh" "$WORK/certs" tayninh-dost hcmc-dost tayninh-portal \
+bash "$ROOT/examples/federation/make-certs.sh" "$WORK/certs" tayninh-dost hcmc-dost tayninh-portal \
   >/dev/null
 
 # --- the procedures -------------------------------------------------------------------------

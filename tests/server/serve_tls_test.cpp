@@ -1,7 +1,7 @@
 // wf serve over TLS with client certificates (DESIGN.md, "`wf serve`"): who a client is comes
 // from its certificate's CN, what it may do from the deployment config's `clients:`; a
 // department may deliver only its own steps' answers. Real sockets, real certificates (made by
-// tests/server/make_certs.sh with the openssl command), a fresh SQLite store per test.
+// examples/federation/make-certs.sh with the openssl command), a fresh SQLite store per test.
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
@@ -70,7 +70,7 @@ steps:
 const std::filesystem::path& Certificates() {
   static const std::filesystem::path dir = [] {
     auto path = std::filesystem::temp_directory_path() / ("wf_tls_" + wf::testing::RandomName(10));
-    const std::string command = "bash tests/server/make_certs.sh " + path.string() +
+    const std::string command = "bash examples/federation/make-certs.sh " + path.string() +
                                 " portal town-hall records other-department reader stranger" +
                                 " > " + path.string() + ".log 2>&1";
     REQUIRE(std::system(command.c_str()) == 0);

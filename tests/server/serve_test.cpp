@@ -175,8 +175,9 @@ WF_STORE_TEST_CASE("serve answers health and its OpenAPI document lists every ro
   Reply doc = Call(server.port(), http::verb::get, "/v1/openapi.json");
   REQUIRE(doc.status == 200);
   CHECK(doc.body["openapi"].get<std::string>().rfind("3.", 0) == 0);
-  for (const char* path : {"/v1/procedures/{name}/cases", "/v1/cases/{id}",
-                           "/v1/cases/{id}/events/{event}", "/v1/health", "/v1/openapi.json"}) {
+  for (const char* path :
+       {"/v1/procedures/{name}/cases", "/v1/cases/{id}", "/v1/cases/{id}/history",
+        "/v1/cases/{id}/events/{event}", "/v1/health", "/v1/openapi.json"}) {
     CHECK(doc.body["paths"].contains(path));
   }
   // Every answer the real server gives below is one the document lists for its route.
@@ -205,6 +206,13 @@ WF_STORE_TEST_CASE("serve answers health and its OpenAPI document lists every ro
                Call(server.port(), http::verb::post, "/v1/cases/" + id + "/events/documents",
                     R"({"pages": 3})")
                    .status));
+  Reply history = Call(server.port(), http::verb::get, "/v1/cases/" + id + "/history");
+  CHECK(listed("/v1/cases/{id}/history", "get", history.status));
+  CHECK(history.status == 200);
+  CHECK(history.body["events"].size() >= 2);
+  CHECK(history.body["events"][0]["action"] == "case.started");
+  CHECK(listed("/v1/cases/{id}/history", "get",
+               Call(server.port(), http::verb::get, "/v1/cases/nope/history").status));
   CHECK(Call(server.port(), http::verb::get, "/v2/anything").status == 404);
   CHECK(Call(server.port(), http::verb::delete_, "/v1/health").status == 405);
 }

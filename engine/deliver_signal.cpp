@@ -4,7 +4,6 @@
 #include "engine/history_action.hpp"
 #include "engine/runtime.hpp"
 #include "workflows/i18n.hpp"
-#include "workflows/json_limits.hpp"
 
 namespace wf::engine {
 
@@ -39,47 +38,28 @@ Result<std::vector<Runtime::SignalReceiver>> Receivers(const workflows::Procedur
 Status Runtime::DeliverSignal(const std::string& case_id, const event::SignalReceived& signal,
                               const std::string& actor, const SignalAdmission& admit,
                               std::string* hash) {
-  if (Status bounded = workflows::CheckJson(signal.data); !bounded.ok()) {
-    return Status(bounded.code(), TrFormat("the signal's data is {0}", bounded.message()));
-  }
-  const Timestamp now = Now();
-  const Event event = signal;
-  return TransactRehearsed(
-      [&](StoreTx& tx, ExpressionMemo& memo) {
-        auto record = tx.GetCase(case_id);
-        if (!record) return record.error();
-        return Rehearse(tx, *record, {&event}, actor, now, memo);
-      },
-      [&](StoreTx& tx, ExpressionMemo& memo) {
-        auto record = tx.GetCaseForUpdate(case_id);
-        if (!record) {
-          if (record.error().code() == ErrorCode::kNotFound) {
-            return Status::NotFound(TrFormat("no case {0}; `wf cases` lists them", case_id));
-          }
-          return record.error();
-        }
-        auto procedure = procedures_.Get(tx, record->procedure, record->version);
-        if (!procedure) return procedure.error();
-        auto receivers = Receivers(**procedure, *record, signal.name);
-        if (!receivers) return receivers.error();
-        if (receivers->empty()) {
-          return Status::Conflict(
-              TrFormat("case {0}: signal '{1}': no step of the case is waiting for it", case_id,
-                       signal.name));
-        }
-        if (Status admitted = admit(*record, *receivers); !admitted.ok()) return admitted;
-        if (Status applied = ApplyInTx(tx, *record, event, actor, now, memo); !applied.ok()) {
-          return applied;
-        }
-        if (hash == nullptr) return Status::Ok();
-        auto history = tx.ListHistory(case_id);
-        if (!history) return history.error();
-        auto it = std::find_if(history->rbegin(), history->rend(), [&](const HistoryEvent& e) {
-          return e.action == history_action::kSignalReceived;
-        });
-        if (it != history->rend()) *hash = it->hash;
-        return Status::Ok();
-      });
+  auto admitted = [&](StoreTx& tx, const CaseRecord& record) -> Status {
+    auto procedure = procedures_.Get(tx, record.procedure, record.version);
+    if (!procedure) return procedure.error();
+    auto receivers = Receivers(**procedure, record, signal.name);
+    if (!receivers) return receivers.error();
+    if (receivers->empty()) {
+      return Status::Conflict(TrFormat(
+          "case {0}: signal '{1}': no step of the case is waiting for it", case_id, signal.name));
+    }
+    return admit(record, *receivers);
+  };
+  auto recorded = [&](StoreTx& tx) -> Status {
+    if (hash == nullptr) return Status::Ok();
+    auto history = tx.ListHistory(case_id);
+    if (!history) return history.error();
+    auto it = std::find_if(history->rbegin(), history->rend(), [&](const HistoryEvent& e) {
+      return e.action == history_action::kSignalReceived;
+    });
+    if (it != history->rend()) *hash = it->hash;
+    return Status::Ok();
+  };
+  return ApplyEventChecked(case_id, signal, actor, admitted, recorded);
 }
 
 }  // namespace wf::engine

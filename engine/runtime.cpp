@@ -786,6 +786,12 @@ Status Runtime::SaveEvidence(StoreTx& tx, const std::string& case_id, const std:
 
 Status Runtime::ApplyEvent(const std::string& case_id, const Event& event,
                            const std::string& actor) {
+  return ApplyEventChecked(case_id, event, actor, nullptr, nullptr);
+}
+
+Status Runtime::ApplyEventChecked(const std::string& case_id, const Event& event,
+                                  const std::string& actor, const EventHook& before,
+                                  const std::function<Status(StoreTx&)>& after) {
   if (Status bounded = CheckEventData(event); !bounded.ok()) return bounded;
   const Timestamp now = Now();
   return TransactRehearsed(
@@ -802,7 +808,13 @@ Status Runtime::ApplyEvent(const std::string& case_id, const Event& event,
           }
           return record.error();
         }
-        return ApplyInTx(tx, *record, event, actor, now, memo);
+        if (before) {
+          if (Status checked = before(tx, *record); !checked.ok()) return checked;
+        }
+        if (Status applied = ApplyInTx(tx, *record, event, actor, now, memo); !applied.ok()) {
+          return applied;
+        }
+        return after ? after(tx) : Status::Ok();
       });
 }
 

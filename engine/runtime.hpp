@@ -256,6 +256,12 @@ class Runtime {
                       const InvokePayload& payload, const nlohmann::json& result, Timestamp now);
 
  private:
+  // ApplyEvent with `before` (the case row as locked, before the event applies) and `after` (once
+  // it applied) inside its transaction; either may refuse, which rolls everything back. Null:
+  // none.
+  using EventHook = std::function<Status(StoreTx&, const CaseRecord&)>;
+  Status ApplyEventChecked(const std::string& case_id, const Event& event, const std::string& actor,
+                           const EventHook& before, const std::function<Status(StoreTx&)>& after);
   // store_.Transact, with the write guard around `body`.
   Status Write(const std::function<Status(StoreTx&)>& body);
   // Checks that `actor` holds the task's role in the task's agency.

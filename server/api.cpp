@@ -197,29 +197,20 @@ ApiReply Api::Route(const ApiRequest& request) {
     }
     return with_route(StartCase(request, path[2]), kRoute);
   }
-  if (path.size() == 3 && path[1] == "cases") {
-    constexpr const char* kRoute = "/v1/cases/{id}";
-    if (method != "GET") return method_not_allowed(kRoute, "GET");
-    if (auto refused = Authorise(request, &client)) return with_route(*refused, kRoute);
+  // The two reads of a case: its `wf show --json` and its history.
+  const bool show = path.size() == 3 && path[1] == "cases";
+  if (show || (path.size() == 4 && path[1] == "cases" && path[3] == "history")) {
+    const char* route = show ? "/v1/cases/{id}" : "/v1/cases/{id}/history";
+    if (method != "GET") return method_not_allowed(route, "GET");
+    if (auto refused = Authorise(request, &client)) return with_route(*refused, route);
     if (client != nullptr && !client->May("show")) {
       return with_route(ErrorReply(Status::NotPermitted(
                             "client " + client->name +
                             " may not see cases; its entry under `clients:` has no `show`")),
-                        kRoute);
+                        route);
     }
-    return with_route(ShowCase(request, path[2], client), kRoute);
-  }
-  if (path.size() == 4 && path[1] == "cases" && path[3] == "history") {
-    constexpr const char* kRoute = "/v1/cases/{id}/history";
-    if (method != "GET") return method_not_allowed(kRoute, "GET");
-    if (auto refused = Authorise(request, &client)) return with_route(*refused, kRoute);
-    if (client != nullptr && !client->May("show")) {
-      return with_route(ErrorReply(Status::NotPermitted(
-                            "client " + client->name +
-                            " may not see cases; its entry under `clients:` has no `show`")),
-                        kRoute);
-    }
-    return with_route(CaseHistory(path[2], client), kRoute);
+    return with_route(show ? ShowCase(request, path[2], client) : CaseHistory(path[2], client),
+                      route);
   }
   if (path.size() == 5 && path[1] == "cases" && path[3] == "events") {
     constexpr const char* kRoute = "/v1/cases/{id}/events/{event}";

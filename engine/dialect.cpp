@@ -494,7 +494,8 @@ END $grants$)sql");
           idempotency,
           AccessMigration(),
           ActsMigration(),
-          FederationMigration()};
+          FederationMigration(),
+          KeysMigration()};
 }
 
 int Dialect::LatestSchemaVersion() const { return Migrations().back().version; }

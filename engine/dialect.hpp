@@ -103,6 +103,8 @@ class Dialect {
   Migration ActsMigration() const;
   // Version 10, answers owed to other deployments (engine/dialect_federation.cpp).
   Migration FederationMigration() const;
+  // Version 11 (dialect_keys.cpp).
+  Migration KeysMigration() const;
 
   Backend backend_;
 };

@@ -39,4 +39,7 @@ inline constexpr char kFederationRequested[] = "federation.requested";
 inline constexpr char kFederationAnswered[] = "federation.answered";
 inline constexpr char kFederationRefused[] = "federation.answer_refused";
 
+// Personal data (engine/personal.hpp): `wf erase` destroyed the case's data key.
+inline constexpr char kCaseErased[] = "case.erased";
+
 }  // namespace wf::engine::history_action

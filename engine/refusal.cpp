@@ -30,7 +30,10 @@ Status Runtime::RecordRefusals(const std::string& procedure_name,
   for (const nlohmann::json* one : data) {
     auto key = evaluator_.Evaluate(procedure->dedupe->expression, *one);
     // Without a key the start would have failed as invalid, not as a duplicate.
-    if (key) keys.push_back(key->is_string() ? key->get<std::string>() : key->dump());
+    if (key) {
+      keys.push_back(StoredDedupeKey(*procedure, *one,
+                                     key->is_string() ? key->get<std::string>() : key->dump()));
+    }
   }
   if (keys.empty()) return Status::Ok();
   return Write([&](StoreTx& tx) -> Status {

@@ -426,13 +426,16 @@ Result<Started> Runtime::StartInTx(StoreTx& tx, const workflows::Procedure& proc
       return Status::Invalid(
           StartRefusal(stored, TrNoop("dedupe key: {0}"), key.error().message()));
     }
-    record.dedupe_key = key->is_string() ? key->get<std::string>() : key->dump();
+    const std::string plain = key->is_string() ? key->get<std::string>() : key->dump();
+    record.dedupe_key = StoredDedupeKey(procedure, data, plain);
     auto existing = tx.FindOpenCaseByDedupe(procedure.name, *record.dedupe_key);
     if (!existing) return existing.error();
     if (*existing) {
+      // A key that holds personal data is not printed (logs and messages print none).
+      const bool personal = *record.dedupe_key != plain;
       return Status::Conflict(StartRefusal(
           stored, TrNoop("a case of {0} with the same dedupe key ({1}) is already open: {2}"),
-          procedure.name, *record.dedupe_key, (*existing)->id));
+          procedure.name, personal ? Tr("personal data, not shown") : plain, (*existing)->id));
     }
   }
   if (procedure.deadline) {
@@ -461,18 +464,15 @@ Status Runtime::ApplyInTx(StoreTx& tx, CaseRecord& record, const Event& event,
                           workflows::Evaluator& evaluator) {
   auto procedure = procedures_.Get(tx, record.procedure, record.version);
   if (!procedure) return procedure.error();
-  nlohmann::json state_json = nlohmann::json::parse(record.state, nullptr, false);
-  if (state_json.is_discarded()) {
-    return Status::Internal("case " + record.id + ": stored state is not JSON");
-  }
-  auto state = CaseState::FromJson(state_json);
-  if (!state) return Status::Internal("case " + record.id + ": " + state.error().message());
+  auto state = LoadState(tx, record);
+  if (!state) return state.error();
   auto advance = Apply(**procedure, *state, event, Context{ToTimePoint(now), actor, &evaluator});
   if (!advance) {
     return Status(advance.error().code(), "case " + record.id + ": " + advance.error().message());
   }
   if (advance->stale) return Status::Ok();
-  return Persist(tx, record, **procedure, *advance, actor, now, evaluator);
+  return Persist(tx, record, **procedure, *advance, actor, now, evaluator,
+                 EventPersonalValues(**procedure, *state, event));
 }
 
 Status Runtime::Rehearse(StoreTx& tx, const CaseRecord& record,
@@ -480,10 +480,8 @@ Status Runtime::Rehearse(StoreTx& tx, const CaseRecord& record,
                          Timestamp now, ExpressionMemo& memo) {
   auto procedure = procedures_.Get(tx, record.procedure, record.version);
   if (!procedure) return procedure.error();
-  nlohmann::json state_json = nlohmann::json::parse(record.state, nullptr, false);
-  if (state_json.is_discarded()) return Status::Ok();  // the transaction reports it
-  auto state = CaseState::FromJson(state_json);
-  if (!state) return Status::Ok();
+  auto state = LoadState(tx, record);
+  if (!state) return Status::Ok();  // the transaction reports it
   CaseState current = std::move(*state);
   for (const Event* event : events) {
     auto advance = Apply(**procedure, current, *event, Context{ToTimePoint(now), actor, &memo});
@@ -550,11 +548,13 @@ Status Runtime::TransactRehearsed(const std::function<Status(StoreTx&, Expressio
 
 Status Runtime::Persist(StoreTx& tx, CaseRecord& record, const workflows::Procedure& procedure,
                         const Advance& advance, const std::string& actor, Timestamp now,
-                        workflows::Evaluator& evaluator) {
+                        workflows::Evaluator& evaluator, std::set<std::string> personal) {
   const std::string& case_id = record.id;
+  auto sealer = SealerFor(tx, case_id, procedure, advance.state.data, std::move(personal));
+  if (!sealer) return sealer.error();
   record.status = advance.state.status;
-  record.data = advance.state.data.dump();
-  record.state = advance.state.ToJson().dump();
+  record.data = sealer->Seal(advance.state.data).dump();
+  record.state = sealer->SealState(advance.state.ToJson()).dump();
   record.updated_at = now;
   std::vector<NewWork> work;
   std::vector<HistoryNote> notes = advance.notes;
@@ -582,10 +582,17 @@ Status Runtime::Persist(StoreTx& tx, CaseRecord& record, const workflows::Proced
                 payload.reuse_seconds = c.reuse->ApproximateSeconds();
                 payload.subject =
                     EvidenceSubject(c.department, payload.operation, payload.fields.dump());
+                if (sealer->Touches(payload.fields)) {
+                  // A call about a person: its subject is a keyed hash (not guessable from a
+                  // citizen id), and what it verifies is kept sealed (SaveEvidence).
+                  auto ring = store_.keys().Ring(true);
+                  if (!ring) return ring.error();
+                  payload.subject = (*ring)->KeyedHash(payload.subject);
+                }
               }
               (void)step;
               work.push_back(NewWork{case_id, kWorkInvoke, c.step, c.activation,
-                                     payload.ToJson().dump(), now});
+                                     sealer->Seal(payload.ToJson()).dump(), now});
               return Status::Ok();
             },
             [&](const command::ScheduleRetry& c) -> Status {
@@ -599,10 +606,10 @@ Status Runtime::Persist(StoreTx& tx, CaseRecord& record, const workflows::Proced
               task.case_id = case_id;
               task.activation = c.activation;
               task.step = c.step;
-              task.title = c.title;
+              task.title = sealer->SealText(c.title);
               task.role = c.role;
               task.agency = c.agency;
-              task.form = c.form_schema.is_null() ? "{}" : c.form_schema.dump();
+              task.form = c.form_schema.is_null() ? "{}" : sealer->Seal(c.form_schema).dump();
               task.created_at = now;
               if (c.deadline) {
                 task.due_at = ToTimestamp(
@@ -707,7 +714,7 @@ Status Runtime::Persist(StoreTx& tx, CaseRecord& record, const workflows::Proced
               incident.case_id = case_id;
               incident.activation = c.activation;
               incident.step = c.step;
-              incident.message = c.message;
+              incident.message = sealer->SealText(c.message);
               incident.created_at = now;
               auto id = tx.InsertIncident(incident);
               return id ? Status::Ok() : id.error();
@@ -762,8 +769,14 @@ Status Runtime::Persist(StoreTx& tx, CaseRecord& record, const workflows::Proced
 
   if (Status updated = tx.UpdateCase(record); !updated.ok()) return updated;
   for (const auto& note : notes) {
-    auto event = tx.AppendHistory(case_id, actor, note.action, note.step, note.details.dump(), now);
+    auto event = tx.AppendHistory(case_id, actor, note.action, note.step,
+                                  sealer->Seal(note.details).dump(), now);
     if (!event) return event.error();
+  }
+  if (sealer->active()) {
+    for (NewWork& item : work) {
+      if (item.kind != kWorkInvoke) item.payload = sealer->SealJsonText(item.payload);
+    }
   }
   if (!work.empty()) return tx.InsertWork(work);
   return Status::Ok();
@@ -777,6 +790,16 @@ Status Runtime::SaveEvidence(StoreTx& tx, const std::string& case_id, const std:
   evidence.subject = payload.subject;
   evidence.department = payload.department;
   evidence.result = result.dump();
+  if (payload.subject.rfind(kKeyedHashPrefix, 0) == 0) {
+    // Verified about a person (a keyed subject): sealed whole under the case's key, so that it
+    // goes with the case's erasure.
+    auto key = ReadCaseKey(tx, store_.keys(), case_id);
+    if (!key) return key.error();
+    if (!*key) return Status::Ok();  // erased meanwhile: nothing to keep
+    std::set<std::string> values;
+    workflows::CollectScalars(result, values);
+    evidence.result = CaseSealer(case_id, **key, std::move(values)).Seal(result).dump();
+  }
   evidence.verified_at = now;
   evidence.case_id = case_id;
   evidence.step = step;

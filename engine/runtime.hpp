@@ -13,14 +13,17 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <set>
 #include <string>
 #include <unordered_map>
 #include <vector>
 
 #include "engine/config.hpp"
 #include "engine/machine.hpp"
+#include "engine/personal.hpp"
 #include "engine/store.hpp"
 #include "workflows/json_limits.hpp"
+#include "workflows/personal.hpp"
 #include "workflows/procedure.hpp"
 
 namespace wf::engine {
@@ -147,6 +150,14 @@ class WriteGuard {
   virtual Status After(StoreTx& tx) = 0;
 };
 
+// The data key of `case_id` (engine/personal.hpp), through `tx` unless `keys` has it cached:
+// nullopt when the case has none (no personal data, or erased); the key file's errors.
+Result<std::optional<DataKey>> ReadCaseKey(StoreTx& tx, KeySource& keys,
+                                           const std::string& case_id);
+// Opens sealed values with the keys `tx` reads (row-level security decides whose: a clerk gets
+// the keys of the cases they see). `tx` and `keys` must outlive it.
+Revealer RevealerFor(StoreTx& tx, KeySource& keys);
+
 // Carries out the engine's decisions on a store. Thread-safe: it holds only the cache and
 // references to the store and deployment, which outlive it.
 class Runtime {
@@ -251,6 +262,35 @@ class Runtime {
   Status Rehearse(StoreTx& tx, const CaseRecord& record, const std::vector<const Event*>& events,
                   const std::string& actor, Timestamp now, ExpressionMemo& memo);
 
+  // --- personal data (runtime_personal.cpp, engine/personal.hpp)
+  // Where `procedure` keeps personal data (computed once per procedure).
+  const workflows::PersonalMap& PersonalOf(const workflows::Procedure& procedure);
+  // The personal values `event` brings to a case in state `before`: a personal form field's, a
+  // personal step's result.
+  std::set<std::string> EventPersonalValues(const workflows::Procedure& procedure,
+                                            const CaseState& before, const Event& event);
+  // What a transition of `case_id` writes is sealed with this: the personal values of `data`
+  // and `values`, under the case's data key (made and stored in `tx` on the first). Inactive
+  // when the case has no personal value.
+  Result<CaseSealer> SealerFor(StoreTx& tx, const std::string& case_id,
+                               const workflows::Procedure& procedure, const nlohmann::json& data,
+                               std::set<std::string> values);
+  // The case's run-time state with its sealed values opened.
+  Result<CaseState> LoadState(StoreTx& tx, const CaseRecord& record);
+  // JSON text with its sealed values opened, the keys read in a transaction of its own (the
+  // engine's work payloads, evidence). The text as it is when that fails.
+  std::string RevealJsonText(const std::string& text);
+  // The dedupe key as stored: a keyed hash when it holds a personal value.
+  std::string StoredDedupeKey(const workflows::Procedure& procedure, const nlohmann::json& data,
+                              const std::string& key);
+  // `wf erase CASE --reason TEXT`: destroys the data key of an ended case, deletes its evidence
+  // and records case.erased, in one transaction. kNotFound; kConflict for an open case or one
+  // without personal data left.
+  Status EraseCase(const std::string& case_id, const std::string& reason, const std::string& actor);
+  // `wf erase --expired`: every ended case past its procedure's `retention:`; the ids erased.
+  Result<std::vector<std::string>> EraseExpired(const std::string& reason,
+                                                const std::string& actor);
+
   // Inside an open transaction: evidence an adapter step with `reuse` verified.
   Status SaveEvidence(StoreTx& tx, const std::string& case_id, const std::string& step,
                       const InvokePayload& payload, const nlohmann::json& result, Timestamp now);
@@ -277,9 +317,10 @@ class Runtime {
                             std::optional<std::string> parent_case,
                             std::optional<int64_t> parent_activation,
                             workflows::Evaluator& evaluator);
+  // `personal`: the personal values the event brought (EventPersonalValues).
   Status Persist(StoreTx& tx, CaseRecord& record, const workflows::Procedure& procedure,
                  const Advance& advance, const std::string& actor, Timestamp now,
-                 workflows::Evaluator& evaluator);
+                 workflows::Evaluator& evaluator, std::set<std::string> personal = {});
   // Rehearses starting a case of `procedure` with `data`, and the sub-cases its first steps
   // start (at most kMaxRehearsedDepth levels deep).
   Status RehearseStart(StoreTx& tx, const workflows::Procedure& procedure,
@@ -307,6 +348,8 @@ class Runtime {
   workflows::Evaluator& evaluator_;
   ProcedureCache procedures_;
   WriteGuard* guard_ = nullptr;
+  std::mutex personal_mutex_;
+  std::map<const workflows::Procedure*, workflows::PersonalMap> personal_;
 };
 
 // Checks case data: a JSON object within the bounds of workflows/json_limits.hpp, measured

@@ -401,8 +401,15 @@ struct Engine::Impl {
   asio::awaitable<void> Carry(WorkItem item) {
     HeldLease held(keeper, item);
     Completion completion;
+    // Personal values travel sealed (engine/personal.hpp); the department and the machine get
+    // them open. The row keeps its sealed text.
+    std::string payload_text = item.payload;
+    if (MaySeal(payload_text)) {
+      payload_text =
+          co_await OnDb([this, text = payload_text] { return runtime.RevealJsonText(text); });
+    }
     if (item.kind == kWorkInvoke) {
-      auto payload_json = nlohmann::json::parse(item.payload, nullptr, false);
+      auto payload_json = nlohmann::json::parse(payload_text, nullptr, false);
       auto payload = InvokePayload::FromJson(payload_json);
       if (!payload) {
         spdlog::error("case {}: {}", item.case_id, payload.error().message());
@@ -411,7 +418,7 @@ struct Engine::Impl {
         completion.event = co_await Invoke(item, *payload, &completion.reused);
       }
     } else if (item.kind == kWorkEvent) {
-      auto event = EventFromJson(nlohmann::json::parse(item.payload, nullptr, false));
+      auto event = EventFromJson(nlohmann::json::parse(payload_text, nullptr, false));
       if (event) {
         completion.event = *event;
       } else {
@@ -437,6 +444,11 @@ struct Engine::Impl {
           found = *got;
           return Status::Ok();
         });
+        if (found && MaySeal(found->result)) {
+          found->result = runtime.RevealJsonText(found->result);
+          // Verified by a case erased since: its result is gone; call the department again.
+          if (found->result.find(kErasedValue) != std::string::npos) found.reset();
+        }
         return found;  // a failed look-up just means calling the department
       };
       auto evidence = co_await OnDb(std::move(look_up));

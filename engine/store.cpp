@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <mutex>
@@ -45,6 +46,8 @@ Result<std::unique_ptr<soci::session>> detail::Connect(const StoreState& state) 
       Exec(*sql, "PRAGMA journal_mode = WAL");
       Exec(*sql, "PRAGMA foreign_keys = ON");
       Exec(*sql, "PRAGMA synchronous = FULL");
+      // Deleted rows are overwritten, not only unlinked: an erased case's key leaves no bytes.
+      Exec(*sql, "PRAGMA secure_delete = ON");
     }
     return sql;
   } catch (const std::exception& e) {
@@ -122,6 +125,25 @@ Backend Store::backend() const { return state_->target.backend; }
 const std::string& Store::redacted_url() const { return state_->target.redacted_url; }
 void Store::SetCaseIdSource(CaseIdSource source) { state_->case_ids = std::move(source); }
 
+KeySource& Store::keys() { return *state_->keys; }
+
+Status Store::CheckpointLog() {
+  if (state_->target.backend != Backend::kSqlite) return Status::Ok();
+  PooledSession pooled(*state_);
+  std::unique_ptr<soci::session>& sql = pooled.session();
+  if (!sql) {
+    Result<std::unique_ptr<soci::session>> fresh = Connect(*state_);
+    if (!fresh) return fresh.error();
+    sql = std::move(*fresh);
+  }
+  try {
+    Exec(*sql, "PRAGMA wal_checkpoint(TRUNCATE)");
+    return Status::Ok();
+  } catch (const std::exception& e) {
+    return MapError(sql.get(), Backend::kSqlite, "checkpoint the write-ahead log", e).status;
+  }
+}
+
 Result<std::unique_ptr<Store>> Store::Open(std::string_view url, int pool_size) {
   // SQLite answers BUSY without waiting in a few cases busy_timeout does not cover (two
   // processes creating the same file and switching it to WAL at once): try again shortly.
@@ -135,6 +157,24 @@ Result<std::unique_ptr<Store>> Store::Open(std::string_view url, int pool_size) 
   }
 }
 
+namespace {
+
+// Store::keys's default key file.
+std::string DefaultKeyFile(const DatabaseTarget& target) {
+  if (target.backend == Backend::kSqlite) {
+    const std::string& path = target.connect_string;
+    if (path == ":memory:" || path.find("mode=memory") != std::string::npos) return "";
+    if (path.rfind("file:", 0) == 0) return path.substr(5, path.find('?') - 5) + ".keys";
+    return path + ".keys";
+  }
+  const char* config = std::getenv("XDG_CONFIG_HOME");
+  if (config != nullptr && *config != '\0') return std::string(config) + "/wf/keys";
+  const char* home = std::getenv("HOME");
+  return std::string(home != nullptr && *home != '\0' ? home : ".") + "/.config/wf/keys";
+}
+
+}  // namespace
+
 Result<std::unique_ptr<Store>> Store::OpenOnce(std::string_view url, int pool_size) {
   Result<DatabaseTarget> target = ParseDatabaseUrl(url);
   if (!target) return target.error();
@@ -142,6 +182,7 @@ Result<std::unique_ptr<Store>> Store::OpenOnce(std::string_view url, int pool_si
   if (Status prepared = PrepareSqliteFile(*target); !prepared.ok()) return prepared;
   if (target->backend == Backend::kSqlite && target->connect_string == ":memory:") pool_size = 1;
   auto state = std::make_unique<detail::StoreState>(std::move(*target), std::max(pool_size, 1));
+  state->keys = std::make_unique<KeySource>(DefaultKeyFile(state->target));
   // Connect one session now, so a wrong URL or an unreachable server fails here, clearly.
   Result<std::unique_ptr<soci::session>> first = Connect(*state);
   if (!first) return first.error();

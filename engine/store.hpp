@@ -33,6 +33,7 @@
 
 #include "engine/dialect.hpp"
 #include "engine/history.hpp"
+#include "engine/personal.hpp"
 #include "engine/timestamp.hpp"
 #include "workflows/status.hpp"
 
@@ -246,6 +247,14 @@ struct CallbackRecord {
   std::string last_error;
   std::optional<Timestamp> delivered_at;
   std::string peer_hash;  // the hash of the other side's event recording our answer
+};
+
+// An ended case whose personal data may be erased (`wf erase --expired`): it still has its key.
+struct KeyedCase {
+  std::string id;
+  std::string procedure;
+  int version = 0;
+  std::optional<Timestamp> ended_at;
 };
 
 // A chain whose case was moved to an archive file by `wf archive`: its head stays behind in the
@@ -490,6 +499,20 @@ class StoreTx {
   // Up to `limit` refusals with an id above `after_id`, by id.
   Result<std::vector<RefusalRecord>> ListRefusalsAfter(std::int64_t after_id, int limit);
 
+  // --- personal data (store_keys.cpp, migration 11): the data keys of cases, wrapped.
+  Status InsertCaseKey(const std::string& case_id, const std::string& wrapped, Timestamp now);
+  // The wrapped key of the case; nullopt when it has none (no personal data, or erased).
+  Result<std::optional<std::string>> GetCaseKey(const std::string& case_id);
+  Status UpdateCaseKey(const std::string& case_id, const std::string& wrapped);
+  // Deletes the case's key (erasure); false when it had none.
+  Result<bool> DeleteCaseKey(const std::string& case_id);
+  // Every (case, wrapped key), for `wf keys rotate`.
+  Result<std::vector<std::pair<std::string, std::string>>> ListCaseKeys();
+  // Ended cases that still have a key, ended before `ended_before`.
+  Result<std::vector<KeyedCase>> ListKeyedEndedCases(Timestamp ended_before);
+  // Deletes the evidence the case's calls produced; how many rows.
+  Result<int> DeleteEvidenceOfCase(const std::string& case_id);
+
   // --- federation (engine/store_federation.cpp)
   Status InsertCallback(const CallbackRecord& record);
   Result<std::optional<CallbackRecord>> FindCallback(const std::string& case_id);
@@ -620,6 +643,15 @@ class Store {
 
   Backend backend() const;
   const std::string& redacted_url() const;
+
+  // The key file of this database's personal data (engine/personal.hpp): by default beside a
+  // SQLite file ("<file>.keys"), in memory for an in-memory one, and for PostgreSQL under the
+  // user's configuration folder ($XDG_CONFIG_HOME/wf/keys, else ~/.config/wf/keys);
+  // KeySource::SetPath moves it (the deployment config's `key_file`, WF_KEY_FILE).
+  KeySource& keys();
+  // SQLite: moves everything the write-ahead log holds into the database file and empties the
+  // log (after an erasure, so that no deleted page survives there). Nothing on PostgreSQL.
+  Status CheckpointLog();
 
   // Replaces where new case ids come from (tests force collisions with it); an empty function
   // restores NewCaseId. Call it before any transaction runs: it is not synchronised with them.

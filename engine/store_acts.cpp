@@ -126,7 +126,9 @@ Status StoreTx::BeginAct(std::int64_t id, const std::string& login) {
 Status StoreTx::MarkActApplied(std::int64_t id, Timestamp now) {
   if (Status s = OnlyPostgres(context_); !s.ok()) return s;
   return Guard(context_, "apply " + ActName(id), [&]() -> Status {
-    Query q(context_.sql, "UPDATE acts SET status = 'applied', finished_at = :now WHERE id = :id");
+    Query q(context_.sql,
+            "UPDATE acts SET status = 'applied', finished_at = :now, payload = '{}'"
+            " WHERE id = :id");
     q.Bind("now", now).Bind("id", id);
     q.Execute();
     return Status::Ok();
@@ -151,7 +153,7 @@ Status StoreTx::FinishAct(const ActRecord& outcome, Timestamp now) {
   return Guard(context_, "finish " + ActName(outcome.id), [&]() -> Status {
     Query q(context_.sql,
             "UPDATE acts SET status = :status, exit_code = :exit_code, message = :message,"
-            " result = :result, finished_at = :now"
+            " result = :result, finished_at = :now, payload = '{}'"
             " WHERE id = :id AND status IN ('pending', 'applied')");
     q.Bind("status", outcome.status)
         .Bind("exit_code", std::int64_t{outcome.exit_code})

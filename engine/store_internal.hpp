@@ -62,6 +62,7 @@ struct StoreState {
   std::unique_ptr<soci::session> liveness;    // PostgreSQL: holds every owner's advisory lock
   std::set<std::string> liveness_locks;       // PostgreSQL: the owners locked on it
   CaseIdSource case_ids;                      // empty: NewCaseId
+  std::unique_ptr<KeySource> keys;            // Store::keys
 };
 
 // Opens a connection to the store's database with the session settings every connection gets

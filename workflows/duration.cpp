@@ -138,7 +138,16 @@ std::optional<Duration> ParseDuration(std::string_view text, std::string* error)
     in_space = false;
     unit_text += s[pos];
   }
-  const std::optional<DurationUnit> unit = UnitOf(Lower(unit_text));
+  std::optional<DurationUnit> unit = UnitOf(Lower(unit_text));
+  // Years (a retention period: `retention: 10 years`) are 365 calendar days each.
+  if (!unit && (Lower(unit_text) == "year" || Lower(unit_text) == "years")) {
+    unit = DurationUnit::kDays;
+    if (amount > kMaxSeconds / (365 * SecondsPerUnit(DurationUnit::kDays))) {
+      too_large = true;
+    } else {
+      amount *= 365;
+    }
+  }
   if (!unit) {
     return Fail(error, TrFormat("unknown unit '{0}' in duration {1}; use s, m, h, days or "
                                 "working days, e.g. 30s, 5m, 2h, 3 days",

@@ -226,6 +226,9 @@ Procedure Builder::Build(const YamlNode& root) {
   if (const YamlNode* v = value_of("dedupe")) {
     procedure.dedupe = WholeExpressionValue(*v, "dedupe");
   }
+  if (const YamlNode* v = value_of("retention")) {
+    procedure.retention = DurationValue(*v, "retention", false);
+  }
   if (const YamlNode* v = value_of("input")) BuildInputSchema(*v, procedure);
   if (const YamlNode* v = value_of("roles")) BuildRoles(*v, procedure);
   if (const YamlNode* v = value_of("steps")) {

@@ -28,8 +28,8 @@ namespace wf::workflows::detail {
 // The language's key sets.
 
 inline const std::vector<std::string> kTopLevelKeys = {
-    "procedure", "version", "title", "agency", "legal_basis", "deadline",
-    "dedupe",    "input",   "roles", "start",  "steps",       "description"};
+    "procedure", "version", "title", "agency", "legal_basis", "deadline", "dedupe",
+    "input",     "roles",   "start", "steps",  "description", "retention"};
 
 // The keys that give a step its kind, in StepKind order.
 inline const std::vector<std::pair<std::string, StepKind>> kKindKeys = {
@@ -44,14 +44,15 @@ inline const std::vector<std::string>& KeysOf(StepKind kind) {
   static const std::map<StepKind, std::vector<std::string>> kKeys = {
       {StepKind::kAdapter,
        {"adapter", "call", "save_as", "reuse", "timeout", "accept_timeout", "retry", "on_error",
-        "next", "description"}},
+        "next", "description", "personal"}},
       {StepKind::kTask,
        {"task", "role", "form", "save_as", "deadline", "escalate_to", "next", "description"}},
       {StepKind::kParallel, {"parallel", "next", "description"}},
       {StepKind::kWait,
-       {"wait", "pauses_deadline", "timeout", "on_timeout", "save_as", "next", "description"}},
+       {"wait", "pauses_deadline", "timeout", "on_timeout", "save_as", "next", "description",
+        "personal"}},
       {StepKind::kCallProcedure,
-       {"call_procedure", "input", "save_as", "next", "on_error", "description"}},
+       {"call_procedure", "input", "save_as", "next", "on_error", "description", "personal"}},
       {StepKind::kEnd, {"end", "reason", "description"}},
       {StepKind::kDecision, {"next", "description"}},
   };

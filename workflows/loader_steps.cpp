@@ -98,6 +98,8 @@ void Builder::BuildStepKey(const std::string& key, const YamlNode& value, Step& 
                        .value_or("");
   } else if (key == "reuse") {
     step.reuse = DurationValue(value, "reuse", false);
+  } else if (key == "personal") {
+    step.personal = Boolean(value, "personal").value_or(false);
   } else if (key == "timeout") {
     std::optional<Duration> timeout = DurationValue(value, "timeout", true);
     if (step.kind == StepKind::kWait) {
@@ -283,8 +285,8 @@ void Builder::BuildForm(const YamlNode& value, Step& step) {
           TrFormat("'form' must be a mapping of field names to types, not {0}", value.KindName()));
     return;
   }
-  static const std::vector<std::string> kFieldKeys = {"type", "required", "enum", "label",
-                                                      "pattern"};
+  static const std::vector<std::string> kFieldKeys = {"type",  "required", "enum",
+                                                      "label", "pattern",  "personal"};
   // Where each part of the generated schema came from, to place CheckSchema's problems.
   std::map<std::string, SourceLocation> origins;
   nlohmann::json properties = nlohmann::json::object();
@@ -332,6 +334,9 @@ void Builder::BuildForm(const YamlNode& value, Step& step) {
         } else if (name == "pattern") {
           field.pattern = Text(v, "pattern").value_or("");
           property["pattern"] = field.pattern;
+        } else if (name == "personal") {
+          field.personal = Boolean(v, "personal").value_or(false);
+          if (field.personal) property["personal"] = true;
         } else {
           Error(k.where, TrFormat("unknown key {0} in form field {1}{2}", Quoted(name),
                                   Quoted(field.name), Suggestion(name, kFieldKeys)));

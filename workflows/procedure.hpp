@@ -55,9 +55,9 @@ struct Transition {
 inline constexpr Duration kDefaultAcceptTimeout{7, DurationUnit::kDays};
 
 struct RetryPolicy {
-  int attempts = 3;                                         // total tries, 1..100
-  Duration backoff{1, DurationUnit::kSeconds};              // before the 2nd try, doubling
-  Duration max_backoff{60, DurationUnit::kSeconds};         // cap of the doubling
+  int attempts = 3;                                  // total tries, 1..100
+  Duration backoff{1, DurationUnit::kSeconds};       // before the 2nd try, doubling
+  Duration max_backoff{60, DurationUnit::kSeconds};  // cap of the doubling
 };
 
 // One field of a task's form. Written `name: type` or `name: {type, required, enum, ...}`.
@@ -69,6 +69,7 @@ struct FormField {
   std::string label;                 // `label:` shown to the clerk
   TextByLanguage labels;             // `label:` per language
   std::string pattern;               // `pattern:` an ECMAScript regex a string value must match
+  bool personal = false;             // `personal: true`: the value is a citizen's personal data
   SourceLocation where;
 };
 
@@ -80,19 +81,22 @@ struct Step {
   std::map<std::string, SourceLocation> values;  // where each of its keys' values was written
 
   // kAdapter
-  std::string department;            // `adapter:` names a department of the deployment config
+  std::string department;  // `adapter:` names a department of the deployment config
   nlohmann::json call = nlohmann::json::object();  // template, `${ }` rendered over case data
-  std::optional<Duration> reuse;     // once-only: reuse evidence verified within this period
-  std::optional<Duration> timeout;   // per attempt
+  std::optional<Duration> reuse;    // once-only: reuse evidence verified within this period
+  std::optional<Duration> timeout;  // per attempt
   RetryPolicy retry;
-  std::string on_error;              // step taken on permanent failure; empty: an incident
+  std::string on_error;  // step taken on permanent failure; empty: an incident
   // How long a department that answered 202 may take to send the result (`wf signal CASE STEP`)
   // before the attempt counts as a retryable failure; nullopt: kDefaultAcceptTimeout.
   std::optional<Duration> accept_timeout;
+  // `personal: true` (adapter, wait and call_procedure steps): the whole result is personal data
+  // (a population registry's answer), stored only encrypted (engine/personal.hpp).
+  bool personal = false;
 
   // kTask
-  std::string task;                  // the title shown in the inbox
-  TextByLanguage task_titles;        // `task:` per language
+  std::string task;            // the title shown in the inbox
+  TextByLanguage task_titles;  // `task:` per language
   std::string role;
   std::vector<FormField> form;
   nlohmann::json form_schema;        // the form as an input schema (schema.hpp)
@@ -104,7 +108,7 @@ struct Step {
   std::vector<SourceLocation> branch_where;  // where each branch id was written
 
   // kWait
-  std::string signal;                // `wait:` the signal name
+  std::string signal;  // `wait:` the signal name
   bool pauses_deadline = false;
   std::optional<Duration> wait_timeout;  // `timeout:` on a wait step
   std::string on_timeout;
@@ -114,12 +118,12 @@ struct Step {
   nlohmann::json input = nlohmann::json::object();  // template for the sub-case's data
 
   // kEnd
-  std::string outcome;               // `end:` e.g. completed, refused
+  std::string outcome;  // `end:` e.g. completed, refused
   std::optional<LocatedExpression> reason;
 
   // Shared by several kinds
-  std::string save_as;               // result saved into the case data under this key
-  std::vector<Transition> next;      // empty: the branch (or case) ends here
+  std::string save_as;           // result saved into the case data under this key
+  std::vector<Transition> next;  // empty: the branch (or case) ends here
   std::string description;
 };
 
@@ -134,22 +138,25 @@ struct Role {
 
 // A procedure as loaded and checked. Immutable once loaded; safe to share between threads.
 struct Procedure {
-  std::string file;                  // where it was loaded from, for messages
-  std::string source;                // the YAML text as loaded
-  std::string content_hash;          // SHA-256 hex of `source`
+  std::string file;          // where it was loaded from, for messages
+  std::string source;        // the YAML text as loaded
+  std::string content_hash;  // SHA-256 hex of `source`
   std::string name;
   int version = 1;
   std::string title;
-  TextByLanguage titles;             // `title:` per language
+  TextByLanguage titles;  // `title:` per language
   std::string agency;
   std::vector<std::string> legal_basis;
   std::optional<Duration> deadline;
   std::optional<LocatedExpression> dedupe;
-  nlohmann::json input_schema;       // null when there is no `input:`
+  // `retention:` how long after a case ends its personal data is kept; `wf erase --expired`
+  // erases it after that. nullopt: kept until erased by hand.
+  std::optional<Duration> retention;
+  nlohmann::json input_schema;  // null when there is no `input:`
   std::map<std::string, Role> roles;
   std::string start;
-  std::vector<Step> steps;           // in file order
-  std::map<std::string, SourceLocation> keys;  // where each top-level key was written
+  std::vector<Step> steps;                       // in file order
+  std::map<std::string, SourceLocation> keys;    // where each top-level key was written
   std::map<std::string, SourceLocation> values;  // where each top-level key's value was written
   std::string description;
   // The `pattern`s of input_schema and of every form, compiled once when the procedure loaded

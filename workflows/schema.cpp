@@ -34,6 +34,7 @@ constexpr std::string_view kKeywords[] = {
     "items",    "enum",      "pattern",     "minimum",
     "maximum",  "minLength", "maxLength",   "minItems",
     "maxItems", "format",    "description", "title",
+    "personal",
 };
 constexpr std::string_view kTypeNames[] = {"string", "number", "integer", "boolean",
                                            "object", "array",  "null"};
@@ -227,6 +228,8 @@ class SchemaChecker {
         }
       } else if (key == "description" || key == "title") {
         if (!value.is_string()) Add(at, TrFormat("{0} must be a string", key));
+      } else if (key == "personal") {
+        if (!value.is_boolean()) Add(at, Tr("personal must be true or false"));
       }
     }
     CheckRange(schema, pointer, "minimum", "maximum", false);
@@ -370,6 +373,13 @@ class DataValidator {
 
   void Validate(const json& schema, const json& data, const std::string& path, int depth) {
     if (!schema.is_object() || depth > kMaxSchemaDepth || Full()) return;
+    // Below a `personal: true` property no message repeats the value given.
+    struct Restore {
+      bool& flag;
+      bool was;
+      ~Restore() { flag = was; }
+    } restore{personal_, personal_};
+    if (schema.value("personal", false)) personal_ = true;
 
     if (const auto type = schema.find("type"); type != schema.end() && !MatchesType(*type, data)) {
       Add(path, TrFormat("expected {0}, got {1}", TypeList(*type), TypeOf(data)));
@@ -383,7 +393,7 @@ class DataValidator {
           choices += Show((*allowed)[i]);
         }
         if (allowed->size() > 10) choices += ", ...";
-        Add(path, TrFormat("must be one of {0}; got {1}", choices, Show(data)));
+        Add(path, TrFormat("must be one of {0}; got {1}", choices, ShowData(data)));
       }
     }
     if (data.is_string()) ValidateString(schema, data.get_ref<const std::string&>(), path);
@@ -394,6 +404,9 @@ class DataValidator {
 
  private:
   bool Full() const { return truncated_; }
+  std::string ShowData(const json& value) const {
+    return personal_ ? Tr("a personal value, not shown") : Show(value);
+  }
 
   void Add(const std::string& path, std::string message) {
     if (violations_.size() >= kMaxViolations) {
@@ -454,10 +467,10 @@ class DataValidator {
         case DateCheck::kValid:
           break;
         case DateCheck::kMalformed:
-          Add(path, TrFormat("expected a date written YYYY-MM-DD, got {0}", Show(json(text))));
+          Add(path, TrFormat("expected a date written YYYY-MM-DD, got {0}", ShowData(json(text))));
           break;
         case DateCheck::kNoSuchDay:
-          Add(path, TrFormat("{0} is not a real date", Show(json(text))));
+          Add(path, TrFormat("{0} is not a real date", ShowData(json(text))));
           break;
       }
     }
@@ -490,11 +503,11 @@ class DataValidator {
   void ValidateNumber(const json& schema, const json& number, const std::string& path) {
     if (const auto min = schema.find("minimum");
         min != schema.end() && min->is_number() && number < *min) {
-      Add(path, TrFormat("must be at least {0} (got {1})", Show(*min), Show(number)));
+      Add(path, TrFormat("must be at least {0} (got {1})", Show(*min), ShowData(number)));
     }
     if (const auto max = schema.find("maximum");
         max != schema.end() && max->is_number() && number > *max) {
-      Add(path, TrFormat("must be at most {0} (got {1})", Show(*max), Show(number)));
+      Add(path, TrFormat("must be at most {0} (got {1})", Show(*max), ShowData(number)));
     }
   }
 
@@ -572,7 +585,8 @@ class DataValidator {
 
   std::vector<SchemaViolation> violations_;
   bool truncated_ = false;
-  const SchemaPatterns* patterns_;  // compiled at load; may be null
+  bool personal_ = false;                                          // inside a personal property
+  const SchemaPatterns* patterns_;                                 // compiled at load; may be null
   std::map<std::string, std::unique_ptr<re2::RE2>> own_patterns_;  // the others, for this call
 };
 
@@ -588,8 +602,7 @@ std::vector<SchemaProblem> CheckSchema(const nlohmann::json& schema) {
   }
 }
 
-std::vector<SchemaViolation> ValidateData(const nlohmann::json& schema,
-                                          const nlohmann::json& data,
+std::vector<SchemaViolation> ValidateData(const nlohmann::json& schema, const nlohmann::json& data,
                                           const SchemaPatterns* patterns) {
   try {
     DataValidator validator(patterns);
@@ -611,7 +624,8 @@ void SchemaPatterns::Add(const nlohmann::json& schema, int depth) {
     const std::string& text = pattern->get_ref<const std::string&>();
     if (compiled_.count(text) == 0) {
       std::string error;
-      if (auto compiled = CompilePattern(text, &error)) compiled_.emplace(text, std::move(compiled));
+      if (auto compiled = CompilePattern(text, &error))
+        compiled_.emplace(text, std::move(compiled));
     }
   }
   if (auto items = schema.find("items"); items != schema.end()) Add(*items, depth + 1);

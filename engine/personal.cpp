@@ -1,0 +1,475 @@
+// Personal data at rest (personal.hpp).
+#include "engine/personal.hpp"
+
+#include <fcntl.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
+#include <openssl/sha.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+#include <stdexcept>
+
+#include "engine/base64.hpp"
+#include "engine/private_files.hpp"
+#include "workflows/i18n.hpp"
+
+namespace wf::engine {
+
+namespace {
+
+using nlohmann::json;
+using Key32 = std::array<unsigned char, 32>;
+
+constexpr size_t kNonceBytes = 12;
+constexpr size_t kTagBytes = 16;
+constexpr const char* kKeyFileMagic = "wf-keys 1";
+
+Key32 RandomKey() {
+  Key32 key{};
+  if (RAND_bytes(key.data(), static_cast<int>(key.size())) != 1) {
+    throw std::runtime_error("OpenSSL RAND_bytes failed: no key");
+  }
+  return key;
+}
+
+std::string Hex(const unsigned char* bytes, size_t n) {
+  static const char* digits = "0123456789abcdef";
+  std::string out;
+  out.reserve(n * 2);
+  for (size_t i = 0; i < n; ++i) {
+    out += digits[bytes[i] >> 4];
+    out += digits[bytes[i] & 15];
+  }
+  return out;
+}
+
+std::optional<Key32> FromHex(std::string_view text) {
+  if (text.size() != 64) return std::nullopt;
+  Key32 key{};
+  for (size_t i = 0; i < 32; ++i) {
+    int value = 0;
+    for (size_t j = 0; j < 2; ++j) {
+      const char c = text[2 * i + j];
+      int digit = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+      if (digit < 0) return std::nullopt;
+      value = value * 16 + digit;
+    }
+    key[i] = static_cast<unsigned char>(value);
+  }
+  return key;
+}
+
+std::string KeyId(const Key32& kek) {
+  unsigned char digest[SHA256_DIGEST_LENGTH];
+  SHA256(kek.data(), kek.size(), digest);
+  return Hex(digest, 8);
+}
+
+struct CipherCtx {
+  EVP_CIPHER_CTX* ctx = EVP_CIPHER_CTX_new();
+  ~CipherCtx() { EVP_CIPHER_CTX_free(ctx); }
+};
+
+// nonce | ciphertext | tag of `plain` under `key` with `aad`.
+std::string Encrypt(const Key32& key, std::string_view aad, std::string_view plain) {
+  std::string out(kNonceBytes + plain.size() + kTagBytes, '\0');
+  auto* bytes = reinterpret_cast<unsigned char*>(out.data());
+  if (RAND_bytes(bytes, kNonceBytes) != 1) throw std::runtime_error("OpenSSL RAND_bytes failed");
+  CipherCtx c;
+  int n = 0;
+  if (c.ctx == nullptr ||
+      EVP_EncryptInit_ex(c.ctx, EVP_aes_256_gcm(), nullptr, key.data(), bytes) != 1 ||
+      EVP_EncryptUpdate(c.ctx, nullptr, &n, reinterpret_cast<const unsigned char*>(aad.data()),
+                        static_cast<int>(aad.size())) != 1 ||
+      EVP_EncryptUpdate(c.ctx, bytes + kNonceBytes, &n,
+                        reinterpret_cast<const unsigned char*>(plain.data()),
+                        static_cast<int>(plain.size())) != 1 ||
+      EVP_EncryptFinal_ex(c.ctx, bytes + kNonceBytes + n, &n) != 1 ||
+      EVP_CIPHER_CTX_ctrl(c.ctx, EVP_CTRL_GCM_GET_TAG, kTagBytes,
+                          bytes + kNonceBytes + plain.size()) != 1) {
+    throw std::runtime_error("OpenSSL AES-256-GCM failed");
+  }
+  return out;
+}
+
+std::optional<std::string> Decrypt(const Key32& key, std::string_view aad, std::string_view box) {
+  if (box.size() < kNonceBytes + kTagBytes) return std::nullopt;
+  const auto* bytes = reinterpret_cast<const unsigned char*>(box.data());
+  const size_t length = box.size() - kNonceBytes - kTagBytes;
+  std::string plain(length, '\0');
+  CipherCtx c;
+  int n = 0;
+  std::array<unsigned char, kTagBytes> tag{};
+  std::memcpy(tag.data(), bytes + kNonceBytes + length, kTagBytes);
+  if (c.ctx == nullptr ||
+      EVP_DecryptInit_ex(c.ctx, EVP_aes_256_gcm(), nullptr, key.data(), bytes) != 1 ||
+      EVP_DecryptUpdate(c.ctx, nullptr, &n, reinterpret_cast<const unsigned char*>(aad.data()),
+                        static_cast<int>(aad.size())) != 1 ||
+      EVP_DecryptUpdate(c.ctx, reinterpret_cast<unsigned char*>(plain.data()), &n,
+                        bytes + kNonceBytes, static_cast<int>(length)) != 1 ||
+      EVP_CIPHER_CTX_ctrl(c.ctx, EVP_CTRL_GCM_SET_TAG, kTagBytes, tag.data()) != 1 ||
+      EVP_DecryptFinal_ex(c.ctx, reinterpret_cast<unsigned char*>(plain.data()) + n, &n) != 1) {
+    return std::nullopt;
+  }
+  return plain;
+}
+
+std::string_view AsView(const DataKey& key) {
+  return {reinterpret_cast<const char*>(key.data()), key.size()};
+}
+
+}  // namespace
+
+DataKey NewDataKey() { return RandomKey(); }
+
+std::string SealedCase(std::string_view text) {
+  if (!IsSealed(text)) return {};
+  text.remove_prefix(kSealedPrefix.size());
+  const size_t colon = text.find(':');
+  return colon == std::string_view::npos ? std::string() : std::string(text.substr(0, colon));
+}
+
+std::string SealValue(const std::string& case_id, const DataKey& key, const json& value) {
+  return std::string(kSealedPrefix) + case_id + ":" + Base64(Encrypt(key, case_id, value.dump()));
+}
+
+std::optional<json> OpenSealed(std::string_view sealed, const DataKey& key) {
+  const std::string case_id = SealedCase(sealed);
+  if (case_id.empty()) return std::nullopt;
+  auto box = Unbase64(std::string(sealed.substr(kSealedPrefix.size() + case_id.size() + 1)));
+  if (!box) return std::nullopt;
+  auto plain = Decrypt(key, case_id, *box);
+  if (!plain) return std::nullopt;
+  json value = json::parse(*plain, nullptr, false);
+  if (value.is_discarded()) return std::nullopt;
+  return value;
+}
+
+// --- KeyRing -----------------------------------------------------------------------------------
+
+Result<std::unique_ptr<KeyRing>> KeyRing::Load(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) {
+    if (errno == ENOENT) return Status::NotFound(TrFormat("no key file {0}", path));
+    return Status::NotPermitted(
+        TrFormat("cannot read the key file {0}: {1}", path, std::strerror(errno)));
+  }
+  std::unique_ptr<KeyRing> ring(new KeyRing());
+  ring->path_ = path;
+  std::string line;
+  bool magic = false, index = false;
+  while (std::getline(in, line)) {
+    if (line.empty() || line[0] == '#') continue;
+    if (line == kKeyFileMagic) {
+      magic = true;
+      continue;
+    }
+    const size_t space = line.find(' ');
+    const std::string word = line.substr(0, space);
+    auto key = space == std::string::npos ? std::nullopt : FromHex(line.substr(space + 1));
+    if (!key || (word != "index" && word != "kek")) {
+      return Status::Invalid(TrFormat("{0} is not a wf key file (line \"{1}\")", path,
+                                      line.substr(0, std::min<size_t>(line.size(), 12))));
+    }
+    if (word == "index") {
+      ring->index_ = *key;
+      index = true;
+    } else {
+      ring->keks_.push_back(*key);
+    }
+  }
+  if (!magic || !index || ring->keks_.empty()) {
+    return Status::Invalid(TrFormat(
+        "{0} is not a wf key file: it needs the line \"wf-keys 1\", an index key and a KEK", path));
+  }
+  return ring;
+}
+
+Result<std::unique_ptr<KeyRing>> KeyRing::Create(const std::string& path) {
+  std::error_code ignored;
+  const std::filesystem::path folder = std::filesystem::path(path).parent_path();
+  if (!folder.empty() && !std::filesystem::exists(folder, ignored)) {
+    std::filesystem::create_directories(folder, ignored);
+    ::chmod(folder.c_str(), 0700);
+  }
+  std::unique_ptr<KeyRing> ring(new KeyRing());
+  ring->path_ = path;
+  ring->index_ = RandomKey();
+  ring->keks_.push_back(RandomKey());
+  if (Status created = CreatePrivateFile(path); !created.ok()) return created;
+  if (Status saved = ring->Save(); !saved.ok()) return saved;
+  return ring;
+}
+
+std::unique_ptr<KeyRing> KeyRing::Ephemeral() {
+  std::unique_ptr<KeyRing> ring(new KeyRing());
+  ring->index_ = RandomKey();
+  ring->keks_.push_back(RandomKey());
+  return ring;
+}
+
+std::string KeyRing::current_id() const { return KeyId(keks_.front()); }
+
+std::vector<std::string> KeyRing::ids() const {
+  std::vector<std::string> out;
+  for (const auto& kek : keks_) out.push_back(KeyId(kek));
+  return out;
+}
+
+std::string KeyRing::Wrap(const DataKey& key) const {
+  return current_id() + ":" + Base64(Encrypt(keks_.front(), "wf-data-key", AsView(key)));
+}
+
+Result<DataKey> KeyRing::Unwrap(std::string_view wrapped) const {
+  const size_t colon = wrapped.find(':');
+  if (colon == std::string_view::npos) return Status::Invalid("a wrapped key without its KEK id");
+  const std::string id(wrapped.substr(0, colon));
+  for (const auto& kek : keks_) {
+    if (KeyId(kek) != id) continue;
+    auto box = Unbase64(std::string(wrapped.substr(colon + 1)));
+    auto plain = box ? Decrypt(kek, "wf-data-key", *box) : std::nullopt;
+    if (!plain || plain->size() != DataKey().size()) {
+      return Status::Invalid(TrFormat("a data key wrapped under KEK {0} does not open", id));
+    }
+    DataKey key{};
+    std::memcpy(key.data(), plain->data(), key.size());
+    return key;
+  }
+  return Status::NotFound(TrFormat(
+      "a data key is wrapped under KEK {0}, which the key file {1} does not hold", id, path_));
+}
+
+std::string KeyRing::KeyedHash(std::string_view value) const {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int length = 0;
+  HMAC(EVP_sha256(), index_.data(), static_cast<int>(index_.size()),
+       reinterpret_cast<const unsigned char*>(value.data()), value.size(), digest, &length);
+  return std::string(kKeyedHashPrefix) + Hex(digest, length);
+}
+
+Status KeyRing::AddKek() {
+  keks_.insert(keks_.begin(), RandomKey());
+  return Save();
+}
+
+Status KeyRing::DropOldKeks() {
+  keks_.resize(1);
+  return Save();
+}
+
+Status KeyRing::Save() const {
+  if (path_.empty()) return Status::Ok();
+  std::ostringstream text;
+  text << kKeyFileMagic << "\n"
+       << "# wf's keys for personal data (README: Personal data). Keep this file secret and\n"
+       << "# backed up: without it no personal value of any case can be read again.\n"
+       << "index " << Hex(index_.data(), index_.size()) << "\n";
+  for (const auto& kek : keks_) text << "kek " << Hex(kek.data(), kek.size()) << "\n";
+  const std::string body = text.str();
+  const std::string temporary = path_ + ".new";
+  ::unlink(temporary.c_str());
+  if (Status created = CreatePrivateFile(temporary); !created.ok()) return created;
+  const int fd = ::open(temporary.c_str(), O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
+  bool ok = fd >= 0 && ::write(fd, body.data(), body.size()) == static_cast<ssize_t>(body.size()) &&
+            ::fsync(fd) == 0;
+  if (fd >= 0) ::close(fd);
+  if (!ok || ::rename(temporary.c_str(), path_.c_str()) != 0) {
+    ::unlink(temporary.c_str());
+    return Status::Internal(
+        TrFormat("cannot write the key file {0}: {1}", path_, std::strerror(errno)));
+  }
+  return SyncParentFolder(path_);
+}
+
+// --- KeySource ---------------------------------------------------------------------------------
+
+void KeySource::SetPath(std::string path) {
+  std::lock_guard lock(mutex_);
+  if (path == path_) return;
+  path_ = std::move(path);
+  ring_.reset();
+}
+
+Result<KeyRing*> KeySource::Ring(bool create) {
+  std::lock_guard lock(mutex_);
+  if (ring_) return ring_.get();
+  if (path_.empty()) {
+    ring_ = KeyRing::Ephemeral();
+    return ring_.get();
+  }
+  auto loaded = KeyRing::Load(path_);
+  if (!loaded && loaded.error().code() == ErrorCode::kNotFound && create) {
+    loaded = KeyRing::Create(path_);
+    if (loaded) {
+      std::cerr << TrFormat(
+                       "wf: made the key file {0} (mode 0600) for personal data; keep it secret "
+                       "and backed up: without it no personal value can be read again",
+                       path_)
+                << "\n";
+    } else if (loaded.error().code() == ErrorCode::kConflict) {
+      loaded = KeyRing::Load(path_);  // another process made it meanwhile
+    }
+  }
+  if (!loaded) return loaded.error();
+  ring_ = std::move(*loaded);
+  return ring_.get();
+}
+
+std::optional<DataKey> KeySource::Cached(const std::string& case_id) {
+  std::lock_guard lock(mutex_);
+  auto it = keys_.find(case_id);
+  if (it == keys_.end()) return std::nullopt;
+  return it->second;
+}
+
+void KeySource::Remember(const std::string& case_id, const DataKey& key) {
+  std::lock_guard lock(mutex_);
+  if (keys_.size() >= 100000) keys_.clear();  // a bound, not an LRU: keys are cheap to read again
+  keys_[case_id] = key;
+}
+
+void KeySource::Forget(const std::string& case_id) {
+  std::lock_guard lock(mutex_);
+  keys_.erase(case_id);
+}
+
+// --- CaseSealer --------------------------------------------------------------------------------
+
+CaseSealer::CaseSealer(std::string case_id, const DataKey& key, std::set<std::string> values)
+    : active_(!values.empty()),
+      case_id_(std::move(case_id)),
+      key_(key),
+      values_(std::move(values)) {
+  for (const std::string& value : values_) {
+    if (value.size() >= kMinSubstringMatch) long_values_.push_back(value);
+  }
+  std::sort(long_values_.begin(), long_values_.end(),
+            [](const std::string& a, const std::string& b) { return a.size() > b.size(); });
+}
+
+bool CaseSealer::Contains(std::string_view text) const {
+  if (!active_ || IsSealed(text)) return false;
+  if (values_.count(std::string(text)) > 0) return true;
+  for (const std::string& value : long_values_) {
+    if (value.size() <= text.size() && text.find(value) != std::string_view::npos) return true;
+  }
+  return false;
+}
+
+bool CaseSealer::Touches(const json& value) const {
+  if (!active_) return false;
+  if (value.is_string()) return Contains(value.get_ref<const std::string&>());
+  if (value.is_number()) return values_.count(value.dump()) > 0;
+  if (value.is_structured()) {
+    for (const json& item : value) {
+      if (Touches(item)) return true;
+    }
+  }
+  return false;
+}
+
+json CaseSealer::Seal(const json& value) const {
+  if (!active_) return value;
+  if (value.is_string()) {
+    return Contains(value.get_ref<const std::string&>()) ? json(SealValue(case_id_, key_, value))
+                                                         : value;
+  }
+  if (value.is_number()) {
+    return values_.count(value.dump()) > 0 ? json(SealValue(case_id_, key_, value)) : value;
+  }
+  if (value.is_object()) {
+    json out = json::object();
+    for (const auto& [name, member] : value.items()) out[name] = Seal(member);
+    return out;
+  }
+  if (value.is_array()) {
+    json out = json::array();
+    for (const json& item : value) out.push_back(Seal(item));
+    return out;
+  }
+  return value;
+}
+
+std::string CaseSealer::SealText(const std::string& text) const {
+  if (!Contains(text)) return text;
+  return SealValue(case_id_, key_, json(text));
+}
+
+std::string CaseSealer::SealJsonText(const std::string& text) const {
+  if (!active_) return text;
+  json parsed = json::parse(text, nullptr, false);
+  if (parsed.is_discarded()) return SealText(text);
+  return Seal(parsed).dump();
+}
+
+json CaseSealer::SealState(json state) const {
+  if (!active_ || !state.is_object()) return state;
+  for (const char* member : {"data", "reason"}) {
+    if (state.contains(member)) state[member] = Seal(state[member]);
+  }
+  if (auto tokens = state.find("tokens"); tokens != state.end() && tokens->is_array()) {
+    for (json& token : *tokens) {
+      if (token.is_object() && token.contains("incident")) {
+        token["incident"] = Seal(token["incident"]);
+      }
+    }
+  }
+  return state;
+}
+
+// --- Revealer ----------------------------------------------------------------------------------
+
+json Revealer::Open(std::string_view sealed) {
+  const std::string case_id = SealedCase(sealed);
+  auto it = keys_.find(case_id);
+  if (it == keys_.end()) {
+    auto key = key_of_(case_id);
+    erased_[case_id] = key && !key->has_value();
+    it = keys_.emplace(case_id, key ? *key : std::nullopt).first;
+  }
+  if (!it->second) return json(erased_[case_id] ? kErasedValue : kSealedValue);
+  auto value = OpenSealed(sealed, *it->second);
+  return value ? *value : json(kSealedValue);
+}
+
+json Revealer::Reveal(const json& value) {
+  if (value.is_string()) {
+    const auto& text = value.get_ref<const std::string&>();
+    return IsSealed(text) ? Open(text) : value;
+  }
+  if (value.is_object()) {
+    json out = json::object();
+    for (const auto& [name, member] : value.items()) out[name] = Reveal(member);
+    return out;
+  }
+  if (value.is_array()) {
+    json out = json::array();
+    for (const json& item : value) out.push_back(Reveal(item));
+    return out;
+  }
+  return value;
+}
+
+std::string Revealer::RevealText(const std::string& text) {
+  if (!IsSealed(text)) return text;
+  json value = Open(text);
+  return value.is_string() ? value.get<std::string>() : value.dump();
+}
+
+std::string Revealer::RevealJsonText(const std::string& text) {
+  if (!MaySeal(text)) return text;
+  json parsed = json::parse(text, nullptr, false);
+  if (parsed.is_discarded()) return RevealText(text);
+  return Reveal(parsed).dump();
+}
+
+}  // namespace wf::engine

@@ -50,6 +50,8 @@ void AddAccessCommands(CLI::App& app, const GlobalOptions& globals, CommandActio
 
 // wf report (cli/report_commands.cpp).
 void AddReportCommands(CLI::App& app, const GlobalOptions& globals, CommandAction* selected);
+// erase, keys rotate (personal_commands.cpp).
+void AddPersonalCommands(CLI::App& app, const GlobalOptions& globals, CommandAction* selected);
 
 // Prints `status` to stderr as `wf: <message>` and returns its exit code.
 int Fail(const Status& status);

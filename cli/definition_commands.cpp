@@ -11,6 +11,7 @@
 #include "workflows/graph.hpp"
 #include "workflows/i18n.hpp"
 #include "workflows/loader.hpp"
+#include "workflows/personal.hpp"
 
 namespace wf::cli {
 
@@ -49,6 +50,16 @@ int Validate(const GlobalOptions& globals, const std::vector<std::string>& files
     entry["diagnostics"] = diagnostics;
     if (loaded.ok()) {
       const auto& p = *loaded.procedure;
+      // Warnings do not fail the file (DESIGN.md "Personal data").
+      nlohmann::json warnings = nlohmann::json::array();
+      for (const auto& w : workflows::PersonalWarnings(p)) {
+        std::cerr << w.WarningString() << '\n';
+        warnings.push_back({{"file", w.file},
+                            {"line", w.where.line},
+                            {"column", w.where.column},
+                            {"message", w.message}});
+      }
+      entry["warnings"] = warnings;
       entry["procedure"] = p.name;
       entry["version"] = p.version;
       entry["steps"] = p.steps.size();

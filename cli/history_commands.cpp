@@ -127,6 +127,8 @@ EventReading Read(const engine::HistoryEvent& e, bool people) {
   } else if (a == action::kFederationAnswered) {
     r.decision = Say(people, TrNoop("answer to {0} taken by its event {1}"), text("deployment"),
                      text("hash").substr(0, 12));
+  } else if (a == action::kCaseErased) {
+    r.decision = Say(people, TrNoop("personal data erased: {0}"), text("reason"));
   } else if (a == action::kFederationRefused) {
     r.decision =
         Say(people, TrNoop("answer refused by {0}: {1}"), text("deployment"), text("message"));
@@ -158,12 +160,16 @@ int History(const GlobalOptions& globals, const std::string& case_id, bool by_ag
   // SQLite): who connected, where the actor may be a delegate's applicant.
   std::map<std::int64_t, std::string> logins;
   Status status = (*session)->store->Read([&](engine::StoreTx& tx) {
-    auto loaded = engine::LoadCaseView(tx, (*session)->runtime->procedures(), case_id);
+    auto loaded = engine::LoadCaseView(tx, (*session)->runtime->procedures(), case_id,
+                                       &(*session)->store->keys());
     if (!loaded) return loaded.error();
     view = std::move(*loaded);
     auto list = tx.ListHistory(case_id);
     if (!list) return list.error();
     events = std::move(*list);
+    // Shown opened; the rows keep the ciphertext their hashes cover (`wf audit export`).
+    engine::Revealer revealer = engine::RevealerFor(tx, (*session)->store->keys());
+    for (auto& event : events) event.details = revealer.RevealJsonText(event.details);
     auto recorded = tx.HistoryLogins(case_id);
     if (!recorded) return recorded.error();
     logins = std::move(*recorded);

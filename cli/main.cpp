@@ -113,6 +113,7 @@ int main(int argc, char** argv) {
   wf::cli::AddHistoryCommands(app, globals, &selected);
   wf::cli::AddAuditCommands(app, globals, &selected);
   wf::cli::AddReportCommands(app, globals, &selected);
+  wf::cli::AddPersonalCommands(app, globals, &selected);
   wf::cli::AddServeCommands(app, globals, &selected);
   wf::cli::AddAccessCommands(app, globals, &selected);
 

@@ -189,6 +189,8 @@ int Incidents(const GlobalOptions& globals) {
     auto list = tx.ListIncidents(std::nullopt);
     if (!list) return list.error();
     incidents = std::move(*list);
+    engine::Revealer revealer = engine::RevealerFor(tx, (*session)->store->keys());
+    for (auto& incident : incidents) incident.message = revealer.RevealText(incident.message);
     return Status::Ok();
   });
   if (!status.ok()) return Fail(status);

@@ -62,8 +62,11 @@ int Inbox(const GlobalOptions& globals, const std::string& role) {
     Status status = (*session)->store->Read([&](engine::StoreTx& tx) {
       auto list = tx.ListTasks(engine::InboxFilter(viewer));
       if (!list) return list.error();
+      engine::Revealer revealer = engine::RevealerFor(tx, (*session)->store->keys());
       for (auto& task : *list) {
-        if (engine::InInbox(viewer, task)) tasks.push_back(std::move(task));
+        if (!engine::InInbox(viewer, task)) continue;
+        engine::RevealTask(revealer, task);
+        tasks.push_back(std::move(task));
       }
       std::vector<std::string> ids;
       for (const auto& task : tasks) {

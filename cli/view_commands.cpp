@@ -157,7 +157,8 @@ int Show(const GlobalOptions& globals, const std::string& case_id) {
   const engine::Deployment& deployment = (*session)->deployment;
   engine::CaseDetail detail;
   Status status = (*session)->store->Read([&](engine::StoreTx& tx) {
-    auto loaded = engine::LoadCaseDetail(tx, (*session)->runtime->procedures(), case_id);
+    auto loaded = engine::LoadCaseDetail(tx, (*session)->runtime->procedures(), case_id,
+                                         &(*session)->store->keys());
     if (!loaded) return loaded.error();
     detail = std::move(*loaded);
     return Status::Ok();

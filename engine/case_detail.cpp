@@ -172,14 +172,21 @@ json IncidentJson(const IncidentRecord& i) {
           {"resolved_by", i.resolved_by ? json(*i.resolved_by) : json(nullptr)}};
 }
 
-Result<CaseDetail> LoadCaseDetail(StoreTx& tx, ProcedureCache& procedures, const std::string& id) {
+Result<CaseDetail> LoadCaseDetail(StoreTx& tx, ProcedureCache& procedures, const std::string& id,
+                                  KeySource* keys) {
   CaseDetail detail;
-  auto loaded = LoadCaseView(tx, procedures, id);
+  auto loaded = LoadCaseView(tx, procedures, id, keys);
   if (!loaded) return loaded.error();
   detail.view = std::move(*loaded);
   auto incidents = tx.ListIncidents(id);
   if (!incidents) return incidents.error();
   detail.incidents = std::move(*incidents);
+  if (keys) {
+    Revealer revealer = RevealerFor(tx, *keys);
+    for (IncidentRecord& incident : detail.incidents) {
+      incident.message = revealer.RevealText(incident.message);
+    }
+  }
   auto children = tx.ListChildCases(id);
   if (!children) return children.error();
   detail.children = std::move(*children);

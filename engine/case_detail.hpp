@@ -36,7 +36,9 @@ struct CaseDetail {
 };
 
 // Reads case `id` through `tx`: kNotFound when there is none, or the store's errors.
-Result<CaseDetail> LoadCaseDetail(StoreTx& tx, ProcedureCache& procedures, const std::string& id);
+// With `keys`, personal values are opened as in LoadCaseView (incident messages too).
+Result<CaseDetail> LoadCaseDetail(StoreTx& tx, ProcedureCache& procedures, const std::string& id,
+                                  KeySource* keys = nullptr);
 
 // The object of `wf show --json` (DESIGN.md, CLI contract): id, procedure, version, status,
 // data, tasks, incidents, deadline (read on `deployment`'s calendar of the case's agency at

@@ -22,8 +22,9 @@ TimePoint ToTimePoint(Timestamp t) {
 // The events that end a step activation's hold (the rule in the header). `step.accepted` is not
 // one: after HTTP 202 the department still owes the answer.
 bool EndsActivation(const std::string& action) {
-  return action == history_action::kStepSucceeded || action == history_action::kStepReused || action == history_action::kStepErrorHandled ||
-         action == history_action::kTaskCompleted || action == history_action::kSignalReceived || action == history_action::kStepTimedOut ||
+  return action == history_action::kStepSucceeded || action == history_action::kStepReused ||
+         action == history_action::kStepErrorHandled || action == history_action::kTaskCompleted ||
+         action == history_action::kSignalReceived || action == history_action::kStepTimedOut ||
          action == history_action::kChildEnded;
 }
 
@@ -347,7 +348,19 @@ bool IsMine(const Viewer& viewer, const CaseRecord& record, const std::vector<Ta
 
 // --- loading
 
-Result<CaseView> LoadCaseView(StoreTx& tx, ProcedureCache& procedures, const std::string& id) {
+void RevealCase(Revealer& revealer, CaseRecord& record) {
+  record.data = revealer.RevealJsonText(record.data);
+  record.state = revealer.RevealJsonText(record.state);
+}
+
+void RevealTask(Revealer& revealer, TaskRecord& task) {
+  task.title = revealer.RevealText(task.title);
+  task.form = revealer.RevealJsonText(task.form);
+  if (task.values) task.values = revealer.RevealJsonText(*task.values);
+}
+
+Result<CaseView> LoadCaseView(StoreTx& tx, ProcedureCache& procedures, const std::string& id,
+                              KeySource* keys) {
   CaseView view;
   auto found = tx.GetCase(id);
   if (!found) {
@@ -361,6 +374,11 @@ Result<CaseView> LoadCaseView(StoreTx& tx, ProcedureCache& procedures, const std
     return Status::NotFound(TrFormat("no case {0}; `wf cases` lists them", id));
   }
   view.record = std::move(*found);
+  std::optional<Revealer> revealer;
+  if (keys) {
+    revealer.emplace(RevealerFor(tx, *keys));
+    RevealCase(*revealer, view.record);
+  }
   // Without its procedure the case is still shown, only with less detail.
   auto procedure = procedures.Get(tx, view.record.procedure, view.record.version);
   if (procedure) view.procedure = *procedure;
@@ -371,6 +389,9 @@ Result<CaseView> LoadCaseView(StoreTx& tx, ProcedureCache& procedures, const std
   auto tasks = tx.ListTasks(filter);
   if (!tasks) return tasks.error();
   view.tasks = std::move(*tasks);
+  if (revealer) {
+    for (TaskRecord& task : view.tasks) RevealTask(*revealer, task);
+  }
   return view;
 }
 

@@ -275,6 +275,14 @@ struct CaseView {
 // Reads case `id`, its procedure through `procedures` (which owns it) and its tasks through `tx`.
 // kNotFound "no case ID; `wf cases` lists them", or "case ID was archived to FILE; ..." when it
 // was archived; other errors are the store's. A procedure that no longer loads is left null.
-Result<CaseView> LoadCaseView(StoreTx& tx, ProcedureCache& procedures, const std::string& id);
+// With `keys`, personal values are opened for whoever `tx` reads as (RevealCase); without, they
+// stay sealed.
+Result<CaseView> LoadCaseView(StoreTx& tx, ProcedureCache& procedures, const std::string& id,
+                              KeySource* keys = nullptr);
+
+// Opens the personal values of a case's record and tasks in place (DESIGN.md "Personal data"):
+// `[erased]` after erasure, `[sealed]` for whoever may not read the case's key.
+void RevealCase(Revealer& revealer, CaseRecord& record);
+void RevealTask(Revealer& revealer, TaskRecord& task);
 
 }  // namespace wf::engine

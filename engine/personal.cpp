@@ -205,8 +205,19 @@ Result<std::unique_ptr<KeyRing>> KeyRing::Create(const std::string& path) {
   ring->path_ = path;
   ring->index_ = RandomKey();
   ring->keks_.push_back(RandomKey());
-  if (Status created = CreatePrivateFile(path); !created.ok()) return created;
-  if (Status saved = ring->Save(); !saved.ok()) return saved;
+  // Written whole beside it, then linked into place: link fails when another process made the
+  // file meanwhile (kConflict: load theirs), and no one ever reads a half-written file.
+  const std::string temporary = path + "." + std::to_string(::getpid()) + ".new";
+  if (Status written = ring->WriteTo(temporary); !written.ok()) return written;
+  const int linked = ::link(temporary.c_str(), path.c_str());
+  const int error = errno;
+  ::unlink(temporary.c_str());
+  if (linked != 0) {
+    if (error == EEXIST) return Status::Conflict(TrFormat("the key file {0} exists", path));
+    return Status::Internal(
+        TrFormat("cannot write the key file {0}: {1}", path, std::strerror(error)));
+  }
+  if (Status synced = SyncParentFolder(path); !synced.ok()) return synced;
   return ring;
 }
 
@@ -266,8 +277,7 @@ Status KeyRing::DropOldKeks() {
   return Save();
 }
 
-Status KeyRing::Save() const {
-  if (path_.empty()) return Status::Ok();
+Status KeyRing::WriteTo(const std::string& file) const {
   std::ostringstream text;
   text << kKeyFileMagic << "\n"
        << "# wf's keys for personal data (README: Personal data). Keep this file secret and\n"
@@ -275,17 +285,30 @@ Status KeyRing::Save() const {
        << "index " << Hex(index_.data(), index_.size()) << "\n";
   for (const auto& kek : keks_) text << "kek " << Hex(kek.data(), kek.size()) << "\n";
   const std::string body = text.str();
-  const std::string temporary = path_ + ".new";
-  ::unlink(temporary.c_str());
-  if (Status created = CreatePrivateFile(temporary); !created.ok()) return created;
-  const int fd = ::open(temporary.c_str(), O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
+  ::unlink(file.c_str());
+  if (Status created = CreatePrivateFile(file); !created.ok()) return created;
+  const int fd = ::open(file.c_str(), O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
   bool ok = fd >= 0 && ::write(fd, body.data(), body.size()) == static_cast<ssize_t>(body.size()) &&
             ::fsync(fd) == 0;
+  const int error = errno;
   if (fd >= 0) ::close(fd);
-  if (!ok || ::rename(temporary.c_str(), path_.c_str()) != 0) {
+  if (!ok) {
+    ::unlink(file.c_str());
+    return Status::Internal(
+        TrFormat("cannot write the key file {0}: {1}", path_, std::strerror(error)));
+  }
+  return Status::Ok();
+}
+
+Status KeyRing::Save() const {
+  if (path_.empty()) return Status::Ok();
+  const std::string temporary = path_ + "." + std::to_string(::getpid()) + ".new";
+  if (Status written = WriteTo(temporary); !written.ok()) return written;
+  if (::rename(temporary.c_str(), path_.c_str()) != 0) {
+    const int error = errno;
     ::unlink(temporary.c_str());
     return Status::Internal(
-        TrFormat("cannot write the key file {0}: {1}", path_, std::strerror(errno)));
+        TrFormat("cannot write the key file {0}: {1}", path_, std::strerror(error)));
   }
   return SyncParentFolder(path_);
 }

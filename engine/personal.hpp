@@ -94,6 +94,8 @@ class KeyRing {
  private:
   KeyRing() = default;
   Status Save() const;
+  // The file's text into `file`, made afresh with mode 0600 and synced.
+  Status WriteTo(const std::string& file) const;
 
   std::string path_;  // empty: in memory only
   std::array<unsigned char, 32> index_{};

@@ -926,7 +926,9 @@ Status Runtime::CompleteTask(int64_t task_id, const std::string& actor,
         if (Status s = DescribeTaskState(*task, actor); !s.ok()) return s;
         auto record = tx.GetCaseForUpdate(task->case_id);
         if (!record) return record.error();
-        if (Status s = tx.CompleteTask(task_id, actor, values.dump(), now); !s.ok()) return s;
+        auto stored = SealTaskValues(tx, *record, task->step, values);
+        if (!stored) return stored.error();
+        if (Status s = tx.CompleteTask(task_id, actor, *stored, now); !s.ok()) return s;
         return ApplyInTx(tx, *record, event::TaskCompleted{task->activation, actor, values}, actor,
                          now, memo);
       });

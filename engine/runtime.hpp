@@ -150,14 +150,6 @@ class WriteGuard {
   virtual Status After(StoreTx& tx) = 0;
 };
 
-// The data key of `case_id` (engine/personal.hpp), through `tx` unless `keys` has it cached:
-// nullopt when the case has none (no personal data, or erased); the key file's errors.
-Result<std::optional<DataKey>> ReadCaseKey(StoreTx& tx, KeySource& keys,
-                                           const std::string& case_id);
-// Opens sealed values with the keys `tx` reads (row-level security decides whose: a clerk gets
-// the keys of the cases they see). `tx` and `keys` must outlive it.
-Revealer RevealerFor(StoreTx& tx, KeySource& keys);
-
 // Carries out the engine's decisions on a store. Thread-safe: it holds only the cache and
 // references to the store and deployment, which outlive it.
 class Runtime {
@@ -275,6 +267,9 @@ class Runtime {
   Result<CaseSealer> SealerFor(StoreTx& tx, const std::string& case_id,
                                const workflows::Procedure& procedure, const nlohmann::json& data,
                                std::set<std::string> values);
+  // A completed task's values as stored: its form's personal fields sealed.
+  Result<std::string> SealTaskValues(StoreTx& tx, const CaseRecord& record, const std::string& step,
+                                     const nlohmann::json& values);
   // The case's run-time state with its sealed values opened.
   Result<CaseState> LoadState(StoreTx& tx, const CaseRecord& record);
   // JSON text with its sealed values opened, the keys read in a transaction of its own (the

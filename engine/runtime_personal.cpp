@@ -11,25 +11,6 @@
 
 namespace wf::engine {
 
-Result<std::optional<DataKey>> ReadCaseKey(StoreTx& tx, KeySource& keys,
-                                           const std::string& case_id) {
-  if (auto cached = keys.Cached(case_id)) return cached;
-  auto wrapped = tx.GetCaseKey(case_id);
-  if (!wrapped) return wrapped.error();
-  if (!*wrapped) return std::optional<DataKey>();
-  auto ring = keys.Ring(false);
-  if (!ring) return ring.error();
-  auto key = (*ring)->Unwrap(**wrapped);
-  if (!key) return key.error();
-  keys.Remember(case_id, *key);
-  return std::optional<DataKey>(*key);
-}
-
-Revealer RevealerFor(StoreTx& tx, KeySource& keys) {
-  return Revealer(
-      [&tx, &keys](const std::string& case_id) { return ReadCaseKey(tx, keys, case_id); });
-}
-
 const workflows::PersonalMap& Runtime::PersonalOf(const workflows::Procedure& procedure) {
   std::lock_guard lock(personal_mutex_);
   auto it = personal_.find(&procedure);
@@ -94,6 +75,26 @@ Result<CaseSealer> Runtime::SealerFor(StoreTx& tx, const std::string& case_id,
     *key = fresh;
   }
   return CaseSealer(case_id, **key, std::move(values));
+}
+
+Result<std::string> Runtime::SealTaskValues(StoreTx& tx, const CaseRecord& record,
+                                            const std::string& step, const nlohmann::json& values) {
+  auto procedure = procedures_.Get(tx, record.procedure, record.version);
+  if (!procedure) return procedure.error();
+  const workflows::PersonalMap& map = PersonalOf(**procedure);
+  auto fields = map.form_fields.find(step);
+  if (fields == map.form_fields.end() || !values.is_object()) return values.dump();
+  std::set<std::string> personal;
+  for (const std::string& field : fields->second) {
+    if (auto value = values.find(field); value != values.end()) {
+      workflows::CollectScalars(*value, personal);
+    }
+  }
+  if (personal.empty()) return values.dump();
+  auto sealer =
+      SealerFor(tx, record.id, **procedure, nlohmann::json::object(), std::move(personal));
+  if (!sealer) return sealer.error();
+  return sealer->Seal(values).dump();
 }
 
 Result<CaseState> Runtime::LoadState(StoreTx& tx, const CaseRecord& record) {

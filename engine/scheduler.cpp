@@ -405,8 +405,9 @@ struct Engine::Impl {
     // them open. The row keeps its sealed text.
     std::string payload_text = item.payload;
     if (MaySeal(payload_text)) {
-      payload_text =
-          co_await OnDb([this, text = payload_text] { return runtime.RevealJsonText(text); });
+      // A named callable: g++ 12 destroys a lambda temporary of a co_await expression twice.
+      auto reveal = [this, &payload_text] { return runtime.RevealJsonText(payload_text); };
+      payload_text = co_await OnDb(reveal);
     }
     if (item.kind == kWorkInvoke) {
       auto payload_json = nlohmann::json::parse(payload_text, nullptr, false);

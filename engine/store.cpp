@@ -161,6 +161,7 @@ namespace {
 
 // Store::keys's default key file.
 std::string DefaultKeyFile(const DatabaseTarget& target) {
+  if (const char* file = std::getenv("WF_KEY_FILE"); file != nullptr && *file != '\0') return file;
   if (target.backend == Backend::kSqlite) {
     const std::string& path = target.connect_string;
     if (path == ":memory:" || path.find("mode=memory") != std::string::npos) return "";

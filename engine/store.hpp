@@ -734,4 +734,12 @@ class Store {
   std::unique_ptr<detail::StoreState> state_;
 };
 
+// The data key of `case_id` (engine/personal.hpp), through `tx` unless `keys` has it cached:
+// nullopt when the case has none (no personal data, or erased); the key file's errors.
+Result<std::optional<DataKey>> ReadCaseKey(StoreTx& tx, KeySource& keys,
+                                           const std::string& case_id);
+// Opens sealed values with the keys `tx` reads (row-level security decides whose: a clerk gets
+// the keys of the cases they see). `tx` and `keys` must outlive it.
+Revealer RevealerFor(StoreTx& tx, KeySource& keys);
+
 }  // namespace wf::engine

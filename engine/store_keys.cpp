@@ -91,4 +91,23 @@ Result<int> StoreTx::DeleteEvidenceOfCase(const std::string& case_id) {
   });
 }
 
+Result<std::optional<DataKey>> ReadCaseKey(StoreTx& tx, KeySource& keys,
+                                           const std::string& case_id) {
+  if (auto cached = keys.Cached(case_id)) return cached;
+  auto wrapped = tx.GetCaseKey(case_id);
+  if (!wrapped) return wrapped.error();
+  if (!*wrapped) return std::optional<DataKey>();
+  auto ring = keys.Ring(false);
+  if (!ring) return ring.error();
+  auto key = (*ring)->Unwrap(**wrapped);
+  if (!key) return key.error();
+  keys.Remember(case_id, *key);
+  return std::optional<DataKey>(*key);
+}
+
+Revealer RevealerFor(StoreTx& tx, KeySource& keys) {
+  return Revealer(
+      [&tx, &keys](const std::string& case_id) { return ReadCaseKey(tx, keys, case_id); });
+}
+
 }  // namespace wf::engine

@@ -274,7 +274,8 @@ ApiReply Api::ShowCase(const ApiRequest&, const std::string& case_id,
                        const engine::Client* client) {
   std::optional<engine::CaseDetail> detail;
   Status status = runtime_.store().Read([&](engine::StoreTx& tx) {
-    auto loaded = engine::LoadCaseDetail(tx, runtime_.procedures(), case_id);
+    auto loaded =
+        engine::LoadCaseDetail(tx, runtime_.procedures(), case_id, &runtime_.store().keys());
     if (!loaded) return loaded.error();
     detail = std::move(*loaded);
     return Status::Ok();

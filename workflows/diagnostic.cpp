@@ -13,6 +13,11 @@ std::string Diagnostic::ToString() const {
                   std::to_string(where.column), message);
 }
 
+std::string Diagnostic::WarningString() const {
+  return TrFormat("{0}:{1}:{2}: warning: {3}", file, std::to_string(where.line),
+                  std::to_string(where.column), message);
+}
+
 bool operator<(const Diagnostic& a, const Diagnostic& b) {
   return std::tie(a.file, a.where.line, a.where.column, a.message) <
          std::tie(b.file, b.where.line, b.where.column, b.message);
@@ -25,11 +30,10 @@ void DiagnosticSink::Error(SourceLocation where, std::string message) {
 std::vector<Diagnostic> DiagnosticSink::Sorted() const {
   std::vector<Diagnostic> out = diagnostics_;
   std::sort(out.begin(), out.end());
-  out.erase(std::unique(out.begin(), out.end(),
-                        [](const Diagnostic& a, const Diagnostic& b) {
-                          return !(a < b) && !(b < a);
-                        }),
-            out.end());
+  out.erase(
+      std::unique(out.begin(), out.end(),
+                  [](const Diagnostic& a, const Diagnostic& b) { return !(a < b) && !(b < a); }),
+      out.end());
   return out;
 }
 

@@ -18,6 +18,8 @@ struct Diagnostic {
   std::string message;
 
   std::string ToString() const;
+  // The same as a warning: "FILE:LINE:COL: warning: MESSAGE".
+  std::string WarningString() const;
   friend bool operator<(const Diagnostic& a, const Diagnostic& b);
 };
 

@@ -3,7 +3,9 @@
 # `wf engine --until-idle` carrying them all to completion. Prints start rate, durable step
 # transitions per second, cases per second, engine CPU time and peak resident memory.
 # Usage: bench/engine_noop.sh [CASES] [--db URL]   (default: a throwaway PostgreSQL cluster)
-# BENCH_PERSONAL=1: the same chain over a citizen id and name marked personal (chain5-personal.yaml).
+# BENCH_PERSONAL=1: the same chain over a citizen id and name marked personal (chain5-personal.yaml);
+# BENCH_PERSONAL=unmarked: the same procedure and data with no field marked personal, the baseline
+# that shows what sealing costs.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 CASES=${1:-10000}
@@ -23,7 +25,12 @@ fi
 unset WF_CONFIG
 if [ -n "${BENCH_PERSONAL:-}" ]; then
   export WF_KEY_FILE=$WORK/wf.keys
-  "$WF" deploy "$ROOT/bench/chain5-personal.yaml" > /dev/null
+  if [ "$BENCH_PERSONAL" = unmarked ]; then
+    sed 's/, personal: true//' "$ROOT/bench/chain5-personal.yaml" > "$WORK/bench-chain.yaml"
+  else
+    cp "$ROOT/bench/chain5-personal.yaml" "$WORK/bench-chain.yaml"
+  fi
+  "$WF" deploy "$WORK/bench-chain.yaml" > /dev/null
   for i in $(seq 1 "$CASES"); do
     printf '{"id": "%d", "citizen_id": "0792%08d", "name": "Nguyễn Văn %d"}\n' "$i" "$i" "$i"
   done > "$WORK/cases.jsonl"

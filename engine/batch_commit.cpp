@@ -135,6 +135,7 @@ Status BatchCommitter::CommitBatch(std::vector<Completion>& batch, int room,
         auto rows = tx.InsertClaimedWork();
         if (!rows) return rows.error();
         *claimed = std::move(*rows);
+        if (Status s = PrefetchCaseKeys(tx, runtime_.store().keys(), *claimed); !s.ok()) return s;
       }
       return Status::Ok();
     });

@@ -15,8 +15,10 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <mutex>
 #include <sstream>
 #include <stdexcept>
+#include <unordered_map>
 
 #include "engine/base64.hpp"
 #include "engine/private_files.hpp"
@@ -127,6 +129,56 @@ std::string_view AsView(const DataKey& key) {
   return {reinterpret_cast<const char*>(key.data()), key.size()};
 }
 
+// The values this process sealed or opened lately. A case's unchanged values keep their
+// ciphertext from one write to the next (the same plaintext under the same key gives back the
+// same box: no nonce is ever used for a second plaintext), and opening a box seen before costs no
+// decryption. Opened boxes are only looked up once the reader holds the case's key (Revealer), so
+// the cache never shows a value to someone without the right to it, nor after an erasure.
+// Emptied on every erasure in this process and when it grows past kMaxEntries.
+class SealCache {
+ public:
+  static SealCache& Instance() {
+    static SealCache cache;
+    return cache;
+  }
+  std::optional<std::string> Sealed(const std::string& key) {
+    std::lock_guard lock(mutex_);
+    auto it = sealed_.find(key);
+    return it == sealed_.end() ? std::nullopt : std::optional<std::string>(it->second);
+  }
+  std::optional<json> Opened(const std::string_view box) {
+    std::lock_guard lock(mutex_);
+    auto it = opened_.find(box);
+    return it == opened_.end() ? std::nullopt : std::optional<json>(it->second);
+  }
+  // `key`: the sealing's (empty when the box was opened, not made, here).
+  void Remember(std::string key, const std::string& box, const json& plain) {
+    std::lock_guard lock(mutex_);
+    if (sealed_.size() + opened_.size() >= kMaxEntries) Clear();
+    if (!key.empty()) sealed_.emplace(std::move(key), box);
+    opened_.emplace(box, plain);
+  }
+  void Forget() {
+    std::lock_guard lock(mutex_);
+    Clear();
+  }
+
+ private:
+  static constexpr size_t kMaxEntries = 100000;
+  void Clear() {
+    sealed_.clear();
+    opened_.clear();
+  }
+  // Heterogeneous look-up: a box is found from a view of the text it sits in.
+  struct Hash {
+    using is_transparent = void;
+    size_t operator()(std::string_view text) const { return std::hash<std::string_view>{}(text); }
+  };
+  std::mutex mutex_;
+  std::unordered_map<std::string, std::string> sealed_;  // key bytes, case, plaintext -> box
+  std::unordered_map<std::string, json, Hash, std::equal_to<>> opened_;  // box -> value
+};
+
 }  // namespace
 
 DataKey NewDataKey() { return RandomKey(); }
@@ -139,7 +191,17 @@ std::string SealedCase(std::string_view text) {
 }
 
 std::string SealValue(const std::string& case_id, const DataKey& key, const json& value) {
-  return std::string(kSealedPrefix) + case_id + ":" + Base64(Encrypt(key, case_id, value.dump()));
+  std::string plain = value.dump();
+  std::string cache_key;
+  cache_key.reserve(key.size() + case_id.size() + 1 + plain.size());
+  cache_key.append(AsView(key)).append(case_id).push_back('\0');
+  cache_key.append(plain);
+  SealCache& cache = SealCache::Instance();
+  if (auto box = cache.Sealed(cache_key)) return std::move(*box);
+  std::string box =
+      std::string(kSealedPrefix) + case_id + ":" + Base64(Encrypt(key, case_id, plain));
+  cache.Remember(std::move(cache_key), box, value);
+  return box;
 }
 
 std::optional<json> OpenSealed(std::string_view sealed, const DataKey& key) {
@@ -363,6 +425,7 @@ void KeySource::Remember(const std::string& case_id, const DataKey& key) {
 void KeySource::Forget(const std::string& case_id) {
   std::lock_guard lock(mutex_);
   keys_.erase(case_id);
+  SealCache::Instance().Forget();
 }
 
 // --- CaseSealer --------------------------------------------------------------------------------
@@ -388,6 +451,18 @@ bool CaseSealer::Contains(std::string_view text) const {
   return false;
 }
 
+bool CaseSealer::MayHold(std::string_view json_text) const {
+  // A value that JSON writes with escapes (quotes, backslashes, control characters) may not
+  // appear as it is: the text is then walked.
+  for (const std::string& value : values_) {
+    if (json_text.find(value) != std::string_view::npos) return true;
+    for (unsigned char c : value) {
+      if (c == '"' || c == '\\' || c < 0x20) return true;
+    }
+  }
+  return false;
+}
+
 bool CaseSealer::Touches(const json& value) const {
   if (!active_) return false;
   if (value.is_string()) return Contains(value.get_ref<const std::string&>());
@@ -402,24 +477,20 @@ bool CaseSealer::Touches(const json& value) const {
 
 json CaseSealer::Seal(const json& value) const {
   if (!active_) return value;
+  json out = value;
+  SealInPlace(out);
+  return out;
+}
+
+void CaseSealer::SealInPlace(json& value) const {
+  if (!active_) return;
   if (value.is_string()) {
-    return Contains(value.get_ref<const std::string&>()) ? json(SealValue(case_id_, key_, value))
-                                                         : value;
+    if (Contains(value.get_ref<const std::string&>())) value = SealValue(case_id_, key_, value);
+  } else if (value.is_number()) {
+    if (values_.count(value.dump()) > 0) value = SealValue(case_id_, key_, value);
+  } else if (value.is_structured()) {
+    for (json& item : value) SealInPlace(item);
   }
-  if (value.is_number()) {
-    return values_.count(value.dump()) > 0 ? json(SealValue(case_id_, key_, value)) : value;
-  }
-  if (value.is_object()) {
-    json out = json::object();
-    for (const auto& [name, member] : value.items()) out[name] = Seal(member);
-    return out;
-  }
-  if (value.is_array()) {
-    json out = json::array();
-    for (const json& item : value) out.push_back(Seal(item));
-    return out;
-  }
-  return value;
 }
 
 std::string CaseSealer::SealText(const std::string& text) const {
@@ -428,21 +499,26 @@ std::string CaseSealer::SealText(const std::string& text) const {
 }
 
 std::string CaseSealer::SealJsonText(const std::string& text) const {
-  if (!active_) return text;
+  if (!active_ || !MayHold(text)) return text;
   json parsed = json::parse(text, nullptr, false);
   if (parsed.is_discarded()) return SealText(text);
   return Seal(parsed).dump();
 }
 
-json CaseSealer::SealState(json state) const {
+json CaseSealer::SealState(json state, std::optional<json> sealed_data) const {
   if (!active_ || !state.is_object()) return state;
-  for (const char* member : {"data", "reason"}) {
-    if (state.contains(member)) state[member] = Seal(state[member]);
+  if (auto data = state.find("data"); data != state.end()) {
+    if (sealed_data) {
+      *data = std::move(*sealed_data);
+    } else {
+      SealInPlace(*data);
+    }
   }
+  if (auto reason = state.find("reason"); reason != state.end()) SealInPlace(*reason);
   if (auto tokens = state.find("tokens"); tokens != state.end() && tokens->is_array()) {
     for (json& token : *tokens) {
-      if (token.is_object() && token.contains("incident")) {
-        token["incident"] = Seal(token["incident"]);
+      if (auto incident = token.find("incident"); incident != token.end()) {
+        SealInPlace(*incident);
       }
     }
   }
@@ -460,26 +536,27 @@ json Revealer::Open(std::string_view sealed) {
     it = keys_.emplace(case_id, key ? *key : std::nullopt).first;
   }
   if (!it->second) return json(erased_[case_id] ? kErasedValue : kSealedValue);
+  SealCache& cache = SealCache::Instance();
+  if (auto value = cache.Opened(sealed)) return std::move(*value);
   auto value = OpenSealed(sealed, *it->second);
-  return value ? *value : json(kSealedValue);
+  if (!value) return json(kSealedValue);
+  cache.Remember("", std::string(sealed), *value);
+  return *value;
 }
 
 json Revealer::Reveal(const json& value) {
+  json out = value;
+  RevealInPlace(out);
+  return out;
+}
+
+void Revealer::RevealInPlace(json& value) {
   if (value.is_string()) {
     const auto& text = value.get_ref<const std::string&>();
-    return IsSealed(text) ? Open(text) : value;
+    if (IsSealed(text)) value = Open(text);
+  } else if (value.is_structured()) {
+    for (json& item : value) RevealInPlace(item);
   }
-  if (value.is_object()) {
-    json out = json::object();
-    for (const auto& [name, member] : value.items()) out[name] = Reveal(member);
-    return out;
-  }
-  if (value.is_array()) {
-    json out = json::array();
-    for (const json& item : value) out.push_back(Reveal(item));
-    return out;
-  }
-  return value;
 }
 
 std::string Revealer::RevealText(const std::string& text) {
@@ -492,7 +569,8 @@ std::string Revealer::RevealJsonText(const std::string& text) {
   if (!MaySeal(text)) return text;
   json parsed = json::parse(text, nullptr, false);
   if (parsed.is_discarded()) return RevealText(text);
-  return Reveal(parsed).dump();
+  RevealInPlace(parsed);
+  return parsed.dump();
 }
 
 }  // namespace wf::engine

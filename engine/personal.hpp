@@ -137,14 +137,20 @@ class CaseSealer {
   const std::set<std::string>& values() const { return values_; }
   // `value` with every personal scalar in it sealed.
   nlohmann::json Seal(const nlohmann::json& value) const;
+  // The same, in place (no copy of what holds no personal value).
+  void SealInPlace(nlohmann::json& value) const;
   // A text column: sealed whole when it contains a personal value.
   std::string SealText(const std::string& text) const;
   // JSON text: Seal over its parse (text that is not JSON: SealText).
   std::string SealJsonText(const std::string& text) const;
-  // The machine's state (CaseState::ToJson): its data, reason and incident messages.
-  nlohmann::json SealState(nlohmann::json state) const;
+  // The machine's state (CaseState::ToJson): its data (replaced by `sealed_data` when given,
+  // Seal of the same data), reason and incident messages.
+  nlohmann::json SealState(nlohmann::json state,
+                           std::optional<nlohmann::json> sealed_data = std::nullopt) const;
   // Whether `text` holds a personal value.
   bool Contains(std::string_view text) const;
+  // Whether the JSON text `json_text` may hold one (false: certainly not, no need to parse it).
+  bool MayHold(std::string_view json_text) const;
   // Whether any string or number of `value` is or holds a personal value.
   bool Touches(const nlohmann::json& value) const;
 
@@ -165,6 +171,7 @@ class Revealer {
   explicit Revealer(KeyOf key_of) : key_of_(std::move(key_of)) {}
 
   nlohmann::json Reveal(const nlohmann::json& value);
+  void RevealInPlace(nlohmann::json& value);
   // A sealed text column opened; anything else as it is.
   std::string RevealText(const std::string& text);
   // JSON text with its sealed values opened (the JSON of the result).

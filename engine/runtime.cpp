@@ -553,8 +553,14 @@ Status Runtime::Persist(StoreTx& tx, CaseRecord& record, const workflows::Proced
   auto sealer = SealerFor(tx, case_id, procedure, advance.state.data, std::move(personal));
   if (!sealer) return sealer.error();
   record.status = advance.state.status;
-  record.data = sealer->Seal(advance.state.data).dump();
-  record.state = sealer->SealState(advance.state.ToJson()).dump();
+  if (sealer->active()) {
+    nlohmann::json data = sealer->Seal(advance.state.data);
+    record.data = data.dump();
+    record.state = sealer->SealState(advance.state.ToJson(), std::move(data)).dump();
+  } else {
+    record.data = advance.state.data.dump();
+    record.state = advance.state.ToJson().dump();
+  }
   record.updated_at = now;
   std::vector<NewWork> work;
   std::vector<HistoryNote> notes = advance.notes;
@@ -591,8 +597,10 @@ Status Runtime::Persist(StoreTx& tx, CaseRecord& record, const workflows::Proced
                 }
               }
               (void)step;
-              work.push_back(NewWork{case_id, kWorkInvoke, c.step, c.activation,
-                                     sealer->Seal(payload.ToJson()).dump(), now});
+              nlohmann::json payload_json = payload.ToJson();
+              sealer->SealInPlace(payload_json);
+              work.push_back(
+                  NewWork{case_id, kWorkInvoke, c.step, c.activation, payload_json.dump(), now});
               return Status::Ok();
             },
             [&](const command::ScheduleRetry& c) -> Status {
@@ -768,9 +776,9 @@ Status Runtime::Persist(StoreTx& tx, CaseRecord& record, const workflows::Proced
   }
 
   if (Status updated = tx.UpdateCase(record); !updated.ok()) return updated;
-  for (const auto& note : notes) {
-    auto event = tx.AppendHistory(case_id, actor, note.action, note.step,
-                                  sealer->Seal(note.details).dump(), now);
+  for (auto& note : notes) {
+    sealer->SealInPlace(note.details);
+    auto event = tx.AppendHistory(case_id, actor, note.action, note.step, note.details.dump(), now);
     if (!event) return event.error();
   }
   if (sealer->active()) {
@@ -793,7 +801,7 @@ Status Runtime::SaveEvidence(StoreTx& tx, const std::string& case_id, const std:
   if (payload.subject.rfind(kKeyedHashPrefix, 0) == 0) {
     // Verified about a person (a keyed subject): sealed whole under the case's key, so that it
     // goes with the case's erasure.
-    auto key = ReadCaseKey(tx, store_.keys(), case_id);
+    auto key = ReadCaseKey(tx, store_.keys(), case_id, KeyUse::kEngine);
     if (!key) return key.error();
     if (!*key) return Status::Ok();  // erased meanwhile: nothing to keep
     std::set<std::string> values;

@@ -63,15 +63,17 @@ Result<CaseSealer> Runtime::SealerFor(StoreTx& tx, const std::string& case_id,
   workflows::CollectPersonalValues(data, map, values);
   if (values.empty()) return CaseSealer();
   KeySource& keys = store_.keys();
-  auto key = ReadCaseKey(tx, keys, case_id);
+  auto key = ReadCaseKey(tx, keys, case_id, KeyUse::kEngine);
   if (!key) return key.error();
   if (!*key) {
     // The first personal value of this case: its data key, made now and stored with the write
-    // it seals. Not cached until committed (the transaction may roll back).
+    // it seals (cached only once committed: the transaction may roll back).
     auto ring = keys.Ring(true);
     if (!ring) return ring.error();
     DataKey fresh = NewDataKey();
-    if (Status s = tx.InsertCaseKey(case_id, (*ring)->Wrap(fresh), Now()); !s.ok()) return s;
+    if (Status s = tx.InsertCaseKey(case_id, (*ring)->Wrap(fresh), fresh, keys, Now()); !s.ok()) {
+      return s;
+    }
     *key = fresh;
   }
   return CaseSealer(case_id, **key, std::move(values));
@@ -102,7 +104,8 @@ Result<CaseState> Runtime::LoadState(StoreTx& tx, const CaseRecord& record) {
   if (state_json.is_discarded()) {
     return Status::Internal("case " + record.id + ": stored state is not JSON");
   }
-  if (MaySeal(record.state)) state_json = RevealerFor(tx, store_.keys()).Reveal(state_json);
+  if (MaySeal(record.state))
+    RevealerFor(tx, store_.keys(), KeyUse::kEngine).RevealInPlace(state_json);
   auto state = CaseState::FromJson(state_json);
   if (!state) return Status::Internal("case " + record.id + ": " + state.error().message());
   return state;
@@ -110,9 +113,19 @@ Result<CaseState> Runtime::LoadState(StoreTx& tx, const CaseRecord& record) {
 
 std::string Runtime::RevealJsonText(const std::string& text) {
   if (!MaySeal(text)) return text;
-  std::string out = text;
+  // With the keys at hand (PrefetchCaseKeys at the claim, or this engine's own last write of the
+  // case) no transaction is needed.
+  bool missing = false;
+  Revealer cached([this, &missing](const std::string& id) -> Result<std::optional<DataKey>> {
+    if (auto key = store_.keys().Cached(id)) return std::optional<DataKey>(*key);
+    missing = true;
+    return Status::NotFound("no cached key");
+  });
+  std::string out = cached.RevealJsonText(text);
+  if (!missing) return out;
+  out = text;
   Status read = store_.Read([&](StoreTx& tx) {
-    out = RevealerFor(tx, store_.keys()).RevealJsonText(text);
+    out = RevealerFor(tx, store_.keys(), KeyUse::kEngine).RevealJsonText(text);
     return Status::Ok();
   });
   return read.ok() ? out : text;

@@ -211,7 +211,7 @@ struct Engine::Impl {
             auto got = tx.ClaimWork(options.owner, Now(), options.lease, limit);
             if (!got) return got.error();
             items = std::move(*got);
-            return Status::Ok();
+            return PrefetchCaseKeys(tx, runtime.store().keys(), items);
           });
           return std::make_pair(s, std::move(items));
         });

@@ -262,6 +262,8 @@ Status Store::Run(bool write, const std::function<Status(detail::TxContext&)>& b
       }
       return mapped.status;
     }
+    for (const auto& [case_id, fresh] : ctx.fresh_keys)
+      fresh.second->Remember(case_id, fresh.first);
     if (ctx.work_changed) WakeWaiter(state);
     return status;
   }

@@ -500,9 +500,17 @@ class StoreTx {
   Result<std::vector<RefusalRecord>> ListRefusalsAfter(std::int64_t after_id, int limit);
 
   // --- personal data (store_keys.cpp, migration 11): the data keys of cases, wrapped.
-  Status InsertCaseKey(const std::string& case_id, const std::string& wrapped, Timestamp now);
+  // Stores `key` wrapped. Until this transaction commits, FreshCaseKey finds it; once it has
+  // committed, `keys` caches it (never before: a key rolled back with its row must seal nothing).
+  Status InsertCaseKey(const std::string& case_id, const std::string& wrapped, const DataKey& key,
+                       KeySource& keys, Timestamp now);
+  // A data key InsertCaseKey stored in this transaction.
+  std::optional<DataKey> FreshCaseKey(const std::string& case_id) const;
   // The wrapped key of the case; nullopt when it has none (no personal data, or erased).
   Result<std::optional<std::string>> GetCaseKey(const std::string& case_id);
+  // The wrapped keys of those of `case_ids` that have one.
+  Result<std::vector<std::pair<std::string, std::string>>> GetCaseKeys(
+      const std::vector<std::string>& case_ids);
   Status UpdateCaseKey(const std::string& case_id, const std::string& wrapped);
   // Deletes the case's key (erasure); false when it had none.
   Result<bool> DeleteCaseKey(const std::string& case_id);
@@ -734,12 +742,21 @@ class Store {
   std::unique_ptr<detail::StoreState> state_;
 };
 
-// The data key of `case_id` (engine/personal.hpp), through `tx` unless `keys` has it cached:
-// nullopt when the case has none (no personal data, or erased); the key file's errors.
-Result<std::optional<DataKey>> ReadCaseKey(StoreTx& tx, KeySource& keys,
-                                           const std::string& case_id);
+// Who asks for a case's data key. The engine keeps the keys it has read (a case's key changes
+// only by erasure, and only ended cases are erased); a reader (show, history, inbox, the API)
+// asks the database every time, so that an erasure or a revoked right shows at once even in a
+// process that has run for days.
+enum class KeyUse { kEngine, kReader };
+
+// The data key of `case_id` (engine/personal.hpp): nullopt when the case has none (no personal
+// data, or erased); the key file's errors.
+Result<std::optional<DataKey>> ReadCaseKey(StoreTx& tx, KeySource& keys, const std::string& case_id,
+                                           KeyUse use);
 // Opens sealed values with the keys `tx` reads (row-level security decides whose: a clerk gets
 // the keys of the cases they see). `tx` and `keys` must outlive it.
-Revealer RevealerFor(StoreTx& tx, KeySource& keys);
+Revealer RevealerFor(StoreTx& tx, KeySource& keys, KeyUse use = KeyUse::kReader);
+// Caches the keys of the cases of `items` whose payloads are sealed (one query), so that the
+// engine opens them without a transaction of its own (Runtime::RevealJsonText).
+Status PrefetchCaseKeys(StoreTx& tx, KeySource& keys, const std::vector<WorkItem>& items);
 
 }  // namespace wf::engine

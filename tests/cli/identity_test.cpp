@@ -22,52 +22,13 @@
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
+#include "tests/cli/cli_sandbox.hpp"
 #include "tests/support/temp_dir.hpp"
 #include "tests/support/test_database.hpp"
 
 namespace {
 
-namespace fs = std::filesystem;
-using nlohmann::json;
-
-std::string Fixture(const std::string& name) { return std::string(WF_CLI_FIXTURES) + "/" + name; }
-
-std::string Quote(const std::string& text) {
-  std::string out = "'";
-  for (char c : text) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return out + "'";
-}
-
-std::string Slurp(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream buffer;
-  buffer << in.rdbuf();
-  return buffer.str();
-}
-
-int Shell(const std::string& command) {
-  int status = std::system(command.c_str());
-  if (status == -1) return -1;
-  if (WIFEXITED(status)) return WEXITSTATUS(status);
-  return 128 + (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
-}
-
-std::string Trim(const std::string& text) {
-  size_t end = text.find_last_not_of(" \r\n\t");
-  return end == std::string::npos ? std::string() : text.substr(0, end + 1);
-}
-
-struct Run {
-  int code = -1;
-  std::string out;
-  std::string err;
-  json Json() const {
-    json value = json::parse(out, nullptr, false);
-    INFO("stdout: " << out << "\nstderr: " << err);
-    REQUIRE_FALSE(value.is_discarded());
-    return value;
-  }
-};
+using namespace wf::cli_testing;  // NOLINT: the shared helpers of the end-to-end tests
 
 // A fresh database and folder, with logins made for this test only.
 class Office {
@@ -89,6 +50,7 @@ class Office {
       if (entry.rfind("WF_", 0) != 0) environment.push_back(entry);
     }
     environment.push_back("WF_DB=" + database_.url());
+    environment.push_back("WF_KEY_FILE=" + KeyFile());
     environment.push_back("WF_CONFIG=" + Fixture("ident-hosts.yaml"));
     std::vector<std::string> args = {WF_BINARY, "engine"};
     std::vector<char*> argv, envp;
@@ -114,12 +76,15 @@ class Office {
     waitpid(engine_pid_, &status, 0);
     engine_pid_ = 0;
   }
-  std::string EngineLog() const { return Slurp(dir_.path() / "engine.log"); }
+  std::string EngineLog() const { return ReadFile(dir_.path() / "engine.log"); }
+  const fs::path& dir() const { return dir_.path(); }
   Office(const Office&) = delete;
   Office& operator=(const Office&) = delete;
 
   // Extra environment for the next `wf` runs: "NAME=value ...".
   std::string env;
+  // The key file of personal data that `wf` and the engine use (env may name another).
+  std::string KeyFile() const { return (dir_.path() / "wf.keys").string(); }
 
   bool postgres() const { return database_.is_postgres(); }
   const wf::testing::TestDatabase& database() const { return database_; }
@@ -139,17 +104,18 @@ class Office {
   // Runs `wf args...` connected as `login` (empty: the superuser; on SQLite, the operator) with
   // the engine host's --config and WF_ACTOR unset.
   Run Wf(const std::vector<std::string>& args, const std::string& login = "") {
-    std::string command = "cd " + Quote(dir_.path().string()) + " && env -u WF_ACTOR " + env +
-                          " WF_DB=" + Quote(UrlAs(login)) +
-                          " WF_CONFIG=" + Quote(Fixture("ident-hosts.yaml")) + " " +
-                          Quote(WF_BINARY);
-    for (const auto& arg : args) command += " " + Quote(arg);
+    std::string command = "cd " + ShellQuote(dir_.path().string()) +
+                          " && env -u WF_ACTOR WF_KEY_FILE=" + ShellQuote(KeyFile()) + " " + env +
+                          " WF_DB=" + ShellQuote(UrlAs(login)) +
+                          " WF_CONFIG=" + ShellQuote(Fixture("ident-hosts.yaml")) + " " +
+                          ShellQuote(WF_BINARY);
+    for (const auto& arg : args) command += " " + ShellQuote(arg);
     fs::path out = dir_.path() / "stdout.txt", err = dir_.path() / "stderr.txt";
-    command += " </dev/null >" + Quote(out.string()) + " 2>" + Quote(err.string());
+    command += " </dev/null >" + ShellQuote(out.string()) + " 2>" + ShellQuote(err.string());
     Run run;
-    run.code = Shell(command);
-    run.out = Slurp(out);
-    run.err = Slurp(err);
+    run.code = System(command);
+    run.out = ReadFile(out);
+    run.err = ReadFile(err);
     std::string joined;
     for (const auto& a : args) joined += " " + a;
     UNSCOPED_INFO("wf" << joined << (login.empty() ? "" : "  (as " + login + ")") << "\n  exit "
@@ -159,22 +125,22 @@ class Office {
 
   // Runs SQL through psql connected as `login`; true when it succeeded.
   bool Psql(const std::string& login, const std::string& sql) {
-    return Shell("psql -X -q -v ON_ERROR_STOP=1 " + Quote(UrlAs(login)) + " -c " + Quote(sql) +
-                 " >/dev/null 2>&1") == 0;
+    return System("psql -X -q -v ON_ERROR_STOP=1 " + ShellQuote(UrlAs(login)) + " -c " +
+                  ShellQuote(sql) + " >/dev/null 2>&1") == 0;
   }
   // What psql prints on standard error for `sql` as `login` ("" when it succeeded).
   std::string PsqlError(const std::string& login, const std::string& sql) {
     fs::path err = dir_.path() / "psql.err";
-    int code = Shell("psql -X -q -v ON_ERROR_STOP=1 " + Quote(UrlAs(login)) + " -c " + Quote(sql) +
-                     " >/dev/null 2>" + Quote(err.string()));
-    return code == 0 ? std::string() : "psql exit " + std::to_string(code) + ": " + Slurp(err);
+    int code = System("psql -X -q -v ON_ERROR_STOP=1 " + ShellQuote(UrlAs(login)) + " -c " +
+                      ShellQuote(sql) + " >/dev/null 2>" + ShellQuote(err.string()));
+    return code == 0 ? std::string() : "psql exit " + std::to_string(code) + ": " + ReadFile(err);
   }
   // The single integer `sql` returns through psql as `login`; -1 when it fails.
   long long PsqlInt(const std::string& login, const std::string& sql) {
     fs::path out = dir_.path() / "psql.txt";
-    int code = Shell("psql -X -q -t -A -v ON_ERROR_STOP=1 " + Quote(UrlAs(login)) + " -c " +
-                     Quote(sql) + " >" + Quote(out.string()) + " 2>/dev/null");
-    std::string text = Trim(Slurp(out));
+    int code = System("psql -X -q -t -A -v ON_ERROR_STOP=1 " + ShellQuote(UrlAs(login)) + " -c " +
+                      ShellQuote(sql) + " >" + ShellQuote(out.string()) + " 2>/dev/null");
+    std::string text = Trimmed(ReadFile(out));
     if (code != 0 || text.empty()) return -1;
     return std::stoll(text);
   }
@@ -205,7 +171,7 @@ class Office {
     std::ofstream(data) << "{}";
     Run started = Wf({"start", procedure, "--data", data.string()});
     REQUIRE(started.code == 0);
-    return Trim(started.out);
+    return Trimmed(started.out);
   }
 
   // The id of the open task of `case_id` (read by the superuser, or from the SQLite file).
@@ -214,11 +180,11 @@ class Office {
         "SELECT id FROM tasks WHERE case_id = '" + case_id + "' AND status = 'open'";
     if (postgres()) return PsqlInt("", sql);
     fs::path out = dir_.path() / "sqlite.txt";
-    if (Shell("sqlite3 " + Quote(database_.name()) + " " + Quote(sql) + " >" +
-              Quote(out.string())) != 0) {
+    if (System("sqlite3 " + ShellQuote(database_.name()) + " " + ShellQuote(sql) + " >" +
+               ShellQuote(out.string())) != 0) {
       return -1;
     }
-    std::string text = Trim(Slurp(out));
+    std::string text = Trimmed(ReadFile(out));
     return text.empty() ? -1 : std::stoll(text);
   }
 
@@ -661,6 +627,70 @@ WF_IDENT_PG_TEST("only an admin adds users and applies configurations", "[cli][i
   CHECK(listed);
 }
 
+WF_IDENT_PG_TEST(
+    "personal data opens for the agency's clerk and an auditor, and only an auditor "
+    "erases it",
+    "[cli][identity][personal]", office) {
+  Towns towns = SetUpTowns(office);
+  const std::string auditor = office.Name("aud");
+  office.AddUser(auditor, "auditor");
+  REQUIRE(office.Wf({"deploy", Fixture("ident-personal-b.yaml")}).code == 0);
+  const std::string citizen = "079123456789";
+  const fs::path data = office.dir() / "citizen.json";
+  std::ofstream(data) << R"({"citizen_id": ")" << citizen << R"(", "name": "Trần Thị Bích"})";
+  Run started = office.Wf({"start", "ident-personal-b", "--data", data.string()});
+  REQUIRE(started.code == 0);
+  const std::string id = Trimmed(started.out);
+  const std::string quoted = "'" + id + "'";
+
+  // The clerk of town-b and the auditor read the citizen id; ann of town-a sees no case, and no
+  // key through SQL (row-level security on case_keys).
+  Run bob = office.Wf({"show", id, "--json"}, towns.bob);
+  REQUIRE(bob.code == 0);
+  CHECK(bob.Json()["data"]["citizen_id"] == citizen);
+  Run audit = office.Wf({"show", id, "--json"}, auditor);
+  REQUIRE(audit.code == 0);
+  CHECK(audit.Json()["data"]["citizen_id"] == citizen);
+  CHECK(office.Wf({"show", id}, towns.ann).code == 4);
+  CHECK(office.PsqlInt(towns.ann, "SELECT count(*) FROM case_keys") == 0);
+  CHECK(office.PsqlInt(towns.bob, "SELECT count(*) FROM case_keys WHERE case_id = " + quoted) == 1);
+  // The tables hold ciphertext only, whoever reads them.
+  CHECK(office.PsqlInt(
+            "", "SELECT count(*) FROM cases WHERE data::text LIKE '%" + citizen + "%'") == 0);
+  CHECK(office.PsqlInt(
+            "", "SELECT count(*) FROM history WHERE details::text LIKE '%" + citizen + "%'") == 0);
+  // Without the key file the clerk reads [sealed], not the value.
+  office.env = "WF_KEY_FILE=" + ShellQuote((office.dir() / "elsewhere.keys").string());
+  Run sealed = office.Wf({"show", id, "--json"}, towns.bob);
+  REQUIRE(sealed.code == 0);
+  CHECK(sealed.Json()["data"]["citizen_id"] == "[sealed]");
+  office.env = "";
+
+  // An open case is not erased; then the clerk confirms and the case ends.
+  CHECK(office.Wf({"erase", id, "--reason", "request"}, auditor).code == 5);
+  office.StartEngine();
+  const std::string task = std::to_string(office.TaskOf(id));
+  REQUIRE(office.Wf({"complete", task, "--set", "confirmed=true"}, towns.bob).code == 0);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+  while (office.PsqlInt(
+             "", "SELECT count(*) FROM cases WHERE ended_at IS NOT NULL AND id = " + quoted) != 1) {
+    REQUIRE(std::chrono::steady_clock::now() < deadline);
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  // Erasing is not a clerk's to do, through wf or through SQL; the auditor's erasure holds.
+  CHECK(office.Wf({"erase", id, "--reason", "request"}, towns.bob).code == 6);
+  CHECK(office.PsqlError(towns.bob, "DELETE FROM case_keys").find("permission denied") !=
+        std::string::npos);
+  CHECK(office.PsqlInt("", "SELECT count(*) FROM case_keys WHERE case_id = " + quoted) == 1);
+  Run erased = office.Wf({"erase", id, "--reason", "the citizen's request"}, auditor);
+  REQUIRE(erased.code == 0);
+  CHECK(office.PsqlInt("", "SELECT count(*) FROM case_keys WHERE case_id = " + quoted) == 0);
+  Run after = office.Wf({"show", id, "--json"}, towns.bob);
+  REQUIRE(after.code == 0);
+  CHECK(after.Json()["data"]["citizen_id"] == "[erased]");
+  CHECK(office.Wf({"audit", "verify", id}, auditor).code == 0);
+}
+
 TEST_CASE("SQLite stays single-operator: --as names the actor and the stored config is used",
           "[cli][identity][sqlite]") {
   Office office(wf::engine::Backend::kSqlite);
@@ -705,7 +735,8 @@ WF_IDENT_TEST("a procedure whose stored source no longer matches its hash become
   if (office.postgres()) {
     REQUIRE(office.Admin(swap));
   } else {
-    REQUIRE(Shell("sqlite3 " + Quote(office.database().name()) + " " + Quote(swap)) == 0);
+    REQUIRE(System("sqlite3 " + ShellQuote(office.database().name()) + " " + ShellQuote(swap)) ==
+            0);
   }
   REQUIRE(office.Wf({"engine", "--until-idle"}).code == 0);
   Run shown = office.Wf({"show", a_case, "--json"});

@@ -42,6 +42,24 @@ const workflows::Procedure& ProcedureFromYaml(const char* yaml) {
   return *it->second;
 }
 
+std::string InsertBareCase(engine::Store& store, const std::string& procedure) {
+  engine::CaseRecord record;
+  record.procedure = procedure;
+  record.version = 1;
+  record.data = "{}";
+  record.state = "{}";
+  record.started_at = record.updated_at = engine::Now();
+  std::string id;
+  Status status = store.Transact([&](engine::StoreTx& tx) {
+    auto inserted = tx.InsertCase(record);
+    if (!inserted) return inserted.error();
+    id = *inserted;
+    return Status::Ok();
+  });
+  if (!status.ok()) FAIL("inserting a case: " << status.message());
+  return id;
+}
+
 std::string CaseStatus(engine::Store& store, const std::string& case_id) {
   return ReadOrFail<engine::CaseRecord>(store,
                                         [&](engine::StoreTx& tx) { return tx.GetCase(case_id); })

@@ -19,6 +19,9 @@ namespace wf::testing {
 // The procedure in `yaml`, parsed once per process (keyed by the text); REQUIREs it loads.
 const workflows::Procedure& ProcedureFromYaml(const char* yaml);
 
+// Inserts a bare open case of `procedure` v1 (empty data and state, no history) for tests of
+// the store's tables; its id.
+std::string InsertBareCase(engine::Store& store, const std::string& procedure = "p");
 // A case's status ("open", "completed", ...).
 std::string CaseStatus(engine::Store& store, const std::string& case_id);
 // A case's history, by seq.

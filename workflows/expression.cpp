@@ -439,7 +439,136 @@ Status EvaluationError(const std::string& program, const std::string& what) {
   return Status::Invalid(TrFormat("expression `{0}`: {1}", program, what));
 }
 
+// ---------------------------------------------------------------------------------------------
+// Plain paths. A program that is only `.` or field names (`.id`, `.applicant.citizen_id`) is
+// answered here without libjq, which would compile its builtins for it (milliseconds per thread)
+// and convert the whole case data to read one value. The answer is jq's own: a missing field or
+// a null is null, numbers pass through a double, and anything jq would answer otherwise (a field
+// of a string, say, which is jq's error) is left to jq.
+
+bool IsIdentStart(char c) { return std::isalpha(static_cast<unsigned char>(c)) || c == '_'; }
+bool IsIdentChar(char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; }
+
+// The field names of a plain path (none for `.`), or nothing when `program` is not one.
+std::optional<std::vector<std::string_view>> PlainPath(std::string_view program) {
+  if (program.empty() || program.size() > kMaxProgramBytes || program[0] != '.') {
+    return std::nullopt;
+  }
+  std::vector<std::string_view> fields;
+  if (program == ".") return fields;
+  size_t pos = 0;
+  while (pos < program.size()) {
+    if (program[pos] != '.' || pos + 1 >= program.size() || !IsIdentStart(program[pos + 1])) {
+      return std::nullopt;
+    }
+    size_t end = pos + 2;
+    while (end < program.size() && IsIdentChar(program[end])) ++end;
+    fields.push_back(program.substr(pos + 1, end - pos - 1));
+    pos = end;
+  }
+  return fields;
+}
+
+// True when `s` is valid UTF-8 as libjq judges it (no overlong forms, no surrogates, nothing
+// above U+10FFFF); libjq would replace the bad bytes, so such a string is left to it.
+bool ValidUtf8(std::string_view s) {
+  size_t i = 0;
+  while (i < s.size()) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (c < 0x80) {
+      ++i;
+      continue;
+    }
+    int length = 0;
+    uint32_t code = 0;
+    if (c >= 0xC2 && c <= 0xDF) {
+      length = 2;
+      code = c & 0x1F;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+      length = 3;
+      code = c & 0x0F;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+      length = 4;
+      code = c & 0x07;
+    } else {
+      return false;
+    }
+    if (i + length > s.size()) return false;
+    for (int k = 1; k < length; ++k) {
+      const auto next = static_cast<unsigned char>(s[i + k]);
+      if ((next & 0xC0) != 0x80) return false;
+      code = (code << 6) | (next & 0x3F);
+    }
+    if ((length == 3 && (code < 0x800 || (code >= 0xD800 && code <= 0xDFFF))) ||
+        (length == 4 && (code < 0x10000 || code > 0x10FFFF))) {
+      return false;
+    }
+    i += length;
+  }
+  return true;
+}
+
+// `value` as jq would give it back (numbers through a double), or nothing when only libjq can
+// say (a string it would repair, nesting past its limit).
+std::optional<json> AsJqAnswers(const json& value, int depth) {
+  if (depth > kMaxNesting) return std::nullopt;
+  switch (value.type()) {
+    case json::value_t::number_integer:
+      return NumberFromJv(static_cast<double>(value.get<int64_t>()));
+    case json::value_t::number_unsigned:
+      return NumberFromJv(static_cast<double>(value.get<uint64_t>()));
+    case json::value_t::number_float:
+      return NumberFromJv(value.get<double>());
+    case json::value_t::string:
+      if (!ValidUtf8(value.get_ref<const std::string&>())) return std::nullopt;
+      return value;
+    case json::value_t::array: {
+      json out = json::array();
+      for (const json& element : value) {
+        std::optional<json> converted = AsJqAnswers(element, depth + 1);
+        if (!converted) return std::nullopt;
+        out.push_back(std::move(*converted));
+      }
+      return out;
+    }
+    case json::value_t::object: {
+      json out = json::object();
+      for (const auto& [key, member] : value.items()) {
+        std::optional<json> converted = AsJqAnswers(member, depth + 1);
+        if (!converted || !ValidUtf8(key)) return std::nullopt;
+        out[key] = std::move(*converted);
+      }
+      return out;
+    }
+    case json::value_t::binary:
+      return std::nullopt;
+    case json::value_t::null:
+    case json::value_t::discarded:
+      return json();
+    case json::value_t::boolean:
+      return value;
+  }
+  return std::nullopt;
+}
+
+// The value at `fields` in `input`, as jq answers it; nothing when jq must answer.
+std::optional<json> FollowPlainPath(const std::vector<std::string_view>& fields,
+                                    const json& input) {
+  const json* at = &input;
+  for (std::string_view field : fields) {
+    if (at->is_null()) return json();
+    if (!at->is_object()) return std::nullopt;  // jq's "Cannot index ..." error
+    auto it = at->find(field);
+    if (it == at->end()) return json();
+    at = &*it;
+  }
+  return AsJqAnswers(*at, 0);
+}
+
 Result<json> EvaluateFirst(const std::string& program, const json& input) {
+  if (auto path = PlainPath(program)) {
+    if (std::optional<json> value = FollowPlainPath(*path, input)) return std::move(*value);
+  }
   ExpressionError compile_error;
   CompiledProgram* compiled = CompileCached(program, &compile_error);
   if (compiled == nullptr) return EvaluationError(program, compile_error.message);
@@ -566,7 +695,9 @@ std::optional<Expression> Expression::Compile(std::string program, ExpressionErr
   ExpressionError local;
   ExpressionError* sink = error != nullptr ? error : &local;
   try {
-    if (CompileCached(program, sink) == nullptr) return std::nullopt;
+    // A plain path needs no compiling: it is answered without libjq wherever it can be, and
+    // compiled on first use wherever it cannot.
+    if (!PlainPath(program) && CompileCached(program, sink) == nullptr) return std::nullopt;
     const bool bounded = IsProvablyBounded(program);
     return Expression(std::move(program), bounded);
   } catch (const std::exception& e) {

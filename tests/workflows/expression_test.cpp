@@ -403,6 +403,53 @@ TEST_CASE("deep input and output are refused, not crashed on", "[workflows][expr
   CHECK(Eval("reduce range(100) as $i (0; [.]) | flatten", nullptr) == json({0}));
 }
 
+// A plain path (`.`, `.a.b`) is answered without libjq; `P | .` always goes through libjq.
+// Both must answer alike, errors included.
+TEST_CASE("plain paths answer as libjq does", "[workflows][expression]") {
+  const json inputs[] = {
+      kCase,
+      nullptr,
+      json::object(),
+      json::parse(
+          R"({"a": {"b": 9007199254740993, "c": 1.0, "d": -0.0, "e": 18446744073709551615}})"),
+      json::parse(R"({"a": {"b": [1, 2.5, "x", null, true, {"k": 1e300}]}, "if": 1, "_x9": 2})"),
+      json{{"a", std::string("bad\xc3\x28 utf-8")}, {"b", {{"c", std::string("\xed\xa0\x80")}}}},
+      json{{"a", "tiếng Việt"}, {"b", {{std::string("k\xff"), 1}}}},
+      json{{"a", 1}, {"b", "text"}, {"c", json::array({1})}, {"d", true}},
+      json::array({1, 2}),
+      json("text"),
+      json(42),
+  };
+  const char* programs[] = {".",   ".a",   ".a.b", ".a.b.c", ".mother.citizen_id",
+                            ".if", "._x9", ".a.c", ".a.d",   ".a.e",
+                            ".b",  ".b.c", ".c.x", ".d.x",   ".missing.deeper"};
+  for (const json& input : inputs) {
+    for (const char* program : programs) {
+      Result<json> plain = MustCompile(program).Evaluate(input);
+      Result<json> by_jq = MustCompile(std::string(program) + " | .").Evaluate(input);
+      INFO("program: " << program
+                       << " input: " << input.dump(-1, ' ', false, json::error_handler_t::replace));
+      REQUIRE(plain.has_value() == by_jq.has_value());
+      if (plain) {
+        CHECK(*plain == *by_jq);
+        CHECK(plain->dump(-1, ' ', false, json::error_handler_t::replace) ==
+              by_jq->dump(-1, ' ', false, json::error_handler_t::replace));
+      } else {
+        CHECK(plain.error().message().find("Cannot index") != std::string::npos);
+      }
+    }
+  }
+}
+
+TEST_CASE("what only looks like a plain path goes to libjq", "[workflows][expression]") {
+  CHECK(Eval(".a?", json("x")) == json());
+  CHECK(Eval(".a // 5", json::object()) == 5);
+  CHECK(Eval(".\"a\"", json{{"a", 1}}) == 1);
+  CHECK(Eval(" .a ", json{{"a", 1}}) == 1);
+  CHECK(CompileError(".a.").message.find("end of expression") != std::string::npos);
+  CHECK(CompileError(".9a").message.size() > 0);
+}
+
 TEST_CASE("programs evaluate concurrently on many threads", "[workflows][expression]") {
   const Expression sum = MustCompile("[.items[] * .factor] | add");
   const Expression name = MustCompile(".name + \"!\"");

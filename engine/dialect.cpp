@@ -495,7 +495,8 @@ END $grants$)sql");
           AccessMigration(),
           ActsMigration(),
           FederationMigration(),
-          KeysMigration()};
+          KeysMigration(),
+          SpeedMigration()};
 }
 
 int Dialect::LatestSchemaVersion() const { return Migrations().back().version; }

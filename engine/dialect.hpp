@@ -105,6 +105,8 @@ class Dialect {
   Migration FederationMigration() const;
   // Version 11 (dialect_keys.cpp).
   Migration KeysMigration() const;
+  // Version 12 (dialect_speed.cpp): triggers with WHEN clauses, room for HOT updates.
+  Migration SpeedMigration() const;
 
   Backend backend_;
 };

@@ -222,6 +222,32 @@ inline MappedError MapError(soci::session* sql, Backend backend, std::string_vie
 }
 
 // ---------------------------------------------------------------------------------------------
+// Prepared statements (store_prepared.cpp). Each PostgreSQL connection remembers the texts it
+// has run: the second time a text comes it is prepared (in the same round trip when pipelined),
+// and from then on sent by name, unparsed and with its plan cached by the server.
+
+struct PreparedUse {
+  std::string name;      // empty: send the text unnamed
+  bool prepare = false;  // prepare it under `name` first
+};
+PreparedUse PrepareFor(PGconn* conn, const std::string& sql);
+// Records that `sql` is prepared on `conn` as `name` (after the server said so).
+void Prepared(PGconn* conn, const std::string& sql, const std::string& name);
+// Forgets what `conn` has prepared (it was closed, or the server has forgotten it).
+void ForgetPrepared(PGconn* conn);
+// True for the SQLSTATEs of a prepared statement the server no longer has, or whose plan no
+// longer fits the tables; the connection's statements are then forgotten.
+bool StatementCacheStale(const char* sqlstate);
+
+// A SOCI-style text with :name parameters as PostgreSQL's $1, $2, ... (a name used twice is one
+// parameter), and the names in their order. Quoted text and :: casts are left alone.
+struct NamedToNumbered {
+  std::string sql;
+  std::vector<std::string> names;
+};
+NamedToNumbered Numbered(const std::string& text);
+
+// ---------------------------------------------------------------------------------------------
 // The libpq pipeline (store_pipeline.cpp)
 
 // Sends the writes StoreTx::DeferWrites queued, if any; doomed on failure.
@@ -314,8 +340,11 @@ class Query {
     return Columns(ColumnKinds(table));
   }
 
-  // Executes the statement; true when it produced a first row (then readable).
+  // Executes the statement; true when it produced a first row (then readable). On PostgreSQL
+  // through libpq, prepared once the connection has run the same text before
+  // (engine/store_prepared.cpp); SOCI otherwise.
   bool Execute() {
+    if (PGconn* conn = PgConnection(sql_)) return ExecutePostgres(conn);
     statement_ = std::make_unique<soci::statement>(sql_);
     for (Slot& c : columns_) {
       if (c.kind == 't')
@@ -335,8 +364,10 @@ class Query {
     return statement_->execute(true) && !columns_.empty();
   }
   // Moves to the next row; false after the last.
-  bool Next() { return statement_->fetch(); }
-  std::int64_t AffectedRows() { return statement_->get_affected_rows(); }
+  bool Next() { return result_ ? NextPostgres() : statement_->fetch(); }
+  std::int64_t AffectedRows() {
+    return result_ ? AffectedPostgres() : statement_->get_affected_rows();
+  }
 
   bool IsNull(int i) const { return columns_[i].ind == soci::i_null; }
   std::string Text(int i) const { return IsNull(i) ? std::string() : columns_[i].text; }
@@ -366,11 +397,17 @@ class Query {
     long long integer = 0;
     soci::indicator ind = soci::i_ok;
   };
+  bool ExecutePostgres(PGconn* conn);
+  bool NextPostgres();
+  std::int64_t AffectedPostgres() const;
+
   soci::session& sql_;
   std::string text_;
   std::deque<Slot> params_;  // a deque: binding keeps pointers to the slots
   std::deque<Slot> columns_;
   std::unique_ptr<soci::statement> statement_;
+  std::shared_ptr<PGresult> result_;  // PostgreSQL: the answer, and the row read last
+  int row_ = -1;
 };
 
 inline void Exec(soci::session& sql, const std::string& text) { sql << text; }

@@ -282,9 +282,7 @@ Result<std::vector<CaseRecord>> StoreTx::GetCasesForUpdate(std::vector<std::stri
     std::vector<CaseRecord> cases = ReadAll(q, kCaseColumns);
     // The chain heads, read after the locks are held (a statement of its own, so that it sees
     // what a transaction we waited for appended).
-    Query heads(context_.sql,
-                "SELECT DISTINCT ON (case_id) case_id, seq, hash FROM history"
-                " WHERE case_id = ANY(CAST(:ids AS text[])) ORDER BY case_id, seq DESC");
+    Query heads(context_.sql, std::string(kChainHeadsSql) + ":ids" + kChainHeadsTail);
     heads.Bind("ids", array).Columns("tit");
     for (bool more = heads.Execute(); more; more = heads.Next()) {
       context_.heads[heads.Text(0)] = {heads.Int(1), heads.Text(2)};

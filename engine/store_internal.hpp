@@ -412,6 +412,15 @@ class Query {
 
 inline void Exec(soci::session& sql, const std::string& text) { sql << text; }
 
+// The last (seq, hash) of the history chain of each case of a text[] parameter (PostgreSQL):
+// kChainHeadsSql + the parameter + kChainHeadsTail. One backward probe of the primary key per
+// case, whatever the length of its history and whatever the planner thinks of the table's size.
+inline constexpr const char* kChainHeadsSql =
+    "SELECT h.case_id, h.seq, h.hash FROM unnest(CAST(";
+inline constexpr const char* kChainHeadsTail =
+    " AS text[])) AS i (id) CROSS JOIN LATERAL (SELECT case_id, seq, hash FROM history"
+    " WHERE case_id = i.id ORDER BY seq DESC LIMIT 1) AS h";
+
 inline void AdvisoryLock(TxContext& ctx, std::string_view name) {
   std::string text = ctx.dialect.AdvisoryLockSql();
   if (text.empty()) return;

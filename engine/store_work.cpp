@@ -259,12 +259,8 @@ Result<std::vector<bool>> StoreTx::CompleteWorkBatch(const std::vector<WorkFence
                                        " ORDER BY id FOR UPDATE",
                                    {array},
                                    {}});
-    writes.push_back(DeferredWrite{"read chain heads",
-                                   "SELECT DISTINCT ON (case_id) case_id, seq, hash FROM history"
-                                   " WHERE case_id = ANY(CAST($1 AS text[]))"
-                                   " ORDER BY case_id, seq DESC",
-                                   {array},
-                                   {}});
+    writes.push_back(DeferredWrite{
+        "read chain heads", std::string(kChainHeadsSql) + "$1" + kChainHeadsTail, {array}, {}});
   }
   std::vector<std::int64_t> affected;
   std::vector<std::vector<Row>> results;

@@ -153,10 +153,13 @@ inline std::string Trim(std::string text) {
 //   stuck holder, and the waiter backs off (55P03: kUnavailable) instead of piling up.
 // - idle_in_transaction_session_timeout 30 s: wf never idles inside a transaction; a process
 //   stopped mid-transaction (SIGSTOP, a debugger) loses its connection and its locks.
+// And client_min_messages = warning: the server's NOTICEs ("relation wf_schema already exists,
+// skipping" once per migration on a fresh database) are not for wf's users; its WARNINGs are.
 inline constexpr const char* kSessionTimeoutsSql =
     "SELECT set_config('statement_timeout', '60s', false),"
     " set_config('lock_timeout', '10s', false),"
-    " set_config('idle_in_transaction_session_timeout', '30s', false)";
+    " set_config('idle_in_transaction_session_timeout', '30s', false),"
+    " set_config('client_min_messages', 'warning', false)";
 // Migrations lift the first two for their own transaction.
 inline constexpr const char* kMigrationTimeoutsSql =
     "SELECT set_config('statement_timeout', '0', true), set_config('lock_timeout', '0', true)";

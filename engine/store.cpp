@@ -297,10 +297,11 @@ Result<int> Store::SchemaVersion() {
   int version = 0;
   Status status = Run(false, [&](TxContext& ctx) {
     return Guard(ctx, "read schema version", [&]() -> Status {
+      // to_regclass asks the catalog cache; information_schema.tables is a view that takes
+      // milliseconds to plan, on every command.
       Query exists(ctx.sql, ctx.dialect.is_postgres()
-                                ? "SELECT COUNT(*) FROM information_schema.tables"
-                                  " WHERE table_name = 'wf_schema'"
-                                  " AND table_schema = current_schema()"
+                                ? "SELECT CASE WHEN to_regclass(quote_ident(current_schema())"
+                                  " || '.wf_schema') IS NULL THEN 0 ELSE 1 END"
                                 : "SELECT COUNT(*) FROM sqlite_master"
                                   " WHERE type = 'table' AND name = 'wf_schema'");
       exists.Columns("i").Execute();

@@ -155,11 +155,15 @@ inline std::string Trim(std::string text) {
 //   stopped mid-transaction (SIGSTOP, a debugger) loses its connection and its locks.
 // And client_min_messages = warning: the server's NOTICEs ("relation wf_schema already exists,
 // skipping" once per migration on a fresh database) are not for wf's users; its WARNINGs are.
+// And no parallel workers: wf's statements read a few rows by index, and a row estimate gone
+// wrong (the clerk's 20 open tasks among 900,000 done ones of the same role) made the planner
+// start two workers for `wf inbox`, 60 ms of a 1 ms query.
 inline constexpr const char* kSessionTimeoutsSql =
     "SELECT set_config('statement_timeout', '60s', false),"
     " set_config('lock_timeout', '10s', false),"
     " set_config('idle_in_transaction_session_timeout', '30s', false),"
-    " set_config('client_min_messages', 'warning', false)";
+    " set_config('client_min_messages', 'warning', false),"
+    " set_config('max_parallel_workers_per_gather', '0', false)";
 // Migrations lift the first two for their own transaction.
 inline constexpr const char* kMigrationTimeoutsSql =
     "SELECT set_config('statement_timeout', '0', true), set_config('lock_timeout', '0', true)";

@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <ctime>
 #include <nlohmann/json.hpp>
+#include <utility>
 
 #include "workflows/hash.hpp"
 #include "workflows/i18n.hpp"
@@ -27,11 +28,20 @@ std::string CanonicalEvent(const HistoryEvent& event) {
   nlohmann::json details =
       nlohmann::json::parse(event.details, nullptr, /*allow_exceptions=*/false);
   if (details.is_discarded()) details = event.details;
-  nlohmann::json object = {
-      {"action", event.action}, {"actor", event.actor}, {"at", event.at},
-      {"case", event.case_id},  {"details", details},   {"prev_hash", event.prev_hash},
-      {"seq", event.seq},       {"step", event.step},
-  };
+  return CanonicalEvent(event, std::move(details));
+}
+
+std::string CanonicalEvent(const HistoryEvent& event, nlohmann::json details) {
+  // Member by member: an initializer list would copy the details once more.
+  nlohmann::json object = nlohmann::json::object();
+  object["action"] = event.action;
+  object["actor"] = event.actor;
+  object["at"] = event.at;
+  object["case"] = event.case_id;
+  object["details"] = std::move(details);
+  object["prev_hash"] = event.prev_hash;
+  object["seq"] = event.seq;
+  object["step"] = event.step;
   // Invalid UTF-8 is replaced rather than thrown: the same bytes always give the same text.
   return object.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
@@ -40,10 +50,23 @@ std::string ComputeEventHash(const HistoryEvent& event) {
   return Sha256Hex(event.prev_hash + CanonicalEvent(event));
 }
 
-void SealEvent(HistoryEvent& event, const HistoryEvent* previous) {
+namespace {
+
+void Follow(HistoryEvent& event, const HistoryEvent* previous) {
   event.seq = previous ? previous->seq + 1 : 1;
   event.prev_hash = previous ? previous->hash : std::string(kGenesisHash);
+}
+
+}  // namespace
+
+void SealEvent(HistoryEvent& event, const HistoryEvent* previous) {
+  Follow(event, previous);
   event.hash = ComputeEventHash(event);
+}
+
+void SealEvent(HistoryEvent& event, const HistoryEvent* previous, nlohmann::json details) {
+  Follow(event, previous);
+  event.hash = Sha256Hex(event.prev_hash + CanonicalEvent(event, std::move(details)));
 }
 
 std::string ChainBreak::Describe() const {

@@ -14,6 +14,7 @@
 // Removing only the newest events of a chain cannot be seen from the chain alone.
 
 #include <cstdint>
+#include <nlohmann/json_fwd.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -44,6 +45,8 @@ struct HistoryEvent {
 // that are not valid JSON are hashed as a JSON string holding the raw text, so a tampered row
 // still produces a (mismatching) hash instead of an error.
 std::string CanonicalEvent(const HistoryEvent& event);
+// The same with the details at hand parsed (`details` is what event.details parses to).
+std::string CanonicalEvent(const HistoryEvent& event, nlohmann::json details);
 
 // SHA-256 hex of prev_hash followed by the canonical event.
 std::string ComputeEventHash(const HistoryEvent& event);
@@ -51,6 +54,8 @@ std::string ComputeEventHash(const HistoryEvent& event);
 // Fills seq, prev_hash and hash of `event` so that it follows `previous` (nullptr: the case's
 // first event). The other fields must be final.
 void SealEvent(HistoryEvent& event, const HistoryEvent* previous);
+// The same with the details at hand parsed (CanonicalEvent).
+void SealEvent(HistoryEvent& event, const HistoryEvent* previous, nlohmann::json details);
 
 // Why a chain does not verify: the first event that fails and how.
 struct ChainBreak {

@@ -68,12 +68,12 @@ std::optional<TimerKind> ParseTimerKind(const std::string& name) {
 // ---------------------------------------------------------------------------------------------
 // CaseState <-> JSON
 
-json CaseState::ToJson() const {
+json CaseState::ToJson(bool with_data) const {
   json out = json::object();
   out["format"] = 1;
   out["status"] = status;
   out["reason"] = reason;
-  out["data"] = data;
+  if (with_data) out["data"] = data;
   out["next_activation"] = next_activation;
   json token_list = json::array();
   for (const Token& t : tokens) {
@@ -98,6 +98,17 @@ json CaseState::ToJson() const {
   out["clock_paused"] = clock_paused;
   out["paused_since"] = paused_since;
   out["paused_seconds"] = paused_seconds;
+  return out;
+}
+
+std::string CaseState::WithDataText(const std::string& rest_text, const std::string& data_text) {
+  std::string out;
+  out.reserve(rest_text.size() + data_text.size() + 9);
+  out.append("{\"data\":").append(data_text);
+  if (rest_text.size() > 2)
+    out.append(",").append(rest_text, 1, std::string::npos);
+  else
+    out.append("}");
   return out;
 }
 

@@ -445,9 +445,14 @@ Result<Started> Runtime::StartInTx(StoreTx& tx, const workflows::Procedure& proc
   auto advance = Apply(procedure, CaseState{}, event::Start{data},
                        Context{ToTimePoint(now), actor, &evaluator});
   if (!advance) return advance.error();
+  // The row goes in without the case's data: Persist writes it, sealed where it is personal, in
+  // this transaction. Inserted in the clear, a citizen's data would stay on disk (the insert's
+  // dead row version, PostgreSQL's write-ahead log) after the update that seals it.
   record.status = advance->state.status;
-  record.data = advance->state.data.dump();
-  record.state = advance->state.ToJson().dump();
+  CaseState empty;
+  empty.status = advance->state.status;
+  record.data = "{}";
+  record.state = empty.ToJson().dump();
   auto id = tx.InsertCase(record);
   if (!id) return id.error();
   record.id = *id;
@@ -553,14 +558,15 @@ Status Runtime::Persist(StoreTx& tx, CaseRecord& record, const workflows::Proced
   auto sealer = SealerFor(tx, case_id, procedure, advance.state.data, std::move(personal));
   if (!sealer) return sealer.error();
   record.status = advance.state.status;
+  // The data is written twice (cases.data, and inside cases.state) but dumped once.
+  nlohmann::json rest = advance.state.ToJson(/*with_data=*/false);
   if (sealer->active()) {
-    nlohmann::json data = sealer->Seal(advance.state.data);
-    record.data = data.dump();
-    record.state = sealer->SealState(advance.state.ToJson(), std::move(data)).dump();
+    record.data = sealer->Seal(advance.state.data).dump();
+    rest = sealer->SealState(std::move(rest));
   } else {
     record.data = advance.state.data.dump();
-    record.state = advance.state.ToJson().dump();
   }
+  record.state = CaseState::WithDataText(rest.dump(), record.data);
   record.updated_at = now;
   std::vector<NewWork> work;
   std::vector<HistoryNote> notes = advance.notes;
@@ -778,7 +784,8 @@ Status Runtime::Persist(StoreTx& tx, CaseRecord& record, const workflows::Proced
   if (Status updated = tx.UpdateCase(record); !updated.ok()) return updated;
   for (auto& note : notes) {
     sealer->SealInPlace(note.details);
-    auto event = tx.AppendHistory(case_id, actor, note.action, note.step, note.details.dump(), now);
+    auto event =
+        tx.AppendHistoryJson(case_id, actor, note.action, note.step, std::move(note.details), now);
     if (!event) return event.error();
   }
   if (sealer->active()) {

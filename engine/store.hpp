@@ -482,6 +482,10 @@ class StoreTx {
   Result<HistoryEvent> AppendHistory(const std::string& case_id, const std::string& actor,
                                      const std::string& action, const std::string& step,
                                      const std::string& details_json, Timestamp at);
+  // The same with the details as JSON (not parsed again to be hashed).
+  Result<HistoryEvent> AppendHistoryJson(const std::string& case_id, const std::string& actor,
+                                         const std::string& action, const std::string& step,
+                                         nlohmann::json details, Timestamp at);
   Result<std::vector<HistoryEvent>> ListHistory(const std::string& case_id);  // by seq
 
   // --- reports (engine/report.hpp)
@@ -621,6 +625,8 @@ class StoreTx {
   // are left out. Also learns the head of each case's history chain, so AppendHistory need not
   // read it.
   Result<std::vector<CaseRecord>> GetCasesForUpdate(std::vector<std::string> ids);
+  // AppendHistory once the details are known to be JSON (`parsed`: the same, parsed, if at hand).
+  Result<HistoryEvent> AppendEvent(HistoryEvent event, std::optional<nlohmann::json> parsed);
   detail::TxContext& context_;
 };
 

@@ -29,6 +29,26 @@ Result<HistoryEvent> StoreTx::AppendHistory(const std::string& case_id, const st
   if (!nlohmann::json::accept(event.details)) {
     return Status::Invalid("history details of case " + case_id + " are not JSON");
   }
+  return AppendEvent(std::move(event), std::nullopt);
+}
+
+Result<HistoryEvent> StoreTx::AppendHistoryJson(const std::string& case_id,
+                                                const std::string& actor, const std::string& action,
+                                                const std::string& step, nlohmann::json details,
+                                                Timestamp at) {
+  HistoryEvent event;
+  event.case_id = case_id;
+  event.at = FormatRfc3339(at);
+  event.actor = actor;
+  event.action = action;
+  event.step = step;
+  event.details = details.dump();
+  return AppendEvent(std::move(event), std::move(details));
+}
+
+Result<HistoryEvent> StoreTx::AppendEvent(HistoryEvent event,
+                                          std::optional<nlohmann::json> parsed) {
+  const std::string& case_id = event.case_id;
   auto head = context_.heads.find(case_id);
   if (head == context_.heads.end()) {
     auto last = Guard(context_, "append history of case " + case_id,
@@ -46,7 +66,11 @@ Result<HistoryEvent> StoreTx::AppendHistory(const std::string& case_id, const st
   HistoryEvent previous;
   previous.seq = head->second.first;
   previous.hash = head->second.second;
-  SealEvent(event, previous.seq > 0 ? &previous : nullptr);
+  if (parsed) {
+    SealEvent(event, previous.seq > 0 ? &previous : nullptr, std::move(*parsed));
+  } else {
+    SealEvent(event, previous.seq > 0 ? &previous : nullptr);
+  }
   if (context_.defer_writes) {
     if (!context_.failure.ok()) return context_.failure;
     context_.pending.history.push_back(Row{event.case_id, std::to_string(event.seq), event.at,

@@ -270,10 +270,11 @@ Status SendPipelined(TxContext& ctx, const std::vector<DeferredWrite>& writes,
 // Multi-row statements for `rows`: `head`, then "($1, $2, ...), (...)" with `casts` applied
 // per column ("" for none), then `tail`; as many rows a statement as PostgreSQL's parameter limit
 // and a sensible statement size allow. With `expect_first_column`, each statement expects every
-// row's first value back (DeferredWrite::expect_ids).
+// row's first value back (DeferredWrite::expect_ids). The rows' values are moved into the
+// statements (a case's state is the biggest text a step writes: it is not copied again).
 void AddMultiRow(std::vector<DeferredWrite>& out, const std::string& what, const std::string& head,
                  const std::vector<std::string>& casts, const std::string& tail,
-                 const std::vector<Row>& rows, bool expect_first_column);
+                 std::vector<Row>&& rows, bool expect_first_column);
 
 // The statements that send the writes StoreTx::DeferWrites queued (taken out of the context):
 // cases, history, then work.
@@ -422,8 +423,7 @@ inline void Exec(soci::session& sql, const std::string& text) { sql << text; }
 // The last (seq, hash) of the history chain of each case of a text[] parameter (PostgreSQL):
 // kChainHeadsSql + the parameter + kChainHeadsTail. One backward probe of the primary key per
 // case, whatever the length of its history and whatever the planner thinks of the table's size.
-inline constexpr const char* kChainHeadsSql =
-    "SELECT h.case_id, h.seq, h.hash FROM unnest(CAST(";
+inline constexpr const char* kChainHeadsSql = "SELECT h.case_id, h.seq, h.hash FROM unnest(CAST(";
 inline constexpr const char* kChainHeadsTail =
     " AS text[])) AS i (id) CROSS JOIN LATERAL (SELECT case_id, seq, hash FROM history"
     " WHERE case_id = i.id ORDER BY seq DESC LIMIT 1) AS h";

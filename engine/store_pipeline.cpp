@@ -139,21 +139,27 @@ Status SendPipelined(TxContext& ctx, const std::vector<DeferredWrite>& writes,
 
 void AddMultiRow(std::vector<DeferredWrite>& out, const std::string& what, const std::string& head,
                  const std::vector<std::string>& casts, const std::string& tail,
-                 const std::vector<Row>& rows, bool expect_first_column) {
+                 std::vector<Row>&& rows, bool expect_first_column) {
   constexpr size_t kRowsPerStatement = 500;
   for (size_t start = 0; start < rows.size(); start += kRowsPerStatement) {
     size_t end = std::min(rows.size(), start + kRowsPerStatement);
     DeferredWrite write{what, head, {}, {}};
+    write.params.reserve((end - start) * casts.size());
+    write.sql.reserve(head.size() + tail.size() + (end - start) * casts.size() * 20);
     for (size_t i = start; i < end; ++i) {
       write.sql += i > start ? ", (" : "(";
+      if (expect_first_column) write.expect_ids.push_back(*rows[i][0]);
       for (size_t k = 0; k < casts.size(); ++k) {
         if (k > 0) write.sql += ", ";
-        std::string param = "$" + std::to_string(write.params.size() + 1);
-        write.sql += casts[k].empty() ? param : "CAST(" + param + " AS " + casts[k] + ")";
-        write.params.push_back(rows[i][k]);
+        const std::string param = "$" + std::to_string(write.params.size() + 1);
+        if (casts[k].empty()) {
+          write.sql += param;
+        } else {
+          write.sql.append("CAST(").append(param).append(" AS ").append(casts[k]).append(")");
+        }
+        write.params.push_back(std::move(rows[i][k]));
       }
       write.sql += ")";
-      if (expect_first_column) write.expect_ids.push_back(*rows[i][0]);
     }
     write.sql += tail;
     out.push_back(std::move(write));
@@ -172,19 +178,19 @@ std::vector<DeferredWrite> PendingStatements(TxContext& ctx) {
                "bigint"},
               ") AS v (id, status, data, state, deadline_at, paused, ended, updated, expected,"
               " new_version) WHERE c.id = v.id AND c.row_version = v.expected RETURNING c.id",
-              pending.cases, true);
+              std::move(pending.cases), true);
   // With the session's login, so that the history_login trigger has nothing to stamp (its WHEN
   // clause skips the row; the database still checks the actor against the login's roles).
   AddMultiRow(writes, "append history",
               "INSERT INTO history (" + ColumnNames(kHistoryColumns) +
                   ", login) SELECT *, session_user FROM (VALUES ",
               {"text", "bigint", "text", "text", "text", "text", "text", "text", "text"}, ") AS v",
-              pending.history, false);
+              std::move(pending.history), false);
   AddMultiRow(writes, "enqueue work",
               "INSERT INTO work (case_id, kind, step, activation, payload, run_at, created_at,"
               " state, attempt) SELECT *, 'ready', 0 FROM (VALUES ",
               {"text", "text", "text", "bigint", "jsonb", "bigint", "bigint"}, ") AS v",
-              pending.work, false);
+              std::move(pending.work), false);
   return writes;
 }
 

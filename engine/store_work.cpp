@@ -58,15 +58,18 @@ Result<std::vector<WorkItem>> StoreTx::InsertClaimedWork() {
     const std::string until = std::to_string(ToMicros(claim.now + claim.lease));
     const std::string now = std::to_string(ToMicros(claim.now));
     std::vector<Row> values;
-    for (const NewWork& w : rows) {
-      values.push_back(Row{w.case_id, w.kind, w.step, std::to_string(w.activation), w.payload,
-                           until, claim.owner, until, now});
+    values.reserve(rows.size());
+    for (NewWork& w : rows) {
+      values.push_back(Row{std::move(w.case_id), std::move(w.kind), std::move(w.step),
+                           std::to_string(w.activation), std::move(w.payload), until, claim.owner,
+                           until, now});
     }
     AddMultiRow(writes, "enqueue claimed work",
                 "INSERT INTO work (case_id, kind, step, activation, payload, run_at, owner,"
                 " lease_until, created_at, state, attempt) SELECT *, 'leased', 1 FROM (VALUES ",
                 {"text", "text", "text", "bigint", "jsonb", "bigint", "text", "bigint", "bigint"},
-                ") AS v RETURNING " + SelectList(kWorkColumns, context_.dialect), values, false);
+                ") AS v RETURNING " + SelectList(kWorkColumns, context_.dialect), std::move(values),
+                false);
     std::vector<std::vector<Row>> results;
     if (Status sent = SendPipelined(context_, writes, nullptr, &results); !sent.ok()) return sent;
     std::vector<WorkItem> items;

@@ -45,6 +45,42 @@ std::string DatabaseBytes(Sandbox& box) {
   return bytes;
 }
 
+std::string Hex(const std::string& bytes) {
+  static const char* const kDigits = "0123456789abcdef";
+  std::string out;
+  for (unsigned char c : bytes) {
+    out += kDigits[c >> 4];
+    out += kDigits[c & 15];
+  }
+  return out;
+}
+
+// PostgreSQL: every row version in the tables' pages, dead ones included (what an update left
+// behind until vacuum), in hex. SQLite: empty (DatabaseBytes reads its files whole).
+std::string RowVersionsHex(Sandbox& box) {
+  if (!box.postgres()) return {};
+  const fs::path out = box.dir() / "pages.txt";
+  const std::string sql =
+      "CREATE EXTENSION IF NOT EXISTS pageinspect;"
+      " SELECT encode(i.t_data, 'hex') FROM pg_class c"
+      " CROSS JOIN LATERAL generate_series(0, (pg_relation_size(c.oid) / 8192)::int - 1) AS p"
+      " CROSS JOIN LATERAL heap_page_items(get_raw_page(c.oid::regclass::text, p)) AS i"
+      " WHERE c.relkind IN ('r', 't') AND c.relnamespace <> 'pg_catalog'::regnamespace"
+      " AND i.t_data IS NOT NULL";
+  REQUIRE(System("psql -X -q -At -v ON_ERROR_STOP=1 " + ShellQuote(box.db()) + " -c " +
+                 ShellQuote(sql) + " > " + ShellQuote(out.string()) + " 2>/dev/null") == 0);
+  return ReadFile(out);
+}
+
+void CheckNoRowVersionHolds(Sandbox& box) {
+  const std::string versions = RowVersionsHex(box);
+  for (const std::string& value : PersonalValues()) {
+    INFO("no row version, live or dead, may hold " << value);
+    CHECK(versions.find(Hex(value)) == std::string::npos);
+  }
+  if (box.postgres()) CHECK(versions.find(Hex("wf:sealed:")) != std::string::npos);
+}
+
 void CheckHoldsNone(const std::string& where, const std::string& text) {
   for (const std::string& value : PersonalValues()) {
     INFO(where << " must not hold " << value);
@@ -89,6 +125,9 @@ WF_CLI_TEST_CASE("personal data is stored sealed, shown to whoever may see the c
   Run twice = box.Wf({"start", "cli-residence", "--data", data.string(), "--as", "ann"});
   CHECK(twice.code == 5);
   CheckHoldsNone("the duplicate's message", twice.out + twice.err);
+  // Not even for the instant between the case's insert and its first update (a dead row version
+  // stays in the table's pages, and in the write-ahead log).
+  CheckNoRowVersionHolds(box);
   RunEngine(box);
 
   // Open: not erasable.
@@ -121,6 +160,7 @@ WF_CLI_TEST_CASE("personal data is stored sealed, shown to whoever may see the c
   CHECK(exported.out.find("wf:sealed:") != std::string::npos);
   CheckHoldsNone("the export", exported.out);
   CheckHoldsNone("the database", DatabaseBytes(box));
+  CheckNoRowVersionHolds(box);
   REQUIRE(box.Wf({"audit", "verify"}).code == 0);
 
   // Erased: the values read [erased], the database holds them nowhere, the chain verifies.

@@ -151,11 +151,11 @@ class SealCache {
     auto it = opened_.find(box);
     return it == opened_.end() ? std::nullopt : std::optional<json>(it->second);
   }
-  // `key`: the sealing's (empty when the box was opened, not made, here).
+  // `key`: what Sealed looks the box up by (SealingKey).
   void Remember(std::string key, const std::string& box, const json& plain) {
     std::lock_guard lock(mutex_);
     if (sealed_.size() + opened_.size() >= kMaxEntries) Clear();
-    if (!key.empty()) sealed_.emplace(std::move(key), box);
+    sealed_.emplace(std::move(key), box);
     opened_.emplace(box, plain);
   }
   void Forget() {
@@ -190,12 +190,22 @@ std::string SealedCase(std::string_view text) {
   return colon == std::string_view::npos ? std::string() : std::string(text.substr(0, colon));
 }
 
+namespace {
+
+// What SealCache finds a box by: the data key, the case and the plaintext (the value's JSON).
+std::string SealingKey(const DataKey& key, std::string_view case_id, std::string_view plain) {
+  std::string out;
+  out.reserve(key.size() + case_id.size() + 1 + plain.size());
+  out.append(AsView(key)).append(case_id).push_back('\0');
+  out.append(plain);
+  return out;
+}
+
+}  // namespace
+
 std::string SealValue(const std::string& case_id, const DataKey& key, const json& value) {
   std::string plain = value.dump();
-  std::string cache_key;
-  cache_key.reserve(key.size() + case_id.size() + 1 + plain.size());
-  cache_key.append(AsView(key)).append(case_id).push_back('\0');
-  cache_key.append(plain);
+  std::string cache_key = SealingKey(key, case_id, plain);
   SealCache& cache = SealCache::Instance();
   if (auto box = cache.Sealed(cache_key)) return std::move(*box);
   std::string box =
@@ -540,7 +550,9 @@ json Revealer::Open(std::string_view sealed) {
   if (auto value = cache.Opened(sealed)) return std::move(*value);
   auto value = OpenSealed(sealed, *it->second);
   if (!value) return json(kSealedValue);
-  cache.Remember("", std::string(sealed), *value);
+  // Sealing the same value for the case again gives back this box (a box `wf start` made is
+  // not encrypted anew by the engine's first write of the case).
+  cache.Remember(SealingKey(*it->second, case_id, value->dump()), std::string(sealed), *value);
   return *value;
 }
 

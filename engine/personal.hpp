@@ -28,6 +28,7 @@
 #include <set>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "workflows/status.hpp"
@@ -124,7 +125,7 @@ class KeySource {
   std::mutex mutex_;
   std::string path_;
   std::unique_ptr<KeyRing> ring_;
-  std::map<std::string, DataKey> keys_;
+  std::unordered_map<std::string, DataKey> keys_;
 };
 
 // Seals what one case writes (see the file comment). Inactive (a no-op) without personal values.

@@ -127,14 +127,15 @@ struct CaseState {
   // The token with this activation, or nullptr.
   const Token* FindByActivation(int64_t activation) const;
 
-  // A JSON object with every member above ("format": 1 marks the layout); without "data" when
-  // `with_data` is false (WithDataText adds it back as text, without copying it).
+  // A JSON object with every member above ("format": 1 marks the layout). Without `with_data`
+  // the layout is "format": 2, every member but "data": the data is kept beside it (the store
+  // writes a case's data once, in cases.data).
   nlohmann::json ToJson(bool with_data = true) const;
-  // `rest_text` (the dump of ToJson(false)) with "data" spliced in as `data_text`.
-  static std::string WithDataText(const std::string& rest_text, const std::string& data_text);
-  // The inverse of ToJson. Malformed input (missing members, wrong types, unknown waiting
-  // names, tokens or joins that do not refer to each other) is kInvalid naming what is wrong.
-  static Result<CaseState> FromJson(const nlohmann::json& json);
+  // The inverse of ToJson: a format 2 state takes `data_beside` as its data (a format 1 state
+  // ignores it). Malformed input (missing members, wrong types, unknown waiting names, tokens or
+  // joins that do not refer to each other) is kInvalid naming what is wrong.
+  static Result<CaseState> FromJson(const nlohmann::json& json,
+                                    nlohmann::json data_beside = nlohmann::json::object());
 
   friend bool operator==(const CaseState&, const CaseState&) = default;
 };

@@ -70,7 +70,7 @@ std::optional<TimerKind> ParseTimerKind(const std::string& name) {
 
 json CaseState::ToJson(bool with_data) const {
   json out = json::object();
-  out["format"] = 1;
+  out["format"] = with_data ? 1 : 2;
   out["status"] = status;
   out["reason"] = reason;
   if (with_data) out["data"] = data;
@@ -98,17 +98,6 @@ json CaseState::ToJson(bool with_data) const {
   out["clock_paused"] = clock_paused;
   out["paused_since"] = paused_since;
   out["paused_seconds"] = paused_seconds;
-  return out;
-}
-
-std::string CaseState::WithDataText(const std::string& rest_text, const std::string& data_text) {
-  std::string out;
-  out.reserve(rest_text.size() + data_text.size() + 9);
-  out.append("{\"data\":").append(data_text);
-  if (rest_text.size() > 2)
-    out.append(",").append(rest_text, 1, std::string::npos);
-  else
-    out.append("}");
   return out;
 }
 
@@ -158,14 +147,17 @@ Status StateInvalid(const std::string& message) {
 
 }  // namespace
 
-Result<CaseState> CaseState::FromJson(const json& in) {
+Result<CaseState> CaseState::FromJson(const json& in, json data_beside) {
   if (!in.is_object()) return StateInvalid("not a JSON object");
   MemberReader r(in, "case");
   CaseState s;
-  if (r.Int("format") != 1 && r.ok()) return StateInvalid("unknown format (expected 1)");
+  const int64_t format = r.Int("format");
+  if (format != 1 && format != 2 && r.ok()) {
+    return StateInvalid("unknown format (expected 1 or 2)");
+  }
   s.status = r.Text("status");
   s.reason = r.Text("reason");
-  s.data = r.Member("data");
+  s.data = format == 2 ? std::move(data_beside) : r.Member("data");
   s.next_activation = r.Int("next_activation");
   s.clock_paused = r.Bool("clock_paused");
   s.paused_since = r.Int("paused_since");

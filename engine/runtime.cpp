@@ -452,7 +452,7 @@ Result<Started> Runtime::StartInTx(StoreTx& tx, const workflows::Procedure& proc
   CaseState empty;
   empty.status = advance->state.status;
   record.data = "{}";
-  record.state = empty.ToJson().dump();
+  record.state = empty.ToJson(/*with_data=*/false).dump();
   auto id = tx.InsertCase(record);
   if (!id) return id.error();
   record.id = *id;
@@ -558,7 +558,7 @@ Status Runtime::Persist(StoreTx& tx, CaseRecord& record, const workflows::Proced
   auto sealer = SealerFor(tx, case_id, procedure, advance.state.data, std::move(personal));
   if (!sealer) return sealer.error();
   record.status = advance.state.status;
-  // The data is written twice (cases.data, and inside cases.state) but dumped once.
+  // The data is written once, in cases.data; the state beside it has the rest (format 2).
   nlohmann::json rest = advance.state.ToJson(/*with_data=*/false);
   if (sealer->active()) {
     record.data = sealer->Seal(advance.state.data).dump();
@@ -566,7 +566,7 @@ Status Runtime::Persist(StoreTx& tx, CaseRecord& record, const workflows::Proced
   } else {
     record.data = advance.state.data.dump();
   }
-  record.state = CaseState::WithDataText(rest.dump(), record.data);
+  record.state = rest.dump();
   record.updated_at = now;
   std::vector<NewWork> work;
   std::vector<HistoryNote> notes = advance.notes;

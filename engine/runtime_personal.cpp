@@ -104,9 +104,21 @@ Result<CaseState> Runtime::LoadState(StoreTx& tx, const CaseRecord& record) {
   if (state_json.is_discarded()) {
     return Status::Internal("case " + record.id + ": stored state is not JSON");
   }
-  if (MaySeal(record.state))
-    RevealerFor(tx, store_.keys(), KeyUse::kEngine).RevealInPlace(state_json);
-  auto state = CaseState::FromJson(state_json);
+  // A state written before format 2 holds its own copy of the data; cases.data is then not read.
+  const bool data_beside = !state_json.contains("data");
+  nlohmann::json data = nlohmann::json::object();
+  if (data_beside) {
+    data = nlohmann::json::parse(record.data, nullptr, false);
+    if (data.is_discarded()) {
+      return Status::Internal("case " + record.id + ": stored data is not JSON");
+    }
+  }
+  if (MaySeal(record.state) || (data_beside && MaySeal(record.data))) {
+    Revealer revealer = RevealerFor(tx, store_.keys(), KeyUse::kEngine);
+    revealer.RevealInPlace(state_json);
+    revealer.RevealInPlace(data);
+  }
+  auto state = CaseState::FromJson(state_json, std::move(data));
   if (!state) return Status::Internal("case " + record.id + ": " + state.error().message());
   return state;
 }

@@ -373,8 +373,7 @@ class StoreTx {
   // the write transaction already excludes other writers).
   Result<CaseRecord> GetCaseForUpdate(const std::string& id);
   // GetCase for many cases in one statement, without locking them (a snapshot to rehearse
-  // changes on, engine/scheduler.cpp), by id. Cases that do not exist are left out. On
-  // PostgreSQL their `data` is left empty (the engine reads it from `state`).
+  // changes on, engine/scheduler.cpp), by id. Cases that do not exist are left out.
   Result<std::vector<CaseRecord>> GetCases(std::vector<std::string> ids);
   // Writes status, data, state, deadline_at, clock_paused_at, ended_at and updated_at of
   // `record` if its row_version is still `record.row_version`, then increments record.row_version.
@@ -406,8 +405,7 @@ class StoreTx {
   // Finishes leased rows (deletes them) where `owner` still holds each at its attempt: one flag
   // per row of `rows`, in order; false (and no change) for a row whose lease was lost (expired
   // and re-claimed, or the work cancelled). With `locked`, also locks every case of `rows` (in id
-  // order, so two engines cannot deadlock) and returns them (on PostgreSQL in the same round trip,
-  // and with `data` left empty: the engine reads it from `state`).
+  // order, so two engines cannot deadlock) and returns them (on PostgreSQL in the same round trip).
   Result<std::vector<bool>> CompleteWorkBatch(const std::vector<WorkFence>& rows,
                                               const std::string& owner,
                                               std::vector<CaseRecord>* locked = nullptr);

@@ -249,7 +249,7 @@ Result<std::vector<CaseRecord>> StoreTx::GetCases(std::vector<std::string> ids) 
   }
   return Guard(context_, "read cases", [&]() -> Result<std::vector<CaseRecord>> {
     if (ids.empty()) return cases;
-    Query q(context_.sql, "SELECT " + EngineCaseColumns(context_.dialect) +
+    Query q(context_.sql, "SELECT " + SelectList(kCaseColumns, context_.dialect) +
                               " FROM cases WHERE id = ANY(CAST(:ids AS text[])) ORDER BY id");
     q.Bind("ids", ArrayLiteral(ids, [](const std::string& id) { return id; }))
         .Columns(kCaseColumns);
@@ -275,7 +275,7 @@ Result<std::vector<CaseRecord>> StoreTx::GetCasesForUpdate(std::vector<std::stri
   return Guard(context_, "read cases", [&]() -> Result<std::vector<CaseRecord>> {
     if (ids.empty()) return std::vector<CaseRecord>();
     const std::string array = ArrayLiteral(ids, [](const std::string& id) { return id; });
-    Query q(context_.sql, "SELECT " + EngineCaseColumns(context_.dialect) +
+    Query q(context_.sql, "SELECT " + SelectList(kCaseColumns, context_.dialect) +
                               " FROM cases WHERE id = ANY(CAST(:ids AS text[])) ORDER BY id"
                               " FOR UPDATE");
     q.Bind("ids", array).Columns(kCaseColumns);

@@ -160,8 +160,4 @@ constinit const ColumnTable<RefusalRecord> kRefusalColumns = kRefusal;
 constinit const ColumnTable<HistoryEvent> kHistoryColumns = kHistory;
 constinit const ColumnTable<ArchivedChain> kArchivedColumns = kArchived;
 
-std::string EngineCaseColumns(const Dialect& dialect) {
-  return SelectList(kCaseColumns, dialect, true, {}, "data");
-}
-
 }  // namespace wf::engine::detail

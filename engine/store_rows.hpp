@@ -83,17 +83,17 @@ std::string ColumnNames(ColumnTable<Record> columns) {
 }
 
 // The select list: JSON documents as text, documents as '' unless `documents`, every column
-// prefixed with `table_alias` when one is given; the column `left_out` (if any) as '' too.
+// prefixed with `table_alias` when one is given.
 template <typename Record>
 std::string SelectList(ColumnTable<Record> columns, const Dialect& dialect, bool documents = true,
-                       std::string_view table_alias = {}, std::string_view left_out = {}) {
+                       std::string_view table_alias = {}) {
   const std::string prefix = table_alias.empty() ? std::string() : std::string(table_alias) + ".";
   std::string out;
   for (const Column<Record>& c : columns) {
     if (!out.empty()) out += ", ";
     const bool json = c.select == Select::kJson || c.select == Select::kJsonDocument;
     const bool document = c.select == Select::kDocument || c.select == Select::kJsonDocument;
-    if ((document && !documents) || c.name == left_out) {
+    if (document && !documents) {
       out += "''";
     } else if (json) {
       out += dialect.JsonText(prefix + std::string(c.name));
@@ -126,9 +126,6 @@ Record ReadRow(ColumnTable<Record> columns, const Row& row) {
 // The tables, defined in store_rows.cpp.
 extern const ColumnTable<ProcedureRecord> kProcedureColumns;
 extern const ColumnTable<CaseRecord> kCaseColumns;
-// The select list of kCaseColumns without the data column (as ''): the engine reads a case's
-// data from its state, and on a busy engine the data's text is the biggest thing read a step.
-std::string EngineCaseColumns(const Dialect& dialect);
 extern const ColumnTable<WorkItem> kWorkColumns;  // also Dialect::WorkColumns
 extern const ColumnTable<TaskRecord> kTaskColumns;
 extern const ColumnTable<IncidentRecord> kIncidentColumns;

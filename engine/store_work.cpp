@@ -257,7 +257,7 @@ Result<std::vector<bool>> StoreTx::CompleteWorkBatch(const std::vector<WorkFence
     // transaction we waited for appended) their chain heads: in the same round trip.
     const std::string array = ArrayLiteral(ids, [](const std::string& id) { return id; });
     writes.push_back(DeferredWrite{"lock cases",
-                                   "SELECT " + EngineCaseColumns(context_.dialect) +
+                                   "SELECT " + SelectList(kCaseColumns, context_.dialect) +
                                        " FROM cases WHERE id = ANY(CAST($1 AS text[]))"
                                        " ORDER BY id FOR UPDATE",
                                    {array},

@@ -995,6 +995,22 @@ TEST_CASE("a malformed stored state is refused with what is wrong", "[engine][ma
   REQUIRE(CaseState::FromJson(good).has_value());
   CHECK(CaseState::FromJson(json::parse(good.dump())).value() == started->state);
 
+  // Format 2 (what the store writes): the data kept beside the state, not in it. A format 1
+  // state (written before) keeps its own data and ignores what is beside it.
+  json beside = started->state.ToJson(/*with_data=*/false);
+  CHECK(beside["format"] == 2);
+  CHECK_FALSE(beside.contains("data"));
+  CHECK(CaseState::FromJson(beside, started->state.data).value() == started->state);
+  CHECK(CaseState::FromJson(good, json{{"k", 2}}).value() == started->state);
+  json no_data = beside;
+  no_data["format"] = 1;
+  CHECK_THAT(CaseState::FromJson(no_data).error().message(), Catch::Contains("data"));
+  json future = beside;
+  future["format"] = 3;
+  CHECK_THAT(CaseState::FromJson(future).error().message(), Catch::Contains("format"));
+  CHECK_THAT(CaseState::FromJson(beside, json::array()).error().message(),
+             Catch::Contains("data"));
+
   auto refused = [](json j) {
     auto r = CaseState::FromJson(j);
     REQUIRE_FALSE(r.has_value());

@@ -201,6 +201,72 @@ WF_STORE_TEST_CASE("a task decides, a fork joins, and evidence is reused by the 
   CHECK(reused);
 }
 
+WF_STORE_TEST_CASE("a case stored with its data inside its state (format 1) goes on from there",
+                   "[engine][runtime]", db) {
+  using nlohmann::json;
+  auto store = Store::Open(db.url());
+  REQUIRE(store.has_value());
+  Deployment deployment = TestDeployment();
+  Runtime runtime(**store, deployment);
+  REQUIRE(runtime.Deploy(testing::ProcedureFromYaml(kReview)).has_value());
+  adapters::Registry registry;
+  auto started = runtime.StartCase("review", {{"id", "079123456789"}}, "an.nguyen");
+  REQUIRE(started.has_value());
+  {
+    Engine engine(runtime, registry, testing::UntilIdleOptions());
+    REQUIRE(engine.Run().ok());
+  }
+  // The row as wf wrote it before format 2: the data in the state. cases.data is emptied to
+  // show that the engine then reads the state's own copy.
+  auto stored = [&] {
+    CaseRecord record;
+    REQUIRE((*store)
+                ->Read([&](StoreTx& tx) {
+                  auto got = tx.GetCase(started->id);
+                  if (!got) return got.error();
+                  record = *got;
+                  return Status::Ok();
+                })
+                .ok());
+    return record;
+  };
+  CaseRecord record = stored();
+  json state = json::parse(record.state);
+  REQUIRE(state["format"] == 2);
+  REQUIRE_FALSE(state.contains("data"));
+  state["format"] = 1;
+  state["data"] = json::parse(record.data);
+  REQUIRE(state["data"].contains("checked"));
+  db.Execute("UPDATE cases SET data = '{}', state = '" + state.dump() + "' WHERE id = '" +
+             started->id + "'");
+
+  std::vector<TaskRecord> tasks;
+  REQUIRE((*store)
+              ->Read([&](StoreTx& tx) {
+                TaskFilter filter;
+                filter.case_id = started->id;
+                auto got = tx.ListTasks(filter);
+                if (!got) return got.error();
+                tasks = *got;
+                return Status::Ok();
+              })
+              .ok());
+  REQUIRE(tasks.size() == 1);
+  REQUIRE(runtime.CompleteTask(tasks[0].id, "an.nguyen", {{"approved", true}}).ok());
+  {
+    Engine engine(runtime, registry, testing::UntilIdleOptions());
+    REQUIRE(engine.Run().ok());
+  }
+  CHECK(testing::CaseStatus(**store, started->id) == "completed");
+  record = stored();
+  json data = json::parse(record.data);
+  CHECK(data["id"] == "079123456789");
+  CHECK(data.contains("checked"));
+  CHECK(data["decision"]["approved"] == true);
+  CHECK(data.contains("ra"));
+  CHECK(json::parse(record.state)["format"] == 2);
+}
+
 WF_POSTGRES_TEST_CASE("two engines sharing one database carry out every step exactly once",
                       "[engine][runtime][concurrency]", db) {
   auto store = Store::Open(db.url(), 8);

@@ -169,10 +169,16 @@ class SealCache {
     sealed_.clear();
     opened_.clear();
   }
-  // Heterogeneous look-up: a box is found from a view of the text it sits in.
+  // Heterogeneous look-up: a box is found from a view of the text it sits in. Its last bytes
+  // (ciphertext and tag, random) are hash enough; hashing the whole box cost more than the rest
+  // of a look-up.
   struct Hash {
     using is_transparent = void;
-    size_t operator()(std::string_view text) const { return std::hash<std::string_view>{}(text); }
+    size_t operator()(std::string_view text) const {
+      constexpr size_t kTail = 24;
+      return std::hash<std::string_view>{}(text.size() > kTail ? text.substr(text.size() - kTail)
+                                                               : text);
+    }
   };
   std::mutex mutex_;
   std::unordered_map<std::string, std::string> sealed_;  // key bytes, case, plaintext -> box
@@ -183,12 +189,18 @@ class SealCache {
 
 DataKey NewDataKey() { return RandomKey(); }
 
-std::string SealedCase(std::string_view text) {
+namespace {
+
+std::string_view SealedCaseView(std::string_view text) {
   if (!IsSealed(text)) return {};
   text.remove_prefix(kSealedPrefix.size());
   const size_t colon = text.find(':');
-  return colon == std::string_view::npos ? std::string() : std::string(text.substr(0, colon));
+  return colon == std::string_view::npos ? std::string_view() : text.substr(0, colon);
 }
+
+}  // namespace
+
+std::string SealedCase(std::string_view text) { return std::string(SealedCaseView(text)); }
 
 namespace {
 
@@ -538,14 +550,15 @@ json CaseSealer::SealState(json state, std::optional<json> sealed_data) const {
 // --- Revealer ----------------------------------------------------------------------------------
 
 json Revealer::Open(std::string_view sealed) {
-  const std::string case_id = SealedCase(sealed);
+  const std::string_view case_id = SealedCaseView(sealed);
   auto it = keys_.find(case_id);
   if (it == keys_.end()) {
-    auto key = key_of_(case_id);
-    erased_[case_id] = key && !key->has_value();
-    it = keys_.emplace(case_id, key ? *key : std::nullopt).first;
+    const std::string id(case_id);
+    auto key = key_of_(id);
+    erased_[id] = key && !key->has_value();
+    it = keys_.emplace(id, key ? *key : std::nullopt).first;
   }
-  if (!it->second) return json(erased_[case_id] ? kErasedValue : kSealedValue);
+  if (!it->second) return json(erased_.find(case_id)->second ? kErasedValue : kSealedValue);
   SealCache& cache = SealCache::Instance();
   if (auto value = cache.Opened(sealed)) return std::move(*value);
   auto value = OpenSealed(sealed, *it->second);

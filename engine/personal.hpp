@@ -182,8 +182,9 @@ class Revealer {
 
  private:
   KeyOf key_of_;
-  std::map<std::string, std::optional<DataKey>> keys_;  // nullopt: erased or not available
-  std::map<std::string, bool> erased_;
+  // By case id, found from a view of the sealed text (std::less<>: no string made to look).
+  std::map<std::string, std::optional<DataKey>, std::less<>> keys_;  // nullopt: not available
+  std::map<std::string, bool, std::less<>> erased_;
 };
 
 // Whether `text` (JSON or plain) holds a sealed value anywhere: the cheap test before a walk.

@@ -14,36 +14,40 @@ namespace wf::engine {
 
 namespace {
 using namespace detail;  // NOLINT: the store's shared internals
-}  // namespace
 
-Result<HistoryEvent> StoreTx::AppendHistory(const std::string& case_id, const std::string& actor,
-                                            const std::string& action, const std::string& step,
-                                            const std::string& details_json, Timestamp at) {
+// An event of `case_id` not yet chained: what AppendEvent seals.
+HistoryEvent UnsealedEvent(const std::string& case_id, const std::string& actor,
+                           const std::string& action, const std::string& step, Timestamp at,
+                           std::string details) {
   HistoryEvent event;
   event.case_id = case_id;
   event.at = FormatRfc3339(at);
   event.actor = actor;
   event.action = action;
   event.step = step;
-  event.details = details_json.empty() ? "{}" : details_json;
-  if (!nlohmann::json::accept(event.details)) {
+  event.details = std::move(details);
+  return event;
+}
+
+}  // namespace
+
+Result<HistoryEvent> StoreTx::AppendHistory(const std::string& case_id, const std::string& actor,
+                                            const std::string& action, const std::string& step,
+                                            const std::string& details_json, Timestamp at) {
+  const std::string& details = details_json.empty() ? std::string("{}") : details_json;
+  if (!nlohmann::json::accept(details)) {
     return Status::Invalid("history details of case " + case_id + " are not JSON");
   }
-  return AppendEvent(std::move(event), std::nullopt);
+  return AppendEvent(UnsealedEvent(case_id, actor, action, step, at, details), std::nullopt);
 }
 
 Result<HistoryEvent> StoreTx::AppendHistoryJson(const std::string& case_id,
                                                 const std::string& actor, const std::string& action,
                                                 const std::string& step, nlohmann::json details,
                                                 Timestamp at) {
-  HistoryEvent event;
-  event.case_id = case_id;
-  event.at = FormatRfc3339(at);
-  event.actor = actor;
-  event.action = action;
-  event.step = step;
-  event.details = details.dump();
-  return AppendEvent(std::move(event), std::move(details));
+  std::string text = details.dump();
+  return AppendEvent(UnsealedEvent(case_id, actor, action, step, at, std::move(text)),
+                     std::move(details));
 }
 
 Result<HistoryEvent> StoreTx::AppendEvent(HistoryEvent event,

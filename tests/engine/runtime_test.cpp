@@ -3,6 +3,7 @@
 #include <catch2/catch.hpp>
 
 #include <map>
+#include <memory>
 #include <set>
 #include <thread>
 
@@ -140,33 +141,38 @@ WF_STORE_TEST_CASE("a second open case with the same dedupe key is refused", "[e
   CHECK_THAT(invalid.error().message(), Catch::Contains("$.applicant"));
 }
 
+// A store with kReview deployed, and the runtime and adapters the review tests run it with.
+struct ReviewRig {
+  std::unique_ptr<Store> store;
+  Deployment deployment = TestDeployment();
+  std::unique_ptr<Runtime> runtime;
+  adapters::Registry registry;
+
+  explicit ReviewRig(const std::string& url) {
+    auto opened = Store::Open(url);
+    REQUIRE(opened.has_value());
+    store = std::move(*opened);
+    runtime = std::make_unique<Runtime>(*store, deployment);
+    REQUIRE(runtime->Deploy(testing::ProcedureFromYaml(kReview)).has_value());
+  }
+  // Runs an engine until nothing is due; what it did.
+  EngineStats RunUntilIdle() {
+    Engine engine(*runtime, registry, testing::UntilIdleOptions());
+    REQUIRE(engine.Run().ok());
+    return engine.stats();
+  }
+};
+
 WF_STORE_TEST_CASE("a task decides, a fork joins, and evidence is reused by the next case",
                    "[engine][runtime]", db) {
-  auto store = Store::Open(db.url());
-  REQUIRE(store.has_value());
-  Deployment deployment = TestDeployment();
-  Runtime runtime(**store, deployment);
-  REQUIRE(runtime.Deploy(testing::ProcedureFromYaml(kReview)).has_value());
-  adapters::Registry registry;
+  ReviewRig rig(db.url());
+  Store& store = *rig.store;
+  Runtime& runtime = *rig.runtime;
 
   auto first = runtime.StartCase("review", {{"id", "079123456789"}}, "an.nguyen");
   REQUIRE(first.has_value());
-  {
-    Engine engine(runtime, registry, testing::UntilIdleOptions());
-    REQUIRE(engine.Run().ok());
-    CHECK(engine.stats().reused == 0);
-  }
-  std::vector<TaskRecord> tasks;
-  REQUIRE((*store)
-              ->Read([&](StoreTx& tx) {
-                TaskFilter filter;
-                filter.case_id = first->id;
-                auto got = tx.ListTasks(filter);
-                if (!got) return got.error();
-                tasks = *got;
-                return Status::Ok();
-              })
-              .ok());
+  CHECK(rig.RunUntilIdle().reused == 0);
+  std::vector<TaskRecord> tasks = testing::CaseTasks(store, first->id);
   REQUIRE(tasks.size() == 1);
   int64_t task = tasks[0].id;
 
@@ -179,20 +185,15 @@ WF_STORE_TEST_CASE("a task decides, a fork joins, and evidence is reused by the 
   REQUIRE(runtime.CompleteTask(task, "an.nguyen", {{"approved", true}}).ok());
   CHECK(runtime.CompleteTask(task, "an.nguyen", {{"approved", true}}).code() ==
         ErrorCode::kConflict);
-  {
-    Engine engine(runtime, registry, testing::UntilIdleOptions());
-    REQUIRE(engine.Run().ok());
-  }
-  CHECK(testing::CaseStatus(**store, first->id) == "completed");
+  rig.RunUntilIdle();
+  CHECK(testing::CaseStatus(store, first->id) == "completed");
 
   // The same citizen in another case: the check is answered from evidence, not the department.
   auto second = runtime.StartCase("review", {{"id", "079123456789"}}, "an.nguyen");
   REQUIRE(second.has_value());
-  Engine engine(runtime, registry, testing::UntilIdleOptions());
-  REQUIRE(engine.Run().ok());
-  CHECK(engine.stats().reused == 1);
+  CHECK(rig.RunUntilIdle().reused == 1);
   bool reused = false;
-  for (const auto& e : testing::CaseHistory(**store, second->id)) {
+  for (const auto& e : testing::CaseHistory(store, second->id)) {
     if (e.action == history_action::kStepReused) {
       reused = true;
       CHECK_THAT(e.details, Catch::Contains(first->id));
@@ -204,33 +205,15 @@ WF_STORE_TEST_CASE("a task decides, a fork joins, and evidence is reused by the 
 WF_STORE_TEST_CASE("a case stored with its data inside its state (format 1) goes on from there",
                    "[engine][runtime]", db) {
   using nlohmann::json;
-  auto store = Store::Open(db.url());
-  REQUIRE(store.has_value());
-  Deployment deployment = TestDeployment();
-  Runtime runtime(**store, deployment);
-  REQUIRE(runtime.Deploy(testing::ProcedureFromYaml(kReview)).has_value());
-  adapters::Registry registry;
+  ReviewRig rig(db.url());
+  Store& store = *rig.store;
+  Runtime& runtime = *rig.runtime;
   auto started = runtime.StartCase("review", {{"id", "079123456789"}}, "an.nguyen");
   REQUIRE(started.has_value());
-  {
-    Engine engine(runtime, registry, testing::UntilIdleOptions());
-    REQUIRE(engine.Run().ok());
-  }
+  rig.RunUntilIdle();
   // The row as wf wrote it before format 2: the data in the state. cases.data is emptied to
   // show that the engine then reads the state's own copy.
-  auto stored = [&] {
-    CaseRecord record;
-    REQUIRE((*store)
-                ->Read([&](StoreTx& tx) {
-                  auto got = tx.GetCase(started->id);
-                  if (!got) return got.error();
-                  record = *got;
-                  return Status::Ok();
-                })
-                .ok());
-    return record;
-  };
-  CaseRecord record = stored();
+  CaseRecord record = testing::CaseRow(store, started->id);
   json state = json::parse(record.state);
   REQUIRE(state["format"] == 2);
   REQUIRE_FALSE(state.contains("data"));
@@ -240,25 +223,12 @@ WF_STORE_TEST_CASE("a case stored with its data inside its state (format 1) goes
   db.Execute("UPDATE cases SET data = '{}', state = '" + state.dump() + "' WHERE id = '" +
              started->id + "'");
 
-  std::vector<TaskRecord> tasks;
-  REQUIRE((*store)
-              ->Read([&](StoreTx& tx) {
-                TaskFilter filter;
-                filter.case_id = started->id;
-                auto got = tx.ListTasks(filter);
-                if (!got) return got.error();
-                tasks = *got;
-                return Status::Ok();
-              })
-              .ok());
+  std::vector<TaskRecord> tasks = testing::CaseTasks(store, started->id);
   REQUIRE(tasks.size() == 1);
   REQUIRE(runtime.CompleteTask(tasks[0].id, "an.nguyen", {{"approved", true}}).ok());
-  {
-    Engine engine(runtime, registry, testing::UntilIdleOptions());
-    REQUIRE(engine.Run().ok());
-  }
-  CHECK(testing::CaseStatus(**store, started->id) == "completed");
-  record = stored();
+  rig.RunUntilIdle();
+  CHECK(testing::CaseStatus(store, started->id) == "completed");
+  record = testing::CaseRow(store, started->id);
   json data = json::parse(record.data);
   CHECK(data["id"] == "079123456789");
   CHECK(data.contains("checked"));

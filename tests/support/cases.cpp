@@ -82,6 +82,20 @@ std::vector<engine::WorkItem> CaseWork(engine::Store& store, const std::string& 
       store, [&](engine::StoreTx& tx) { return tx.ListWork(case_id); });
 }
 
+std::vector<engine::TaskRecord> CaseTasks(engine::Store& store, const std::string& case_id) {
+  return ReadOrFail<std::vector<engine::TaskRecord>>(store, [&](engine::StoreTx& tx) {
+    engine::TaskFilter filter;
+    filter.case_id = case_id;
+    filter.open_only = false;
+    return tx.ListTasks(filter);
+  });
+}
+
+engine::CaseRecord CaseRow(engine::Store& store, const std::string& case_id) {
+  return ReadOrFail<engine::CaseRecord>(store,
+                                        [&](engine::StoreTx& tx) { return tx.GetCase(case_id); });
+}
+
 std::vector<engine::HistoryEvent> SealedChain(const std::string& case_id, int length) {
   std::vector<engine::HistoryEvent> events;
   for (int i = 0; i < length; ++i) {

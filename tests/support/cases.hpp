@@ -30,6 +30,10 @@ std::vector<engine::HistoryEvent> CaseHistory(engine::Store& store, const std::s
 std::vector<engine::IncidentRecord> CaseIncidents(engine::Store& store, const std::string& case_id);
 // A case's work rows (finished rows are deleted, so these are the unfinished ones).
 std::vector<engine::WorkItem> CaseWork(engine::Store& store, const std::string& case_id);
+// A case's tasks, open and done.
+std::vector<engine::TaskRecord> CaseTasks(engine::Store& store, const std::string& case_id);
+// A case's row as stored.
+engine::CaseRecord CaseRow(engine::Store& store, const std::string& case_id);
 
 // Options for an engine that runs until nothing is due: `until_idle`, a 5 s idle wait (long
 // enough for a loaded machine), 64 calls in flight.

@@ -527,15 +527,9 @@ std::string CaseSealer::SealJsonText(const std::string& text) const {
   return Seal(parsed).dump();
 }
 
-json CaseSealer::SealState(json state, std::optional<json> sealed_data) const {
+json CaseSealer::SealState(json state) const {
   if (!active_ || !state.is_object()) return state;
-  if (auto data = state.find("data"); data != state.end()) {
-    if (sealed_data) {
-      *data = std::move(*sealed_data);
-    } else {
-      SealInPlace(*data);
-    }
-  }
+  if (auto data = state.find("data"); data != state.end()) SealInPlace(*data);
   if (auto reason = state.find("reason"); reason != state.end()) SealInPlace(*reason);
   if (auto tokens = state.find("tokens"); tokens != state.end() && tokens->is_array()) {
     for (json& token : *tokens) {

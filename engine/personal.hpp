@@ -144,10 +144,9 @@ class CaseSealer {
   std::string SealText(const std::string& text) const;
   // JSON text: Seal over its parse (text that is not JSON: SealText).
   std::string SealJsonText(const std::string& text) const;
-  // The machine's state (CaseState::ToJson): its data (replaced by `sealed_data` when given,
-  // Seal of the same data), reason and incident messages.
-  nlohmann::json SealState(nlohmann::json state,
-                           std::optional<nlohmann::json> sealed_data = std::nullopt) const;
+  // The machine's state (CaseState::ToJson): its data (when it holds it, format 1), reason and
+  // incident messages.
+  nlohmann::json SealState(nlohmann::json state) const;
   // Whether `text` holds a personal value.
   bool Contains(std::string_view text) const;
   // Whether the JSON text `json_text` may hold one (false: certainly not, no need to parse it).

@@ -67,7 +67,8 @@ Status BatchCommitter::CommitGuarded(std::vector<Completion>& batch, int room,
 // replays those answers. A case that changed in between makes the transaction miss an answer:
 // it rolls back and the batch is rehearsed again, at most kMaxRehearsals rounds, the last of
 // which evaluates what it misses. Cases whose procedures have only provably bounded
-// expressions skip the rehearsal (learned per case from the locked rows).
+// expressions skip the rehearsal (learned per case from the locked rows, or known from the
+// procedure a claimed row names).
 Status BatchCommitter::CommitBatch(std::vector<Completion>& batch, int room,
                                    std::vector<WorkItem>* claimed, Committed& counts) {
   int64_t applied = 0, stale = 0;
@@ -83,7 +84,8 @@ Status BatchCommitter::CommitBatch(std::vector<Completion>& batch, int room,
     if (!status.ok()) break;
     const bool last = round == kMaxRehearsals;
     memo.Replay(last);
-    status = runtime_.store().Transact([&](StoreTx& tx) {
+    // Its first statement is CompleteWorkBatch's pipeline, which carries the BEGIN.
+    status = runtime_.store().TransactPipelined([&](StoreTx& tx) {
       applied = stale = 0;
       tx.DeferWrites();  // the case rows are locked below: updates cannot conflict
       if (claimed != nullptr && room > 0) tx.ClaimNewWork(owner_, now, lease_, room);
@@ -135,6 +137,12 @@ Status BatchCommitter::CommitBatch(std::vector<Completion>& batch, int room,
         auto rows = tx.InsertClaimedWork();
         if (!rows) return rows.error();
         *claimed = std::move(*rows);
+        for (WorkItem& item : *claimed) {
+          if (auto it = cases.find(item.case_id); it != cases.end()) {
+            item.procedure = it->second.procedure;
+            item.version = it->second.version;
+          }
+        }
         if (Status s = PrefetchCaseKeys(tx, runtime_.store().keys(), *claimed); !s.ok()) return s;
       }
       return Status::Ok();
@@ -162,7 +170,11 @@ Status BatchCommitter::RehearseBatch(const std::vector<Completion>& batch,
   for (size_t i = 0; i < batch.size(); ++i) {
     const Completion& c = batch[i];
     if (lost[i] || !c.event) continue;
-    if (skip_bounded && bounded_cases_.count(c.item.case_id) > 0) continue;
+    if (skip_bounded && (bounded_cases_.count(c.item.case_id) > 0 ||
+                         (c.item.version > 0 && runtime_.procedures().KnownBounded(
+                                                    c.item.procedure, c.item.version)))) {
+      continue;
+    }
     auto& of_case = events[c.item.case_id];
     if (of_case.empty()) ids.push_back(c.item.case_id);
     of_case.push_back(&*c.event);

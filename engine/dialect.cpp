@@ -518,6 +518,13 @@ std::string Dialect::WorkColumns(std::string_view alias) const {
   return detail::SelectList(detail::kWorkColumns, *this, true, alias);
 }
 
+// The procedure and version of a claimed row's case (two probes of its primary key), so that the
+// engine knows which expressions the row's outcome may evaluate before it reads the case.
+static std::string ClaimedCase(const std::string& work) {
+  return "(SELECT c.procedure FROM cases c WHERE c.id = " + work +
+         ".case_id), (SELECT c.version FROM cases c WHERE c.id = " + work + ".case_id)";
+}
+
 // A leased row's run_at moves to its lease expiry: run_at always says when a row next becomes
 // claimable, so one index on run_at (work_due) serves both due rows and expired leases. A
 // finished row is deleted, so every row in the table is unfinished.
@@ -528,13 +535,14 @@ std::string Dialect::ClaimWorkSql() const {
            " FROM (SELECT case_id, id, run_at FROM work WHERE run_at <= :now"
            " ORDER BY run_at LIMIT :limit FOR UPDATE SKIP LOCKED) AS due"
            " WHERE w.case_id = due.case_id AND w.id = due.id RETURNING " +
-           WorkColumns("w") + ", due.run_at";
+           WorkColumns("w") + ", due.run_at, " + ClaimedCase("w");
   }
   return "UPDATE work SET state = 'leased', owner = :owner, lease_until = :lease_until,"
          " run_at = :lease_run_at, attempt = attempt + 1"
          " WHERE id IN (SELECT id FROM work WHERE run_at <= :now"
          " ORDER BY run_at LIMIT :limit) RETURNING " +
-         WorkColumns("") + ", created_at";  // RETURNING sees only new values here
+         WorkColumns("") + ", created_at, " +  // RETURNING sees only new values here
+         ClaimedCase("work");
 }
 
 std::string Dialect::NotifyWorkSql() const {

@@ -1,6 +1,7 @@
 #include "engine/runtime.hpp"
 
 #include <algorithm>
+#include <limits>
 #include <type_traits>
 
 #include "engine/call_graph.hpp"
@@ -229,6 +230,24 @@ bool ProcedureCache::AllBounded(const workflows::Procedure* procedure) {
   return it != all_bounded_.end() && it->second;
 }
 
+bool ProcedureCache::KnownBounded(const std::string& name, int version) {
+  std::lock_guard lock(mutex_);
+  auto it = procedures_.find({name, version});
+  if (it == procedures_.end()) return false;
+  auto bounded = all_bounded_.find(it->second.get());
+  return bounded != all_bounded_.end() && bounded->second;
+}
+
+bool ProcedureCache::LatestKnownBounded(const std::string& name) {
+  std::lock_guard lock(mutex_);
+  auto it = procedures_.lower_bound({name, std::numeric_limits<int>::max()});
+  if (it == procedures_.begin()) return false;
+  --it;
+  if (it->first.first != name) return false;
+  auto bounded = all_bounded_.find(it->second.get());
+  return bounded != all_bounded_.end() && bounded->second;
+}
+
 Result<const workflows::Procedure*> ProcedureCache::Get(StoreTx& tx, const std::string& name,
                                                         int version) {
   {
@@ -286,6 +305,9 @@ Status Runtime::StartTransaction(const std::string& procedure_name, const nlohma
                                  const std::function<Status(StoreTx&, const Started&)>& also,
                                  std::optional<Started>* started) {
   Timestamp now = Now();
+  // A procedure whose expressions are all bounded needs no rehearsal: if a newer version that is
+  // not was deployed meanwhile, the transaction misses its answers and the next round rehearses.
+  const bool skip = procedures_.LatestKnownBounded(procedure_name);
   return TransactRehearsed(
       [&](StoreTx& tx, ExpressionMemo& memo) {
         auto record = LatestDeployed(tx, procedure_name);
@@ -307,7 +329,8 @@ Status Runtime::StartTransaction(const std::string& procedure_name, const nlohma
         }
         *started = *result;
         return Status::Ok();
-      });
+      },
+      skip);
 }
 
 Result<Started> Runtime::StartCase(const std::string& procedure_name, const nlohmann::json& data,
@@ -529,14 +552,17 @@ Status Runtime::RehearseCommands(StoreTx& tx, const Advance& advance, const std:
 }
 
 Status Runtime::TransactRehearsed(const std::function<Status(StoreTx&, ExpressionMemo&)>& rehearse,
-                                  const std::function<Status(StoreTx&, ExpressionMemo&)>& body) {
+                                  const std::function<Status(StoreTx&, ExpressionMemo&)>& body,
+                                  bool skip_first_rehearsal) {
   ExpressionMemo memo(evaluator_);
   for (int round = 1;; ++round) {
     memo.Record();
     memo.ClearUnavailable();
     // Its failures (no such case, a procedure that no longer loads) are the transaction's to
     // report; only an evaluator that cannot run stops here.
-    Status rehearsed = store_.Read([&](StoreTx& tx) { return rehearse(tx, memo); });
+    Status rehearsed = round == 1 && skip_first_rehearsal
+                           ? Status::Ok()
+                           : store_.Read([&](StoreTx& tx) { return rehearse(tx, memo); });
     if (rehearsed.code() == ErrorCode::kUnavailable) return rehearsed;
     if (memo.unavailable()) return *memo.unavailable();
     const bool last = round == kMaxRehearsals;

@@ -114,6 +114,10 @@ class ProcedureCache {
   // True when every expression of `procedure` (one this cache returned) is provably bounded:
   // applying an event to its cases evaluates nothing that needs rehearsing, sub-cases aside.
   bool AllBounded(const workflows::Procedure* procedure);
+  // True when `name` at `version` is in the cache and AllBounded; false when it is not cached.
+  bool KnownBounded(const std::string& name, int version);
+  // KnownBounded for the highest version of `name` in the cache (a newer one may be deployed).
+  bool LatestKnownBounded(const std::string& name);
 
  private:
   std::mutex mutex_;
@@ -325,9 +329,11 @@ class Runtime {
                           Timestamp now, ExpressionMemo& memo, int depth);
   // Runs `body` in a write transaction after `rehearse` (in a read transaction) evaluated its
   // expressions into the memo `body` gets; repeats both when the transaction missed some (the
-  // data changed in between), at most kMaxRehearsals times.
+  // data changed in between), at most kMaxRehearsals times. With `skip_first_rehearsal` (every
+  // expression known bounded) the first round goes straight to the transaction.
   Status TransactRehearsed(const std::function<Status(StoreTx&, ExpressionMemo&)>& rehearse,
-                           const std::function<Status(StoreTx&, ExpressionMemo&)>& body);
+                           const std::function<Status(StoreTx&, ExpressionMemo&)>& body,
+                           bool skip_first_rehearsal = false);
   // After a start refused with kConflict (rolled back): records the refused duplicate in its own
   // transaction when the procedure has a dedupe key (engine/refusal.cpp) and returns `refused`;
   // when the record cannot be written, `refused` with a note saying so, never silently.

@@ -206,7 +206,8 @@ struct Engine::Impl {
         int limit = std::min(room, options.claim_batch);
         auto result = co_await OnDb([this, limit] {
           std::vector<WorkItem> items;
-          Status s = runtime.store().Transact([&](StoreTx& tx) {
+          // BEGIN and the relaxed durability in one round trip (RelaxDurability).
+          Status s = runtime.store().TransactPipelined([&](StoreTx& tx) {
             if (Status relaxed = tx.RelaxDurability(); !relaxed.ok()) return relaxed;
             auto got = tx.ClaimWork(options.owner, Now(), options.lease, limit);
             if (!got) return got.error();

@@ -110,7 +110,17 @@ void StoreTx::DeferWrites() { context_.defer_writes = context_.dialect.is_postgr
 Status StoreTx::RelaxDurability() {
   if (!context_.dialect.is_postgres()) return Status::Ok();
   return Guard(context_, "relax durability", [&]() -> Status {
-    Exec(context_.sql, "SET LOCAL synchronous_commit = off");
+    PGconn* conn = PgConnection(context_.sql);
+    if (conn != nullptr && t_begin_owed == conn) {  // the owed BEGIN, in the same round trip
+      t_begin_owed = nullptr;
+      PGresult* begun = PQexec(conn, "BEGIN; SET LOCAL synchronous_commit = off");
+      if (begun == nullptr || PQresultStatus(begun) != PGRES_COMMAND_OK) {
+        ThrowPostgres(conn, begun);
+      }
+      PQclear(begun);
+    } else {
+      Exec(context_.sql, "SET LOCAL synchronous_commit = off");
+    }
     return Status::Ok();
   });
 }
@@ -206,9 +216,11 @@ Result<std::unique_ptr<Store>> Store::OpenOnce(std::string_view url, int pool_si
   return store;
 }
 
-Status Store::Run(bool write, const std::function<Status(detail::TxContext&)>& body) {
+Status Store::Run(bool write, const std::function<Status(detail::TxContext&)>& body,
+                  bool defer_begin) {
   StoreState& state = *state_;
   const Dialect& dialect = state.dialect;
+  defer_begin = defer_begin && write && dialect.is_postgres();
   PooledSession pooled(state);
   std::unique_ptr<soci::session>& sql = pooled.session();
   // A dead connection shows only when used; a BEGIN that fails on one is retried once on a fresh
@@ -221,7 +233,7 @@ Status Store::Run(bool write, const std::function<Status(detail::TxContext&)>& b
       sql = std::move(*fresh);
     }
     try {
-      Exec(*sql, dialect.BeginSql(write));
+      if (!defer_begin) Exec(*sql, dialect.BeginSql(write));
       break;
     } catch (const std::exception& e) {
       MappedError mapped = MapError(sql.get(), dialect.backend(), "begin transaction", e);
@@ -233,6 +245,12 @@ Status Store::Run(bool write, const std::function<Status(detail::TxContext&)>& b
 
   TxContext ctx{*sql, dialect};
   ctx.case_ids = &state.case_ids;
+  // A deferred BEGIN is owed until the first statement; it stays owed only if none was sent.
+  PGconn* const conn = defer_begin ? PgConnection(*sql) : nullptr;
+  t_begin_owed = conn;
+  struct Unowe {
+    ~Unowe() { t_begin_owed = nullptr; }
+  } unowe;
   Status status;
   try {
     status = body(ctx);
@@ -242,12 +260,14 @@ Status Store::Run(bool write, const std::function<Status(detail::TxContext&)>& b
   if (status.ok() && write) status = FlushPending(ctx);
   ctx.pending.clear();
   if (status.ok() && !ctx.failure.ok()) status = ctx.failure;
+  const bool begun = conn == nullptr || t_begin_owed != conn;
+  t_begin_owed = nullptr;
 
   if (status.ok() && write) {
     try {
       std::string notify = dialect.NotifyWorkSql();
-      if (ctx.work_changed && !notify.empty()) Exec(*sql, notify);
-      Exec(*sql, "COMMIT");
+      if (begun && ctx.work_changed && !notify.empty()) Exec(*sql, notify);
+      if (begun) Exec(*sql, "COMMIT");
     } catch (const std::exception& e) {
       MappedError mapped = MapError(sql.get(), dialect.backend(), "commit", e);
       if (mapped.connection_lost) {
@@ -269,7 +289,7 @@ Status Store::Run(bool write, const std::function<Status(detail::TxContext&)>& b
   }
   if (ctx.connection_lost) {
     sql.reset();
-  } else {
+  } else if (begun) {
     try {
       Exec(*sql, "ROLLBACK");
     } catch (const std::exception&) {
@@ -284,6 +304,16 @@ Status Store::Transact(const std::function<Status(StoreTx&)>& body) {
     StoreTx tx(ctx);
     return body(tx);
   });
+}
+
+Status Store::TransactPipelined(const std::function<Status(StoreTx&)>& body) {
+  return Run(
+      true,
+      [&](TxContext& ctx) {
+        StoreTx tx(ctx);
+        return body(tx);
+      },
+      true);
 }
 
 Status Store::Read(const std::function<Status(StoreTx&)>& body) {

@@ -141,6 +141,10 @@ struct WorkItem {
   // Set by ClaimWork: when the row became claimable before this claim (its due time, or the
   // expiry of the lease it was taken back from; on SQLite its creation time).
   Timestamp ready_at{};
+  // Set by ClaimWork and for the rows a commit hands back: the procedure and version of the row's
+  // case (empty and 0 otherwise), so that the engine knows its expressions before reading it.
+  std::string procedure;
+  int version = 0;
 };
 
 // Identifies a leased work row and the lease a completion is fenced on.
@@ -684,6 +688,11 @@ class Store {
   // write lock is taken at BEGIN. If COMMIT itself fails with the connection lost, the outcome is
   // unknown and kUnavailable returns: the fenced and optimistic checks make a retry safe.
   Status Transact(const std::function<Status(StoreTx&)>& body);
+  // Transact whose BEGIN (PostgreSQL) is not a round trip of its own: it travels in the first
+  // pipeline `body` sends (or goes just before its first other statement). For the engine's
+  // commits, whose first statement is a pipeline; a connection that died while idle then shows
+  // as kUnavailable from that statement instead of being replaced before BEGIN.
+  Status TransactPipelined(const std::function<Status(StoreTx&)>& body);
   // Same for reading only (PostgreSQL BEGIN READ ONLY; SQLite a deferred transaction that never
   // blocks writers under WAL). Always ends with ROLLBACK.
   Status Read(const std::function<Status(StoreTx&)>& body);
@@ -743,7 +752,8 @@ class Store {
   explicit Store(std::unique_ptr<detail::StoreState> state);
   // One attempt of Open.
   static Result<std::unique_ptr<Store>> OpenOnce(std::string_view url, int pool_size);
-  Status Run(bool write, const std::function<Status(detail::TxContext&)>& body);
+  Status Run(bool write, const std::function<Status(detail::TxContext&)>& body,
+             bool defer_begin = false);
 
   std::unique_ptr<detail::StoreState> state_;
 };

@@ -418,7 +418,18 @@ class Query {
   int row_ = -1;
 };
 
-inline void Exec(soci::session& sql, const std::string& text) { sql << text; }
+// The connection whose transaction (Store::TransactPipelined) has not sent its BEGIN yet, on this
+// thread: the next statement on it sends it first (PayBegin), or SendPipelined in its pipeline.
+inline thread_local PGconn* t_begin_owed = nullptr;
+// Sends the BEGIN `conn` owes, if it owes one (store_prepared.cpp).
+void PayBegin(PGconn* conn);
+// Throws the error of `result` (or of `conn` when there is no result) as soci would; frees it.
+[[noreturn]] void ThrowPostgres(PGconn* conn, PGresult* result);
+
+inline void Exec(soci::session& sql, const std::string& text) {
+  if (t_begin_owed != nullptr) PayBegin(PgConnection(sql));
+  sql << text;
+}
 
 // The last (seq, hash) of the history chain of each case of a text[] parameter (PostgreSQL):
 // kChainHeadsSql + the parameter + kChainHeadsTail. One backward probe of the primary key per

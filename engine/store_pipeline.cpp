@@ -49,7 +49,11 @@ Status SendPipelined(TxContext& ctx, const std::vector<DeferredWrite>& writes,
     if (PQenterPipelineMode(conn) != 1) {
       return doom(Status::Unavailable(std::string("pipeline: ") + PQerrorMessage(conn)), true);
     }
-    bool sent = true;
+    // The transaction's BEGIN, when it is owed (Store::TransactPipelined): first in the pipeline.
+    const bool begin = start == 0 && t_begin_owed == conn;
+    if (begin) t_begin_owed = nullptr;
+    bool sent = !begin || PQsendQueryParams(conn, "BEGIN", 0, nullptr, nullptr, nullptr, nullptr,
+                                            0) == 1;
     std::vector<const char*> values;
     std::vector<PreparedUse> uses(end - start);
     for (size_t i = start; i < end && sent; ++i) {
@@ -73,6 +77,15 @@ Status SendPipelined(TxContext& ctx, const std::vector<DeferredWrite>& writes,
       return doom(Status::Unavailable(std::string("pipeline: ") + PQerrorMessage(conn)), true);
     }
     std::optional<MappedError> first;
+    if (begin) {
+      PGresult* begun = PQgetResult(conn);
+      if (begun == nullptr) {
+        return doom(Status::Unavailable(std::string("pipeline: ") + PQerrorMessage(conn)), true);
+      }
+      if (PQresultStatus(begun) != PGRES_COMMAND_OK) first = Failure(conn, begun, "begin");
+      PQclear(begun);
+      while ((begun = PQgetResult(conn)) != nullptr) PQclear(begun);
+    }
     for (size_t i = start; i < end; ++i) {
       if (uses[i - start].prepare) {  // the PREPARE's own answer comes first
         PGresult* prepared = PQgetResult(conn);

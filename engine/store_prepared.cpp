@@ -136,7 +136,7 @@ PGresult* ExecPostgres(PGconn* conn, const std::string& sql,
   return PQexecPrepared(conn, use.name.c_str(), n, values.data(), nullptr, nullptr, 0);
 }
 
-void ThrowPostgres(PGconn* conn, PGresult* result) {
+[[noreturn]] void ThrowPostgres(PGconn* conn, PGresult* result) {
   std::string message = result != nullptr ? PQresultErrorMessage(result) : PQerrorMessage(conn);
   const char* field = result != nullptr ? PQresultErrorField(result, PG_DIAG_SQLSTATE) : nullptr;
   std::string state = field != nullptr ? field : "08006";  // no answer at all: the connection
@@ -145,7 +145,16 @@ void ThrowPostgres(PGconn* conn, PGresult* result) {
   throw soci::postgresql_soci_error(message, state.c_str());
 }
 
+void PayBegin(PGconn* conn) {
+  if (conn == nullptr || conn != t_begin_owed) return;
+  t_begin_owed = nullptr;
+  PGresult* begun = PQexec(conn, "BEGIN");
+  if (begun == nullptr || PQresultStatus(begun) != PGRES_COMMAND_OK) ThrowPostgres(conn, begun);
+  PQclear(begun);
+}
+
 bool Query::ExecutePostgres(PGconn* conn) {
+  PayBegin(conn);
   const NamedToNumbered numbered = Numbered(text_);
   std::vector<std::string> integers;  // the integers' text, alive until the call returns
   integers.reserve(params_.size());

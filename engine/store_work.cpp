@@ -186,11 +186,13 @@ Result<std::vector<WorkItem>> StoreTx::ClaimWork(const std::string& owner, Times
         .Bind("lease_run_at", now + lease)
         .Bind("now", now)
         .Bind("limit", std::int64_t{limit})
-        .Columns(ColumnKinds(kWorkColumns) + "i");
+        .Columns(ColumnKinds(kWorkColumns) + "iti");
     const int ready = static_cast<int>(kWorkColumns.size());
     std::vector<WorkItem> items = ReadAll<WorkItem>(q, [ready](const Query& row) {
       WorkItem item = ReadRow(kWorkColumns, row);
       item.ready_at = row.Time(ready);
+      item.procedure = row.Text(ready + 1);
+      item.version = static_cast<int>(row.Int(ready + 2));
       return item;
     });
     std::sort(items.begin(), items.end(), [](const WorkItem& a, const WorkItem& b) {

@@ -378,6 +378,66 @@ WF_STORE_TEST_CASE("two owners claiming at once never get the same work", "[engi
   CHECK(all.size() == static_cast<size_t>(kRows));
 }
 
+WF_STORE_TEST_CASE("a transaction whose BEGIN travels with its first statement is one transaction",
+                   "[engine][store][work]", db) {
+  auto store = OpenStore(db);
+  std::string case_id = InsertCase(*store, NewCase());
+  Enqueue(*store, case_id, 1, kT0);
+  std::vector<WorkItem> claimed = Claim(*store, "engine-a", kT0, 10);
+  REQUIRE(claimed.size() == 1);
+  // A claimed row names its case's procedure and version.
+  CHECK(claimed[0].procedure == "birth-registration");
+  CHECK(claimed[0].version == 1);
+  const WorkFence fence{case_id, claimed[0].id, claimed[0].attempt};
+  auto leased = [&] {
+    size_t n = 0;
+    REQUIRE(store->Read([&](StoreTx& tx) {
+      auto rows = tx.ListLeasedWork("engine-a");
+      if (!rows) return rows.error();
+      n = rows->size();
+      return Status::Ok();
+    }).ok());
+    return n;
+  };
+
+  SECTION("a failure after a pipelined first statement undoes it") {
+    Status status = store->TransactPipelined([&](StoreTx& tx) {
+      auto done = tx.CompleteWorkBatch({fence}, "engine-a");
+      if (!done) return done.error();
+      CHECK(done->at(0));
+      return Status::Conflict("changed my mind");
+    });
+    CHECK(status.code() == ErrorCode::kConflict);
+    CHECK(leased() == 1);
+  }
+  SECTION("a failure after a plain first statement undoes it") {
+    std::string second;
+    Status status = store->TransactPipelined([&](StoreTx& tx) {
+      auto inserted = tx.InsertCase(NewCase());
+      if (!inserted) return inserted.error();
+      second = *inserted;
+      return Status::Conflict("changed my mind");
+    });
+    CHECK(status.code() == ErrorCode::kConflict);
+    REQUIRE_FALSE(second.empty());
+    Status read = store->Read([&](StoreTx& tx) { return StatusOf(tx.GetCase(second)); });
+    CHECK(read.code() == ErrorCode::kNotFound);
+  }
+  SECTION("what it did is committed when it succeeds, and a body that sends nothing is fine") {
+    REQUIRE(store->TransactPipelined([&](StoreTx& tx) {
+      auto done = tx.CompleteWorkBatch({fence}, "engine-a");
+      return done ? Status::Ok() : done.error();
+    }).ok());
+    CHECK(leased() == 0);
+    CHECK(store->TransactPipelined([](StoreTx&) { return Status::Ok(); }).ok());
+    // The connection is usable afterwards: no transaction was left open.
+    CHECK(leased() == 0);
+    CHECK(store->TransactPipelined([](StoreTx&) { return Status::Conflict("no"); }).code() ==
+          ErrorCode::kConflict);
+    InsertCase(*store, NewCase());
+  }
+}
+
 WF_STORE_TEST_CASE("an expired lease is claimed again and the stale owner's completion is refused",
                    "[engine][store][work]", db) {
   auto store = OpenStore(db);

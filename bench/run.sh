@@ -320,31 +320,68 @@ wf_latency() {
   for _ in $(seq 1 600); do grep -q 'listening on' "$serve_out" 2>/dev/null && break; sleep 0.05; done
   serve=$(sed -n 's|.*listening on \(http://[0-9.:]*\).*|\1|p' "$serve_out")
   [ -n "$serve" ] || die "wf serve did not start: $(tail -3 "$WORK/serve.err")"
-  api_start() {  # N -> the id of a case started through the API
-    curl -sf --no-progress-meter -X POST "$serve/v1/procedures/bench-chain/cases" \
-      -H "Idempotency-Key: light-$1" -H 'Content-Type: application/json' \
-      --data-binary "$(cases_jsonl 1 "$1")" | jq -r .id
-  }
-  wait_completed() {  # case id -> waits (deadline 60 s) until it ended; prints ended - started, ms
-    local v=""
-    for _ in $(seq 1 3000); do
-      v=$(sql "$url" -c "SELECT (ended_at - started_at) / 1000.0 FROM cases WHERE id = '$1' AND ended_at IS NOT NULL")
-      [ -n "$v" ] && { echo "$v"; return 0; }
-      kill -0 "$epid" 2>/dev/null || die "the engine stopped: $(tail -3 "$WORK/latency.err")"
-      sleep 0.02
+  # The light-load client starts no process while a case runs (on 2 cores a process start, or a
+  # new database session, takes the CPU the engine needs; the peers' clients are one warm
+  # process too): cases are posted from this shell over one kept-alive HTTP connection
+  # (/dev/tcp), and a psql coprocess started before them waits for each, polling in the server
+  # every 5 ms.
+  local hostport=${serve#http://} api waiter
+  coproc WAITER { PGOPTIONS="-c client_min_messages=warning" "$PSQL" -XqAt "$url"; }
+  waiter=$WAITER_PID
+  PIDS+=($waiter)
+  api_connect() { exec {api}<>"/dev/tcp/${hostport%:*}/${hostport##*:}"; }
+  api_post() {  # N -> CASE_ID, the id of the case the API started (1 when it did not)
+    local body=$2 line length=0 answer=""
+    printf 'POST /v1/procedures/bench-chain/cases HTTP/1.1\r\nHost: %s\r\nIdempotency-Key: light-%s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s' \
+      "$hostport" "$1" "${#body}" "$body" >&"$api" 2>/dev/null || return 1
+    IFS= read -r -t 30 line <&"$api" || return 1
+    [[ $line == *" 201 "* ]] || return 1
+    while IFS= read -r -t 30 line <&"$api"; do
+      line=${line%$'\r'}
+      [ -z "$line" ] && break
+      shopt -s nocasematch
+      [[ $line =~ ^content-length:\ *([0-9]+) ]] && length=${BASH_REMATCH[1]}
+      shopt -u nocasematch
     done
+    [ "$length" -gt 0 ] && IFS= read -r -t 30 -N "$length" answer <&"$api"
+    [[ $answer =~ \"id\":\ *\"([^\"]+)\" ]] || return 1
+    CASE_ID=${BASH_REMATCH[1]}
+  }
+  api_start() {  # N -> CASE_ID; a connection the server closed is opened again, once
+    local body
+    body=$(cases_jsonl 1 "$1")
+    api_post "$1" "$body" && return 0
+    exec {api}>&- 2>/dev/null || true
+    api_connect && api_post "$1" "$body"
+  }
+  wait_completed() {  # case id -> E2E, ended - started in ms (waits 60 s at most)
+    local v=""
+    echo "DO \$w\$ BEGIN FOR i IN 1..12000 LOOP
+        EXIT WHEN EXISTS (SELECT 1 FROM cases WHERE id = '$1' AND ended_at IS NOT NULL);
+        PERFORM pg_sleep(0.005); END LOOP; END \$w\$;
+      SELECT coalesce((SELECT (ended_at - started_at) / 1000.0 FROM cases
+        WHERE id = '$1' AND ended_at IS NOT NULL)::text, 'open');" >&"${WAITER[1]}"
+    IFS= read -r -t 90 v <&"${WAITER[0]}" || die "the psql waiting for case $1 stopped"
+    [ "$v" != open ] && [ -n "$v" ] && { E2E=$v; return 0; }
+    kill -0 "$epid" 2>/dev/null || die "the engine stopped: $(tail -3 "$WORK/latency.err")"
     die "case $1 did not complete within 60 s at light load"
   }
   # A first case warms the engine and the server up (connections, LISTEN); it is not counted.
-  id=$(api_start "$first"); [ -n "$id" ] && [ "$id" != null ] || die "wf serve did not start a case"
-  wait_completed "$id" > /dev/null
+  api_connect || die "cannot connect to wf serve at $serve"
+  api_start "$first" || die "wf serve did not start a case"
+  wait_completed "$CASE_ID"
   log "wf latency: $BENCH_LIGHT_RUNS single cases at light load, through the API and by wf start"
   for i in $(seq 1 "$BENCH_LIGHT_RUNS"); do
-    id=$(api_start $(( first + i ))) || die "wf serve did not start case $(( first + i ))"
-    e2e+=("$(wait_completed "$id")") || exit 1
+    api_start $(( first + i )) || die "wf serve did not start case $(( first + i ))"
+    wait_completed "$CASE_ID"
+    e2e+=("$E2E")
     id=$(cases_jsonl 1 $(( first + 1000 + i )) | "$WF" start bench-chain --data -)
-    e2e_cli+=("$(wait_completed "$id")") || exit 1
+    wait_completed "$id"
+    e2e_cli+=("$E2E")
   done
+  exec {api}>&-
+  eval "exec ${WAITER[1]}>&-"  # psql ends at the end of its input
+  wait "$waiter" 2>/dev/null || true
   percentiles() {
     jq -s --arg source "$1" '{runs: length, p50: (sort | .[((length * 0.5) | ceil) - 1]),
       p99: (sort | .[((length * 0.99) | ceil) - 1]), source: $source}'

@@ -321,6 +321,9 @@ Status Runtime::StartTransaction(const std::string& procedure_name, const nlohma
         if (!record) return record.error();
         auto procedure = procedures_.Put(*record);
         if (!procedure) return procedure.error();
+        // The new case's update, history and work go to the server in one pipeline, before the
+        // next statement that needs an answer: only rows this transaction inserted are updated.
+        tx.DeferWrites();
         auto result =
             StartInTx(tx, **procedure, data, actor, now, std::nullopt, std::nullopt, memo);
         if (!result) return result.error();

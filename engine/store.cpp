@@ -266,8 +266,15 @@ Status Store::Run(bool write, const std::function<Status(detail::TxContext&)>& b
   if (status.ok() && write) {
     try {
       std::string notify = dialect.NotifyWorkSql();
-      if (begun && ctx.work_changed && !notify.empty()) Exec(*sql, notify);
-      if (begun) Exec(*sql, "COMMIT");
+      if (begun && ctx.work_changed && !notify.empty()) {
+        // One round trip for both (a simple query of two statements); an error is COMMIT's.
+        PGconn* pg = PgConnection(*sql);
+        PGresult* done = PQexec(pg, (notify + "; COMMIT").c_str());
+        if (done == nullptr || PQresultStatus(done) != PGRES_COMMAND_OK) ThrowPostgres(pg, done);
+        PQclear(done);
+      } else if (begun) {
+        Exec(*sql, "COMMIT");
+      }
     } catch (const std::exception& e) {
       MappedError mapped = MapError(sql.get(), dialect.backend(), "commit", e);
       if (mapped.connection_lost) {

@@ -80,6 +80,15 @@ void Enqueue(Store& store, const std::string& case_id, int count, Timestamp run_
   REQUIRE(store.Transact([&](StoreTx& tx) { return tx.InsertWork(work); }).ok());
 }
 
+// A new case with `count` work rows due at kT0, all claimed by `owner`.
+std::vector<WorkItem> CaseWithClaimedWork(Store& store, const std::string& owner, int count) {
+  std::string case_id = InsertCase(store, NewCase());
+  Enqueue(store, case_id, count, kT0);
+  std::vector<WorkItem> items = Claim(store, owner, kT0, count);
+  REQUIRE(items.size() == static_cast<size_t>(count));
+  return items;
+}
+
 }  // namespace
 
 TEST_CASE("database URLs become SOCI connect strings and redact the password",
@@ -381,14 +390,11 @@ WF_STORE_TEST_CASE("two owners claiming at once never get the same work", "[engi
 WF_STORE_TEST_CASE("a transaction whose BEGIN travels with its first statement is one transaction",
                    "[engine][store][work]", db) {
   auto store = OpenStore(db);
-  std::string case_id = InsertCase(*store, NewCase());
-  Enqueue(*store, case_id, 1, kT0);
-  std::vector<WorkItem> claimed = Claim(*store, "engine-a", kT0, 10);
-  REQUIRE(claimed.size() == 1);
+  std::vector<WorkItem> claimed = CaseWithClaimedWork(*store, "engine-a", 1);
   // A claimed row names its case's procedure and version.
   CHECK(claimed[0].procedure == "birth-registration");
   CHECK(claimed[0].version == 1);
-  const WorkFence fence{case_id, claimed[0].id, claimed[0].attempt};
+  const WorkFence fence{claimed[0].case_id, claimed[0].id, claimed[0].attempt};
   auto leased = [&] {
     size_t n = 0;
     REQUIRE(store->Read([&](StoreTx& tx) {
@@ -491,10 +497,8 @@ WF_STORE_TEST_CASE("an expired lease is claimed again and the stale owner's comp
 WF_STORE_TEST_CASE("cancelled work cannot complete, and a stale owner cannot finish a row",
                    "[engine][store][work]", db) {
   auto store = OpenStore(db);
-  std::string case_id = InsertCase(*store, NewCase());
-  Enqueue(*store, case_id, 3, kT0);
-  std::vector<WorkItem> items = Claim(*store, "engine", kT0, 3);
-  REQUIRE(items.size() == 3);
+  std::vector<WorkItem> items = CaseWithClaimedWork(*store, "engine", 3);
+  const std::string case_id = items[0].case_id;
 
   std::vector<bool> finished;
   std::vector<bool> stale;

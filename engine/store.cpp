@@ -246,11 +246,14 @@ Status Store::Run(bool write, const std::function<Status(detail::TxContext&)>& b
   TxContext ctx{*sql, dialect};
   ctx.case_ids = &state.case_ids;
   // A deferred BEGIN is owed until the first statement; it stays owed only if none was sent.
+  // A transaction run inside another's body (on another connection) puts the outer one's debt
+  // back when it ends.
   PGconn* const conn = defer_begin ? PgConnection(*sql) : nullptr;
+  struct Owed {
+    PGconn* const outer = t_begin_owed;
+    ~Owed() { t_begin_owed = outer; }
+  } owed;
   t_begin_owed = conn;
-  struct Unowe {
-    ~Unowe() { t_begin_owed = nullptr; }
-  } unowe;
   Status status;
   try {
     status = body(ctx);
@@ -261,7 +264,7 @@ Status Store::Run(bool write, const std::function<Status(detail::TxContext&)>& b
   ctx.pending.clear();
   if (status.ok() && !ctx.failure.ok()) status = ctx.failure;
   const bool begun = conn == nullptr || t_begin_owed != conn;
-  t_begin_owed = nullptr;
+  t_begin_owed = nullptr;  // COMMIT and ROLLBACK below owe nothing
 
   if (status.ok() && write) {
     try {

@@ -233,9 +233,7 @@ bool ProcedureCache::AllBounded(const workflows::Procedure* procedure) {
 bool ProcedureCache::KnownBounded(const std::string& name, int version) {
   std::lock_guard lock(mutex_);
   auto it = procedures_.find({name, version});
-  if (it == procedures_.end()) return false;
-  auto bounded = all_bounded_.find(it->second.get());
-  return bounded != all_bounded_.end() && bounded->second;
+  return it != procedures_.end() && all_bounded_[it->second.get()];
 }
 
 bool ProcedureCache::LatestKnownBounded(const std::string& name) {
@@ -243,9 +241,7 @@ bool ProcedureCache::LatestKnownBounded(const std::string& name) {
   auto it = procedures_.lower_bound({name, std::numeric_limits<int>::max()});
   if (it == procedures_.begin()) return false;
   --it;
-  if (it->first.first != name) return false;
-  auto bounded = all_bounded_.find(it->second.get());
-  return bounded != all_bounded_.end() && bounded->second;
+  return it->first.first == name && all_bounded_[it->second.get()];
 }
 
 Result<const workflows::Procedure*> ProcedureCache::Get(StoreTx& tx, const std::string& name,

@@ -113,11 +113,7 @@ Status StoreTx::RelaxDurability() {
     PGconn* conn = PgConnection(context_.sql);
     if (conn != nullptr && t_begin_owed == conn) {  // the owed BEGIN, in the same round trip
       t_begin_owed = nullptr;
-      PGresult* begun = PQexec(conn, "BEGIN; SET LOCAL synchronous_commit = off");
-      if (begun == nullptr || PQresultStatus(begun) != PGRES_COMMAND_OK) {
-        ThrowPostgres(conn, begun);
-      }
-      PQclear(begun);
+      ExecSimple(conn, "BEGIN; SET LOCAL synchronous_commit = off");
     } else {
       Exec(context_.sql, "SET LOCAL synchronous_commit = off");
     }
@@ -271,10 +267,7 @@ Status Store::Run(bool write, const std::function<Status(detail::TxContext&)>& b
       std::string notify = dialect.NotifyWorkSql();
       if (begun && ctx.work_changed && !notify.empty()) {
         // One round trip for both (a simple query of two statements); an error is COMMIT's.
-        PGconn* pg = PgConnection(*sql);
-        PGresult* done = PQexec(pg, (notify + "; COMMIT").c_str());
-        if (done == nullptr || PQresultStatus(done) != PGRES_COMMAND_OK) ThrowPostgres(pg, done);
-        PQclear(done);
+        ExecSimple(PgConnection(*sql), notify + "; COMMIT");
       } else if (begun) {
         Exec(*sql, "COMMIT");
       }

@@ -425,6 +425,9 @@ inline thread_local PGconn* t_begin_owed = nullptr;
 void PayBegin(PGconn* conn);
 // Throws the error of `result` (or of `conn` when there is no result) as soci would; frees it.
 [[noreturn]] void ThrowPostgres(PGconn* conn, PGresult* result);
+// Runs `text` as one simple query (it may hold several statements: one round trip), throwing
+// its error as soci would (store_prepared.cpp).
+void ExecSimple(PGconn* conn, const std::string& text);
 
 inline void Exec(soci::session& sql, const std::string& text) {
   if (t_begin_owed != nullptr) PayBegin(PgConnection(sql));

@@ -145,12 +145,16 @@ PGresult* ExecPostgres(PGconn* conn, const std::string& sql,
   throw soci::postgresql_soci_error(message, state.c_str());
 }
 
+void ExecSimple(PGconn* conn, const std::string& text) {
+  PGresult* done = PQexec(conn, text.c_str());
+  if (done == nullptr || PQresultStatus(done) != PGRES_COMMAND_OK) ThrowPostgres(conn, done);
+  PQclear(done);
+}
+
 void PayBegin(PGconn* conn) {
   if (conn == nullptr || conn != t_begin_owed) return;
   t_begin_owed = nullptr;
-  PGresult* begun = PQexec(conn, "BEGIN");
-  if (begun == nullptr || PQresultStatus(begun) != PGRES_COMMAND_OK) ThrowPostgres(conn, begun);
-  PQclear(begun);
+  ExecSimple(conn, "BEGIN");
 }
 
 bool Query::ExecutePostgres(PGconn* conn) {

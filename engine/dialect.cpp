@@ -496,7 +496,8 @@ END $grants$)sql");
           ActsMigration(),
           FederationMigration(),
           KeysMigration(),
-          SpeedMigration()};
+          SpeedMigration(),
+          SpeedCommitMigration()};
 }
 
 int Dialect::LatestSchemaVersion() const { return Migrations().back().version; }

@@ -206,13 +206,16 @@ struct Engine::Impl {
         int limit = std::min(room, options.claim_batch);
         auto result = co_await OnDb([this, limit] {
           std::vector<WorkItem> items;
-          // BEGIN and the relaxed durability in one round trip (RelaxDurability).
+          // BEGIN, the relaxed durability, the claim and COMMIT: one round trip.
           Status s = runtime.store().TransactPipelined([&](StoreTx& tx) {
             if (Status relaxed = tx.RelaxDurability(); !relaxed.ok()) return relaxed;
+            tx.CommitWithLastPipeline();
             auto got = tx.ClaimWork(options.owner, Now(), options.lease, limit);
             if (!got) return got.error();
             items = std::move(*got);
-            return PrefetchCaseKeys(tx, runtime.store().keys(), items);
+            // After the COMMIT: a key it cannot read now is read when the payload is opened.
+            (void)PrefetchCaseKeys(tx, runtime.store().keys(), items);
+            return Status::Ok();
           });
           return std::make_pair(s, std::move(items));
         });

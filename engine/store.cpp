@@ -107,15 +107,18 @@ bool DrainWakePipe(const StoreState& state) {
 
 void StoreTx::DeferWrites() { context_.defer_writes = context_.dialect.is_postgres(); }
 
+void StoreTx::CommitWithLastPipeline() {
+  context_.commit_with_pipeline = context_.dialect.is_postgres();
+}
+
 Status StoreTx::RelaxDurability() {
   if (!context_.dialect.is_postgres()) return Status::Ok();
   return Guard(context_, "relax durability", [&]() -> Status {
     PGconn* conn = PgConnection(context_.sql);
-    if (conn != nullptr && t_begin_owed == conn) {  // the owed BEGIN, in the same round trip
-      t_begin_owed = nullptr;
-      ExecSimple(conn, "BEGIN; SET LOCAL synchronous_commit = off");
+    if (conn != nullptr && t_begin_owed == conn) {  // sent with the owed BEGIN, when it goes
+      t_begin_relaxed = true;
     } else {
-      Exec(context_.sql, "SET LOCAL synchronous_commit = off");
+      Exec(context_.sql, kRelaxDurabilitySql);
     }
     return Status::Ok();
   });
@@ -247,22 +250,33 @@ Status Store::Run(bool write, const std::function<Status(detail::TxContext&)>& b
   PGconn* const conn = defer_begin ? PgConnection(*sql) : nullptr;
   struct Owed {
     PGconn* const outer = t_begin_owed;
-    ~Owed() { t_begin_owed = outer; }
+    const bool outer_relaxed = t_begin_relaxed;
+    ~Owed() {
+      t_begin_owed = outer;
+      t_begin_relaxed = outer_relaxed;
+    }
   } owed;
   t_begin_owed = conn;
+  t_begin_relaxed = false;
   Status status;
   try {
     status = body(ctx);
   } catch (const std::exception& e) {
     status = Status::Internal(std::string("transaction failed: ") + e.what());
   }
-  if (status.ok() && write) status = FlushPending(ctx);
+  if (status.ok() && write && !ctx.committed) {
+    ctx.commit_with_pipeline = !ctx.pending.empty();  // the writes still queued, and COMMIT
+    status = FlushPending(ctx);
+  } else if (ctx.committed && !ctx.pending.empty()) {
+    status = Status::Internal("writes were queued after the transaction's COMMIT");
+  }
   ctx.pending.clear();
-  if (status.ok() && !ctx.failure.ok()) status = ctx.failure;
+  // A statement that failed after the COMMIT (one the body let go) leaves the commit standing.
+  if (status.ok() && !ctx.failure.ok() && !ctx.committed) status = ctx.failure;
   const bool begun = conn == nullptr || t_begin_owed != conn;
   t_begin_owed = nullptr;  // COMMIT and ROLLBACK below owe nothing
 
-  if (status.ok() && write) {
+  if (status.ok() && write && !ctx.committed) {
     try {
       std::string notify = dialect.NotifyWorkSql();
       if (begun && ctx.work_changed && !notify.empty()) {
@@ -271,6 +285,7 @@ Status Store::Run(bool write, const std::function<Status(detail::TxContext&)>& b
       } else if (begun) {
         Exec(*sql, "COMMIT");
       }
+      ctx.committed = true;
     } catch (const std::exception& e) {
       MappedError mapped = MapError(sql.get(), dialect.backend(), "commit", e);
       if (mapped.connection_lost) {
@@ -285,9 +300,12 @@ Status Store::Run(bool write, const std::function<Status(detail::TxContext&)>& b
       }
       return mapped.status;
     }
+  }
+  if (ctx.committed) {  // (a body may fail after a COMMIT it sent: what it committed stands)
     for (const auto& [case_id, fresh] : ctx.fresh_keys)
       fresh.second->Remember(case_id, fresh.first);
     if (ctx.work_changed) WakeWaiter(state);
+    if (ctx.connection_lost) sql.reset();
     return status;
   }
   if (ctx.connection_lost) {

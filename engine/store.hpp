@@ -345,8 +345,9 @@ class StoreTx {
   // Write-behind (PostgreSQL only; a no-op on SQLite, which has no round trips to save): from now
   // on UpdateCase, AppendHistory and InsertWork queue their statements instead of running them,
   // and the queue goes to the server in one pipeline before the next statement that needs an
-  // answer, or before the commit. Their errors then surface from that statement or from the
-  // commit: a stale row_version in UpdateCase fails the whole transaction with kConflict.
+  // answer, or with the commit. Their errors then surface from that statement or from the
+  // commit: a stale row_version in UpdateCase fails the whole transaction, in the server
+  // (kUnavailable, "changed meanwhile": worth a retry), even with the COMMIT in the same pipeline.
   // For callers that hold the case rows locked (CompleteWorkBatch's `locked`), so a conflict
   // cannot happen.
   void DeferWrites();
@@ -355,6 +356,12 @@ class StoreTx {
   // is harmless, such as a claim: a lost lease only means the row is claimed again, and any later
   // synchronous commit flushes the WAL before it, this one included.
   Status RelaxDurability();
+  // PostgreSQL: the next pipeline this transaction sends (ClaimWork's, InsertClaimedWork's)
+  // ends with its COMMIT, a round trip less. For a body whose last write that is: a statement
+  // sent after it runs on its own, outside the transaction (a read that may fail harmlessly).
+  // The deferred writes still queued at the end of the body always carry the COMMIT. SQLite: a
+  // no-op.
+  void CommitWithLastPipeline();
 
   // --- procedures
   // Stores `procedure` (name, content_hash, source, title, agency, deployed_at) as the next

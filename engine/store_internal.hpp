@@ -74,9 +74,6 @@ struct DeferredWrite {
   std::string what;  // for messages: "update cases"
   std::string sql;   // PostgreSQL text with $1, $2, ... parameters
   std::vector<std::optional<std::string>> params;
-  // For an UPDATE ... RETURNING id: the ids it must return; one missing means a stale
-  // row_version, kConflict naming it.
-  std::vector<std::string> expect_ids;
 };
 
 using Row = std::vector<std::optional<std::string>>;
@@ -100,6 +97,10 @@ struct TxContext {
   Status failure;                // the database error that doomed this transaction
   bool connection_lost = false;  // ... and it was the connection itself
   bool defer_writes = false;     // StoreTx::DeferWrites
+  // StoreTx::CommitWithLastPipeline: the next pipeline ends with COMMIT (and NOTIFY when
+  // work_changed); once that succeeded, `committed`.
+  bool commit_with_pipeline = false;
+  bool committed = false;
   PendingWrites pending;
   // StoreTx::ClaimNewWork: due work kept back to insert as already leased.
   struct {
@@ -269,12 +270,14 @@ Status SendPipelined(TxContext& ctx, const std::vector<DeferredWrite>& writes,
 
 // Multi-row statements for `rows`: `head`, then "($1, $2, ...), (...)" with `casts` applied
 // per column ("" for none), then `tail`; as many rows a statement as PostgreSQL's parameter limit
-// and a sensible statement size allow. With `expect_first_column`, each statement expects every
-// row's first value back (DeferredWrite::expect_ids). The rows' values are moved into the
-// statements (a case's state is the biggest text a step writes: it is not copied again).
+// and a sensible statement size allow. With `expect_every_row` (for an UPDATE ... RETURNING 1 of
+// rows at an expected row_version), a statement that changes fewer rows than it names fails in
+// the server (wf_expect_rows: "changed meanwhile", retried like a serialization failure). The
+// rows' values are moved into the statements (a case's state is the biggest text a step writes:
+// it is not copied again).
 void AddMultiRow(std::vector<DeferredWrite>& out, const std::string& what, const std::string& head,
                  const std::vector<std::string>& casts, const std::string& tail,
-                 std::vector<Row>&& rows, bool expect_first_column);
+                 std::vector<Row>&& rows, bool expect_every_row);
 
 // The statements that send the writes StoreTx::DeferWrites queued (taken out of the context):
 // cases, history, then work.
@@ -421,6 +424,9 @@ class Query {
 // The connection whose transaction (Store::TransactPipelined) has not sent its BEGIN yet, on this
 // thread: the next statement on it sends it first (PayBegin), or SendPipelined in its pipeline.
 inline thread_local PGconn* t_begin_owed = nullptr;
+// ... and whether that BEGIN is to relax the transaction's durability (StoreTx::RelaxDurability).
+inline thread_local bool t_begin_relaxed = false;
+inline constexpr const char* kRelaxDurabilitySql = "SET LOCAL synchronous_commit = off";
 // Sends the BEGIN `conn` owes, if it owes one (store_prepared.cpp).
 void PayBegin(PGconn* conn);
 // Throws the error of `result` (or of `conn` when there is no result) as soci would; frees it.

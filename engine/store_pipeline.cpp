@@ -49,11 +49,32 @@ Status SendPipelined(TxContext& ctx, const std::vector<DeferredWrite>& writes,
     if (PQenterPipelineMode(conn) != 1) {
       return doom(Status::Unavailable(std::string("pipeline: ") + PQerrorMessage(conn)), true);
     }
-    // The transaction's BEGIN, when it is owed (Store::TransactPipelined): first in the pipeline.
-    const bool begin = start == 0 && t_begin_owed == conn;
-    if (begin) t_begin_owed = nullptr;
-    bool sent = !begin || PQsendQueryParams(conn, "BEGIN", 0, nullptr, nullptr, nullptr, nullptr,
-                                            0) == 1;
+    // The transaction's BEGIN, when it is owed (Store::TransactPipelined), first in the pipeline;
+    // its COMMIT last when it is asked for (StoreTx::CommitWithLastPipeline), NOTIFY before it.
+    std::vector<const char*> before, after;
+    if (start == 0 && t_begin_owed == conn) {
+      t_begin_owed = nullptr;
+      before.push_back("BEGIN");
+      if (t_begin_relaxed) before.push_back(kRelaxDurabilitySql);
+    }
+    const std::string notify = ctx.dialect.NotifyWorkSql();
+    const bool commit = ctx.commit_with_pipeline && end == writes.size();
+    if (commit) {
+      ctx.commit_with_pipeline = false;
+      if (ctx.work_changed && !notify.empty()) after.push_back(notify.c_str());
+      after.push_back("COMMIT");
+    }
+    // The connection failed once the round was under way: with a COMMIT in it, who knows.
+    auto lost = [&]() {
+      return doom(Status::Unavailable(std::string(commit ? "commit outcome unknown: " : "") +
+                                      "pipeline: " + PQerrorMessage(conn)),
+                  true);
+    };
+    auto send_command = [conn](const char* text) {
+      return PQsendQueryParams(conn, text, 0, nullptr, nullptr, nullptr, nullptr, 0) == 1;
+    };
+    bool sent = true;
+    for (const char* text : before) sent = sent && send_command(text);
     std::vector<const char*> values;
     std::vector<PreparedUse> uses(end - start);
     for (size_t i = start; i < end && sent; ++i) {
@@ -73,25 +94,28 @@ Status SendPipelined(TxContext& ctx, const std::vector<DeferredWrite>& writes,
       sent = sent && PQsendQueryPrepared(conn, use.name.c_str(), n, values.data(), nullptr, nullptr,
                                          0) == 1;
     }
-    if (!sent || PQpipelineSync(conn) != 1) {
-      return doom(Status::Unavailable(std::string("pipeline: ") + PQerrorMessage(conn)), true);
-    }
+    for (const char* text : after) sent = sent && send_command(text);
+    if (!sent || PQpipelineSync(conn) != 1) return lost();
     std::optional<MappedError> first;
-    if (begin) {
-      PGresult* begun = PQgetResult(conn);
-      if (begun == nullptr) {
-        return doom(Status::Unavailable(std::string("pipeline: ") + PQerrorMessage(conn)), true);
+    // A command's answer: false when the connection gave none.
+    auto command_done = [&](const char* text) {
+      PGresult* done = PQgetResult(conn);
+      if (done == nullptr) return false;
+      // After an earlier failure the server skips the rest of the round (PGRES_PIPELINE_ABORTED).
+      if (PQresultStatus(done) == PGRES_FATAL_ERROR && !first) {
+        first = Failure(conn, done, text);
       }
-      if (PQresultStatus(begun) != PGRES_COMMAND_OK) first = Failure(conn, begun, "begin");
-      PQclear(begun);
-      while ((begun = PQgetResult(conn)) != nullptr) PQclear(begun);
+      PQclear(done);
+      while ((done = PQgetResult(conn)) != nullptr) PQclear(done);
+      return true;
+    };
+    for (const char* text : before) {
+      if (!command_done(text)) return lost();
     }
     for (size_t i = start; i < end; ++i) {
       if (uses[i - start].prepare) {  // the PREPARE's own answer comes first
         PGresult* prepared = PQgetResult(conn);
-        if (prepared == nullptr) {
-          return doom(Status::Unavailable(std::string("pipeline: ") + PQerrorMessage(conn)), true);
-        }
+        if (prepared == nullptr) return lost();
         if (PQresultStatus(prepared) == PGRES_COMMAND_OK) {
           Prepared(conn, writes[i].sql, uses[i - start].name);
         } else if (PQresultStatus(prepared) == PGRES_FATAL_ERROR && !first) {
@@ -101,9 +125,7 @@ Status SendPipelined(TxContext& ctx, const std::vector<DeferredWrite>& writes,
         while ((prepared = PQgetResult(conn)) != nullptr) PQclear(prepared);
       }
       PGresult* result = PQgetResult(conn);
-      if (result == nullptr) {
-        return doom(Status::Unavailable(std::string("pipeline: ") + PQerrorMessage(conn)), true);
-      }
+      if (result == nullptr) return lost();
       ExecStatusType kind = PQresultStatus(result);
       if (kind == PGRES_FATAL_ERROR && !first) {
         first = Failure(conn, result, writes[i].what);
@@ -124,44 +146,33 @@ Status SendPipelined(TxContext& ctx, const std::vector<DeferredWrite>& writes,
           out.push_back(std::move(row));
         }
       }
-      if (kind == PGRES_TUPLES_OK && !first && !writes[i].expect_ids.empty()) {
-        std::set<std::string> returned;
-        for (int row = 0; row < PQntuples(result); ++row) {
-          returned.insert(PQgetvalue(result, row, 0));
-        }
-        for (const auto& id : writes[i].expect_ids) {
-          if (returned.count(id) == 0) {
-            first = MappedError{Status::Conflict("case " + id + " was changed meanwhile")};
-            break;
-          }
-        }
-      }
       PQclear(result);
       while ((result = PQgetResult(conn)) != nullptr) PQclear(result);  // the query's end
+    }
+    for (const char* text : after) {
+      if (!command_done(text)) return lost();
     }
     PGresult* sync = PQgetResult(conn);
     bool synced = sync != nullptr && PQresultStatus(sync) == PGRES_PIPELINE_SYNC;
     PQclear(sync);
-    if (!synced || PQexitPipelineMode(conn) != 1) {
-      return doom(Status::Unavailable(std::string("pipeline: ") + PQerrorMessage(conn)), true);
-    }
+    if (!synced || PQexitPipelineMode(conn) != 1) return lost();
     if (first) return doom(first->status, first->connection_lost);
+    if (commit) ctx.committed = true;
   }
   return Status::Ok();
 }
 
 void AddMultiRow(std::vector<DeferredWrite>& out, const std::string& what, const std::string& head,
                  const std::vector<std::string>& casts, const std::string& tail,
-                 std::vector<Row>&& rows, bool expect_first_column) {
+                 std::vector<Row>&& rows, bool expect_every_row) {
   constexpr size_t kRowsPerStatement = 500;
   for (size_t start = 0; start < rows.size(); start += kRowsPerStatement) {
     size_t end = std::min(rows.size(), start + kRowsPerStatement);
-    DeferredWrite write{what, head, {}, {}};
+    DeferredWrite write{what, expect_every_row ? "WITH u AS (" + head : head, {}};
     write.params.reserve((end - start) * casts.size());
     write.sql.reserve(head.size() + tail.size() + (end - start) * casts.size() * 20);
     for (size_t i = start; i < end; ++i) {
       write.sql += i > start ? ", (" : "(";
-      if (expect_first_column) write.expect_ids.push_back(*rows[i][0]);
       for (size_t k = 0; k < casts.size(); ++k) {
         if (k > 0) write.sql += ", ";
         const std::string param = "$" + std::to_string(write.params.size() + 1);
@@ -175,6 +186,10 @@ void AddMultiRow(std::vector<DeferredWrite>& out, const std::string& what, const
       write.sql += ")";
     }
     write.sql += tail;
+    if (expect_every_row) {
+      // Checked by the server, so that a COMMIT later in the same pipeline cannot keep the rest.
+      write.sql += ") SELECT wf_expect_rows(count(*), " + std::to_string(end - start) + ") FROM u";
+    }
     out.push_back(std::move(write));
   }
 }
@@ -190,7 +205,7 @@ std::vector<DeferredWrite> PendingStatements(TxContext& ctx) {
               {"text", "text", "jsonb", "jsonb", "bigint", "bigint", "bigint", "bigint", "bigint",
                "bigint"},
               ") AS v (id, status, data, state, deadline_at, paused, ended, updated, expected,"
-              " new_version) WHERE c.id = v.id AND c.row_version = v.expected RETURNING c.id",
+              " new_version) WHERE c.id = v.id AND c.row_version = v.expected RETURNING 1",
               std::move(pending.cases), true);
   // With the session's login, so that the history_login trigger has nothing to stamp (its WHEN
   // clause skips the row; the database still checks the actor against the login's roles).

@@ -154,7 +154,7 @@ void ExecSimple(PGconn* conn, const std::string& text) {
 void PayBegin(PGconn* conn) {
   if (conn == nullptr || conn != t_begin_owed) return;
   t_begin_owed = nullptr;
-  ExecSimple(conn, "BEGIN");
+  ExecSimple(conn, t_begin_relaxed ? std::string("BEGIN; ") + kRelaxDurabilitySql : "BEGIN");
 }
 
 bool Query::ExecutePostgres(PGconn* conn) {

@@ -178,8 +178,41 @@ Status StoreTx::InsertWork(const std::vector<NewWork>& all) {
 
 Result<std::vector<WorkItem>> StoreTx::ClaimWork(const std::string& owner, Timestamp now,
                                                  std::chrono::microseconds lease, int limit) {
+  const int ready = static_cast<int>(kWorkColumns.size());
+  auto read = [ready](const auto& row) {  // a Query's row or a TextRow
+    WorkItem item = ReadRow(kWorkColumns, row);
+    item.ready_at = row.Time(ready);
+    item.procedure = row.Text(ready + 1);
+    item.version = static_cast<int>(row.Int(ready + 2));
+    return item;
+  };
+  auto by_age = [](std::vector<WorkItem> items) {
+    std::sort(items.begin(), items.end(), [](const WorkItem& a, const WorkItem& b) {
+      return std::tie(a.created_at, a.id) < std::tie(b.created_at, b.id);
+    });
+    return items;
+  };
+  if (limit <= 0) return std::vector<WorkItem>();
+  if (context_.dialect.is_postgres()) {
+    // Through the pipeline: with an owed BEGIN and a COMMIT asked for, the claim is one round
+    // trip.
+    if (!context_.failure.ok()) return context_.failure;
+    const NamedToNumbered numbered = Numbered(context_.dialect.ClaimWorkSql());
+    const std::map<std::string, std::string> values = {
+        {"owner", owner},
+        {"lease_until", std::to_string(ToMicros(now + lease))},
+        {"lease_run_at", std::to_string(ToMicros(now + lease))},
+        {"now", std::to_string(ToMicros(now))},
+        {"limit", std::to_string(limit)}};
+    DeferredWrite claim{"claim work", numbered.sql, {}};
+    for (const std::string& name : numbered.names) claim.params.emplace_back(values.at(name));
+    std::vector<std::vector<Row>> results;
+    if (Status sent = SendPipelined(context_, {claim}, nullptr, &results); !sent.ok()) return sent;
+    std::vector<WorkItem> items;
+    for (const Row& row : results[0]) items.push_back(read(TextRow(row)));
+    return by_age(std::move(items));
+  }
   return Guard(context_, "claim work", [&]() -> Result<std::vector<WorkItem>> {
-    if (limit <= 0) return std::vector<WorkItem>();
     Query q(context_.sql, context_.dialect.ClaimWorkSql());
     q.Bind("owner", owner)
         .Bind("lease_until", now + lease)
@@ -187,18 +220,7 @@ Result<std::vector<WorkItem>> StoreTx::ClaimWork(const std::string& owner, Times
         .Bind("now", now)
         .Bind("limit", std::int64_t{limit})
         .Columns(ColumnKinds(kWorkColumns) + "iti");
-    const int ready = static_cast<int>(kWorkColumns.size());
-    std::vector<WorkItem> items = ReadAll<WorkItem>(q, [ready](const Query& row) {
-      WorkItem item = ReadRow(kWorkColumns, row);
-      item.ready_at = row.Time(ready);
-      item.procedure = row.Text(ready + 1);
-      item.version = static_cast<int>(row.Int(ready + 2));
-      return item;
-    });
-    std::sort(items.begin(), items.end(), [](const WorkItem& a, const WorkItem& b) {
-      return std::tie(a.created_at, a.id) < std::tie(b.created_at, b.id);
-    });
-    return items;
+    return by_age(ReadAll<WorkItem>(q, read));
   });
 }
 
@@ -251,8 +273,7 @@ Result<std::vector<bool>> StoreTx::CompleteWorkBatch(const std::vector<WorkFence
         DeferredWrite{"complete work",
                       "DELETE FROM work WHERE case_id = $1 AND id = $2 AND attempt = $3"
                       " AND state = 'leased' AND owner = $4",
-                      {f.case_id, std::to_string(f.id), std::to_string(f.attempt), owner},
-                      {}});
+                      {f.case_id, std::to_string(f.id), std::to_string(f.attempt), owner}});
   }
   if (locked != nullptr && !ids.empty()) {
     // The cases, locked in id order, and then (a statement of its own, so that it sees what a
@@ -262,10 +283,9 @@ Result<std::vector<bool>> StoreTx::CompleteWorkBatch(const std::vector<WorkFence
                                    "SELECT " + SelectList(kCaseColumns, context_.dialect) +
                                        " FROM cases WHERE id = ANY(CAST($1 AS text[]))"
                                        " ORDER BY id FOR UPDATE",
-                                   {array},
-                                   {}});
+                                   {array}});
     writes.push_back(DeferredWrite{
-        "read chain heads", std::string(kChainHeadsSql) + "$1" + kChainHeadsTail, {array}, {}});
+        "read chain heads", std::string(kChainHeadsSql) + "$1" + kChainHeadsTail, {array}});
   }
   std::vector<std::int64_t> affected;
   std::vector<std::vector<Row>> results;

@@ -442,6 +442,60 @@ WF_STORE_TEST_CASE("a transaction whose BEGIN travels with its first statement i
           ErrorCode::kConflict);
     InsertCase(*store, NewCase());
   }
+  SECTION("a COMMIT sent with its last pipeline commits what came before, once") {
+    Enqueue(*store, fence.case_id, 1, kT0);
+    std::vector<WorkItem> mine;
+    Status status = store->TransactPipelined([&](StoreTx& tx) {
+      if (Status relaxed = tx.RelaxDurability(); !relaxed.ok()) return relaxed;
+      tx.CommitWithLastPipeline();
+      auto done = tx.CompleteWorkBatch({fence}, "engine-a");  // the COMMIT goes with this
+      if (!done) return done.error();
+      auto got = tx.ClaimWork("engine-b", kT0, 30s, 10);  // after it: a statement of its own
+      if (!got) return got.error();
+      mine = std::move(*got);
+      return Status::Conflict("after the commit");  // what was committed stands
+    });
+    CHECK(status.code() == ErrorCode::kConflict);
+    CHECK(mine.size() == 1);
+    if (db.backend() == Backend::kPostgres) {
+      CHECK(leased() == 0);
+      CHECK(Claim(*store, "engine-c", kT0, 10).empty());  // engine-b's claim was kept too
+    } else {  // no pipelines on SQLite: the COMMIT is the transaction's own, at its end
+      CHECK(leased() == 1);
+      CHECK(Claim(*store, "engine-c", kT0, 10).size() == 1);
+    }
+  }
+  SECTION("a deferred update of a case changed meanwhile keeps nothing of its transaction") {
+    CaseRecord stale;
+    REQUIRE(store->Read([&](StoreTx& tx) {
+      auto record = tx.GetCase(fence.case_id);
+      if (!record) return record.error();
+      stale = *record;
+      return Status::Ok();
+    }).ok());
+    CaseRecord fresh = stale;
+    REQUIRE(store->Transact([&](StoreTx& tx) { return tx.UpdateCase(fresh); }).ok());
+    std::string other;
+    Status status = store->TransactPipelined([&](StoreTx& tx) {
+      auto inserted = tx.InsertCase(NewCase());
+      if (!inserted) return inserted.error();
+      other = *inserted;
+      tx.DeferWrites();
+      auto done = tx.CompleteWorkBatch({fence}, "engine-a");
+      if (!done) return done.error();
+      stale.status = "cancelled";
+      return tx.UpdateCase(stale);  // queued: sent with the COMMIT, at the end
+    });
+    if (db.backend() == Backend::kPostgres) {
+      CHECK(status.code() == ErrorCode::kUnavailable);
+      CHECK_THAT(status.message(), Catch::Contains("changed meanwhile"));
+    } else {
+      CHECK(status.code() == ErrorCode::kConflict);
+    }
+    CHECK(leased() == 1);
+    Status read = store->Read([&](StoreTx& tx) { return StatusOf(tx.GetCase(other)); });
+    CHECK(read.code() == ErrorCode::kNotFound);
+  }
 }
 
 WF_STORE_TEST_CASE("an expired lease is claimed again and the stale owner's completion is refused",

@@ -496,8 +496,7 @@ END $grants$)sql");
           ActsMigration(),
           FederationMigration(),
           KeysMigration(),
-          SpeedMigration(),
-          SpeedCommitMigration()};
+          SpeedMigration()};
 }
 
 int Dialect::LatestSchemaVersion() const { return Migrations().back().version; }

@@ -107,8 +107,6 @@ class Dialect {
   Migration KeysMigration() const;
   // Version 12 (dialect_speed.cpp): triggers with WHEN clauses, room for HOT updates.
   Migration SpeedMigration() const;
-  // Version 13 (dialect_speed.cpp): wf_expect_rows, for the batched case update.
-  Migration SpeedCommitMigration() const;
 
   Backend backend_;
 };

@@ -53,27 +53,4 @@ Migration Dialect::SpeedMigration() const {
   return m;
 }
 
-// Version 13: the engine's multi-row update of case rows (each at the row_version it read)
-// checks its own count in the server, so that a COMMIT sent in the same pipeline cannot keep
-// the rest of a transaction whose update missed a row. 40001 is retried like a serialization
-// failure.
-constexpr const char* kExpectRows = R"sql(CREATE OR REPLACE FUNCTION wf_expect_rows(updated bigint,
-  named bigint) RETURNS bigint LANGUAGE plpgsql AS $fn$
-BEGIN
-  IF updated <> named THEN
-    RAISE EXCEPTION 'a case was changed meanwhile (% of % rows updated)', updated, named
-      USING ERRCODE = '40001';
-  END IF;
-  RETURN updated;
-END
-$fn$)sql";
-
-Migration Dialect::SpeedCommitMigration() const {
-  Migration m;
-  m.version = 13;
-  m.description = "the engine's batched case update checks its own row count";
-  m.statements.emplace_back(is_postgres() ? kExpectRows : "SELECT 1");
-  return m;
-}
-
 }  // namespace wf::engine

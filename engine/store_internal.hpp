@@ -272,7 +272,7 @@ Status SendPipelined(TxContext& ctx, const std::vector<DeferredWrite>& writes,
 // per column ("" for none), then `tail`; as many rows a statement as PostgreSQL's parameter limit
 // and a sensible statement size allow. With `expect_every_row` (for an UPDATE ... RETURNING 1 of
 // rows at an expected row_version), a statement that changes fewer rows than it names fails in
-// the server (wf_expect_rows: "changed meanwhile", retried like a serialization failure). The
+// the server ("a case was changed meanwhile", kUnavailable: worth a retry). The
 // rows' values are moved into the statements (a case's state is the biggest text a step writes:
 // it is not copied again).
 void AddMultiRow(std::vector<DeferredWrite>& out, const std::string& what, const std::string& head,

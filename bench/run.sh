@@ -501,11 +501,13 @@ run_growth() {
     t1=$(now)
     local show=() inbox=() floor=() a b stored
     for i in $(seq 1 "$BENCH_CLI_RUNS"); do
-      a=$(now); "$WF" show "$seed" --json > /dev/null || die "growth: wf show failed"; b=$(now)
-      show+=("$(elapsed "$a" "$b")")
-      a=$(now); "$WF" inbox --as an.bench --json > "$WORK/inbox.json" || die "growth: wf inbox failed"; b=$(now)
-      inbox+=("$(elapsed "$a" "$b")")
-      a=$(now); "$WF" --help > /dev/null; b=$(now)
+      # Bash's own clock: $(now) would add the start of `date` (about 7 ms here) to each figure.
+      a=${EPOCHREALTIME/,/.}; "$WF" show "$seed" --json > /dev/null || die "growth: wf show failed"
+      b=${EPOCHREALTIME/,/.}; show+=("$(elapsed "$a" "$b")")
+      a=${EPOCHREALTIME/,/.}
+      "$WF" inbox --as an.bench --json > "$WORK/inbox.json" || die "growth: wf inbox failed"
+      b=${EPOCHREALTIME/,/.}; inbox+=("$(elapsed "$a" "$b")")
+      a=${EPOCHREALTIME/,/.}; "$WF" --help > /dev/null; b=${EPOCHREALTIME/,/.}
       floor+=("$(elapsed "$a" "$b")")
     done
     [ "$(jq length "$WORK/inbox.json")" = 20 ] ||

@@ -1,4 +1,7 @@
 // The `wf` program: parses the command line, runs one command, exits with DESIGN.md's codes.
+#include <unistd.h>
+
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <exception>
@@ -75,6 +78,17 @@ std::string ParseFailure(const CLI::App* app, const CLI::Error& e) {
   return wf::TrFormat("wf: {0}\nRun with --help for more information.\n", text);
 }
 
+// Ends the process once a command has returned: its sessions, files and threads are closed by
+// then, and what is left for exit() is tearing down the command table, OpenSSL and the
+// libraries' statics, 1.5 ms of every CLI command's time here. Output is flushed first.
+[[noreturn]] void Finish(int code) {
+  std::cout.flush();
+  std::cerr.flush();
+  spdlog::shutdown();
+  std::fflush(nullptr);
+  _exit(code);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -134,10 +148,11 @@ int main(int argc, char** argv) {
     std::cerr << wf::Tr("wf: no command given; see wf --help\n");
     return 2;
   }
+  int code = 1;
   try {
-    return selected();
+    code = selected();
   } catch (const std::exception& e) {
     std::cerr << wf::TrFormat("wf: internal error: {0}\n", e.what());
-    return 1;
   }
+  Finish(code);
 }

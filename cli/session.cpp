@@ -28,17 +28,15 @@ Result<engine::Deployment> LoadDeploymentFor(const GlobalOptions& globals) {
 
 namespace {
 
+// What a command reads before it starts, in one transaction (Store::Open's first read).
+struct OpeningReads {
+  engine::StoreTx::LoginIdentity identity;
+  std::optional<engine::StoredConfig> config;
+};
+
 // Replaces the agencies, members and calendars of `deployment` with those of the newest
 // configuration stored in the database, if there is one.
-Status UseStoredConfig(Session& session) {
-  std::optional<engine::StoredConfig> stored;
-  Status read = session.store->Read([&](engine::StoreTx& tx) {
-    auto latest = tx.LatestConfig();
-    if (!latest) return latest.error();
-    stored = std::move(*latest);
-    return Status::Ok();
-  });
-  if (!read.ok()) return read;
+Status UseStoredConfig(Session& session, std::optional<engine::StoredConfig> stored) {
   if (!stored) return Status::Ok();
   auto parsed = engine::LoadDeploymentText(stored->source,
                                            TrFormat("stored configuration v{0}", stored->version));
@@ -50,31 +48,19 @@ Status UseStoredConfig(Session& session) {
 }
 
 // Who acts: the login on PostgreSQL (--as only for a wf_delegate), --as on SQLite.
-Status ResolveActor(Session& session, const GlobalOptions& globals) {
+Status ResolveActor(Session& session, const GlobalOptions& globals,
+                    const engine::StoreTx::LoginIdentity& identity) {
   if (session.store->backend() != engine::Backend::kPostgres) {
     session.actor = globals.actor;
     return Status::Ok();
   }
-  bool delegate = false;
-  Status read = session.store->Read([&](engine::StoreTx& tx) {
-    auto login = tx.SessionLogin();
-    if (!login) return login.error();
-    session.login = *login;
-    auto engine_login = tx.LoginHolds("wf_engine");
-    if (!engine_login) return engine_login.error();
-    session.acts_through_database = !*engine_login;
-    if (globals.actor.empty() || globals.actor == session.login) return Status::Ok();
-    auto holds = tx.LoginHolds("wf_delegate");
-    if (!holds) return holds.error();
-    delegate = *holds;
-    return Status::Ok();
-  });
-  if (!read.ok()) return read;
+  session.login = identity.login;
+  session.acts_through_database = !identity.engine;
   if (globals.actor.empty() || globals.actor == session.login) {
     session.actor = session.login;
     return Status::Ok();
   }
-  if (!delegate) {
+  if (!identity.delegate) {
     return Status::NotPermitted(
         TrFormat("--as {0}: on PostgreSQL the actor is the login ({1}); only a login holding "
                  "wf_delegate may act for someone else",
@@ -91,7 +77,16 @@ Result<std::unique_ptr<Session>> OpenSession(const GlobalOptions& globals, int p
   auto deployment = LoadDeploymentFor(globals);
   if (!deployment) return deployment.error();
   session->deployment = std::move(*deployment);
-  auto store = engine::Store::Open(globals.db, pool_size);
+  OpeningReads opening;
+  auto store = engine::Store::Open(globals.db, pool_size, [&](engine::StoreTx& tx) {
+    auto identity = tx.SessionIdentity();
+    if (!identity) return identity.error();
+    opening.identity = std::move(*identity);
+    auto latest = tx.LatestConfig();
+    if (!latest) return latest.error();
+    opening.config = std::move(*latest);
+    return Status::Ok();
+  });
   if (!store) {
     const Status& error = store.error();
     if (error.code() == ErrorCode::kUsage) {
@@ -101,8 +96,10 @@ Result<std::unique_ptr<Session>> OpenSession(const GlobalOptions& globals, int p
     return error;
   }
   session->store = std::move(*store);
-  if (Status actor = ResolveActor(*session, globals); !actor.ok()) return actor;
-  if (Status stored = UseStoredConfig(*session); !stored.ok()) return stored;
+  if (Status actor = ResolveActor(*session, globals, opening.identity); !actor.ok()) return actor;
+  if (Status stored = UseStoredConfig(*session, std::move(opening.config)); !stored.ok()) {
+    return stored;
+  }
   session->runtime =
       std::make_unique<engine::Runtime>(*session->store, session->deployment, session->expressions);
   return session;

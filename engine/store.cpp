@@ -35,7 +35,7 @@ Result<std::unique_ptr<soci::session>> detail::Connect(const StoreState& state) 
     if (target.backend == Backend::kPostgres) {
       sql = std::make_unique<soci::session>(soci::postgresql, target.connect_string);
       // Bounds on every connection (issue 11; values and reasons in store_internal.hpp).
-      Exec(*sql, kSessionTimeoutsSql);
+      ExecSimple(PgConnection(*sql), kSessionTimeoutsSql);
     } else {
       sql = std::make_unique<soci::session>(soci::sqlite3, target.connect_string);
       // Errors carry SQLite's extended codes, so a conflict is known by its code (MapError).
@@ -153,11 +153,12 @@ Status Store::CheckpointLog() {
   }
 }
 
-Result<std::unique_ptr<Store>> Store::Open(std::string_view url, int pool_size) {
+Result<std::unique_ptr<Store>> Store::Open(std::string_view url, int pool_size,
+                                           const std::function<Status(StoreTx&)>& first_read) {
   // SQLite answers BUSY without waiting in a few cases busy_timeout does not cover (two
   // processes creating the same file and switching it to WAL at once): try again shortly.
   for (int attempt = 1;; ++attempt) {
-    Result<std::unique_ptr<Store>> store = OpenOnce(url, pool_size);
+    Result<std::unique_ptr<Store>> store = OpenOnce(url, pool_size, first_read);
     if (store || store.error().code() != ErrorCode::kUnavailable || attempt == 5 ||
         url.rfind("sqlite:", 0) != 0) {
       return store;
@@ -185,7 +186,38 @@ std::string DefaultKeyFile(const DatabaseTarget& target) {
 
 }  // namespace
 
-Result<std::unique_ptr<Store>> Store::OpenOnce(std::string_view url, int pool_size) {
+namespace {
+
+// The highest applied schema version, 0 for an empty database. On PostgreSQL one statement: the
+// table's absence is its error (42P01), which leaves this read transaction aborted, and nothing
+// else reads in it then (the database needs its migrations first). A first statement in a fresh
+// backend costs milliseconds of catalog look-ups; asking to_regclass first cost a second one.
+Result<int> ReadSchemaVersion(TxContext& ctx) {
+  return Guard(ctx, "read schema version", [&]() -> Result<int> {
+    auto highest = [&] {
+      Query max(ctx.sql, "SELECT COALESCE(MAX(version), 0) FROM wf_schema");
+      max.Columns("i").Execute();
+      return static_cast<int>(max.Int(0));
+    };
+    if (ctx.dialect.is_postgres()) {
+      try {
+        return highest();
+      } catch (const soci::postgresql_soci_error& e) {
+        if (std::string_view(e.sqlstate()) == "42P01") return 0;  // undefined_table
+        throw;
+      }
+    }
+    Query exists(ctx.sql,
+                 "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'wf_schema'");
+    exists.Columns("i").Execute();
+    return exists.Int(0) == 0 ? 0 : highest();
+  });
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Store>> Store::OpenOnce(std::string_view url, int pool_size,
+                                               const std::function<Status(StoreTx&)>& first_read) {
   Result<DatabaseTarget> target = ParseDatabaseUrl(url);
   if (!target) return target.error();
   // A new SQLite file is made owner-only before SQLite creates it with the umask's mode.
@@ -199,18 +231,32 @@ Result<std::unique_ptr<Store>> Store::OpenOnce(std::string_view url, int pool_si
   state->idle.back() = std::move(*first);
   std::unique_ptr<Store> store(new Store(std::move(state)));
 
-  Result<int> version = store->SchemaVersion();
-  if (!version) return version.error();
   const int latest = store->state_->dialect.LatestSchemaVersion();
-  if (*version > latest) {
+  int version = 0;
+  bool first_read_done = false;
+  // The caller's first reads share the schema check's transaction when the schema is current.
+  Status checked = store->Run(false, [&](TxContext& ctx) {
+    Result<int> read = ReadSchemaVersion(ctx);
+    if (!read) return read.error();
+    version = *read;
+    if (version != latest || !first_read) return Status::Ok();
+    first_read_done = true;
+    StoreTx tx(ctx);
+    return first_read(tx);
+  });
+  if (!checked.ok()) return checked;
+  if (version > latest) {
     return Status::Internal(
         TrFormat("the database {0} has schema version {1}, newer than this wf knows ({2}): "
                  "upgrade wf",
-                 store->redacted_url(), std::to_string(*version), std::to_string(latest)));
+                 store->redacted_url(), std::to_string(version), std::to_string(latest)));
   }
-  if (*version < latest) {
+  if (version < latest) {
     Result<int> applied = store->Migrate();
     if (!applied) return applied.error();
+  }
+  if (first_read && !first_read_done) {
+    if (Status read = store->Read(first_read); !read.ok()) return read;
   }
   return store;
 }
@@ -347,21 +393,10 @@ Status Store::Read(const std::function<Status(StoreTx&)>& body) {
 Result<int> Store::SchemaVersion() {
   int version = 0;
   Status status = Run(false, [&](TxContext& ctx) {
-    return Guard(ctx, "read schema version", [&]() -> Status {
-      // to_regclass asks the catalog cache; information_schema.tables is a view that takes
-      // milliseconds to plan, on every command.
-      Query exists(ctx.sql, ctx.dialect.is_postgres()
-                                ? "SELECT CASE WHEN to_regclass(quote_ident(current_schema())"
-                                  " || '.wf_schema') IS NULL THEN 0 ELSE 1 END"
-                                : "SELECT COUNT(*) FROM sqlite_master"
-                                  " WHERE type = 'table' AND name = 'wf_schema'");
-      exists.Columns("i").Execute();
-      if (exists.Int(0) == 0) return Status::Ok();
-      Query max(ctx.sql, "SELECT COALESCE(MAX(version), 0) FROM wf_schema");
-      max.Columns("i").Execute();
-      version = static_cast<int>(max.Int(0));
-      return Status::Ok();
-    });
+    Result<int> read = ReadSchemaVersion(ctx);
+    if (!read) return read.error();
+    version = *read;
+    return Status::Ok();
   });
   if (!status.ok()) return status;
   return version;

@@ -571,6 +571,14 @@ class StoreTx {
   // Whether this connection's login holds group role `group` (pg_has_role: a superuser holds
   // every role); false for a group that does not exist and always on SQLite.
   Result<bool> LoginHolds(const std::string& group);
+  // The login and whether it holds wf_engine and wf_delegate, in one statement (what every CLI
+  // command asks first); an empty login and false, false on SQLite.
+  struct LoginIdentity {
+    std::string login;
+    bool engine = false;
+    bool delegate = false;
+  };
+  Result<LoginIdentity> SessionIdentity();
   // Stores `source` as the next configuration version, applied by `applied_by` (PostgreSQL
   // records session_user instead), and replaces the members and rules with `members` and
   // `rules`. kNotPermitted when the login may not (not wf_admin). Returns the new version.
@@ -660,7 +668,12 @@ class Store {
   // commits on power loss; the throughput target is PostgreSQL's, not the embedded default's.
   // kUsage for a bad URL; kUnavailable "cannot connect to <url without password>: ..." when the
   // database cannot be reached; kInternal when its schema is newer than this program.
-  static Result<std::unique_ptr<Store>> Open(std::string_view url, int pool_size = 4);
+  // `first_read`, when given, runs in a read transaction once the schema is current: the one
+  // that checked the schema version when no migration was needed (a command's opening reads then
+  // cost no transaction of their own), its own one after migrating. Its failure fails Open.
+  static Result<std::unique_ptr<Store>> Open(
+      std::string_view url, int pool_size = 4,
+      const std::function<Status(StoreTx&)>& first_read = nullptr);
 
   ~Store();
   Store(const Store&) = delete;
@@ -758,7 +771,8 @@ class Store {
  private:
   explicit Store(std::unique_ptr<detail::StoreState> state);
   // One attempt of Open.
-  static Result<std::unique_ptr<Store>> OpenOnce(std::string_view url, int pool_size);
+  static Result<std::unique_ptr<Store>> OpenOnce(std::string_view url, int pool_size,
+                                                 const std::function<Status(StoreTx&)>& first_read);
   Status Run(bool write, const std::function<Status(detail::TxContext&)>& body,
              bool defer_begin = false);
 

@@ -68,6 +68,18 @@ Result<bool> StoreTx::LoginHolds(const std::string& group) {
   });
 }
 
+Result<StoreTx::LoginIdentity> StoreTx::SessionIdentity() {
+  if (!context_.dialect.is_postgres()) return LoginIdentity{};
+  return Guard(context_, "read the login and its roles", [&]() -> Result<LoginIdentity> {
+    Query q(context_.sql,
+            "SELECT session_user, CASE WHEN wf_holds('wf_engine') THEN 1 ELSE 0 END,"
+            " CASE WHEN wf_holds('wf_delegate') THEN 1 ELSE 0 END");
+    q.Columns("tii");
+    q.Execute();
+    return LoginIdentity{q.Text(0), q.Int(1) == 1, q.Int(2) == 1};
+  });
+}
+
 Result<int> StoreTx::StoreConfig(const std::string& source,
                                  const std::vector<ConfigMember>& members,
                                  const std::vector<ConfigRule>& rules,

@@ -159,12 +159,13 @@ inline std::string Trim(std::string text) {
 // And no parallel workers: wf's statements read a few rows by index, and a row estimate gone
 // wrong (the clerk's 20 open tasks among 900,000 done ones of the same role) made the planner
 // start two workers for `wf inbox`, 60 ms of a 1 ms query.
+// SET commands in one simple query: a fresh backend runs them in a third of the time of one
+// SELECT of set_config() calls (0.45 against 1.2 ms here), which first looks the function up in
+// a catalog cache that is still cold, on every CLI command's connection.
 inline constexpr const char* kSessionTimeoutsSql =
-    "SELECT set_config('statement_timeout', '60s', false),"
-    " set_config('lock_timeout', '10s', false),"
-    " set_config('idle_in_transaction_session_timeout', '30s', false),"
-    " set_config('client_min_messages', 'warning', false),"
-    " set_config('max_parallel_workers_per_gather', '0', false)";
+    "SET statement_timeout = '60s'; SET lock_timeout = '10s';"
+    " SET idle_in_transaction_session_timeout = '30s'; SET client_min_messages = warning;"
+    " SET max_parallel_workers_per_gather = 0";
 // Migrations lift the first two for their own transaction.
 inline constexpr const char* kMigrationTimeoutsSql =
     "SELECT set_config('statement_timeout', '0', true), set_config('lock_timeout', '0', true)";

@@ -144,6 +144,48 @@ WF_STORE_TEST_CASE("migrations apply once and applying them again changes nothin
         static_cast<long long>(Dialect(db.backend()).Migrations().size()));
 }
 
+WF_STORE_TEST_CASE("Open's first read runs once, after the migrations, and its failure fails Open",
+                   "[engine][store][migrations]", db) {
+  const bool pg = db.backend() == Backend::kPostgres;
+  int runs = 0;
+  long long tables_seen = -1;
+  StoreTx::LoginIdentity identity;
+  auto first_read = [&](StoreTx& tx) {
+    ++runs;
+    auto seen = tx.SessionIdentity();
+    if (!seen) return seen.error();
+    identity = *seen;
+    auto config = tx.LatestConfig();  // a table of the latest schema: the migrations ran first
+    if (!config) return config.error();
+    tables_seen = config->has_value() ? 1 : 0;
+    return Status::Ok();
+  };
+  SECTION("on an empty database, after migrating it") {
+    auto store = Store::Open(db.url(), 1, first_read);
+    INFO((store ? std::string("ok") : store.error().message()));
+    REQUIRE(store.has_value());
+    CHECK(runs == 1);
+    CHECK(tables_seen == 0);
+    CHECK(db.QueryInt("SELECT COUNT(*) FROM wf_schema") ==
+          static_cast<long long>(Dialect(db.backend()).Migrations().size()));
+    CHECK(identity.login.empty() == !pg);
+  }
+  SECTION("on a current database, in the schema check's transaction") {
+    REQUIRE(OpenStore(db) != nullptr);
+    auto store = Store::Open(db.url(), 1, first_read);
+    REQUIRE(store.has_value());
+    CHECK(runs == 1);
+    CHECK(tables_seen == 0);
+    CHECK(identity.login.empty() == !pg);
+  }
+  SECTION("a failing first read fails Open with its own status") {
+    REQUIRE(OpenStore(db) != nullptr);
+    auto store = Store::Open(db.url(), 1, [](StoreTx&) { return Status::NotPermitted("no"); });
+    REQUIRE_FALSE(store.has_value());
+    CHECK(store.error().code() == ErrorCode::kNotPermitted);
+  }
+}
+
 WF_STORE_TEST_CASE("two starters migrating an empty database at once both succeed",
                    "[engine][store][migrations]", db) {
   Result<std::unique_ptr<Store>> a = Status::Internal("not run");

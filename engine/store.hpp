@@ -566,8 +566,6 @@ class StoreTx {
   Result<std::optional<ArchivedChain>> GetArchivedChain(const std::string& case_id);
 
   // --- who may act (engine/store_access.cpp; DESIGN.md "Who may act")
-  // The login of this connection (PostgreSQL session_user); empty on SQLite.
-  Result<std::string> SessionLogin();
   // Whether this connection's login holds group role `group` (pg_has_role: a superuser holds
   // every role); false for a group that does not exist and always on SQLite.
   Result<bool> LoginHolds(const std::string& group);

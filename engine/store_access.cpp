@@ -48,16 +48,6 @@ std::string GroupRoleOf(std::string_view role) {
   return std::string();
 }
 
-Result<std::string> StoreTx::SessionLogin() {
-  if (!context_.dialect.is_postgres()) return std::string();
-  return Guard(context_, "read the login", [&]() -> Result<std::string> {
-    Query q(context_.sql, "SELECT session_user");
-    q.Columns("t");
-    q.Execute();
-    return q.Text(0);
-  });
-}
-
 Result<bool> StoreTx::LoginHolds(const std::string& group) {
   if (!context_.dialect.is_postgres()) return false;
   return Guard(context_, "read the login's roles", [&]() -> Result<bool> {

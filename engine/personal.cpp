@@ -76,27 +76,39 @@ std::string KeyId(const Key32& kek) {
   return Hex(digest, 8);
 }
 
+// AES-256-GCM fetched once (an implicit fetch on every use costs a look-up and allocations in
+// OpenSSL 3), and one cipher context per thread, set up afresh (key, nonce) for every value.
+const EVP_CIPHER* Aes256Gcm() {
+  static EVP_CIPHER* fetched = EVP_CIPHER_fetch(nullptr, "AES-256-GCM", nullptr);
+  return fetched != nullptr ? fetched : EVP_aes_256_gcm();
+}
+
 struct CipherCtx {
   EVP_CIPHER_CTX* ctx = EVP_CIPHER_CTX_new();
   ~CipherCtx() { EVP_CIPHER_CTX_free(ctx); }
 };
+
+EVP_CIPHER_CTX* ThreadCipherCtx() {
+  thread_local CipherCtx c;
+  return c.ctx;
+}
 
 // nonce | ciphertext | tag of `plain` under `key` with `aad`.
 std::string Encrypt(const Key32& key, std::string_view aad, std::string_view plain) {
   std::string out(kNonceBytes + plain.size() + kTagBytes, '\0');
   auto* bytes = reinterpret_cast<unsigned char*>(out.data());
   if (RAND_bytes(bytes, kNonceBytes) != 1) throw std::runtime_error("OpenSSL RAND_bytes failed");
-  CipherCtx c;
+  EVP_CIPHER_CTX* ctx = ThreadCipherCtx();
   int n = 0;
-  if (c.ctx == nullptr ||
-      EVP_EncryptInit_ex(c.ctx, EVP_aes_256_gcm(), nullptr, key.data(), bytes) != 1 ||
-      EVP_EncryptUpdate(c.ctx, nullptr, &n, reinterpret_cast<const unsigned char*>(aad.data()),
+  if (ctx == nullptr ||
+      EVP_EncryptInit_ex(ctx, Aes256Gcm(), nullptr, key.data(), bytes) != 1 ||
+      EVP_EncryptUpdate(ctx, nullptr, &n, reinterpret_cast<const unsigned char*>(aad.data()),
                         static_cast<int>(aad.size())) != 1 ||
-      EVP_EncryptUpdate(c.ctx, bytes + kNonceBytes, &n,
+      EVP_EncryptUpdate(ctx, bytes + kNonceBytes, &n,
                         reinterpret_cast<const unsigned char*>(plain.data()),
                         static_cast<int>(plain.size())) != 1 ||
-      EVP_EncryptFinal_ex(c.ctx, bytes + kNonceBytes + n, &n) != 1 ||
-      EVP_CIPHER_CTX_ctrl(c.ctx, EVP_CTRL_GCM_GET_TAG, kTagBytes,
+      EVP_EncryptFinal_ex(ctx, bytes + kNonceBytes + n, &n) != 1 ||
+      EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, kTagBytes,
                           bytes + kNonceBytes + plain.size()) != 1) {
     throw std::runtime_error("OpenSSL AES-256-GCM failed");
   }
@@ -108,21 +120,47 @@ std::optional<std::string> Decrypt(const Key32& key, std::string_view aad, std::
   const auto* bytes = reinterpret_cast<const unsigned char*>(box.data());
   const size_t length = box.size() - kNonceBytes - kTagBytes;
   std::string plain(length, '\0');
-  CipherCtx c;
+  EVP_CIPHER_CTX* ctx = ThreadCipherCtx();
   int n = 0;
   std::array<unsigned char, kTagBytes> tag{};
   std::memcpy(tag.data(), bytes + kNonceBytes + length, kTagBytes);
-  if (c.ctx == nullptr ||
-      EVP_DecryptInit_ex(c.ctx, EVP_aes_256_gcm(), nullptr, key.data(), bytes) != 1 ||
-      EVP_DecryptUpdate(c.ctx, nullptr, &n, reinterpret_cast<const unsigned char*>(aad.data()),
+  if (ctx == nullptr ||
+      EVP_DecryptInit_ex(ctx, Aes256Gcm(), nullptr, key.data(), bytes) != 1 ||
+      EVP_DecryptUpdate(ctx, nullptr, &n, reinterpret_cast<const unsigned char*>(aad.data()),
                         static_cast<int>(aad.size())) != 1 ||
-      EVP_DecryptUpdate(c.ctx, reinterpret_cast<unsigned char*>(plain.data()), &n,
+      EVP_DecryptUpdate(ctx, reinterpret_cast<unsigned char*>(plain.data()), &n,
                         bytes + kNonceBytes, static_cast<int>(length)) != 1 ||
-      EVP_CIPHER_CTX_ctrl(c.ctx, EVP_CTRL_GCM_SET_TAG, kTagBytes, tag.data()) != 1 ||
-      EVP_DecryptFinal_ex(c.ctx, reinterpret_cast<unsigned char*>(plain.data()) + n, &n) != 1) {
+      EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, kTagBytes, tag.data()) != 1 ||
+      EVP_DecryptFinal_ex(ctx, reinterpret_cast<unsigned char*>(plain.data()) + n, &n) != 1) {
     return std::nullopt;
   }
   return plain;
+}
+
+// Whether `text` is a JSON number: -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)?
+bool IsNumberText(std::string_view text) {
+  size_t i = 0;
+  auto digits = [&] {
+    const size_t from = i;
+    while (i < text.size() && text[i] >= '0' && text[i] <= '9') ++i;
+    return i > from;
+  };
+  if (i < text.size() && text[i] == '-') ++i;
+  if (i < text.size() && text[i] == '0') {
+    ++i;
+  } else if (!digits()) {
+    return false;
+  }
+  if (i < text.size() && text[i] == '.') {
+    ++i;
+    if (!digits()) return false;
+  }
+  if (i < text.size() && (text[i] == 'e' || text[i] == 'E')) {
+    ++i;
+    if (i < text.size() && (text[i] == '+' || text[i] == '-')) ++i;
+    if (!digits()) return false;
+  }
+  return i == text.size();
 }
 
 std::string_view AsView(const DataKey& key) {
@@ -271,6 +309,7 @@ Result<std::unique_ptr<KeyRing>> KeyRing::Load(const std::string& path) {
       ring->keks_.push_back(*key);
     }
   }
+  ring->IndexKeks();
   if (!magic || !index || ring->keks_.empty()) {
     return Status::Invalid(TrFormat(
         "{0} is not a wf key file: it needs the line \"wf-keys 1\", an index key and a KEK", path));
@@ -289,6 +328,7 @@ Result<std::unique_ptr<KeyRing>> KeyRing::Create(const std::string& path) {
   ring->path_ = path;
   ring->index_ = RandomKey();
   ring->keks_.push_back(RandomKey());
+  ring->IndexKeks();
   // Written whole beside it, then linked into place: link fails when another process made the
   // file meanwhile (kConflict: load theirs), and no one ever reads a half-written file.
   const std::string temporary = path + "." + std::to_string(::getpid()) + ".new";
@@ -309,16 +349,18 @@ std::unique_ptr<KeyRing> KeyRing::Ephemeral() {
   std::unique_ptr<KeyRing> ring(new KeyRing());
   ring->index_ = RandomKey();
   ring->keks_.push_back(RandomKey());
+  ring->IndexKeks();
   return ring;
 }
 
-std::string KeyRing::current_id() const { return KeyId(keks_.front()); }
-
-std::vector<std::string> KeyRing::ids() const {
-  std::vector<std::string> out;
-  for (const auto& kek : keks_) out.push_back(KeyId(kek));
-  return out;
+void KeyRing::IndexKeks() {
+  kek_ids_.clear();
+  for (const auto& kek : keks_) kek_ids_.push_back(KeyId(kek));
 }
+
+std::string KeyRing::current_id() const { return kek_ids_.front(); }
+
+std::vector<std::string> KeyRing::ids() const { return kek_ids_; }
 
 std::string KeyRing::Wrap(const DataKey& key) const {
   return current_id() + ":" + Base64(Encrypt(keks_.front(), "wf-data-key", AsView(key)));
@@ -327,9 +369,10 @@ std::string KeyRing::Wrap(const DataKey& key) const {
 Result<DataKey> KeyRing::Unwrap(std::string_view wrapped) const {
   const size_t colon = wrapped.find(':');
   if (colon == std::string_view::npos) return Status::Invalid("a wrapped key without its KEK id");
-  const std::string id(wrapped.substr(0, colon));
-  for (const auto& kek : keks_) {
-    if (KeyId(kek) != id) continue;
+  const std::string_view id = wrapped.substr(0, colon);
+  for (size_t i = 0; i < keks_.size(); ++i) {
+    if (kek_ids_[i] != id) continue;
+    const auto& kek = keks_[i];
     auto box = Unbase64(std::string(wrapped.substr(colon + 1)));
     auto plain = box ? Decrypt(kek, "wf-data-key", *box) : std::nullopt;
     if (!plain || plain->size() != DataKey().size()) {
@@ -353,11 +396,13 @@ std::string KeyRing::KeyedHash(std::string_view value) const {
 
 Status KeyRing::AddKek() {
   keks_.insert(keks_.begin(), RandomKey());
+  IndexKeks();
   return Save();
 }
 
 Status KeyRing::DropOldKeks() {
   keks_.resize(1);
+  IndexKeks();
   return Save();
 }
 
@@ -452,22 +497,45 @@ void KeySource::Forget(const std::string& case_id) {
 
 // --- CaseSealer --------------------------------------------------------------------------------
 
-CaseSealer::CaseSealer(std::string case_id, const DataKey& key, std::set<std::string> values)
+CaseSealer::CaseSealer(std::string case_id, const DataKey& key, std::set<std::string> values,
+                       OpenedBoxes opened)
     : active_(!values.empty()),
       case_id_(std::move(case_id)),
       key_(key),
-      values_(std::move(values)) {
+      values_(std::move(values)),
+      opened_(std::move(opened)) {
+  sorted_values_.reserve(values_.size());
+  long_values_.reserve(values_.size());
   for (const std::string& value : values_) {
+    sorted_values_.emplace_back(value);
     if (value.size() >= kMinSubstringMatch) long_values_.push_back(value);
+    // Only the text of a number can match one (CollectScalars keeps a number as its dump): a
+    // citizen id "0792..." is not one, so the numbers of what is sealed need not be written out.
+    if (!numeric_values_) numeric_values_ = IsNumberText(value);
   }
   std::sort(long_values_.begin(), long_values_.end(),
-            [](const std::string& a, const std::string& b) { return a.size() > b.size(); });
+            [](std::string_view a, std::string_view b) { return a.size() > b.size(); });
+}
+
+bool CaseSealer::IsValue(std::string_view text) const {
+  return std::binary_search(sorted_values_.begin(), sorted_values_.end(), text);
+}
+
+bool CaseSealer::IsNumberValue(const json& value) const {
+  return numeric_values_ && IsValue(value.dump());
+}
+
+std::string CaseSealer::SealScalar(const json& value) const {
+  for (const OpenedBox& opened : opened_) {
+    if (opened.value.type() == value.type() && opened.value == value) return opened.box;
+  }
+  return SealValue(case_id_, key_, value);
 }
 
 bool CaseSealer::Contains(std::string_view text) const {
   if (!active_ || IsSealed(text)) return false;
-  if (values_.count(std::string(text)) > 0) return true;
-  for (const std::string& value : long_values_) {
+  if (IsValue(text)) return true;
+  for (std::string_view value : long_values_) {
     if (value.size() <= text.size() && text.find(value) != std::string_view::npos) return true;
   }
   return false;
@@ -488,7 +556,7 @@ bool CaseSealer::MayHold(std::string_view json_text) const {
 bool CaseSealer::Touches(const json& value) const {
   if (!active_) return false;
   if (value.is_string()) return Contains(value.get_ref<const std::string&>());
-  if (value.is_number()) return values_.count(value.dump()) > 0;
+  if (value.is_number()) return IsNumberValue(value);
   if (value.is_structured()) {
     for (const json& item : value) {
       if (Touches(item)) return true;
@@ -507,9 +575,9 @@ json CaseSealer::Seal(const json& value) const {
 void CaseSealer::SealInPlace(json& value) const {
   if (!active_) return;
   if (value.is_string()) {
-    if (Contains(value.get_ref<const std::string&>())) value = SealValue(case_id_, key_, value);
+    if (Contains(value.get_ref<const std::string&>())) value = SealScalar(value);
   } else if (value.is_number()) {
-    if (values_.count(value.dump()) > 0) value = SealValue(case_id_, key_, value);
+    if (IsNumberValue(value)) value = SealScalar(value);
   } else if (value.is_structured()) {
     for (json& item : value) SealInPlace(item);
   }
@@ -517,7 +585,7 @@ void CaseSealer::SealInPlace(json& value) const {
 
 std::string CaseSealer::SealText(const std::string& text) const {
   if (!Contains(text)) return text;
-  return SealValue(case_id_, key_, json(text));
+  return SealScalar(json(text));
 }
 
 std::string CaseSealer::SealJsonText(const std::string& text) const {
@@ -544,6 +612,12 @@ json CaseSealer::SealState(json state) const {
 // --- Revealer ----------------------------------------------------------------------------------
 
 json Revealer::Open(std::string_view sealed) {
+  bool opened = false;
+  return Open(sealed, &opened);
+}
+
+json Revealer::Open(std::string_view sealed, bool* opened) {
+  *opened = false;
   const std::string_view case_id = SealedCaseView(sealed);
   auto it = keys_.find(case_id);
   if (it == keys_.end()) {
@@ -554,9 +628,13 @@ json Revealer::Open(std::string_view sealed) {
   }
   if (!it->second) return json(erased_.find(case_id)->second ? kErasedValue : kSealedValue);
   SealCache& cache = SealCache::Instance();
-  if (auto value = cache.Opened(sealed)) return std::move(*value);
+  if (auto value = cache.Opened(sealed)) {
+    *opened = true;
+    return std::move(*value);
+  }
   auto value = OpenSealed(sealed, *it->second);
   if (!value) return json(kSealedValue);
+  *opened = true;
   // Sealing the same value for the case again gives back this box (a box `wf start` made is
   // not encrypted anew by the engine's first write of the case).
   cache.Remember(SealingKey(*it->second, case_id, value->dump()), std::string(sealed), *value);
@@ -571,8 +649,15 @@ json Revealer::Reveal(const json& value) {
 
 void Revealer::RevealInPlace(json& value) {
   if (value.is_string()) {
-    const auto& text = value.get_ref<const std::string&>();
-    if (IsSealed(text)) value = Open(text);
+    auto& text = value.get_ref<std::string&>();
+    if (!IsSealed(text)) return;
+    bool opened = false;
+    json plain = Open(text, &opened);
+    if (opened && memo_ != nullptr && memo_->size() < kMaxMemo &&
+        SealedCaseView(text) == memo_case_) {
+      memo_->push_back(OpenedBox{plain, std::move(text)});
+    }
+    value = std::move(plain);
   } else if (value.is_structured()) {
     for (json& item : value) RevealInPlace(item);
   }

@@ -94,6 +94,8 @@ class KeyRing {
 
  private:
   KeyRing() = default;
+  // kek_ids_ from keks_ (after every change of keks_).
+  void IndexKeks();
   Status Save() const;
   // The file's text into `file`, made afresh with mode 0600 and synced.
   Status WriteTo(const std::string& file) const;
@@ -101,6 +103,7 @@ class KeyRing {
   std::string path_;  // empty: in memory only
   std::array<unsigned char, 32> index_{};
   std::vector<std::array<unsigned char, 32>> keks_;  // current first
+  std::vector<std::string> kek_ids_;                  // KeyId of each, in the same order
 };
 
 // The key ring of one database, loaded on first use, and the data keys of its cases (cached:
@@ -128,11 +131,26 @@ class KeySource {
   std::unordered_map<std::string, DataKey> keys_;
 };
 
+// A sealed value of a case as it was read (Revealer's memo), and what it opened to: sealing the
+// same value for the same case again gives back this box without a look-up in the process-wide
+// cache.
+struct OpenedBox {
+  nlohmann::json value;
+  std::string box;
+};
+using OpenedBoxes = std::vector<OpenedBox>;
+
 // Seals what one case writes (see the file comment). Inactive (a no-op) without personal values.
 class CaseSealer {
  public:
   CaseSealer() = default;
-  CaseSealer(std::string case_id, const DataKey& key, std::set<std::string> values);
+  // `opened`: boxes of this case read in the same transaction (LoadState), reused as they are.
+  CaseSealer(std::string case_id, const DataKey& key, std::set<std::string> values,
+             OpenedBoxes opened = {});
+  CaseSealer(CaseSealer&&) = default;
+  CaseSealer& operator=(CaseSealer&&) = default;
+  CaseSealer(const CaseSealer&) = delete;
+  CaseSealer& operator=(const CaseSealer&) = delete;
 
   bool active() const { return active_; }
   const std::set<std::string>& values() const { return values_; }
@@ -155,11 +173,23 @@ class CaseSealer {
   bool Touches(const nlohmann::json& value) const;
 
  private:
+  // Whether `text` is one of the personal values (no string is made to look).
+  bool IsValue(std::string_view text) const;
+  // Whether the number `value` (a number's text is a personal value, as CollectScalars puts it).
+  bool IsNumberValue(const nlohmann::json& value) const;
+  // The sealed text of the scalar `value`.
+  std::string SealScalar(const nlohmann::json& value) const;
+
   bool active_ = false;
   std::string case_id_;
   DataKey key_{};
   std::set<std::string> values_;
-  std::vector<std::string> long_values_;  // at least kMinSubstringMatch bytes, longest first
+  std::vector<std::string_view> sorted_values_;  // views of values_, in its order
+  bool numeric_values_ = false;  // whether some value is the text of a JSON number
+  // Views of values_ at least kMinSubstringMatch bytes long, longest first (values_'s nodes stay
+  // where they are when the sealer moves; it is never copied).
+  std::vector<std::string_view> long_values_;
+  OpenedBoxes opened_;
 };
 
 // Opens sealed values for those who may read them: `key_of` gives a case's data key, nullopt
@@ -169,6 +199,14 @@ class Revealer {
  public:
   using KeyOf = std::function<Result<std::optional<DataKey>>(const std::string& case_id)>;
   explicit Revealer(KeyOf key_of) : key_of_(std::move(key_of)) {}
+
+  // From now on RevealInPlace adds the boxes of `case_id` that it opens to `memo` (at most
+  // kMaxMemo of them), for the case's CaseSealer.
+  void MemoOpened(std::string case_id, OpenedBoxes* memo) {
+    memo_case_ = std::move(case_id);
+    memo_ = memo;
+  }
+  static constexpr size_t kMaxMemo = 64;
 
   nlohmann::json Reveal(const nlohmann::json& value);
   void RevealInPlace(nlohmann::json& value);
@@ -180,7 +218,12 @@ class Revealer {
   nlohmann::json Open(std::string_view sealed);
 
  private:
+  // Open; `*opened` says whether the value came out (not kErasedValue or kSealedValue).
+  nlohmann::json Open(std::string_view sealed, bool* opened);
+
   KeyOf key_of_;
+  std::string memo_case_;
+  OpenedBoxes* memo_ = nullptr;
   // By case id, found from a view of the sealed text (std::less<>: no string made to look).
   std::map<std::string, std::optional<DataKey>, std::less<>> keys_;  // nullopt: not available
   std::map<std::string, bool, std::less<>> erased_;

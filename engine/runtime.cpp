@@ -491,7 +491,8 @@ Status Runtime::ApplyInTx(StoreTx& tx, CaseRecord& record, const Event& event,
                           workflows::Evaluator& evaluator) {
   auto procedure = procedures_.Get(tx, record.procedure, record.version);
   if (!procedure) return procedure.error();
-  auto state = LoadState(tx, record);
+  OpenedBoxes opened;
+  auto state = LoadState(tx, record, &opened);
   if (!state) return state.error();
   auto advance = Apply(**procedure, *state, event, Context{ToTimePoint(now), actor, &evaluator});
   if (!advance) {
@@ -499,7 +500,7 @@ Status Runtime::ApplyInTx(StoreTx& tx, CaseRecord& record, const Event& event,
   }
   if (advance->stale) return Status::Ok();
   return Persist(tx, record, **procedure, *advance, actor, now, evaluator,
-                 EventPersonalValues(**procedure, *state, event));
+                 EventPersonalValues(**procedure, *state, event), std::move(opened));
 }
 
 Status Runtime::Rehearse(StoreTx& tx, const CaseRecord& record,
@@ -577,20 +578,17 @@ Status Runtime::TransactRehearsed(const std::function<Status(StoreTx&, Expressio
 }
 
 Status Runtime::Persist(StoreTx& tx, CaseRecord& record, const workflows::Procedure& procedure,
-                        const Advance& advance, const std::string& actor, Timestamp now,
-                        workflows::Evaluator& evaluator, std::set<std::string> personal) {
+                        Advance& advance, const std::string& actor, Timestamp now,
+                        workflows::Evaluator& evaluator, std::set<std::string> personal,
+                        OpenedBoxes opened) {
   const std::string& case_id = record.id;
-  auto sealer = SealerFor(tx, case_id, procedure, advance.state.data, std::move(personal));
+  auto sealer = SealerFor(tx, case_id, procedure, advance.state.data, std::move(personal),
+                          std::move(opened));
   if (!sealer) return sealer.error();
   record.status = advance.state.status;
   // The data is written once, in cases.data; the state beside it has the rest (format 2).
   nlohmann::json rest = advance.state.ToJson(/*with_data=*/false);
-  if (sealer->active()) {
-    record.data = sealer->Seal(advance.state.data).dump();
-    rest = sealer->SealState(std::move(rest));
-  } else {
-    record.data = advance.state.data.dump();
-  }
+  if (sealer->active()) rest = sealer->SealState(std::move(rest));
   record.state = rest.dump();
   record.updated_at = now;
   std::vector<NewWork> work;
@@ -806,6 +804,10 @@ Status Runtime::Persist(StoreTx& tx, CaseRecord& record, const workflows::Proced
     if (!status.ok()) return status;
   }
 
+  // The data last: the commands above read it in the clear (a sub-case's end hands it on). It is
+  // sealed where it is, not copied: nothing reads the advance after this.
+  sealer->SealInPlace(advance.state.data);
+  record.data = advance.state.data.dump();
   if (Status updated = tx.UpdateCase(record); !updated.ok()) return updated;
   for (auto& note : notes) {
     sealer->SealInPlace(note.details);

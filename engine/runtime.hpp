@@ -270,15 +270,20 @@ class Runtime {
   // when the case has no personal value.
   Result<CaseSealer> SealerFor(StoreTx& tx, const std::string& case_id,
                                const workflows::Procedure& procedure, const nlohmann::json& data,
-                               std::set<std::string> values);
+                               std::set<std::string> values, OpenedBoxes opened = {});
   // A completed task's values as stored: its form's personal fields sealed.
   Result<std::string> SealTaskValues(StoreTx& tx, const CaseRecord& record, const std::string& step,
                                      const nlohmann::json& values);
-  // The case's run-time state with its sealed values opened.
-  Result<CaseState> LoadState(StoreTx& tx, const CaseRecord& record);
+  // The case's run-time state with its sealed values opened (and, with `opened`, the boxes of
+  // the case that were opened, for sealing its next write: SealerFor).
+  Result<CaseState> LoadState(StoreTx& tx, const CaseRecord& record,
+                              OpenedBoxes* opened = nullptr);
   // JSON text with its sealed values opened, the keys read in a transaction of its own (the
   // engine's work payloads, evidence). The text as it is when that fails.
   std::string RevealJsonText(const std::string& text);
+  // Opens the sealed values of `value` with the keys this process holds, no transaction (it may
+  // run on any thread); false when a key was not at hand (`value` is then partly opened).
+  bool RevealCached(nlohmann::json& value);
   // The dedupe key as stored: a keyed hash when it holds a personal value.
   std::string StoredDedupeKey(const workflows::Procedure& procedure, const nlohmann::json& data,
                               const std::string& key);
@@ -316,10 +321,12 @@ class Runtime {
                             std::optional<std::string> parent_case,
                             std::optional<int64_t> parent_activation,
                             workflows::Evaluator& evaluator);
-  // `personal`: the personal values the event brought (EventPersonalValues).
+  // `personal`: the personal values the event brought (EventPersonalValues); `opened`: the
+  // case's boxes as LoadState read them. Seals the advance's data in place.
   Status Persist(StoreTx& tx, CaseRecord& record, const workflows::Procedure& procedure,
-                 const Advance& advance, const std::string& actor, Timestamp now,
-                 workflows::Evaluator& evaluator, std::set<std::string> personal = {});
+                 Advance& advance, const std::string& actor, Timestamp now,
+                 workflows::Evaluator& evaluator, std::set<std::string> personal = {},
+                 OpenedBoxes opened = {});
   // Rehearses starting a case of `procedure` with `data`, and the sub-cases its first steps
   // start (at most kMaxRehearsedDepth levels deep).
   Status RehearseStart(StoreTx& tx, const workflows::Procedure& procedure,

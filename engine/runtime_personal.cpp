@@ -57,7 +57,8 @@ std::set<std::string> Runtime::EventPersonalValues(const workflows::Procedure& p
 
 Result<CaseSealer> Runtime::SealerFor(StoreTx& tx, const std::string& case_id,
                                       const workflows::Procedure& procedure,
-                                      const nlohmann::json& data, std::set<std::string> values) {
+                                      const nlohmann::json& data, std::set<std::string> values,
+                                      OpenedBoxes opened) {
   const workflows::PersonalMap& map = PersonalOf(procedure);
   if (map.empty() && values.empty()) return CaseSealer();
   workflows::CollectPersonalValues(data, map, values);
@@ -76,7 +77,7 @@ Result<CaseSealer> Runtime::SealerFor(StoreTx& tx, const std::string& case_id,
     }
     *key = fresh;
   }
-  return CaseSealer(case_id, **key, std::move(values));
+  return CaseSealer(case_id, **key, std::move(values), std::move(opened));
 }
 
 Result<std::string> Runtime::SealTaskValues(StoreTx& tx, const CaseRecord& record,
@@ -99,7 +100,8 @@ Result<std::string> Runtime::SealTaskValues(StoreTx& tx, const CaseRecord& recor
   return sealer->Seal(values).dump();
 }
 
-Result<CaseState> Runtime::LoadState(StoreTx& tx, const CaseRecord& record) {
+Result<CaseState> Runtime::LoadState(StoreTx& tx, const CaseRecord& record,
+                                     OpenedBoxes* opened) {
   nlohmann::json state_json = nlohmann::json::parse(record.state, nullptr, false);
   if (state_json.is_discarded()) {
     return Status::Internal("case " + record.id + ": stored state is not JSON");
@@ -115,6 +117,7 @@ Result<CaseState> Runtime::LoadState(StoreTx& tx, const CaseRecord& record) {
   }
   if (MaySeal(record.state) || (data_beside && MaySeal(record.data))) {
     Revealer revealer = RevealerFor(tx, store_.keys(), KeyUse::kEngine);
+    if (opened != nullptr) revealer.MemoOpened(record.id, opened);
     revealer.RevealInPlace(state_json);
     revealer.RevealInPlace(data);
   }
@@ -123,8 +126,7 @@ Result<CaseState> Runtime::LoadState(StoreTx& tx, const CaseRecord& record) {
   return state;
 }
 
-std::string Runtime::RevealJsonText(const std::string& text) {
-  if (!MaySeal(text)) return text;
+bool Runtime::RevealCached(nlohmann::json& value) {
   // With the keys at hand (PrefetchCaseKeys at the claim, or this engine's own last write of the
   // case) no transaction is needed.
   bool missing = false;
@@ -133,9 +135,15 @@ std::string Runtime::RevealJsonText(const std::string& text) {
     missing = true;
     return Status::NotFound("no cached key");
   });
-  std::string out = cached.RevealJsonText(text);
-  if (!missing) return out;
-  out = text;
+  cached.RevealInPlace(value);
+  return !missing;
+}
+
+std::string Runtime::RevealJsonText(const std::string& text) {
+  if (!MaySeal(text)) return text;
+  nlohmann::json parsed = nlohmann::json::parse(text, nullptr, false);
+  if (!parsed.is_discarded() && RevealCached(parsed)) return parsed.dump();
+  std::string out = text;
   Status read = store_.Read([&](StoreTx& tx) {
     out = RevealerFor(tx, store_.keys(), KeyUse::kEngine).RevealJsonText(text);
     return Status::Ok();

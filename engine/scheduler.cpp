@@ -407,14 +407,16 @@ struct Engine::Impl {
     Completion completion;
     // Personal values travel sealed (engine/personal.hpp); the department and the machine get
     // them open. The row keeps its sealed text.
-    std::string payload_text = item.payload;
-    if (MaySeal(payload_text)) {
-      // A named callable: g++ 12 destroys a lambda temporary of a co_await expression twice.
-      auto reveal = [this, &payload_text] { return runtime.RevealJsonText(payload_text); };
-      payload_text = co_await OnDb(reveal);
+    nlohmann::json payload_json = nlohmann::json::parse(item.payload, nullptr, false);
+    if (MaySeal(item.payload) && !payload_json.is_discarded() &&
+        !runtime.RevealCached(payload_json)) {
+      // A key not at hand (mostly they were read with the claim): read in a transaction, on a
+      // database thread. A named callable: g++ 12 destroys a lambda temporary of a co_await
+      // expression twice.
+      auto reveal = [this, &item] { return runtime.RevealJsonText(item.payload); };
+      payload_json = nlohmann::json::parse(co_await OnDb(reveal), nullptr, false);
     }
     if (item.kind == kWorkInvoke) {
-      auto payload_json = nlohmann::json::parse(payload_text, nullptr, false);
       auto payload = InvokePayload::FromJson(payload_json);
       if (!payload) {
         spdlog::error("case {}: {}", item.case_id, payload.error().message());
@@ -423,7 +425,7 @@ struct Engine::Impl {
         completion.event = co_await Invoke(item, *payload, &completion.reused);
       }
     } else if (item.kind == kWorkEvent) {
-      auto event = EventFromJson(nlohmann::json::parse(payload_text, nullptr, false));
+      auto event = EventFromJson(payload_json);
       if (event) {
         completion.event = *event;
       } else {

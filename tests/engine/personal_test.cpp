@@ -89,6 +89,57 @@ TEST_CASE("a revealer opens what it has keys for, [erased] and [sealed] otherwis
   CHECK(opened["c"][1] == "plain");
 }
 
+TEST_CASE("a number is sealed only when its text is a personal value", "[personal]") {
+  // "0792..." is no number's text: the numbers beside it stay as they are.
+  CaseSealer ids("c-1", KeyOf(1), {"079123456789"});
+  json sealed = ids.Seal(json{{"id", "079123456789"}, {"n", 79123456789}, {"zero", 0}});
+  CHECK(IsSealed(sealed["id"].get<std::string>()));
+  CHECK(sealed["n"] == 79123456789);
+  CHECK(sealed["zero"] == 0);
+  // Numbers in every JSON form that are personal values are sealed, others not.
+  CaseSealer numbers("c-1", KeyOf(1), {"-7", "0", "2.5", "1e+20"});
+  json more = numbers.Seal(json{{"a", -7}, {"b", 0}, {"c", 2.5}, {"d", 1e20}, {"e", 7}, {"f", 2}});
+  CHECK(IsSealed(more["a"].get<std::string>()));
+  CHECK(IsSealed(more["b"].get<std::string>()));
+  CHECK(IsSealed(more["c"].get<std::string>()));
+  CHECK(more["e"] == 7);
+  CHECK(more["f"] == 2);
+  CHECK(json(1e20).dump() == "1e+20");
+  CHECK(IsSealed(more["d"].get<std::string>()));
+}
+
+TEST_CASE("the boxes a case's load opened are sealed again as they were", "[personal]") {
+  const DataKey key = KeyOf(1);
+  const std::string id_box = SealValue("c-1", key, json("079123456789"));
+  const std::string other_case = SealValue("c-2", key, json("079999999999"));
+  Revealer revealer([&](const std::string&) -> Result<std::optional<DataKey>> {
+    return std::optional<DataKey>(key);
+  });
+  OpenedBoxes opened;
+  revealer.MemoOpened("c-1", &opened);
+  json data = {{"id", id_box}, {"again", id_box}, {"child", other_case}};
+  revealer.RevealInPlace(data);
+  CHECK(data["id"] == "079123456789");
+  CHECK(data["child"] == "079999999999");
+  // Only the case's own boxes are kept (another case's box is never written as this case's).
+  REQUIRE(opened.size() == 2);
+  CHECK(opened[0].box == id_box);
+  CHECK(opened[0].value == json("079123456789"));
+
+  // A box the process-wide cache never saw: a fake one is enough to tell which was used.
+  OpenedBoxes fake{OpenedBox{json("079123456789"), "wf:sealed:c-1:memo"}};
+  CaseSealer sealer("c-1", key, {"079123456789", "Nguyễn Văn An"}, std::move(fake));
+  json sealed = sealer.Seal(json{{"id", "079123456789"}, {"name", "Nguyễn Văn An"}});
+  CHECK(sealed["id"] == "wf:sealed:c-1:memo");
+  REQUIRE(IsSealed(sealed["name"].get<std::string>()));
+  CHECK(OpenSealed(sealed["name"].get<std::string>(), key) == json("Nguyễn Văn An"));
+  // A memo entry of another type is not this value.
+  OpenedBoxes number{OpenedBox{json(42), "wf:sealed:c-1:number"}};
+  CaseSealer text_42("c-1", key, {"42"}, std::move(number));
+  CHECK(text_42.Seal(json("42")) != json("wf:sealed:c-1:number"));
+  CHECK(text_42.Seal(json(42)) == json("wf:sealed:c-1:number"));
+}
+
 WF_STORE_TEST_CASE(
     "a case key is cached only once its transaction committed, and only for the "
     "engine",

@@ -572,14 +572,17 @@ json CaseSealer::Seal(const json& value) const {
   return out;
 }
 
-void CaseSealer::SealInPlace(json& value) const {
+void CaseSealer::SealInPlace(json& value, std::vector<std::pair<json*, json>>* replaced) const {
   if (!active_) return;
-  if (value.is_string()) {
-    if (Contains(value.get_ref<const std::string&>())) value = SealScalar(value);
-  } else if (value.is_number()) {
-    if (IsNumberValue(value)) value = SealScalar(value);
+  const bool seal = value.is_string()   ? Contains(value.get_ref<const std::string&>())
+                    : value.is_number() ? IsNumberValue(value)
+                                        : false;
+  if (seal) {
+    json box = SealScalar(value);
+    if (replaced != nullptr) replaced->emplace_back(&value, std::move(value));
+    value = std::move(box);
   } else if (value.is_structured()) {
-    for (json& item : value) SealInPlace(item);
+    for (json& item : value) SealInPlace(item, replaced);
   }
 }
 

@@ -29,6 +29,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "workflows/status.hpp"
@@ -156,8 +157,10 @@ class CaseSealer {
   const std::set<std::string>& values() const { return values_; }
   // `value` with every personal scalar in it sealed.
   nlohmann::json Seal(const nlohmann::json& value) const;
-  // The same, in place (no copy of what holds no personal value).
-  void SealInPlace(nlohmann::json& value) const;
+  // The same, in place (no copy of what holds no personal value). With `replaced`, each scalar
+  // it sealed and its value before, so that the caller can put them back.
+  void SealInPlace(nlohmann::json& value,
+                   std::vector<std::pair<nlohmann::json*, nlohmann::json>>* replaced = nullptr) const;
   // A text column: sealed whole when it contains a personal value.
   std::string SealText(const std::string& text) const;
   // JSON text: Seal over its parse (text that is not JSON: SealText).

@@ -491,16 +491,25 @@ Status Runtime::ApplyInTx(StoreTx& tx, CaseRecord& record, const Event& event,
                           workflows::Evaluator& evaluator) {
   auto procedure = procedures_.Get(tx, record.procedure, record.version);
   if (!procedure) return procedure.error();
+  // The state this process last committed for the case, when the row is still that version;
+  // else the row's, parsed and opened.
   OpenedBoxes opened;
-  auto state = LoadState(tx, record, &opened);
-  if (!state) return state.error();
-  auto advance = Apply(**procedure, *state, event, Context{ToTimePoint(now), actor, &evaluator});
+  CaseState state;
+  if (auto kept = states_.Take(record.id, record.row_version)) {
+    state = std::move(kept->state);
+    opened = std::move(kept->opened);
+  } else {
+    auto loaded = LoadState(tx, record, &opened);
+    if (!loaded) return loaded.error();
+    state = std::move(*loaded);
+  }
+  auto advance = Apply(**procedure, state, event, Context{ToTimePoint(now), actor, &evaluator});
   if (!advance) {
     return Status(advance.error().code(), "case " + record.id + ": " + advance.error().message());
   }
   if (advance->stale) return Status::Ok();
   return Persist(tx, record, **procedure, *advance, actor, now, evaluator,
-                 EventPersonalValues(**procedure, *state, event), std::move(opened));
+                 EventPersonalValues(**procedure, state, event), std::move(opened));
 }
 
 Status Runtime::Rehearse(StoreTx& tx, const CaseRecord& record,
@@ -805,9 +814,17 @@ Status Runtime::Persist(StoreTx& tx, CaseRecord& record, const workflows::Proced
   }
 
   // The data last: the commands above read it in the clear (a sub-case's end hands it on). It is
-  // sealed where it is, not copied: nothing reads the advance after this.
-  sealer->SealInPlace(advance.state.data);
+  // sealed where it is, not copied, and opened again once written: the state is kept for the
+  // case's next transition (states_), with the boxes for its next write.
+  std::vector<std::pair<nlohmann::json*, nlohmann::json>> sealed;
+  sealer->SealInPlace(advance.state.data, &sealed);
   record.data = advance.state.data.dump();
+  OpenedBoxes boxes;
+  for (auto& [at, plain] : sealed) {
+    std::string box = std::move(at->get_ref<std::string&>());
+    *at = plain;
+    if (boxes.size() < Revealer::kMaxMemo) boxes.push_back({std::move(plain), std::move(box)});
+  }
   if (Status updated = tx.UpdateCase(record); !updated.ok()) return updated;
   for (auto& note : notes) {
     sealer->SealInPlace(note.details);
@@ -820,7 +837,19 @@ Status Runtime::Persist(StoreTx& tx, CaseRecord& record, const workflows::Proced
       if (item.kind != kWorkInvoke) item.payload = sealer->SealJsonText(item.payload);
     }
   }
-  if (!work.empty()) return tx.InsertWork(work);
+  if (!work.empty()) {
+    if (Status inserted = tx.InsertWork(work); !inserted.ok()) return inserted;
+  }
+  if (advance.state.IsFinished()) {
+    // (after what an earlier transition of the case in this transaction kept, if any)
+    tx.AfterCommit([this, id = case_id] { states_.Forget(id); });
+  } else {
+    tx.AfterCommit([this, id = case_id,
+                    kept = StateCache::Entry{record.row_version, std::move(advance.state),
+                                             std::move(boxes)}]() mutable {
+      states_.Put(id, std::move(kept));
+    });
+  }
   return Status::Ok();
 }
 

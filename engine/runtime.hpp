@@ -21,6 +21,7 @@
 #include "engine/config.hpp"
 #include "engine/machine.hpp"
 #include "engine/personal.hpp"
+#include "engine/state_cache.hpp"
 #include "engine/store.hpp"
 #include "workflows/json_limits.hpp"
 #include "workflows/personal.hpp"
@@ -258,6 +259,9 @@ class Runtime {
   Status Rehearse(StoreTx& tx, const CaseRecord& record, const std::vector<const Event*>& events,
                   const std::string& actor, Timestamp now, ExpressionMemo& memo);
 
+  // How many open cases' states this runtime keeps from its own writes (engine/state_cache.hpp).
+  size_t KeptStates() { return states_.size(); }
+
   // --- personal data (runtime_personal.cpp, engine/personal.hpp)
   // Where `procedure` keeps personal data (computed once per procedure).
   const workflows::PersonalMap& PersonalOf(const workflows::Procedure& procedure);
@@ -322,7 +326,7 @@ class Runtime {
                             std::optional<int64_t> parent_activation,
                             workflows::Evaluator& evaluator);
   // `personal`: the personal values the event brought (EventPersonalValues); `opened`: the
-  // case's boxes as LoadState read them. Seals the advance's data in place.
+  // case's boxes as LoadState read them. Moves the advance's state into states_ once committed.
   Status Persist(StoreTx& tx, CaseRecord& record, const workflows::Procedure& procedure,
                  Advance& advance, const std::string& actor, Timestamp now,
                  workflows::Evaluator& evaluator, std::set<std::string> personal = {},
@@ -358,6 +362,7 @@ class Runtime {
   WriteGuard* guard_ = nullptr;
   std::mutex personal_mutex_;
   std::map<const workflows::Procedure*, workflows::PersonalMap> personal_;
+  StateCache states_;  // open cases' states as this process committed them
 };
 
 // Checks case data: a JSON object within the bounds of workflows/json_limits.hpp, measured

@@ -202,6 +202,7 @@ Status Runtime::EraseCase(const std::string& case_id, const std::string& reason,
   });
   if (!status.ok()) return status;
   store_.keys().Forget(case_id);
+  states_.Forget(case_id);
   return store_.CheckpointLog();
 }
 

@@ -107,6 +107,10 @@ bool DrainWakePipe(const StoreState& state) {
 
 void StoreTx::DeferWrites() { context_.defer_writes = context_.dialect.is_postgres(); }
 
+void StoreTx::AfterCommit(std::function<void()> done) {
+  context_.after_commit.push_back(std::move(done));
+}
+
 void StoreTx::CommitWithLastPipeline() {
   context_.commit_with_pipeline = context_.dialect.is_postgres();
 }
@@ -350,6 +354,7 @@ Status Store::Run(bool write, const std::function<Status(detail::TxContext&)>& b
   if (ctx.committed) {  // (a body may fail after a COMMIT it sent: what it committed stands)
     for (const auto& [case_id, fresh] : ctx.fresh_keys)
       fresh.second->Remember(case_id, fresh.first);
+    for (auto& done : ctx.after_commit) done();
     if (ctx.work_changed) WakeWaiter(state);
     if (ctx.connection_lost) sql.reset();
     return status;

@@ -351,6 +351,9 @@ class StoreTx {
   // For callers that hold the case rows locked (CompleteWorkBatch's `locked`), so a conflict
   // cannot happen.
   void DeferWrites();
+  // Runs `done` once this transaction has committed (never when it rolls back), on the thread
+  // that ran it: for what this process may remember only of committed rows.
+  void AfterCommit(std::function<void()> done);
   // PostgreSQL: this transaction's commit does not wait for its WAL to reach the disk
   // (synchronous_commit off; SQLite: a no-op). Only for changes whose loss in a database crash
   // is harmless, such as a claim: a lost lease only means the row is claimed again, and any later

@@ -116,6 +116,7 @@ struct TxContext {
   // StoreTx::InsertCaseKey: data keys made by this transaction (engine/personal.hpp), found
   // here until the commit, and handed to their KeySource only once it is done.
   std::map<std::string, std::pair<DataKey, KeySource*>> fresh_keys;
+  std::vector<std::function<void()>> after_commit;  // StoreTx::AfterCommit
 };
 
 // ---------------------------------------------------------------------------------------------

@@ -141,8 +141,11 @@ WF_STORE_TEST_CASE("a deterministic failure becomes an incident and every other 
     REQUIRE(started.has_value());
     poisoned.push_back(started->id);
   }
-  // The last one's stored state is damaged: no outcome can ever be committed to it.
-  db.Execute("UPDATE cases SET state = '{\"broken\": true}' WHERE id = '" + poisoned[3] + "'");
+  // The last one's stored state is damaged: no outcome can ever be committed to it. (A new
+  // row_version, as every write of a case row makes: the runtime keeps the states it committed
+  // by version, and would go on from its own last state otherwise.)
+  db.Execute("UPDATE cases SET state = '{\"broken\": true}', row_version = row_version + 1"
+             " WHERE id = '" + poisoned[3] + "'");
   auto batch = std::vector<nlohmann::json>(kGoodCases, nlohmann::json{{"department", "good"}});
   auto lines = runtime.StartBatch("one-call", batch, "an.nguyen", 100);
   REQUIRE(lines.has_value());

@@ -133,6 +133,18 @@ TEST_CASE("the boxes a case's load opened are sealed again as they were", "[pers
   CHECK(sealed["id"] == "wf:sealed:c-1:memo");
   REQUIRE(IsSealed(sealed["name"].get<std::string>()));
   CHECK(OpenSealed(sealed["name"].get<std::string>(), key) == json("Nguyễn Văn An"));
+  // Sealed in place with what it replaced: every sealed scalar and its value before.
+  CaseSealer plain("c-1", key, {"079123456789"});
+  json in_place = {{"id", "079123456789"}, {"list", {"x", "079123456789"}}, {"n", 1}};
+  std::vector<std::pair<json*, json>> replaced;
+  plain.SealInPlace(in_place, &replaced);
+  REQUIRE(replaced.size() == 2);
+  for (auto& [at, before] : replaced) {
+    CHECK(IsSealed(at->get<std::string>()));
+    CHECK(before == "079123456789");
+  }
+  CHECK(in_place["list"][0] == "x");
+  CHECK(in_place["n"] == 1);
   // A memo entry of another type is not this value.
   OpenedBoxes number{OpenedBox{json(42), "wf:sealed:c-1:number"}};
   CaseSealer text_42("c-1", key, {"42"}, std::move(number));

@@ -212,7 +212,8 @@ WF_STORE_TEST_CASE("a case stored with its data inside its state (format 1) goes
   REQUIRE(started.has_value());
   rig.RunUntilIdle();
   // The row as wf wrote it before format 2: the data in the state. cases.data is emptied to
-  // show that the engine then reads the state's own copy.
+  // show that the engine then reads the state's own copy (a new row_version, as a write by wf
+  // makes: the runtime would go on from the state it kept of its own write otherwise).
   CaseRecord record = testing::CaseRow(store, started->id);
   json state = json::parse(record.state);
   REQUIRE(state["format"] == 2);
@@ -220,8 +221,8 @@ WF_STORE_TEST_CASE("a case stored with its data inside its state (format 1) goes
   state["format"] = 1;
   state["data"] = json::parse(record.data);
   REQUIRE(state["data"].contains("checked"));
-  db.Execute("UPDATE cases SET data = '{}', state = '" + state.dump() + "' WHERE id = '" +
-             started->id + "'");
+  db.Execute("UPDATE cases SET data = '{}', state = '" + state.dump() +
+             "', row_version = row_version + 1 WHERE id = '" + started->id + "'");
 
   std::vector<TaskRecord> tasks = testing::CaseTasks(store, started->id);
   REQUIRE(tasks.size() == 1);
@@ -235,6 +236,77 @@ WF_STORE_TEST_CASE("a case stored with its data inside its state (format 1) goes
   CHECK(data["decision"]["approved"] == true);
   CHECK(data.contains("ra"));
   CHECK(json::parse(record.state)["format"] == 2);
+}
+
+WF_STORE_TEST_CASE("a case moved on by another runtime is read from its row, not from the kept state",
+                   "[engine][runtime]", db) {
+  ReviewRig rig(db.url());
+  Store& store = *rig.store;
+  auto started = rig.runtime->StartCase("review", {{"id", "079123456789"}}, "an.nguyen");
+  REQUIRE(started.has_value());
+  rig.RunUntilIdle();
+  // Waiting at the task: this runtime keeps the state it wrote last.
+  CHECK(rig.runtime->KeptStates() == 1);
+  std::vector<TaskRecord> tasks = testing::CaseTasks(store, started->id);
+  REQUIRE(tasks.size() == 1);
+
+  // Another runtime (another clerk's process) decides: the case moves on to the fork.
+  Runtime other(store, rig.deployment);
+  REQUIRE(other.ClaimTask(tasks[0].id, "an.nguyen").ok());
+  REQUIRE(other.CompleteTask(tasks[0].id, "an.nguyen", {{"approved", true}}).ok());
+
+  // The first runtime's engine carries the fork out from the row, decision included.
+  rig.RunUntilIdle();
+  CHECK(testing::CaseStatus(store, started->id) == "completed");
+  nlohmann::json data = nlohmann::json::parse(testing::CaseRow(store, started->id).data);
+  CHECK(data["decision"]["approved"] == true);
+  CHECK(data.contains("ra"));
+  CHECK(data.contains("rb"));
+  CHECK(rig.runtime->KeptStates() == 0);  // an ended case is not kept
+}
+
+TEST_CASE("kept states are found by their exact version and the latest wins", "[engine]") {
+  StateCache cache;
+  auto entry = [](int64_t version, const char* status) {
+    StateCache::Entry e;
+    e.row_version = version;
+    e.state.status = status;
+    return e;
+  };
+  cache.Put("c-1", entry(3, "open"));
+  cache.Put("c-1", entry(2, "older"));  // an older write committed later: ignored
+  CHECK_FALSE(cache.Take("c-1", 2));    // and a miss forgets the entry: its version is past
+  CHECK_FALSE(cache.Take("c-1", 3));
+  cache.Put("c-1", entry(4, "open"));
+  cache.Put("c-1", entry(5, "later"));
+  auto kept = cache.Take("c-1", 5);
+  REQUIRE(kept);
+  CHECK(kept->state.status == "later");
+  CHECK(cache.size() == 0);  // taken: a second transition cannot use it again
+  cache.Put("c-2", entry(1, "open"));
+  cache.Forget("c-2");
+  CHECK_FALSE(cache.Take("c-2", 1));
+}
+
+WF_STORE_TEST_CASE("what a transaction leaves for after its commit runs only if it commits",
+                   "[engine][store]", db) {
+  auto opened = Store::Open(db.url());
+  REQUIRE(opened.has_value());
+  Store& store = **opened;
+  int ran = 0;
+  Status rolled = store.Transact([&](StoreTx& tx) {
+    tx.AfterCommit([&] { ++ran; });
+    return Status::Conflict("rolled back on purpose");
+  });
+  CHECK(rolled.code() == ErrorCode::kConflict);
+  CHECK(ran == 0);
+  REQUIRE(store
+              .Transact([&](StoreTx& tx) {
+                tx.AfterCommit([&] { ++ran; });
+                return Status::Ok();
+              })
+              .ok());
+  CHECK(ran == 1);
 }
 
 WF_POSTGRES_TEST_CASE("two engines sharing one database carry out every step exactly once",

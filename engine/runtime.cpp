@@ -517,9 +517,14 @@ Status Runtime::Rehearse(StoreTx& tx, const CaseRecord& record,
                          Timestamp now, ExpressionMemo& memo) {
   auto procedure = procedures_.Get(tx, record.procedure, record.version);
   if (!procedure) return procedure.error();
-  auto state = LoadState(tx, record);
-  if (!state) return Status::Ok();  // the transaction reports it
-  CaseState current = std::move(*state);
+  CaseState current;
+  if (auto kept = states_.Peek(record.id, record.row_version)) {
+    current = std::move(*kept);
+  } else {
+    auto state = LoadState(tx, record);
+    if (!state) return Status::Ok();  // the transaction reports it
+    current = std::move(*state);
+  }
   for (const Event* event : events) {
     auto advance = Apply(**procedure, current, *event, Context{ToTimePoint(now), actor, &memo});
     if (!advance || advance->stale) continue;

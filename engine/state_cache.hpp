@@ -42,6 +42,13 @@ class StateCache {
     entries_.erase(it);  // an older version is of no use any more
     return out;
   }
+  // A copy of the state of `case_id` at exactly `row_version`, left in place (a rehearsal).
+  std::optional<CaseState> Peek(const std::string& case_id, int64_t row_version) {
+    std::lock_guard lock(mutex_);
+    auto it = entries_.find(case_id);
+    if (it == entries_.end() || it->second.row_version != row_version) return std::nullopt;
+    return it->second.state;
+  }
   // Keeps `entry` for `case_id` unless a later version of it is kept already.
   void Put(const std::string& case_id, Entry entry) {
     std::lock_guard lock(mutex_);

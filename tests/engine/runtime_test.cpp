@@ -279,6 +279,9 @@ TEST_CASE("kept states are found by their exact version and the latest wins", "[
   CHECK_FALSE(cache.Take("c-1", 3));
   cache.Put("c-1", entry(4, "open"));
   cache.Put("c-1", entry(5, "later"));
+  CHECK_FALSE(cache.Peek("c-1", 4));
+  REQUIRE(cache.Peek("c-1", 5));
+  CHECK(cache.Peek("c-1", 5)->status == "later");  // a copy: still there
   auto kept = cache.Take("c-1", 5);
   REQUIRE(kept);
   CHECK(kept->state.status == "later");

@@ -352,8 +352,6 @@ Status Store::Run(bool write, const std::function<Status(detail::TxContext&)>& b
     }
   }
   if (ctx.committed) {  // (a body may fail after a COMMIT it sent: what it committed stands)
-    for (const auto& [case_id, fresh] : ctx.fresh_keys)
-      fresh.second->Remember(case_id, fresh.first);
     for (auto& done : ctx.after_commit) done();
     if (ctx.work_changed) WakeWaiter(state);
     if (ctx.connection_lost) sql.reset();

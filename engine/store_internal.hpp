@@ -114,8 +114,8 @@ struct TxContext {
   std::unordered_map<std::string, std::pair<std::int64_t, std::string>> heads;
   const CaseIdSource* case_ids = nullptr;  // the store's, when it has one
   // StoreTx::InsertCaseKey: data keys made by this transaction (engine/personal.hpp), found
-  // here until the commit, and handed to their KeySource only once it is done.
-  std::map<std::string, std::pair<DataKey, KeySource*>> fresh_keys;
+  // here until the commit, and handed to their KeySource only once it is done (after_commit).
+  std::map<std::string, DataKey> fresh_keys;
   std::vector<std::function<void()>> after_commit;  // StoreTx::AfterCommit
 };
 

@@ -20,7 +20,8 @@ Status StoreTx::InsertCaseKey(const std::string& case_id, const std::string& wra
             "INSERT INTO case_keys (case_id, wrapped, created_at) VALUES (:id, :wrapped, :at)");
     q.Bind("id", case_id).Bind("wrapped", wrapped).Bind("at", now);
     q.Execute();
-    context_.fresh_keys[case_id] = {key, &keys};
+    context_.fresh_keys[case_id] = key;
+    AfterCommit([&keys, case_id, key] { keys.Remember(case_id, key); });
     return Status::Ok();
   });
 }
@@ -28,7 +29,7 @@ Status StoreTx::InsertCaseKey(const std::string& case_id, const std::string& wra
 std::optional<DataKey> StoreTx::FreshCaseKey(const std::string& case_id) const {
   auto it = context_.fresh_keys.find(case_id);
   if (it == context_.fresh_keys.end()) return std::nullopt;
-  return it->second.first;
+  return it->second;
 }
 
 Result<std::optional<std::string>> StoreTx::GetCaseKey(const std::string& case_id) {

@@ -1,9 +1,12 @@
 #include "engine/history.hpp"
 
+#include <algorithm>
+#include <array>
+#include <charconv>
 #include <cstdio>
 #include <ctime>
 #include <nlohmann/json.hpp>
-#include <utility>
+#include <string_view>
 
 #include "workflows/hash.hpp"
 #include "workflows/i18n.hpp"
@@ -24,33 +27,62 @@ std::string FormatRfc3339(Timestamp t) {
   return buffer;
 }
 
-std::string CanonicalEvent(const HistoryEvent& event) {
-  nlohmann::json details =
-      nlohmann::json::parse(event.details, nullptr, /*allow_exceptions=*/false);
-  if (details.is_discarded()) details = event.details;
-  return CanonicalEvent(event, std::move(details));
-}
-
-std::string CanonicalEvent(const HistoryEvent& event, nlohmann::json details) {
-  // Member by member: an initializer list would copy the details once more.
-  nlohmann::json object = nlohmann::json::object();
-  object["action"] = event.action;
-  object["actor"] = event.actor;
-  object["at"] = event.at;
-  object["case"] = event.case_id;
-  object["details"] = std::move(details);
-  object["prev_hash"] = event.prev_hash;
-  object["seq"] = event.seq;
-  object["step"] = event.step;
-  // Invalid UTF-8 is replaced rather than thrown: the same bytes always give the same text.
-  return object.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-}
-
-std::string ComputeEventHash(const HistoryEvent& event) {
-  return Sha256Hex(event.prev_hash + CanonicalEvent(event));
-}
-
 namespace {
+
+// Appends `text` as a JSON string, exactly as nlohmann::json's compact dump writes it (invalid
+// UTF-8 replaced rather than thrown). Plain printable ASCII, which ids, actions, timestamps and
+// hashes are, is copied as it is; anything else goes through nlohmann's own serialiser.
+void AppendJsonString(std::string& out, const std::string& text) {
+  bool plain = std::all_of(text.begin(), text.end(), [](char c) {
+    auto byte = static_cast<unsigned char>(c);
+    return byte >= 0x20 && byte < 0x7f && c != '"' && c != '\\';
+  });
+  if (plain) {
+    out += '"';
+    out += text;
+    out += '"';
+    return;
+  }
+  out += nlohmann::json(text).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+// The details text re-serialised canonically; details that are not JSON as a JSON string.
+std::string CanonicalDetails(const std::string& details) {
+  nlohmann::json parsed = nlohmann::json::parse(details, nullptr, /*allow_exceptions=*/false);
+  if (parsed.is_discarded()) parsed = details;
+  // Invalid UTF-8 is replaced rather than thrown: the same bytes always give the same text.
+  return parsed.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+// prev_hash followed by the canonical event whose details are `details` (canonical text): what
+// the hash covers. Written directly, member by member in sorted order, rather than built as a
+// JSON object and dumped: the same bytes, without an object of copies on every event.
+std::string HashedText(const HistoryEvent& event, std::string_view details) {
+  std::string out;
+  out.reserve(2 * event.prev_hash.size() + details.size() + event.action.size() +
+              event.actor.size() + event.at.size() + event.case_id.size() + event.step.size() +
+              96);
+  out += event.prev_hash;
+  out += R"({"action":)";
+  AppendJsonString(out, event.action);
+  out += R"(,"actor":)";
+  AppendJsonString(out, event.actor);
+  out += R"(,"at":)";
+  AppendJsonString(out, event.at);
+  out += R"(,"case":)";
+  AppendJsonString(out, event.case_id);
+  out += R"(,"details":)";
+  out += details;
+  out += R"(,"prev_hash":)";
+  AppendJsonString(out, event.prev_hash);
+  out += R"(,"seq":)";
+  std::array<char, 24> seq{};
+  out.append(seq.data(), std::to_chars(seq.data(), seq.data() + seq.size(), event.seq).ptr);
+  out += R"(,"step":)";
+  AppendJsonString(out, event.step);
+  out += '}';
+  return out;
+}
 
 void Follow(HistoryEvent& event, const HistoryEvent* previous) {
   event.seq = previous ? previous->seq + 1 : 1;
@@ -59,14 +91,22 @@ void Follow(HistoryEvent& event, const HistoryEvent* previous) {
 
 }  // namespace
 
+std::string CanonicalEvent(const HistoryEvent& event) {
+  return HashedText(event, CanonicalDetails(event.details)).substr(event.prev_hash.size());
+}
+
+std::string ComputeEventHash(const HistoryEvent& event) {
+  return Sha256Hex(HashedText(event, CanonicalDetails(event.details)));
+}
+
 void SealEvent(HistoryEvent& event, const HistoryEvent* previous) {
   Follow(event, previous);
   event.hash = ComputeEventHash(event);
 }
 
-void SealEvent(HistoryEvent& event, const HistoryEvent* previous, nlohmann::json details) {
+void SealCanonicalEvent(HistoryEvent& event, const HistoryEvent* previous) {
   Follow(event, previous);
-  event.hash = Sha256Hex(event.prev_hash + CanonicalEvent(event, std::move(details)));
+  event.hash = Sha256Hex(HashedText(event, event.details));
 }
 
 std::string ChainBreak::Describe() const {

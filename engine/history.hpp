@@ -14,7 +14,6 @@
 // Removing only the newest events of a chain cannot be seen from the chain alone.
 
 #include <cstdint>
-#include <nlohmann/json_fwd.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -45,8 +44,6 @@ struct HistoryEvent {
 // that are not valid JSON are hashed as a JSON string holding the raw text, so a tampered row
 // still produces a (mismatching) hash instead of an error.
 std::string CanonicalEvent(const HistoryEvent& event);
-// The same with the details at hand parsed (`details` is what event.details parses to).
-std::string CanonicalEvent(const HistoryEvent& event, nlohmann::json details);
 
 // SHA-256 hex of prev_hash followed by the canonical event.
 std::string ComputeEventHash(const HistoryEvent& event);
@@ -54,8 +51,10 @@ std::string ComputeEventHash(const HistoryEvent& event);
 // Fills seq, prev_hash and hash of `event` so that it follows `previous` (nullptr: the case's
 // first event). The other fields must be final.
 void SealEvent(HistoryEvent& event, const HistoryEvent* previous);
-// The same with the details at hand parsed (CanonicalEvent).
-void SealEvent(HistoryEvent& event, const HistoryEvent* previous, nlohmann::json details);
+// The same for an event whose details text is already canonical: the compact dump of a JSON
+// value by nlohmann::json (what StoreTx::AppendHistoryJson writes), so it is hashed as it is
+// rather than parsed and dumped again.
+void SealCanonicalEvent(HistoryEvent& event, const HistoryEvent* previous);
 
 // Why a chain does not verify: the first event that fails and how.
 struct ChainBreak {

@@ -645,8 +645,9 @@ class StoreTx {
   // are left out. Also learns the head of each case's history chain, so AppendHistory need not
   // read it.
   Result<std::vector<CaseRecord>> GetCasesForUpdate(std::vector<std::string> ids);
-  // AppendHistory once the details are known to be JSON (`parsed`: the same, parsed, if at hand).
-  Result<HistoryEvent> AppendEvent(HistoryEvent event, std::optional<nlohmann::json> parsed);
+  // AppendHistory once the details are known to be JSON (`canonical`: and already in canonical
+  // form, SealCanonicalEvent).
+  Result<HistoryEvent> AppendEvent(HistoryEvent event, bool canonical);
   detail::TxContext& context_;
 };
 

@@ -38,20 +38,21 @@ Result<HistoryEvent> StoreTx::AppendHistory(const std::string& case_id, const st
   if (!nlohmann::json::accept(details)) {
     return Status::Invalid("history details of case " + case_id + " are not JSON");
   }
-  return AppendEvent(UnsealedEvent(case_id, actor, action, step, at, details), std::nullopt);
+  return AppendEvent(UnsealedEvent(case_id, actor, action, step, at, details), /*canonical=*/false);
 }
 
 Result<HistoryEvent> StoreTx::AppendHistoryJson(const std::string& case_id,
                                                 const std::string& actor, const std::string& action,
                                                 const std::string& step, nlohmann::json details,
                                                 Timestamp at) {
-  std::string text = details.dump();
+  // The compact dump is the canonical form of the details, so it is hashed as written. Invalid
+  // UTF-8 (in a message from a department, say) is replaced, as the chain's hash does.
+  std::string text = details.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   return AppendEvent(UnsealedEvent(case_id, actor, action, step, at, std::move(text)),
-                     std::move(details));
+                     /*canonical=*/true);
 }
 
-Result<HistoryEvent> StoreTx::AppendEvent(HistoryEvent event,
-                                          std::optional<nlohmann::json> parsed) {
+Result<HistoryEvent> StoreTx::AppendEvent(HistoryEvent event, bool canonical) {
   const std::string& case_id = event.case_id;
   auto head = context_.heads.find(case_id);
   if (head == context_.heads.end()) {
@@ -70,8 +71,8 @@ Result<HistoryEvent> StoreTx::AppendEvent(HistoryEvent event,
   HistoryEvent previous;
   previous.seq = head->second.first;
   previous.hash = head->second.second;
-  if (parsed) {
-    SealEvent(event, previous.seq > 0 ? &previous : nullptr, std::move(*parsed));
+  if (canonical) {
+    SealCanonicalEvent(event, previous.seq > 0 ? &previous : nullptr);
   } else {
     SealEvent(event, previous.seq > 0 ? &previous : nullptr);
   }

@@ -31,6 +31,42 @@ TEST_CASE("the canonical event has sorted keys and re-serialised details",
   CHECK(ComputeEventHash(e) == Sha256Hex(std::string(kGenesisHash) + CanonicalEvent(e)));
 }
 
+TEST_CASE("the canonical event is what nlohmann::json writes, whatever the fields hold",
+          "[engine][history]") {
+  // The chain's text is written member by member; it must stay byte for byte the compact dump of
+  // the sorted object, or every stored chain stops verifying.
+  HistoryEvent e;
+  e.case_id = "ca-\"quoted\"\\";
+  e.seq = 9'007'199'254'740'993;
+  e.at = "2026-01-01T00:00:00.000000Z";
+  e.actor = "Nguyễn Văn An\t\x01\x7f";
+  e.action = "bad \xff\xfe utf-8";
+  e.step = "";
+  e.details = R"({"b":[1,2.5,"\u0000"],"a":{"y":null,"x":true}})";
+  e.prev_hash = "ab";
+  nlohmann::json object = {{"action", e.action},        {"actor", e.actor},
+                           {"at", e.at},                {"case", e.case_id},
+                           {"details", nlohmann::json::parse(e.details)},
+                           {"prev_hash", e.prev_hash},  {"seq", e.seq},
+                           {"step", e.step}};
+  std::string expected =
+      object.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  CHECK(CanonicalEvent(e) == expected);
+
+  SECTION("details already canonical are hashed as written") {
+    e.details = nlohmann::json::parse(e.details).dump();
+    HistoryEvent reparsed = e;
+    HistoryEvent previous;
+    previous.seq = 4;
+    previous.hash = std::string(kGenesisHash);
+    SealEvent(reparsed, &previous);
+    SealCanonicalEvent(e, &previous);
+    CHECK(e.seq == 5);
+    CHECK(e.hash == reparsed.hash);
+    CHECK(e.hash == Sha256Hex(e.prev_hash + CanonicalEvent(e)));
+  }
+}
+
 TEST_CASE("a sealed chain links each event to the one before", "[engine][history]") {
   std::vector<HistoryEvent> events = testing::SealedChain("c1", 4);
   CHECK(events[0].seq == 1);

@@ -13,6 +13,7 @@
 #include "engine/anchor.hpp"
 #include "engine/private_files.hpp"
 #include "workflows/i18n.hpp"
+#include "workflows/json_text.hpp"
 
 namespace wf::engine {
 
@@ -143,7 +144,7 @@ std::optional<HistoryEvent> HistoryEventFromJson(const json& j) {
   e.actor = j["actor"].get<std::string>();
   e.action = j["action"].get<std::string>();
   e.step = j["step"].get<std::string>();
-  e.details = j["details"].dump(-1, ' ', false, json::error_handler_t::replace);
+  e.details = workflows::DumpJson(j["details"], json::error_handler_t::replace);
   e.prev_hash = j["prev_hash"].get<std::string>();
   e.hash = j["hash"].get<std::string>();
   return e;
@@ -219,7 +220,7 @@ Result<ArchiveSummary> ArchiveEndedCases(Store& store, Timestamp before, const s
         if (!history->empty()) head = {listed.id, history->back().seq, history->back().hash};
         heads.push_back(head);
         summary.events += static_cast<std::int64_t>(history->size());
-        lines.push_back(line.dump(-1, ' ', false, json::error_handler_t::replace));
+        lines.push_back(workflows::DumpJson(line, json::error_handler_t::replace));
       }
       return Status::Ok();
     });

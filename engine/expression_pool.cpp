@@ -1,4 +1,5 @@
 #include "engine/expression_pool.hpp"
+#include "workflows/json_text.hpp"
 
 #include <poll.h>
 #include <signal.h>
@@ -343,7 +344,7 @@ Result<json> ExpressionPool::Evaluate(const workflows::Expression& expression, c
   const std::string& program = expression.program();
   std::string request;
   try {
-    std::string text = input.dump(-1, ' ', false, json::error_handler_t::replace);
+    std::string text = workflows::DumpJson(input, json::error_handler_t::replace);
     if (text.size() > kExpressionMessageBytes) {
       return Status::Invalid("expression `" + program + "`: its input is larger than " +
                              std::to_string(kExpressionMessageBytes >> 20) + " MB");

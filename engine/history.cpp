@@ -1,6 +1,5 @@
 #include "engine/history.hpp"
 
-#include <algorithm>
 #include <array>
 #include <charconv>
 #include <cstdio>
@@ -10,6 +9,7 @@
 
 #include "workflows/hash.hpp"
 #include "workflows/i18n.hpp"
+#include "workflows/json_text.hpp"
 
 namespace wf::engine {
 
@@ -29,29 +29,14 @@ std::string FormatRfc3339(Timestamp t) {
 
 namespace {
 
-// Appends `text` as a JSON string, exactly as nlohmann::json's compact dump writes it (invalid
-// UTF-8 replaced rather than thrown). Plain printable ASCII, which ids, actions, timestamps and
-// hashes are, is copied as it is; anything else goes through nlohmann's own serialiser.
-void AppendJsonString(std::string& out, const std::string& text) {
-  bool plain = std::all_of(text.begin(), text.end(), [](char c) {
-    auto byte = static_cast<unsigned char>(c);
-    return byte >= 0x20 && byte < 0x7f && c != '"' && c != '\\';
-  });
-  if (plain) {
-    out += '"';
-    out += text;
-    out += '"';
-    return;
-  }
-  out += nlohmann::json(text).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-}
+// Invalid UTF-8 is replaced rather than thrown: the same bytes always give the same text.
+constexpr auto kReplace = nlohmann::json::error_handler_t::replace;
 
 // The details text re-serialised canonically; details that are not JSON as a JSON string.
 std::string CanonicalDetails(const std::string& details) {
   nlohmann::json parsed = nlohmann::json::parse(details, nullptr, /*allow_exceptions=*/false);
   if (parsed.is_discarded()) parsed = details;
-  // Invalid UTF-8 is replaced rather than thrown: the same bytes always give the same text.
-  return parsed.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  return workflows::DumpJson(parsed, kReplace);
 }
 
 // prev_hash followed by the canonical event whose details are `details` (canonical text): what
@@ -64,22 +49,22 @@ std::string HashedText(const HistoryEvent& event, std::string_view details) {
               96);
   out += event.prev_hash;
   out += R"({"action":)";
-  AppendJsonString(out, event.action);
+  workflows::AppendJsonString(out, event.action, kReplace);
   out += R"(,"actor":)";
-  AppendJsonString(out, event.actor);
+  workflows::AppendJsonString(out, event.actor, kReplace);
   out += R"(,"at":)";
-  AppendJsonString(out, event.at);
+  workflows::AppendJsonString(out, event.at, kReplace);
   out += R"(,"case":)";
-  AppendJsonString(out, event.case_id);
+  workflows::AppendJsonString(out, event.case_id, kReplace);
   out += R"(,"details":)";
   out += details;
   out += R"(,"prev_hash":)";
-  AppendJsonString(out, event.prev_hash);
+  workflows::AppendJsonString(out, event.prev_hash, kReplace);
   out += R"(,"seq":)";
   std::array<char, 24> seq{};
   out.append(seq.data(), std::to_chars(seq.data(), seq.data() + seq.size(), event.seq).ptr);
   out += R"(,"step":)";
-  AppendJsonString(out, event.step);
+  workflows::AppendJsonString(out, event.step, kReplace);
   out += '}';
   return out;
 }

@@ -8,6 +8,7 @@
 
 #include "engine/archive.hpp"
 #include "workflows/i18n.hpp"
+#include "workflows/json_text.hpp"
 
 namespace wf::engine {
 
@@ -130,7 +131,8 @@ void WriteExportEvent(std::ostream& out, ExportFormat format, const HistoryEvent
         << CsvField(e.prev_hash) << ',' << CsvField(e.hash) << '\n';
     return;
   }
-  out << HistoryEventJson(e).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << '\n';
+  out << workflows::DumpJson(HistoryEventJson(e), nlohmann::json::error_handler_t::replace)
+      << '\n';
 }
 
 Status ReadExport(std::istream& in, const std::string& path,

@@ -23,6 +23,7 @@
 #include "engine/base64.hpp"
 #include "engine/private_files.hpp"
 #include "workflows/i18n.hpp"
+#include "workflows/json_text.hpp"
 
 namespace wf::engine {
 
@@ -254,7 +255,7 @@ std::string SealingKey(const DataKey& key, std::string_view case_id, std::string
 }  // namespace
 
 std::string SealValue(const std::string& case_id, const DataKey& key, const json& value) {
-  std::string plain = value.dump();
+  std::string plain = workflows::DumpJson(value);
   std::string cache_key = SealingKey(key, case_id, plain);
   SealCache& cache = SealCache::Instance();
   if (auto box = cache.Sealed(cache_key)) return std::move(*box);
@@ -595,7 +596,7 @@ std::string CaseSealer::SealJsonText(const std::string& text) const {
   if (!active_ || !MayHold(text)) return text;
   json parsed = json::parse(text, nullptr, false);
   if (parsed.is_discarded()) return SealText(text);
-  return Seal(parsed).dump();
+  return workflows::DumpJson(Seal(parsed));
 }
 
 json CaseSealer::SealState(json state) const {
@@ -677,7 +678,7 @@ std::string Revealer::RevealJsonText(const std::string& text) {
   json parsed = json::parse(text, nullptr, false);
   if (parsed.is_discarded()) return RevealText(text);
   RevealInPlace(parsed);
-  return parsed.dump();
+  return workflows::DumpJson(parsed);
 }
 
 }  // namespace wf::engine

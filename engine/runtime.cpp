@@ -9,6 +9,7 @@
 #include "workflows/expression.hpp"
 #include "workflows/i18n.hpp"
 #include "workflows/json_limits.hpp"
+#include "workflows/json_text.hpp"
 #include "workflows/loader.hpp"
 
 namespace wf::engine {
@@ -27,7 +28,7 @@ Overloaded(F...) -> Overloaded<F...>;
 
 NewWork EventWork(const std::string& case_id, const std::string& step, int64_t activation,
                   const Event& event, Timestamp run_at) {
-  return NewWork{case_id, kWorkEvent, step, activation, EventToJson(event).dump(), run_at};
+  return NewWork{case_id, kWorkEvent, step, activation, workflows::DumpJson(EventToJson(event)), run_at};
 }
 
 // The newest version of a deployed procedure, with a message that says what to do if none.
@@ -603,7 +604,7 @@ Status Runtime::Persist(StoreTx& tx, CaseRecord& record, const workflows::Proced
   // The data is written once, in cases.data; the state beside it has the rest (format 2).
   nlohmann::json rest = advance.state.ToJson(/*with_data=*/false);
   if (sealer->active()) rest = sealer->SealState(std::move(rest));
-  record.state = rest.dump();
+  record.state = workflows::DumpJson(rest);
   record.updated_at = now;
   std::vector<NewWork> work;
   std::vector<HistoryNote> notes = advance.notes;
@@ -630,7 +631,7 @@ Status Runtime::Persist(StoreTx& tx, CaseRecord& record, const workflows::Proced
               if (c.reuse) {
                 payload.reuse_seconds = c.reuse->ApproximateSeconds();
                 payload.subject =
-                    EvidenceSubject(c.department, payload.operation, payload.fields.dump());
+                    EvidenceSubject(c.department, payload.operation, workflows::DumpJson(payload.fields));
                 if (sealer->Touches(payload.fields)) {
                   // A call about a person: its subject is a keyed hash (not guessable from a
                   // citizen id), and what it verifies is kept sealed (SaveEvidence).
@@ -643,7 +644,8 @@ Status Runtime::Persist(StoreTx& tx, CaseRecord& record, const workflows::Proced
               nlohmann::json payload_json = payload.ToJson();
               sealer->SealInPlace(payload_json);
               work.push_back(
-                  NewWork{case_id, kWorkInvoke, c.step, c.activation, payload_json.dump(), now});
+                  NewWork{case_id, kWorkInvoke, c.step, c.activation,
+                          workflows::DumpJson(payload_json), now});
               return Status::Ok();
             },
             [&](const command::ScheduleRetry& c) -> Status {
@@ -823,7 +825,7 @@ Status Runtime::Persist(StoreTx& tx, CaseRecord& record, const workflows::Proced
   // case's next transition (states_), with the boxes for its next write.
   std::vector<std::pair<nlohmann::json*, nlohmann::json>> sealed;
   sealer->SealInPlace(advance.state.data, &sealed);
-  record.data = advance.state.data.dump();
+  record.data = workflows::DumpJson(advance.state.data);
   OpenedBoxes boxes;
   for (auto& [at, plain] : sealed) {
     std::string box = std::move(at->get_ref<std::string&>());
@@ -865,7 +867,7 @@ Status Runtime::SaveEvidence(StoreTx& tx, const std::string& case_id, const std:
   EvidenceRecord evidence;
   evidence.subject = payload.subject;
   evidence.department = payload.department;
-  evidence.result = result.dump();
+  evidence.result = workflows::DumpJson(result);
   if (payload.subject.rfind(kKeyedHashPrefix, 0) == 0) {
     // Verified about a person (a keyed subject): sealed whole under the case's key, so that it
     // goes with the case's erasure.
@@ -874,7 +876,8 @@ Status Runtime::SaveEvidence(StoreTx& tx, const std::string& case_id, const std:
     if (!*key) return Status::Ok();  // erased meanwhile: nothing to keep
     std::set<std::string> values;
     workflows::CollectScalars(result, values);
-    evidence.result = CaseSealer(case_id, **key, std::move(values)).Seal(result).dump();
+    evidence.result =
+        workflows::DumpJson(CaseSealer(case_id, **key, std::move(values)).Seal(result));
   }
   evidence.verified_at = now;
   evidence.case_id = case_id;

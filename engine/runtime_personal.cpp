@@ -8,6 +8,7 @@
 #include "engine/history_action.hpp"
 #include "engine/runtime.hpp"
 #include "workflows/i18n.hpp"
+#include "workflows/json_text.hpp"
 
 namespace wf::engine {
 
@@ -97,7 +98,7 @@ Result<std::string> Runtime::SealTaskValues(StoreTx& tx, const CaseRecord& recor
   auto sealer =
       SealerFor(tx, record.id, **procedure, nlohmann::json::object(), std::move(personal));
   if (!sealer) return sealer.error();
-  return sealer->Seal(values).dump();
+  return workflows::DumpJson(sealer->Seal(values));
 }
 
 Result<CaseState> Runtime::LoadState(StoreTx& tx, const CaseRecord& record,
@@ -142,7 +143,7 @@ bool Runtime::RevealCached(nlohmann::json& value) {
 std::string Runtime::RevealJsonText(const std::string& text) {
   if (!MaySeal(text)) return text;
   nlohmann::json parsed = nlohmann::json::parse(text, nullptr, false);
-  if (!parsed.is_discarded() && RevealCached(parsed)) return parsed.dump();
+  if (!parsed.is_discarded() && RevealCached(parsed)) return workflows::DumpJson(parsed);
   std::string out = text;
   Status read = store_.Read([&](StoreTx& tx) {
     out = RevealerFor(tx, store_.keys(), KeyUse::kEngine).RevealJsonText(text);

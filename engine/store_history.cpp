@@ -9,6 +9,7 @@
 
 #include "engine/store.hpp"
 #include "engine/store_internal.hpp"
+#include "workflows/json_text.hpp"
 
 namespace wf::engine {
 
@@ -47,7 +48,8 @@ Result<HistoryEvent> StoreTx::AppendHistoryJson(const std::string& case_id,
                                                 Timestamp at) {
   // The compact dump is the canonical form of the details, so it is hashed as written. Invalid
   // UTF-8 (in a message from a department, say) is replaced, as the chain's hash does.
-  std::string text = details.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  std::string text =
+      workflows::DumpJson(details, nlohmann::json::error_handler_t::replace);
   return AppendEvent(UnsealedEvent(case_id, actor, action, step, at, std::move(text)),
                      /*canonical=*/true);
 }

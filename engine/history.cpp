@@ -20,6 +20,24 @@ std::string FormatRfc3339(Timestamp t) {
   std::time_t tt = static_cast<std::time_t>(seconds.time_since_epoch().count());
   std::tm tm{};
   gmtime_r(&tt, &tm);
+  const int year = tm.tm_year + 1900;
+  if (year >= 0 && year <= 9999) {
+    // Digit by digit: snprintf's format parsing was most of the cost, on every history event.
+    std::string out = "0000-00-00T00:00:00.000000Z";
+    auto put = [&out](std::size_t at, long long value, int width) {
+      for (int i = width - 1; i >= 0; --i, value /= 10) {
+        out[at + i] = static_cast<char>('0' + value % 10);
+      }
+    };
+    put(0, year, 4);
+    put(5, tm.tm_mon + 1, 2);
+    put(8, tm.tm_mday, 2);
+    put(11, tm.tm_hour, 2);
+    put(14, tm.tm_min, 2);
+    put(17, tm.tm_sec, 2);
+    put(20, micros, 6);
+    return out;
+  }
   char buffer[64];
   std::snprintf(buffer, sizeof buffer, "%04d-%02d-%02dT%02d:%02d:%02d.%06lldZ", tm.tm_year + 1900,
                 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,

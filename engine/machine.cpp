@@ -243,9 +243,12 @@ void Machine::NoteRenderFailure(const Token& token, const char* what, const std:
 void Machine::Succeeded(Token& token, const json& result,
                         const std::optional<std::string>& source) {
   const Step& step = StepOf(token);
-  json details = {{"activation", token.activation},
-                  {"saved_as", step.save_as.empty() ? json(nullptr) : json(step.save_as)},
-                  {"result", result}};
+  // Member by member: an initializer list builds and checks a pair array for each member and
+  // copies the result once more (this runs on every step).
+  json details = json::object();
+  details["activation"] = token.activation;
+  details["saved_as"] = step.save_as.empty() ? json(nullptr) : json(step.save_as);
+  details["result"] = result;
   if (source) {
     details["source_case"] = *source;
     Note(history_action::kStepReused, step.id, std::move(details));

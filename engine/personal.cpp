@@ -514,6 +514,8 @@ CaseSealer::CaseSealer(std::string case_id, const DataKey& key, std::set<std::st
     // citizen id "0792..." is not one, so the numbers of what is sealed need not be written out.
     if (!numeric_values_) numeric_values_ = IsNumberText(value);
   }
+  shortest_ = values_.empty() ? 0 : values_.begin()->size();
+  for (const std::string& value : values_) shortest_ = std::min(shortest_, value.size());
   std::sort(long_values_.begin(), long_values_.end(),
             [](std::string_view a, std::string_view b) { return a.size() > b.size(); });
 }
@@ -534,7 +536,7 @@ std::string CaseSealer::SealScalar(const json& value) const {
 }
 
 bool CaseSealer::Contains(std::string_view text) const {
-  if (!active_ || IsSealed(text)) return false;
+  if (!active_ || text.size() < shortest_ || IsSealed(text)) return false;
   if (IsValue(text)) return true;
   for (std::string_view value : long_values_) {
     if (value.size() <= text.size() && text.find(value) != std::string_view::npos) return true;

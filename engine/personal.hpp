@@ -192,6 +192,8 @@ class CaseSealer {
   // Views of values_ at least kMinSubstringMatch bytes long, longest first (values_'s nodes stay
   // where they are when the sealer moves; it is never copied).
   std::vector<std::string_view> long_values_;
+  // The length of the shortest value: no shorter text is one or holds one.
+  size_t shortest_ = 0;
   OpenedBoxes opened_;
 };
 

@@ -172,9 +172,14 @@ Status CheckEventData(const Event& event) {
 // --- InvokePayload
 
 nlohmann::json InvokePayload::ToJson() const {
-  nlohmann::json out = {{"department", department}, {"operation", operation},
-                        {"fields", fields},         {"attempt", attempt},
-                        {"timeout_ms", timeout_ms}, {"subject", subject}};
+  // Member by member, not an initializer list: this runs for every call to a department.
+  nlohmann::json out = nlohmann::json::object();
+  out["department"] = department;
+  out["operation"] = operation;
+  out["fields"] = fields;
+  out["attempt"] = attempt;
+  out["timeout_ms"] = timeout_ms;
+  out["subject"] = subject;
   if (reuse_seconds) out["reuse_seconds"] = *reuse_seconds;
   return out;
 }

@@ -11,6 +11,8 @@ TEST_CASE("timestamps format as fixed-width RFC 3339 in UTC", "[engine][history]
   CHECK(FormatRfc3339(FromMicros(0)) == "1970-01-01T00:00:00.000000Z");
   CHECK(FormatRfc3339(FromMicros(1'767'225'600'000'123)) == "2026-01-01T00:00:00.000123Z");
   CHECK(FormatRfc3339(FromMicros(951'782'400'500'000)) == "2000-02-29T00:00:00.500000Z");
+  CHECK(FormatRfc3339(FromMicros(1'796'601'598'999'999)) == "2026-12-06T23:59:58.999999Z");
+  CHECK(FormatRfc3339(FromMicros(-1)) == "1969-12-31T23:59:59.999999Z");
 }
 
 TEST_CASE("the canonical event has sorted keys and re-serialised details",

@@ -75,24 +75,31 @@ json CaseState::ToJson(bool with_data) const {
   out["reason"] = reason;
   if (with_data) out["data"] = data;
   out["next_activation"] = next_activation;
+  // Member by member rather than initializer lists, which build and check a pair array for each
+  // member: the state is written on every step.
   json token_list = json::array();
   for (const Token& t : tokens) {
-    token_list.push_back({{"id", t.id},
-                          {"step", t.step},
-                          {"activation", t.activation},
-                          {"waiting", WaitingName(t.waiting)},
-                          {"attempt", t.attempt},
-                          {"join", t.join},
-                          {"signal", t.signal},
-                          {"incident", t.incident},
-                          {"incident_after_success", t.incident_after_success},
-                          {"escalated", t.escalated}});
+    json token = json::object();
+    token["id"] = t.id;
+    token["step"] = t.step;
+    token["activation"] = t.activation;
+    token["waiting"] = WaitingName(t.waiting);
+    token["attempt"] = t.attempt;
+    token["join"] = t.join;
+    token["signal"] = t.signal;
+    token["incident"] = t.incident;
+    token["incident_after_success"] = t.incident_after_success;
+    token["escalated"] = t.escalated;
+    token_list.push_back(std::move(token));
   }
   out["tokens"] = std::move(token_list);
   json join_list = json::array();
   for (const auto& [activation, join] : joins) {
-    join_list.push_back(
-        {{"activation", join.activation}, {"step", join.step}, {"pending", join.pending}});
+    json entry = json::object();
+    entry["activation"] = join.activation;
+    entry["step"] = join.step;
+    entry["pending"] = join.pending;
+    join_list.push_back(std::move(entry));
   }
   out["joins"] = std::move(join_list);
   out["clock_paused"] = clock_paused;

@@ -612,7 +612,8 @@ Status Runtime::Persist(StoreTx& tx, CaseRecord& record, const workflows::Proced
   record.state = workflows::DumpJson(rest);
   record.updated_at = now;
   std::vector<NewWork> work;
-  std::vector<HistoryNote> notes = advance.notes;
+  // Taken, not copied: the advance is its caller's own and read no more after this.
+  std::vector<HistoryNote> notes = std::move(advance.notes);
   Calendar calendar = deployment_.CalendarOf(procedure.agency);
   auto step_of = [&](int64_t activation) {
     const Token* token = advance.state.FindByActivation(activation);

@@ -507,15 +507,15 @@ CaseSealer::CaseSealer(std::string case_id, const DataKey& key, std::set<std::st
       opened_(std::move(opened)) {
   sorted_values_.reserve(values_.size());
   long_values_.reserve(values_.size());
+  shortest_ = values_.empty() ? 0 : values_.begin()->size();
   for (const std::string& value : values_) {
     sorted_values_.emplace_back(value);
+    shortest_ = std::min(shortest_, value.size());
     if (value.size() >= kMinSubstringMatch) long_values_.push_back(value);
     // Only the text of a number can match one (CollectScalars keeps a number as its dump): a
     // citizen id "0792..." is not one, so the numbers of what is sealed need not be written out.
     if (!numeric_values_) numeric_values_ = IsNumberText(value);
   }
-  shortest_ = values_.empty() ? 0 : values_.begin()->size();
-  for (const std::string& value : values_) shortest_ = std::min(shortest_, value.size());
   std::sort(long_values_.begin(), long_values_.end(),
             [](std::string_view a, std::string_view b) { return a.size() > b.size(); });
 }

@@ -28,7 +28,8 @@ Overloaded(F...) -> Overloaded<F...>;
 
 NewWork EventWork(const std::string& case_id, const std::string& step, int64_t activation,
                   const Event& event, Timestamp run_at) {
-  return NewWork{case_id, kWorkEvent, step, activation, workflows::DumpJson(EventToJson(event)), run_at};
+  return NewWork{case_id, kWorkEvent, step, activation, workflows::DumpJson(EventToJson(event)),
+                 run_at};
 }
 
 // The newest version of a deployed procedure, with a message that says what to do if none.
@@ -637,7 +638,8 @@ Status Runtime::Persist(StoreTx& tx, CaseRecord& record, const workflows::Proced
               if (c.reuse) {
                 payload.reuse_seconds = c.reuse->ApproximateSeconds();
                 payload.subject =
-                    EvidenceSubject(c.department, payload.operation, workflows::DumpJson(payload.fields));
+                    EvidenceSubject(c.department, payload.operation,
+                                    workflows::DumpJson(payload.fields));
                 if (sealer->Touches(payload.fields)) {
                   // A call about a person: its subject is a keyed hash (not guessable from a
                   // citizen id), and what it verifies is kept sealed (SaveEvidence).

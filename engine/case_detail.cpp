@@ -5,6 +5,7 @@
 #include "engine/calendar.hpp"
 #include "engine/machine.hpp"
 #include "workflows/i18n.hpp"
+#include "workflows/json_text.hpp"
 
 namespace wf::engine {
 
@@ -142,8 +143,8 @@ std::string StepKindText(const std::string& kind) {
 }
 
 nlohmann::json TaskJson(const TaskRecord& t) {
-  json form = json::parse(t.form, nullptr, false);
-  json values = t.values ? json::parse(*t.values, nullptr, false) : json(nullptr);
+  json form = workflows::ParseJson(t.form);
+  json values = t.values ? workflows::ParseJson(*t.values) : json(nullptr);
   return {{"id", t.id},
           {"case", t.case_id},
           {"step", t.step},
@@ -205,7 +206,7 @@ json CaseDetailJson(const CaseDetail& detail, const Deployment& deployment, Time
   const std::optional<CaseState>& state = detail.view.state;
   std::vector<std::string> current_steps;
   if (state) current_steps = CurrentSteps(OpenStepsOf(*state));
-  json data = json::parse(record.data, nullptr, false);
+  json data = workflows::ParseJson(record.data);
   if (data.is_discarded()) data = nullptr;
   const Calendar calendar = deployment.CalendarOf(record.agency);
   const CaseClock clock = ReadClock(record, calendar, now);

@@ -8,6 +8,7 @@
 #include "engine/history_action.hpp"
 #include "engine/runtime.hpp"
 #include "workflows/i18n.hpp"
+#include "workflows/json_text.hpp"
 
 namespace wf::engine {
 
@@ -65,7 +66,7 @@ CaseClock ReadClock(const CaseRecord& record, const Calendar& calendar, Timestam
 // --- where a case stands
 
 std::optional<CaseState> ParseCaseState(const std::string& state_json) {
-  json parsed = json::parse(state_json, nullptr, false);
+  json parsed = workflows::ParseJson(state_json);
   if (parsed.is_discarded()) return std::nullopt;
   auto state = CaseState::FromJson(parsed);
   if (!state) return std::nullopt;
@@ -170,7 +171,7 @@ void HoldTracker::Add(const HistoryEvent& event) {
   std::optional<Timestamp> at = EventTime(event);
   if (!at) return;  // a row whose time does not parse tells nothing about time
   const std::string& action = event.action;
-  json details = json::parse(event.details, nullptr, false);
+  json details = workflows::ParseJson(event.details);
   if (!details.is_object()) details = json::object();
   std::int64_t activation = 0;
   if (auto it = details.find("activation"); it != details.end() && it->is_number_integer()) {

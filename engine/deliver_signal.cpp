@@ -4,6 +4,7 @@
 #include "engine/history_action.hpp"
 #include "engine/runtime.hpp"
 #include "workflows/i18n.hpp"
+#include "workflows/json_text.hpp"
 
 namespace wf::engine {
 
@@ -14,7 +15,7 @@ namespace {
 Result<std::vector<Runtime::SignalReceiver>> Receivers(const workflows::Procedure& procedure,
                                                        const CaseRecord& record,
                                                        const std::string& name) {
-  nlohmann::json state_json = nlohmann::json::parse(record.state, nullptr, false);
+  nlohmann::json state_json = workflows::ParseJson(record.state);
   if (state_json.is_discarded()) {
     return Status::Internal("case " + record.id + ": stored state is not JSON");
   }

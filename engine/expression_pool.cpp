@@ -111,7 +111,7 @@ std::string Serve(const std::string& program, const std::string& input_text) {
       return Reply(kReplyError, ErrorCode::kInvalid,
                    "expression `" + program + "`: " + error.message);
     }
-    json input = json::parse(input_text, nullptr, false);
+    json input = workflows::ParseJson(input_text);
     if (input.is_discarded()) {
       return Reply(kReplyError, ErrorCode::kInternal,
                    "expression `" + program + "`: the engine sent an input that is not JSON");
@@ -407,7 +407,7 @@ Result<json> ExpressionPool::Evaluate(const workflows::Expression& expression, c
     Release(worker);
     switch (kind) {
       case kReplyResult: {
-        json value = json::parse(payload, nullptr, false);
+        json value = workflows::ParseJson(payload);
         if (value.is_discarded()) {
           return Status::Internal("expression `" + program + "`: its worker answered no JSON");
         }

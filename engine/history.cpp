@@ -52,7 +52,7 @@ constexpr auto kReplace = nlohmann::json::error_handler_t::replace;
 
 // The details text re-serialised canonically; details that are not JSON as a JSON string.
 std::string CanonicalDetails(const std::string& details) {
-  nlohmann::json parsed = nlohmann::json::parse(details, nullptr, /*allow_exceptions=*/false);
+  nlohmann::json parsed = workflows::ParseJson(details);
   if (parsed.is_discarded()) parsed = details;
   return workflows::DumpJson(parsed, kReplace);
 }

@@ -272,7 +272,7 @@ std::optional<json> OpenSealed(std::string_view sealed, const DataKey& key) {
   if (!box) return std::nullopt;
   auto plain = Decrypt(key, case_id, *box);
   if (!plain) return std::nullopt;
-  json value = json::parse(*plain, nullptr, false);
+  json value = workflows::ParseJson(*plain);
   if (value.is_discarded()) return std::nullopt;
   return value;
 }
@@ -596,7 +596,7 @@ std::string CaseSealer::SealText(const std::string& text) const {
 
 std::string CaseSealer::SealJsonText(const std::string& text) const {
   if (!active_ || !MayHold(text)) return text;
-  json parsed = json::parse(text, nullptr, false);
+  json parsed = workflows::ParseJson(text);
   if (parsed.is_discarded()) return SealText(text);
   return workflows::DumpJson(Seal(parsed));
 }
@@ -677,7 +677,7 @@ std::string Revealer::RevealText(const std::string& text) {
 
 std::string Revealer::RevealJsonText(const std::string& text) {
   if (!MaySeal(text)) return text;
-  json parsed = json::parse(text, nullptr, false);
+  json parsed = workflows::ParseJson(text);
   if (parsed.is_discarded()) return RevealText(text);
   RevealInPlace(parsed);
   return workflows::DumpJson(parsed);

@@ -103,7 +103,7 @@ Result<std::string> Runtime::SealTaskValues(StoreTx& tx, const CaseRecord& recor
 
 Result<CaseState> Runtime::LoadState(StoreTx& tx, const CaseRecord& record,
                                      OpenedBoxes* opened) {
-  nlohmann::json state_json = nlohmann::json::parse(record.state, nullptr, false);
+  nlohmann::json state_json = workflows::ParseJson(record.state);
   if (state_json.is_discarded()) {
     return Status::Internal("case " + record.id + ": stored state is not JSON");
   }
@@ -111,7 +111,7 @@ Result<CaseState> Runtime::LoadState(StoreTx& tx, const CaseRecord& record,
   const bool data_beside = !state_json.contains("data");
   nlohmann::json data = nlohmann::json::object();
   if (data_beside) {
-    data = nlohmann::json::parse(record.data, nullptr, false);
+    data = workflows::ParseJson(record.data);
     if (data.is_discarded()) {
       return Status::Internal("case " + record.id + ": stored data is not JSON");
     }
@@ -142,7 +142,7 @@ bool Runtime::RevealCached(nlohmann::json& value) {
 
 std::string Runtime::RevealJsonText(const std::string& text) {
   if (!MaySeal(text)) return text;
-  nlohmann::json parsed = nlohmann::json::parse(text, nullptr, false);
+  nlohmann::json parsed = workflows::ParseJson(text);
   if (!parsed.is_discarded() && RevealCached(parsed)) return workflows::DumpJson(parsed);
   std::string out = text;
   Status read = store_.Read([&](StoreTx& tx) {

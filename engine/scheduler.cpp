@@ -20,6 +20,7 @@
 #include "engine/federation.hpp"
 #include "engine/liveness.hpp"
 #include "workflows/json_limits.hpp"
+#include "workflows/json_text.hpp"
 #include "workflows/loader.hpp"
 
 namespace wf::engine {
@@ -407,14 +408,14 @@ struct Engine::Impl {
     Completion completion;
     // Personal values travel sealed (engine/personal.hpp); the department and the machine get
     // them open. The row keeps its sealed text.
-    nlohmann::json payload_json = nlohmann::json::parse(item.payload, nullptr, false);
+    nlohmann::json payload_json = workflows::ParseJson(item.payload);
     if (MaySeal(item.payload) && !payload_json.is_discarded() &&
         !runtime.RevealCached(payload_json)) {
       // A key not at hand (mostly they were read with the claim): read in a transaction, on a
       // database thread. A named callable: g++ 12 destroys a lambda temporary of a co_await
       // expression twice.
       auto reveal = [this, &item] { return runtime.RevealJsonText(item.payload); };
-      payload_json = nlohmann::json::parse(co_await OnDb(reveal), nullptr, false);
+      payload_json = workflows::ParseJson(co_await OnDb(reveal));
     }
     if (item.kind == kWorkInvoke) {
       auto payload = InvokePayload::FromJson(payload_json);
@@ -463,7 +464,7 @@ struct Engine::Impl {
         *reused = true;
         Count(&EngineStats::reused);
         co_return event::StepSucceeded{item.activation,
-                                       nlohmann::json::parse(evidence->result, nullptr, false),
+                                       workflows::ParseJson(evidence->result),
                                        evidence->case_id};
       }
     }

@@ -4,7 +4,10 @@
 #include <charconv>
 #include <cstdint>
 #include <cstring>
+#include <string>
 #include <string_view>
+#include <system_error>
+#include <utility>
 
 namespace wf::workflows {
 
@@ -164,6 +167,271 @@ void Append(std::string& out, const json& value, json::error_handler_t handler) 
   }
 }
 
+
+// Reads the JSON that wf writes. Every method returns false where the text is not plainly JSON
+// (or needs nlohmann's own conversions of a whole text); ParseJson then asks nlohmann, so an error
+// reads exactly as nlohmann reports it, and only texts that read cleanly here are read here.
+class FastReader {
+ public:
+  explicit FastReader(std::string_view text) : at_(text.data()), end_(text.data() + text.size()) {}
+
+  bool Read(json& out) {
+    SkipSpace();
+    if (!Value(out, 0)) return false;
+    SkipSpace();
+    return at_ == end_;
+  }
+
+ private:
+  static constexpr int kMaxDepth = 128;
+
+  void SkipSpace() {
+    while (at_ != end_ && (*at_ == ' ' || *at_ == '\n' || *at_ == '\r' || *at_ == '\t')) ++at_;
+  }
+
+  bool Value(json& out, int depth) {
+    if (at_ == end_) return false;
+    switch (*at_) {
+      case '{': return Object(out, depth + 1);
+      case '[': return Array(out, depth + 1);
+      case '"': {
+        std::string text;
+        if (!String(text)) return false;
+        out = std::move(text);
+        return true;
+      }
+      case 't': return Literal("true", json(true), out);
+      case 'f': return Literal("false", json(false), out);
+      case 'n': return Literal("null", json(nullptr), out);
+      default: return Number(out);
+    }
+  }
+
+  bool Object(json& out, int depth) {
+    if (depth > kMaxDepth) return false;
+    out = json::object();
+    auto& members = out.get_ref<json::object_t&>();
+    ++at_;
+    SkipSpace();
+    if (at_ != end_ && *at_ == '}') {
+      ++at_;
+      return true;
+    }
+    while (true) {
+      if (at_ == end_ || *at_ != '"') return false;
+      std::string key;
+      if (!String(key)) return false;
+      SkipSpace();
+      if (at_ == end_ || *at_ != ':') return false;
+      ++at_;
+      SkipSpace();
+      // A repeated key: the last value counts, as with nlohmann.
+      if (!Value(members[std::move(key)], depth)) return false;
+      SkipSpace();
+      if (at_ == end_) return false;
+      if (*at_ == '}') {
+        ++at_;
+        return true;
+      }
+      if (*at_ != ',') return false;
+      ++at_;
+      SkipSpace();
+    }
+  }
+
+  bool Array(json& out, int depth) {
+    if (depth > kMaxDepth) return false;
+    out = json::array();
+    auto& items = out.get_ref<json::array_t&>();
+    ++at_;
+    SkipSpace();
+    if (at_ != end_ && *at_ == ']') {
+      ++at_;
+      return true;
+    }
+    while (true) {
+      if (!Value(items.emplace_back(), depth)) return false;
+      SkipSpace();
+      if (at_ == end_) return false;
+      if (*at_ == ']') {
+        ++at_;
+        return true;
+      }
+      if (*at_ != ',') return false;
+      ++at_;
+      SkipSpace();
+    }
+  }
+
+  bool Literal(std::string_view word, json value, json& out) {
+    if (static_cast<std::size_t>(end_ - at_) < word.size() ||
+        std::string_view(at_, word.size()) != word) {
+      return false;
+    }
+    at_ += word.size();
+    out = std::move(value);
+    return true;
+  }
+
+  // -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)?
+  bool Number(json& out) {
+    const char* start = at_;
+    auto digits = [&] {
+      const char* from = at_;
+      while (at_ != end_ && *at_ >= '0' && *at_ <= '9') ++at_;
+      return at_ != from;
+    };
+    const bool negative = at_ != end_ && *at_ == '-';
+    if (negative) ++at_;
+    if (at_ == end_) return false;
+    if (*at_ == '0') {
+      ++at_;
+    } else if (!digits()) {
+      return false;
+    }
+    bool integer = true;
+    if (at_ != end_ && *at_ == '.') {
+      ++at_;
+      if (!digits()) return false;
+      integer = false;
+    }
+    if (at_ != end_ && (*at_ == 'e' || *at_ == 'E')) {
+      ++at_;
+      if (at_ != end_ && (*at_ == '+' || *at_ == '-')) ++at_;
+      if (!digits()) return false;
+      integer = false;
+    }
+    if (integer) {
+      if (negative) {
+        std::int64_t n = 0;
+        if (std::from_chars(start, at_, n).ec == std::errc()) {
+          out = n;
+          return true;
+        }
+      } else {
+        std::uint64_t n = 0;
+        if (std::from_chars(start, at_, n).ec == std::errc()) {
+          out = n;
+          return true;
+        }
+      }
+    }
+    // A float, or an integer too large for 64 bits (a float to nlohmann): its conversion.
+    out = json::parse(std::string_view(start, static_cast<std::size_t>(at_ - start)), nullptr,
+                      false);
+    return !out.is_discarded();
+  }
+
+  static int Hex(char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+  }
+
+  // The four hex digits after "\u", as a number; -1 when they are not.
+  int CodeUnit() {
+    if (end_ - at_ < 4) return -1;
+    int unit = 0;
+    for (int i = 0; i < 4; ++i) {
+      const int digit = Hex(at_[i]);
+      if (digit < 0) return -1;
+      unit = unit * 16 + digit;
+    }
+    at_ += 4;
+    return unit;
+  }
+
+  static void AppendUtf8(std::string& out, std::uint32_t code) {
+    if (code < 0x80) {
+      out += static_cast<char>(code);
+    } else if (code < 0x800) {
+      out += static_cast<char>(0xC0 | (code >> 6));
+      out += static_cast<char>(0x80 | (code & 0x3F));
+    } else if (code < 0x10000) {
+      out += static_cast<char>(0xE0 | (code >> 12));
+      out += static_cast<char>(0x80 | ((code >> 6) & 0x3F));
+      out += static_cast<char>(0x80 | (code & 0x3F));
+    } else {
+      out += static_cast<char>(0xF0 | (code >> 18));
+      out += static_cast<char>(0x80 | ((code >> 12) & 0x3F));
+      out += static_cast<char>(0x80 | ((code >> 6) & 0x3F));
+      out += static_cast<char>(0x80 | (code & 0x3F));
+    }
+  }
+
+  // After a backslash: one escape, appended to `out`.
+  bool Escape(std::string& out) {
+    if (at_ == end_) return false;
+    const char c = *at_++;
+    switch (c) {
+      case '"': out += '"'; return true;
+      case '\\': out += '\\'; return true;
+      case '/': out += '/'; return true;
+      case 'b': out += '\b'; return true;
+      case 'f': out += '\f'; return true;
+      case 'n': out += '\n'; return true;
+      case 'r': out += '\r'; return true;
+      case 't': out += '\t'; return true;
+      case 'u': break;
+      default: return false;
+    }
+    const int unit = CodeUnit();
+    if (unit < 0 || (unit >= 0xDC00 && unit <= 0xDFFF)) return false;
+    if (unit < 0xD800 || unit > 0xDBFF) {
+      AppendUtf8(out, static_cast<std::uint32_t>(unit));
+      return true;
+    }
+    // A high surrogate: its low half must follow.
+    if (end_ - at_ < 2 || at_[0] != '\\' || at_[1] != 'u') return false;
+    at_ += 2;
+    const int low = CodeUnit();
+    if (low < 0xDC00 || low > 0xDFFF) return false;
+    AppendUtf8(out, 0x10000 + ((static_cast<std::uint32_t>(unit) - 0xD800) << 10) +
+                        (static_cast<std::uint32_t>(low) - 0xDC00));
+    return true;
+  }
+
+  bool String(std::string& out) {
+    ++at_;  // the opening quote
+    const std::string_view rest(at_, static_cast<std::size_t>(end_ - at_));
+    const char* plain_from = at_;
+    while (at_ != end_) {
+      if (end_ - at_ >= 8) {
+        std::uint64_t word = 0;
+        std::memcpy(&word, at_, sizeof word);
+        if (!NeedsLook(word)) {
+          at_ += 8;
+          continue;
+        }
+      }
+      const auto byte = static_cast<unsigned char>(*at_);
+      if (byte >= 0x80) {
+        const std::size_t length = Utf8Length(rest, static_cast<std::size_t>(at_ - rest.data()));
+        if (length == 0) return false;
+        at_ += length;
+      } else if (byte == '"') {
+        out.append(plain_from, at_);
+        ++at_;
+        return true;
+      } else if (byte == '\\') {
+        out.append(plain_from, at_);
+        ++at_;
+        if (!Escape(out)) return false;
+        plain_from = at_;
+      } else if (byte < 0x20) {
+        return false;
+      } else {
+        ++at_;
+      }
+    }
+    return false;
+  }
+
+  const char* at_;
+  const char* end_;
+};
+
 }  // namespace
 
 void AppendJsonString(std::string& out, std::string_view text, json::error_handler_t handler) {
@@ -178,6 +446,12 @@ std::string DumpJson(const json& value, json::error_handler_t handler) {
   std::string out;
   Append(out, value, handler);
   return out;
+}
+
+json ParseJson(std::string_view text) {
+  json out;
+  if (FastReader(text).Read(out)) return out;
+  return json::parse(text, nullptr, false);
 }
 
 }  // namespace wf::workflows

@@ -27,4 +27,13 @@ void AppendJsonString(std::string& out, std::string_view text,
                       nlohmann::json::error_handler_t handler =
                           nlohmann::json::error_handler_t::strict);
 
+// nlohmann::json::parse(text, nullptr, false): the same value, with the same types (a number
+// without sign parses as unsigned), or a discarded value when `text` is not JSON. Objects,
+// arrays, strings, integers and literals are read here, eight plain bytes at a time; a float or
+// an integer out of range is converted by nlohmann itself, and anything that does not read
+// cleanly (an error, a byte-order mark, nesting deeper than 128) is handed whole to nlohmann, so
+// the result never differs. The engine reads its own state, data and work payloads back on every
+// step (bench/README.md, "Reading JSON").
+nlohmann::json ParseJson(std::string_view text);
+
 }  // namespace wf::workflows

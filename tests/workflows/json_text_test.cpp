@@ -70,6 +70,53 @@ json RandomValue(std::mt19937& random, int depth) {
   }
 }
 
+
+// The same value with the same type at every node (nlohmann's == takes 1 and 1u as equal).
+bool SameTree(const json& a, const json& b) {
+  if (a.type() != b.type() || a.size() != b.size()) return false;
+  if (a.is_object()) {
+    auto x = a.begin();
+    for (auto y = b.begin(); y != b.end(); ++x, ++y) {
+      if (x.key() != y.key() || !SameTree(*x, *y)) return false;
+    }
+    return true;
+  }
+  if (a.is_array()) {
+    for (std::size_t i = 0; i < a.size(); ++i) {
+      if (!SameTree(a[i], b[i])) return false;
+    }
+    return true;
+  }
+  return a == b;
+}
+
+// ParseJson must read what nlohmann reads, or fail where nlohmann fails.
+void CheckSameValue(const std::string& text) {
+  const json expected = json::parse(text, nullptr, false);
+  const json got = ParseJson(text);
+  INFO("text: " << text);
+  REQUIRE(got.is_discarded() == expected.is_discarded());
+  if (!expected.is_discarded()) CHECK(SameTree(got, expected));
+}
+
+// A text one byte away from `text`: one deleted, replaced or put in.
+std::string Mutated(std::string text, std::mt19937& random) {
+  static const std::string kBytes = "{}[],:\"\\ 0123456789-+.eEtrufalsn\x01\x7f\xc3\xa9\xed\xff/u";
+  std::uniform_int_distribution<std::size_t> at(0, text.size());
+  std::uniform_int_distribution<std::size_t> pick(0, kBytes.size() - 1);
+  const std::size_t i = at(random);
+  switch (std::uniform_int_distribution<int>(0, 2)(random)) {
+    case 0:
+      if (i < text.size()) text.erase(i, 1);
+      break;
+    case 1:
+      if (i < text.size()) text[i] = kBytes[pick(random)];
+      break;
+    default: text.insert(i, 1, kBytes[pick(random)]);
+  }
+  return text;
+}
+
 }  // namespace
 
 TEST_CASE("DumpJson writes what nlohmann::json::dump writes", "[workflows][json]") {
@@ -91,6 +138,39 @@ TEST_CASE("DumpJson writes what nlohmann::json::dump writes", "[workflows][json]
 TEST_CASE("DumpJson matches nlohmann on random values and bytes", "[workflows][json]") {
   std::mt19937 random(20261206);
   for (int i = 0; i < 3000; ++i) CheckSameText(RandomValue(random, 0));
+}
+
+TEST_CASE("ParseJson reads what nlohmann::json::parse reads", "[workflows][json]") {
+  for (const char* text :
+       {R"({"b":[1,-2,3.5,1e300,true,false,null,"x"],"a":{},"c":[],"d":"Nguyễn Văn An"})",
+        R"( {"a" : 1 ,"a":[2] } )", "\t[\r\n]\n", R"("esc \" \\ \/ \b \f \n \r \t \u0000 \u00e9")",
+        R"("\ud83d\ude00 \uD83D\uDE00")", R"("\ud83d")", R"("\ude00")", R"("\ud83d\u0041")",
+        "0", "-0", "-0.0", "1E2", "1e-2", "12345678901234567890", "18446744073709551615",
+        "18446744073709551616", "-9223372036854775808", "-9223372036854775809", "01", "1.",
+        ".5", "-", "+1", "1e", "tru", "nul", "truex", "[1,]", "{\"a\":1,}", "{,}", "[", "\"open",
+        "\"ctl \x01\"", "\"bad \xff\"", "\"cut \xe1\xbb\"", "\xef\xbb\xbf{}", "", " ", "{} {}",
+        "[1] x", "{\"a\" 1}", "{1:2}", "\"\\x\"", "\"\\u12g4\""}) {
+    CheckSameValue(text);
+  }
+  std::string deep;
+  for (int i = 0; i < 300; ++i) deep += "[{\"k\":";
+  deep += "1";
+  for (int i = 0; i < 300; ++i) deep += "}]";
+  CheckSameValue(deep);
+  CheckSameValue(deep.substr(0, deep.size() - 1));
+}
+
+TEST_CASE("ParseJson matches nlohmann on random texts and on texts one byte off", "[workflows][json]") {
+  std::mt19937 random(20261207);
+  for (int i = 0; i < 3000; ++i) {
+    const json value = RandomValue(random, 0);
+    // Pretty, compact and escaped to ASCII (\u escapes, surrogate pairs), in every handler.
+    const std::string compact = value.dump(-1, ' ', false, kReplace);
+    CheckSameValue(compact);
+    CheckSameValue(value.dump(2, ' ', false, kIgnore));
+    CheckSameValue(value.dump(-1, ' ', true, kReplace));
+    for (int k = 0; k < 3; ++k) CheckSameValue(Mutated(compact, random));
+  }
 }
 
 TEST_CASE("AppendJson appends to what is there", "[workflows][json]") {

@@ -26,6 +26,26 @@ extern "C" {
 namespace wf::workflows {
 namespace {
 
+// What SetJqOutOfMemoryHandler installed: set once, at the expression worker's start, before any
+// program is compiled. Two things in libjq 1.6 (Debian 12) keep it from being handed to libjq as
+// it is: a jq_state has a handler of its own, which jq_compile and jq_start install as the
+// process's, and jq_init leaves it unset (a failed allocation then called whatever the fresh
+// memory held); and jv_nomem_handler keeps only the function, so libjq calls it with a null
+// pointer, not its data. libjq is given CallOutOfMemoryHandler everywhere, which passes the data.
+struct OutOfMemoryHandler {
+  void (*handler)(void*) = nullptr;
+  void* data = nullptr;
+};
+OutOfMemoryHandler& JqOutOfMemory() {
+  static OutOfMemoryHandler installed;
+  return installed;
+}
+// When it returns (no handler installed), libjq prints its message and aborts.
+void CallOutOfMemoryHandler(void* /*null from libjq*/) {
+  const OutOfMemoryHandler& installed = JqOutOfMemory();
+  if (installed.handler != nullptr) installed.handler(installed.data);
+}
+
 using detail::FindDeniedName;
 using detail::JqLexer;
 using detail::Opener;
@@ -56,6 +76,7 @@ class CompiledProgram {
       messages_.push_back(Tr("jq could not be initialised"));
       return false;
     }
+    jq_set_nomem_handler(jq_, &CallOutOfMemoryHandler, nullptr);
     jq_set_error_cb(jq_, &CompiledProgram::CollectMessage, this);
     // Defence in depth: the denylist already rejects `debug`; nothing is printed either way.
     jq_set_debug_cb(jq_, &CompiledProgram::DropMessage, nullptr);
@@ -739,7 +760,8 @@ class ThreadEvaluator final : public Evaluator {
 }  // namespace
 
 void SetJqOutOfMemoryHandler(void (*handler)(void*), void* data) {
-  jv_nomem_handler(handler, data);
+  JqOutOfMemory() = {handler, data};
+  jv_nomem_handler(&CallOutOfMemoryHandler, nullptr);
 }
 
 Evaluator& InProcessEvaluator() {

@@ -6,6 +6,7 @@
 
 #include "engine/call_graph.hpp"
 #include "engine/history_action.hpp"
+#include "engine/state_text.hpp"
 #include "workflows/expression.hpp"
 #include "workflows/i18n.hpp"
 #include "workflows/json_limits.hpp"
@@ -608,9 +609,11 @@ Status Runtime::Persist(StoreTx& tx, CaseRecord& record, const workflows::Proced
   if (!sealer) return sealer.error();
   record.status = advance.state.status;
   // The data is written once, in cases.data; the state beside it has the rest (format 2).
-  nlohmann::json rest = advance.state.ToJson(/*with_data=*/false);
-  if (sealer->active()) rest = sealer->SealState(std::move(rest));
-  record.state = workflows::DumpJson(rest);
+  record.state = sealer->active() ? StateText(advance.state,
+                                              [&](const std::string& text) {
+                                                return sealer->SealText(text);
+                                              })
+                                  : StateText(advance.state);
   record.updated_at = now;
   std::vector<NewWork> work;
   // Taken, not copied: the advance is its caller's own and read no more after this.

@@ -8,6 +8,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "engine/store_internal.hpp"
@@ -172,39 +173,61 @@ Status SendPipelined(TxContext& ctx, const std::vector<DeferredWrite>& writes,
   return Status::Ok();
 }
 
+namespace {
+
+// The text of a multi-row statement of `rows` rows. It depends only on the statement and the
+// count, and a busy engine writes batches of a few sizes over and over, so each is made once per
+// thread (a bound, not an LRU: a text missing is only made again).
+const std::string& MultiRowSql(const std::string& head, const std::vector<std::string>& casts,
+                               const std::string& tail, size_t rows, bool expect_every_row) {
+  thread_local std::unordered_map<std::string, std::string> made;
+  std::string key = head;
+  key += '\0';
+  key += std::to_string(rows);
+  key += expect_every_row ? "+" : "-";
+  if (auto it = made.find(key); it != made.end()) return it->second;
+  if (made.size() >= 4096) made.clear();
+  std::string sql = expect_every_row ? "WITH u AS (" + head : head;
+  sql.reserve(head.size() + tail.size() + rows * casts.size() * 24 + 200);
+  size_t param = 0;
+  for (size_t i = 0; i < rows; ++i) {
+    sql += i > 0 ? ", (" : "(";
+    for (size_t k = 0; k < casts.size(); ++k) {
+      if (k > 0) sql += ", ";
+      const std::string name = "$" + std::to_string(++param);
+      if (casts[k].empty()) {
+        sql += name;
+      } else {
+        sql.append("CAST(").append(name).append(" AS ").append(casts[k]).append(")");
+      }
+    }
+    sql += ")";
+  }
+  sql += tail;
+  if (expect_every_row) {
+    // Checked by the server, so that a COMMIT later in the same pipeline cannot keep the rest:
+    // a failing cast is plain SQL's only way to raise (a PL/pgSQL function would cost a fresh
+    // session, such as a CLI command's, about 4 ms to load), and it must depend on the count,
+    // or the planner would fold it, and fail, ahead of time.
+    const std::string named = std::to_string(rows);
+    sql += ") SELECT CASE WHEN count(*) = " + named + " THEN 0 ELSE CAST('" + kChangedMeanwhile +
+           " (' || count(*) || ' of " + named + " rows updated)' AS bigint) END FROM u";
+  }
+  return made.emplace(std::move(key), std::move(sql)).first->second;
+}
+
+}  // namespace
+
 void AddMultiRow(std::vector<DeferredWrite>& out, const std::string& what, const std::string& head,
                  const std::vector<std::string>& casts, const std::string& tail,
                  std::vector<Row>&& rows, bool expect_every_row) {
   constexpr size_t kRowsPerStatement = 500;
   for (size_t start = 0; start < rows.size(); start += kRowsPerStatement) {
-    size_t end = std::min(rows.size(), start + kRowsPerStatement);
-    DeferredWrite write{what, expect_every_row ? "WITH u AS (" + head : head, {}};
+    const size_t end = std::min(rows.size(), start + kRowsPerStatement);
+    DeferredWrite write{what, MultiRowSql(head, casts, tail, end - start, expect_every_row), {}};
     write.params.reserve((end - start) * casts.size());
-    write.sql.reserve(head.size() + tail.size() + (end - start) * casts.size() * 20);
     for (size_t i = start; i < end; ++i) {
-      write.sql += i > start ? ", (" : "(";
-      for (size_t k = 0; k < casts.size(); ++k) {
-        if (k > 0) write.sql += ", ";
-        const std::string param = "$" + std::to_string(write.params.size() + 1);
-        if (casts[k].empty()) {
-          write.sql += param;
-        } else {
-          write.sql.append("CAST(").append(param).append(" AS ").append(casts[k]).append(")");
-        }
-        write.params.push_back(std::move(rows[i][k]));
-      }
-      write.sql += ")";
-    }
-    write.sql += tail;
-    if (expect_every_row) {
-      // Checked by the server, so that a COMMIT later in the same pipeline cannot keep the rest:
-      // a failing cast is plain SQL's only way to raise (a PL/pgSQL function would cost a fresh
-      // session, such as a CLI command's, about 4 ms to load), and it must depend on the count,
-      // or the planner would fold it, and fail, ahead of time.
-      const std::string named = std::to_string(end - start);
-      write.sql += ") SELECT CASE WHEN count(*) = " + named + " THEN 0 ELSE CAST('" +
-                   kChangedMeanwhile + " (' || count(*) || ' of " + named +
-                   " rows updated)' AS bigint) END FROM u";
+      for (size_t k = 0; k < casts.size(); ++k) write.params.push_back(std::move(rows[i][k]));
     }
     out.push_back(std::move(write));
   }

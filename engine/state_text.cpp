@@ -27,6 +27,33 @@ class Writer {
     std::array<char, 24> digits{};
     out_.append(digits.data(), std::to_chars(digits.data(), digits.data() + digits.size(), n).ptr);
   }
+  // A member: its key (after a comma unless `first`) and value.
+  void Int(const char* key, std::int64_t n, bool first = false) {
+    Key(key, first);
+    Int(n);
+  }
+  void Bool(const char* key, bool value) {
+    Key(key);
+    Bool(value);
+  }
+  void Text(const char* key, const std::string& text) {
+    Key(key);
+    Text(text);
+  }
+  // An array of objects, `members` writing each one's members.
+  template <typename Range, typename Members>
+  void Objects(const Range& range, Members members) {
+    out_ += '[';
+    bool first = true;
+    for (const auto& item : range) {
+      if (!first) out_ += ',';
+      first = false;
+      out_ += '{';
+      members(item);
+      out_ += '}';
+    }
+    out_ += ']';
+  }
 
  private:
   std::string& out_;
@@ -43,17 +70,11 @@ std::string StateText(const CaseState& state,
   out += '{';
   w.Key("clock_paused", true);
   w.Bool(state.clock_paused);
-  w.Key("format");
-  w.Int(2);
+  w.Int("format", 2);
   w.Key("joins");
-  out += '[';
-  bool first = true;
-  for (const auto& [activation, join] : state.joins) {
-    if (!first) out += ',';
-    first = false;
-    out += '{';
-    w.Key("activation", true);
-    w.Int(join.activation);
+  w.Objects(state.joins, [&](const auto& entry) {
+    const Join& join = entry.second;
+    w.Int("activation", join.activation, true);
     w.Key("pending");
     out += '[';
     for (size_t i = 0; i < join.pending.size(); ++i) {
@@ -61,53 +82,26 @@ std::string StateText(const CaseState& state,
       w.Int(join.pending[i]);
     }
     out += ']';
-    w.Key("step");
-    w.Text(join.step);
-    out += '}';
-  }
-  out += ']';
-  w.Key("next_activation");
-  w.Int(state.next_activation);
-  w.Key("paused_seconds");
-  w.Int(state.paused_seconds);
-  w.Key("paused_since");
-  w.Int(state.paused_since);
-  w.Key("reason");
-  w.Text(sealed(state.reason));
-  w.Key("status");
-  w.Text(state.status);
+    w.Text("step", join.step);
+  });
+  w.Int("next_activation", state.next_activation);
+  w.Int("paused_seconds", state.paused_seconds);
+  w.Int("paused_since", state.paused_since);
+  w.Text("reason", sealed(state.reason));
+  w.Text("status", state.status);
   w.Key("tokens");
-  out += '[';
-  first = true;
-  for (const Token& t : state.tokens) {
-    if (!first) out += ',';
-    first = false;
-    out += '{';
-    w.Key("activation", true);
-    w.Int(t.activation);
-    w.Key("attempt");
-    w.Int(t.attempt);
-    w.Key("escalated");
-    w.Bool(t.escalated);
-    w.Key("id");
-    w.Int(t.id);
-    w.Key("incident");
-    w.Text(sealed(t.incident));
-    w.Key("incident_after_success");
-    w.Bool(t.incident_after_success);
-    w.Key("join");
-    w.Int(t.join);
-    w.Key("signal");
-    w.Text(t.signal);
-    w.Key("step");
-    w.Text(t.step);
-    w.Key("waiting");
-    out += '"';
-    out += WaitingName(t.waiting);
-    out += '"';
-    out += '}';
-  }
-  out += ']';
+  w.Objects(state.tokens, [&](const Token& t) {
+    w.Int("activation", t.activation, true);
+    w.Int("attempt", t.attempt);
+    w.Bool("escalated", t.escalated);
+    w.Int("id", t.id);
+    w.Text("incident", sealed(t.incident));
+    w.Bool("incident_after_success", t.incident_after_success);
+    w.Int("join", t.join);
+    w.Text("signal", t.signal);
+    w.Text("step", t.step);
+    w.Text("waiting", WaitingName(t.waiting));
+  });
   out += '}';
   return out;
 }

@@ -207,29 +207,20 @@ class FastReader {
     }
   }
 
-  bool Object(json& out, int depth) {
-    if (depth > kMaxDepth) return false;
-    out = json::object();
-    auto& members = out.get_ref<json::object_t&>();
+  // After an opening bracket: `read_item` for each element up to `close`, commas between.
+  template <typename ReadItem>
+  bool Elements(char close, ReadItem read_item) {
     ++at_;
     SkipSpace();
-    if (at_ != end_ && *at_ == '}') {
+    if (at_ != end_ && *at_ == close) {
       ++at_;
       return true;
     }
     while (true) {
-      if (at_ == end_ || *at_ != '"') return false;
-      std::string key;
-      if (!String(key)) return false;
-      SkipSpace();
-      if (at_ == end_ || *at_ != ':') return false;
-      ++at_;
-      SkipSpace();
-      // A repeated key: the last value counts, as with nlohmann.
-      if (!Value(members[std::move(key)], depth)) return false;
+      if (!read_item()) return false;
       SkipSpace();
       if (at_ == end_) return false;
-      if (*at_ == '}') {
+      if (*at_ == close) {
         ++at_;
         return true;
       }
@@ -239,28 +230,28 @@ class FastReader {
     }
   }
 
+  bool Object(json& out, int depth) {
+    if (depth > kMaxDepth) return false;
+    out = json::object();
+    auto& members = out.get_ref<json::object_t&>();
+    return Elements('}', [&] {
+      if (at_ == end_ || *at_ != '"') return false;
+      std::string key;
+      if (!String(key)) return false;
+      SkipSpace();
+      if (at_ == end_ || *at_ != ':') return false;
+      ++at_;
+      SkipSpace();
+      // A repeated key: the last value counts, as with nlohmann.
+      return Value(members[std::move(key)], depth);
+    });
+  }
+
   bool Array(json& out, int depth) {
     if (depth > kMaxDepth) return false;
     out = json::array();
     auto& items = out.get_ref<json::array_t&>();
-    ++at_;
-    SkipSpace();
-    if (at_ != end_ && *at_ == ']') {
-      ++at_;
-      return true;
-    }
-    while (true) {
-      if (!Value(items.emplace_back(), depth)) return false;
-      SkipSpace();
-      if (at_ == end_) return false;
-      if (*at_ == ']') {
-        ++at_;
-        return true;
-      }
-      if (*at_ != ',') return false;
-      ++at_;
-      SkipSpace();
-    }
+    return Elements(']', [&] { return Value(items.emplace_back(), depth); });
   }
 
   bool Literal(std::string_view word, json value, json& out) {

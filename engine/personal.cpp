@@ -601,20 +601,6 @@ std::string CaseSealer::SealJsonText(const std::string& text) const {
   return workflows::DumpJson(Seal(parsed));
 }
 
-json CaseSealer::SealState(json state) const {
-  if (!active_ || !state.is_object()) return state;
-  if (auto data = state.find("data"); data != state.end()) SealInPlace(*data);
-  if (auto reason = state.find("reason"); reason != state.end()) SealInPlace(*reason);
-  if (auto tokens = state.find("tokens"); tokens != state.end() && tokens->is_array()) {
-    for (json& token : *tokens) {
-      if (auto incident = token.find("incident"); incident != token.end()) {
-        SealInPlace(*incident);
-      }
-    }
-  }
-  return state;
-}
-
 // --- Revealer ----------------------------------------------------------------------------------
 
 json Revealer::Open(std::string_view sealed) {

@@ -165,9 +165,6 @@ class CaseSealer {
   std::string SealText(const std::string& text) const;
   // JSON text: Seal over its parse (text that is not JSON: SealText).
   std::string SealJsonText(const std::string& text) const;
-  // The machine's state (CaseState::ToJson): its data (when it holds it, format 1), reason and
-  // incident messages.
-  nlohmann::json SealState(nlohmann::json state) const;
   // Whether `text` holds a personal value.
   bool Contains(std::string_view text) const;
   // Whether the JSON text `json_text` may hold one (false: certainly not, no need to parse it).

@@ -12,7 +12,7 @@ namespace wf::engine {
 
 // `seal_text` (when given) stands for CaseSealer::SealText: it gets each text that may hold a
 // personal value (the end reason, a token's incident message) and returns what is stored in its
-// place, so that the text is what CaseSealer::SealState of the DOM would have given.
+// place: the same text as sealing those two in the DOM with CaseSealer::SealInPlace.
 std::string StateText(const CaseState& state,
                       const std::function<std::string(const std::string&)>& seal_text = {});
 

@@ -270,13 +270,13 @@ Status SendPipelined(TxContext& ctx, const std::vector<DeferredWrite>& writes,
                      std::vector<std::int64_t>* affected = nullptr,
                      std::vector<std::vector<Row>>* rows = nullptr);
 
-// Multi-row statements for `rows`: `head`, then "($1, $2, ...), (...)" with `casts` applied
-// per column ("" for none), then `tail`; as many rows a statement as PostgreSQL's parameter limit
-// and a sensible statement size allow. With `expect_every_row` (for an UPDATE ... RETURNING 1 of
-// rows at an expected row_version), a statement that changes fewer rows than it names fails in
-// the server ("a case was changed meanwhile", kUnavailable: worth a retry). The
-// rows' values are moved into the statements (a case's state is the biggest text a step writes:
-// it is not copied again).
+// Multi-row statements for `rows`: `head`, then "unnest(CAST($1 AS t1[]), CAST($2 AS t2[]), ...)"
+// with one array parameter a column, of the type `casts` names, then `tail`. The text is the same
+// whatever the number of rows, so that each connection parses and plans it once (PREPARE), not
+// once a batch size: a statement of one VALUES row a row cost the server more to parse and plan
+// than to run. With `expect_every_row` (for an UPDATE ... RETURNING 1 of rows at an expected
+// row_version), a statement that changes fewer rows than it names fails in the server ("a case
+// was changed meanwhile", kUnavailable: worth a retry).
 void AddMultiRow(std::vector<DeferredWrite>& out, const std::string& what, const std::string& head,
                  const std::vector<std::string>& casts, const std::string& tail,
                  std::vector<Row>&& rows, bool expect_every_row);

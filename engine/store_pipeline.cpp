@@ -175,45 +175,53 @@ Status SendPipelined(TxContext& ctx, const std::vector<DeferredWrite>& writes,
 
 namespace {
 
-// The text of a multi-row statement of `rows` rows. It depends only on the statement and the
-// count, and a busy engine writes batches of a few sizes over and over, so each is made once per
-// thread (a bound, not an LRU: a text missing is only made again).
+// The text of a multi-row statement: it depends only on the statement, so it is made once per
+// thread.
 const std::string& MultiRowSql(const std::string& head, const std::vector<std::string>& casts,
-                               const std::string& tail, size_t rows, bool expect_every_row) {
+                               const std::string& tail, bool expect_every_row) {
   thread_local std::unordered_map<std::string, std::string> made;
   std::string key = head;
-  key += '\0';
-  key += std::to_string(rows);
   key += expect_every_row ? "+" : "-";
   if (auto it = made.find(key); it != made.end()) return it->second;
-  if (made.size() >= 4096) made.clear();
   std::string sql = expect_every_row ? "WITH u AS (" + head : head;
-  sql.reserve(head.size() + tail.size() + rows * casts.size() * 24 + 200);
-  size_t param = 0;
-  for (size_t i = 0; i < rows; ++i) {
-    sql += i > 0 ? ", (" : "(";
-    for (size_t k = 0; k < casts.size(); ++k) {
-      if (k > 0) sql += ", ";
-      const std::string name = "$" + std::to_string(++param);
-      if (casts[k].empty()) {
-        sql += name;
-      } else {
-        sql.append("CAST(").append(name).append(" AS ").append(casts[k]).append(")");
-      }
-    }
-    sql += ")";
+  sql += "unnest(";
+  for (size_t k = 0; k < casts.size(); ++k) {
+    if (k > 0) sql += ", ";
+    sql += "CAST($" + std::to_string(k + 1) + " AS " + casts[k] + "[])";
   }
+  sql += ")";
   sql += tail;
   if (expect_every_row) {
     // Checked by the server, so that a COMMIT later in the same pipeline cannot keep the rest:
     // a failing cast is plain SQL's only way to raise (a PL/pgSQL function would cost a fresh
-    // session, such as a CLI command's, about 4 ms to load), and it must depend on the count,
-    // or the planner would fold it, and fail, ahead of time.
-    const std::string named = std::to_string(rows);
+    // session, such as a CLI command's, about 4 ms to load), and it must depend on count(*), or
+    // the planner would fold it, and fail, ahead of time.
+    const std::string named = "cardinality(CAST($1 AS " + casts.front() + "[]))";
     sql += ") SELECT CASE WHEN count(*) = " + named + " THEN 0 ELSE CAST('" + kChangedMeanwhile +
-           " (' || count(*) || ' of " + named + " rows updated)' AS bigint) END FROM u";
+           " (' || count(*) || ' of ' || " + named + " || ' rows updated)' AS bigint) END FROM u";
   }
   return made.emplace(std::move(key), std::move(sql)).first->second;
+}
+
+// Appends `value` to the array literal `out` as one element: NULL, or quoted with its quotes and
+// backslashes escaped (the quoted form reads every text back exactly, whatever the element type).
+void AppendElement(std::string& out, const std::optional<std::string>& value) {
+  if (!value) {
+    out += "NULL";
+    return;
+  }
+  out.push_back('"');
+  const std::string& text = *value;
+  size_t from = 0;
+  for (size_t at = text.find_first_of("\\\"", from); at != std::string::npos;
+       at = text.find_first_of("\\\"", from)) {
+    out.append(text, from, at - from);
+    out.push_back('\\');
+    out.push_back(text[at]);
+    from = at + 1;
+  }
+  out.append(text, from, std::string::npos);
+  out.push_back('"');
 }
 
 }  // namespace
@@ -221,13 +229,20 @@ const std::string& MultiRowSql(const std::string& head, const std::vector<std::s
 void AddMultiRow(std::vector<DeferredWrite>& out, const std::string& what, const std::string& head,
                  const std::vector<std::string>& casts, const std::string& tail,
                  std::vector<Row>&& rows, bool expect_every_row) {
-  constexpr size_t kRowsPerStatement = 500;
+  constexpr size_t kRowsPerStatement = 1000;
   for (size_t start = 0; start < rows.size(); start += kRowsPerStatement) {
     const size_t end = std::min(rows.size(), start + kRowsPerStatement);
-    DeferredWrite write{what, MultiRowSql(head, casts, tail, end - start, expect_every_row), {}};
-    write.params.reserve((end - start) * casts.size());
-    for (size_t i = start; i < end; ++i) {
-      for (size_t k = 0; k < casts.size(); ++k) write.params.push_back(std::move(rows[i][k]));
+    DeferredWrite write{what, MultiRowSql(head, casts, tail, expect_every_row), {}};
+    write.params.reserve(casts.size());
+    for (size_t k = 0; k < casts.size(); ++k) {
+      std::string array = "{";
+      for (size_t i = start; i < end; ++i) {
+        if (i > start) array.push_back(',');
+        AppendElement(array, rows[i][k]);
+        rows[i][k].reset();  // the biggest texts are not kept twice for long
+      }
+      array.push_back('}');
+      write.params.emplace_back(std::move(array));
     }
     out.push_back(std::move(write));
   }
@@ -240,23 +255,23 @@ std::vector<DeferredWrite> PendingStatements(TxContext& ctx) {
   AddMultiRow(writes, "update cases",
               "UPDATE cases AS c SET status = v.status, data = v.data, state = v.state,"
               " deadline_at = v.deadline_at, clock_paused_at = v.paused, ended_at = v.ended,"
-              " updated_at = v.updated, row_version = v.new_version FROM (VALUES ",
+              " updated_at = v.updated, row_version = v.new_version FROM ",
               {"text", "text", "jsonb", "jsonb", "bigint", "bigint", "bigint", "bigint", "bigint",
                "bigint"},
-              ") AS v (id, status, data, state, deadline_at, paused, ended, updated, expected,"
+              " AS v (id, status, data, state, deadline_at, paused, ended, updated, expected,"
               " new_version) WHERE c.id = v.id AND c.row_version = v.expected RETURNING 1",
               std::move(pending.cases), true);
   // With the session's login, so that the history_login trigger has nothing to stamp (its WHEN
   // clause skips the row; the database still checks the actor against the login's roles).
   AddMultiRow(writes, "append history",
               "INSERT INTO history (" + ColumnNames(kHistoryColumns) +
-                  ", login) SELECT *, session_user FROM (VALUES ",
-              {"text", "bigint", "text", "text", "text", "text", "text", "text", "text"}, ") AS v",
+                  ", login) SELECT *, session_user FROM ",
+              {"text", "bigint", "text", "text", "text", "text", "text", "text", "text"}, " AS v",
               std::move(pending.history), false);
   AddMultiRow(writes, "enqueue work",
               "INSERT INTO work (case_id, kind, step, activation, payload, run_at, created_at,"
-              " state, attempt) SELECT *, 'ready', 0 FROM (VALUES ",
-              {"text", "text", "text", "bigint", "jsonb", "bigint", "bigint"}, ") AS v",
+              " state, attempt) SELECT *, 'ready', 0 FROM ",
+              {"text", "text", "text", "bigint", "jsonb", "bigint", "bigint"}, " AS v",
               std::move(pending.work), false);
   return writes;
 }

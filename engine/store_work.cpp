@@ -66,9 +66,9 @@ Result<std::vector<WorkItem>> StoreTx::InsertClaimedWork() {
     }
     AddMultiRow(writes, "enqueue claimed work",
                 "INSERT INTO work (case_id, kind, step, activation, payload, run_at, owner,"
-                " lease_until, created_at, state, attempt) SELECT *, 'leased', 1 FROM (VALUES ",
+                " lease_until, created_at, state, attempt) SELECT *, 'leased', 1 FROM ",
                 {"text", "text", "text", "bigint", "jsonb", "bigint", "text", "bigint", "bigint"},
-                ") AS v RETURNING " + SelectList(kWorkColumns, context_.dialect), std::move(values),
+                " AS v RETURNING " + SelectList(kWorkColumns, context_.dialect), std::move(values),
                 false);
     std::vector<std::vector<Row>> results;
     if (Status sent = SendPipelined(context_, writes, nullptr, &results); !sent.ok()) return sent;

@@ -540,6 +540,85 @@ WF_STORE_TEST_CASE("a transaction whose BEGIN travels with its first statement i
   }
 }
 
+// Deferred writes travel as one statement a table, each column's values in one array literal
+// (engine/store_pipeline.cpp): every text must come back exactly, whatever it holds.
+WF_STORE_TEST_CASE("deferred writes of several cases keep every text and NULL exactly",
+                   "[engine][store][work]", db) {
+  auto store = OpenStore(db);
+  const std::vector<std::string> awkward = {
+      "",     "NULL", "null", R"(say "hi")",  R"(back\slash \\ \" end\)", "{1,2}", "a, b",
+      " padded ", "tab\there\nnewline", "Nguyễn Văn Ánh – ₫ 𝄞", R"({"json":"inside"})", "'"};
+  std::vector<std::string> ids;
+  for (size_t i = 0; i < awkward.size(); ++i) ids.push_back(InsertCase(*store, NewCase()));
+  std::vector<CaseRecord> records;
+  REQUIRE(store->Read([&](StoreTx& tx) {
+    for (const auto& id : ids) {
+      auto record = tx.GetCase(id);
+      if (!record) return record.error();
+      records.push_back(*record);
+    }
+    return Status::Ok();
+  }).ok());
+  std::vector<HistoryEvent> appended;
+  REQUIRE(store->TransactPipelined([&](StoreTx& tx) {
+    tx.DeferWrites();
+    std::vector<NewWork> work;
+    for (size_t i = 0; i < records.size(); ++i) {
+      const std::string& text = awkward[i];
+      CaseRecord& record = records[i];
+      record.data = nlohmann::json{{"text", text}, {"i", i}}.dump();
+      record.state = nlohmann::json{{"tokens", {text}}}.dump();
+      record.status = i % 2 == 0 ? "open" : "completed";
+      if (i % 2 == 0) {
+        record.deadline_at = kT0 + std::chrono::seconds(i);
+      } else {
+        record.deadline_at.reset();
+        record.ended_at = kT0 + std::chrono::seconds(i);
+      }
+      if (Status s = tx.UpdateCase(record); !s.ok()) return s;
+      auto event = tx.AppendHistory(record.id, text.empty() ? "engine" : text, "step.succeeded",
+                                    text, nlohmann::json{{"result", text}}.dump(), kT0);
+      if (!event) return event.error();
+      appended.push_back(*event);
+      work.push_back(NewWork{record.id, "invoke", text, static_cast<int64_t>(i) + 1,
+                             nlohmann::json{{"fields", {{"v", text}}}}.dump(), kT0});
+    }
+    return tx.InsertWork(work);
+  }).ok());
+  REQUIRE(store->Read([&](StoreTx& tx) {
+    for (size_t i = 0; i < ids.size(); ++i) {
+      const std::string& text = awkward[i];
+      INFO("value " << i << ": " << text);
+      auto record = tx.GetCase(ids[i]);
+      REQUIRE(record.has_value());
+      CHECK(nlohmann::json::parse(record->data) == nlohmann::json{{"text", text}, {"i", i}});
+      CHECK(nlohmann::json::parse(record->state) == nlohmann::json{{"tokens", {text}}});
+      CHECK(record->row_version == records[i].row_version);
+      CHECK(record->status == (i % 2 == 0 ? "open" : "completed"));
+      CHECK(record->deadline_at.has_value() == (i % 2 == 0));
+      CHECK(record->ended_at.has_value() == (i % 2 == 1));
+      auto history = tx.ListHistory(ids[i]);
+      REQUIRE(history.has_value());
+      REQUIRE(history->size() == 1);
+      CHECK(history->front().actor == (text.empty() ? "engine" : text));
+      CHECK(history->front().step == text);
+      CHECK(history->front().details == appended[i].details);
+      CHECK(history->front().hash == appended[i].hash);
+      auto work = tx.ListWork(ids[i]);
+      REQUIRE(work.has_value());
+      REQUIRE(work->size() == 1);
+      CHECK(work->front().step == text);
+      CHECK(work->front().activation == static_cast<int64_t>(i) + 1);
+      CHECK(nlohmann::json::parse(work->front().payload) ==
+            nlohmann::json{{"fields", {{"v", text}}}});
+    }
+    return Status::Ok();
+  }).ok());
+  Result<testing::HistorySummary> verified = testing::VerifyHistory(*store);
+  REQUIRE(verified.has_value());
+  CHECK(verified->events == static_cast<int64_t>(awkward.size()));
+}
+
 WF_STORE_TEST_CASE("an expired lease is claimed again and the stale owner's completion is refused",
                    "[engine][store][work]", db) {
   auto store = OpenStore(db);

@@ -115,10 +115,19 @@ db_url() {
   [ "$base" != "$ADMIN_URL" ] && query="?${ADMIN_URL#*\?}"
   echo "${base%/*}/$1$query"
 }
-# Creates an empty database for one measurement; its URL goes into DB_URL.
+# Creates an empty database for one measurement; its URL goes into DB_URL. Every measurement
+# starts on a quiet server, wf's and the peers' alike: the databases of the measurements before it
+# are dropped (their autovacuum and dirty pages would run during this one) and a CHECKPOINT writes
+# out what they left.
 fresh_db() {
-  local name="wfbench_$$_$1"
+  local name="wfbench_$$_$1" db
+  for db in "${DATABASES[@]}"; do
+    sql "$ADMIN_URL" -c "DROP DATABASE IF EXISTS $db" > /dev/null
+  done
+  DATABASES=()
   sql "$ADMIN_URL" -c "DROP DATABASE IF EXISTS $name" -c "CREATE DATABASE $name" > /dev/null
+  # CHECKPOINT needs a superuser or pg_checkpoint: a server of WF_BENCH_PG_URL may not allow it.
+  sql "$ADMIN_URL" -c "CHECKPOINT" > /dev/null 2>&1 || true
   DATABASES+=("$name")
   DB_URL=$(db_url "$name")
 }

@@ -270,13 +270,13 @@ Status SendPipelined(TxContext& ctx, const std::vector<DeferredWrite>& writes,
                      std::vector<std::int64_t>* affected = nullptr,
                      std::vector<std::vector<Row>>* rows = nullptr);
 
-// Multi-row statements for `rows`: `head`, then "unnest(CAST($1 AS t1[]), CAST($2 AS t2[]), ...)"
-// with one array parameter a column, of the type `casts` names, then `tail`. The text is the same
-// whatever the number of rows, so that each connection parses and plans it once (PREPARE), not
-// once a batch size: a statement of one VALUES row a row cost the server more to parse and plan
-// than to run. With `expect_every_row` (for an UPDATE ... RETURNING 1 of rows at an expected
-// row_version), a statement that changes fewer rows than it names fails in the server ("a case
-// was changed meanwhile", kUnavailable: worth a retry).
+// Multi-row statements for `rows`: `head`, then the rows, then `tail`. The rows are a VALUES
+// list "(VALUES (CAST($1 AS t1), ...), (...))" for a few rows, or else
+// "unnest(CAST($1 AS t1[]), CAST($2 AS t2[]), ...)" with one array parameter a column, of the
+// types `casts` names (see kValuesRowsAtMost in store_pipeline.cpp). With `expect_every_row` (for
+// an UPDATE ... RETURNING 1 of rows at an expected row_version), a statement that changes fewer
+// rows than it names fails in the server ("a case was changed meanwhile", kUnavailable: worth a
+// retry).
 void AddMultiRow(std::vector<DeferredWrite>& out, const std::string& what, const std::string& head,
                  const std::vector<std::string>& casts, const std::string& tail,
                  std::vector<Row>&& rows, bool expect_every_row);

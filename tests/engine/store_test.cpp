@@ -619,6 +619,50 @@ WF_STORE_TEST_CASE("deferred writes of several cases keep every text and NULL ex
   CHECK(verified->events == static_cast<int64_t>(awkward.size()));
 }
 
+WF_STORE_TEST_CASE("a batch of deferred updates with one case changed meanwhile keeps nothing",
+                   "[engine][store][work]", db) {
+  auto store = OpenStore(db);
+  for (size_t rows : {size_t{2}, size_t{7}}) {  // a VALUES list, and arrays
+    INFO(rows << " rows");
+    std::vector<CaseRecord> records;
+    for (size_t i = 0; i < rows; ++i) {
+      std::string id = InsertCase(*store, NewCase());
+      REQUIRE(store->Read([&](StoreTx& tx) {
+        auto record = tx.GetCase(id);
+        if (!record) return record.error();
+        records.push_back(*record);
+        return Status::Ok();
+      }).ok());
+    }
+    CaseRecord moved_on = records.back();
+    REQUIRE(store->Transact([&](StoreTx& tx) { return tx.UpdateCase(moved_on); }).ok());
+    Status status = store->TransactPipelined([&](StoreTx& tx) {
+      tx.DeferWrites();
+      for (CaseRecord& record : records) {
+        record.status = "cancelled";
+        if (Status s = tx.UpdateCase(record); !s.ok()) return s;
+      }
+      return Status::Ok();
+    });
+    if (db.backend() == Backend::kPostgres) {
+      CHECK(status.code() == ErrorCode::kUnavailable);
+      CHECK_THAT(status.message(), Catch::Contains("changed meanwhile (" +
+                                                   std::to_string(rows - 1) + " of " +
+                                                   std::to_string(rows) + " rows updated)"));
+    } else {
+      CHECK(status.code() == ErrorCode::kConflict);
+    }
+    REQUIRE(store->Read([&](StoreTx& tx) {
+      for (const CaseRecord& record : records) {
+        auto now = tx.GetCase(record.id);
+        REQUIRE(now.has_value());
+        CHECK(now->status == "open");
+      }
+      return Status::Ok();
+    }).ok());
+  }
+}
+
 WF_STORE_TEST_CASE("an expired lease is claimed again and the stale owner's completion is refused",
                    "[engine][store][work]", db) {
   auto store = OpenStore(db);

@@ -862,9 +862,15 @@ Status Runtime::Persist(StoreTx& tx, CaseRecord& record, const workflows::Proced
     // (after what an earlier transition of the case in this transaction kept, if any)
     tx.AfterCommit([this, id = case_id] { states_.Forget(id); });
   } else {
-    tx.AfterCommit([this, id = case_id,
-                    kept = StateCache::Entry{record.row_version, std::move(advance.state),
-                                             std::move(boxes)}]() mutable {
+    StateCache::Entry entry{record.row_version, std::move(advance.state), std::move(boxes)};
+    if (auto head = tx.ChainHead(case_id)) {
+      entry.record = record;
+      entry.record.data.clear();  // the state holds them
+      entry.record.state.clear();
+      entry.head_seq = head->first;
+      entry.head_hash = std::move(head->second);
+    }
+    tx.AfterCommit([this, id = case_id, kept = std::move(entry)]() mutable {
       states_.Put(id, std::move(kept));
     });
   }

@@ -261,6 +261,11 @@ class Runtime {
 
   // How many open cases' states this runtime keeps from its own writes (engine/state_cache.hpp).
   size_t KeptStates() { return states_.size(); }
+  // The case's row and chain head as this process last committed them, while its state is kept
+  // (StateCache::PeekRow): for a commit that trusts them instead of reading the row.
+  std::optional<StateCache::KeptRow> KeptRow(const std::string& case_id) {
+    return states_.PeekRow(case_id);
+  }
 
   // --- personal data (runtime_personal.cpp, engine/personal.hpp)
   // Where `procedure` keeps personal data (computed once per procedure).

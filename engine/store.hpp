@@ -351,6 +351,14 @@ class StoreTx {
   // For callers that hold the case rows locked (CompleteWorkBatch's `locked`), so a conflict
   // cannot happen.
   void DeferWrites();
+  // This transaction's (seq, hash) of the case's history chain head, once it has read it, been
+  // told it or appended to it; nullopt before.
+  std::optional<std::pair<std::int64_t, std::string>> ChainHead(const std::string& case_id) const;
+  // Tells this transaction the case's chain head as an earlier transaction of this process left
+  // it, so that appending reads nothing. A head that is no longer the last one fails the append
+  // (the history's primary key: kConflict, or from the commit once writes are deferred), and the
+  // transaction with it: never a fork of the chain.
+  void KnowChainHead(const std::string& case_id, std::int64_t seq, std::string hash);
   // Runs `done` once this transaction has committed (never when it rolls back), on the thread
   // that ran it: for what this process may remember only of committed rows.
   void AfterCommit(std::function<void()> done);

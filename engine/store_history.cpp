@@ -54,6 +54,17 @@ Result<HistoryEvent> StoreTx::AppendHistoryJson(const std::string& case_id,
                      /*canonical=*/true);
 }
 
+std::optional<std::pair<std::int64_t, std::string>> StoreTx::ChainHead(
+    const std::string& case_id) const {
+  auto head = context_.heads.find(case_id);
+  if (head == context_.heads.end()) return std::nullopt;
+  return head->second;
+}
+
+void StoreTx::KnowChainHead(const std::string& case_id, std::int64_t seq, std::string hash) {
+  context_.heads[case_id] = {seq, std::move(hash)};
+}
+
 Result<HistoryEvent> StoreTx::AppendEvent(HistoryEvent event, bool canonical) {
   const std::string& case_id = event.case_id;
   auto head = context_.heads.find(case_id);

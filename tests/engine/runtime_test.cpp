@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "adapters/adapter.hpp"
+#include "engine/batch_commit.hpp"
 #include "engine/history_action.hpp"
 #include "engine/runtime.hpp"
 #include "engine/scheduler.hpp"
@@ -263,6 +264,74 @@ WF_STORE_TEST_CASE("a case moved on by another runtime is read from its row, not
   CHECK(data.contains("ra"));
   CHECK(data.contains("rb"));
   CHECK(rig.runtime->KeptStates() == 0);  // an ended case is not kept
+}
+
+// BatchCommitter trusts the row and chain head this process committed last instead of locking
+// and reading them: a case changed elsewhere meanwhile must fail that transaction in the server,
+// and the batch must then be committed the usual way, nothing lost and the chain whole.
+WF_POSTGRES_TEST_CASE("a commit that trusts the kept row reads it after all when the case moved on",
+                      "[engine][runtime]", db) {
+  ReviewRig rig(db.url());
+  Store& store = *rig.store;
+  Runtime& runtime = *rig.runtime;
+  auto started = runtime.StartCase("review", {{"id", "079123456789"}}, "an.nguyen");
+  REQUIRE(started.has_value());
+  const std::string id = started->id;
+  rig.RunUntilIdle();  // waiting at the task
+  std::vector<TaskRecord> tasks = testing::CaseTasks(store, id);
+  REQUIRE(tasks.size() == 1);
+  REQUIRE(runtime.ClaimTask(tasks[0].id, "an.nguyen").ok());
+  REQUIRE(runtime.CompleteTask(tasks[0].id, "an.nguyen", {{"approved", true}}).ok());
+  // This runtime keeps the case as the decision left it, and the fork's two rows are ready.
+  auto kept = runtime.KeptRow(id);
+  REQUIRE(kept.has_value());
+  CHECK(kept->record.row_version == testing::CaseRow(store, id).row_version);
+  CHECK(kept->record.data.empty());
+  std::vector<WorkItem> claimed;
+  REQUIRE(store.Transact([&](StoreTx& tx) {
+    auto got = tx.ClaimWork("tester", Now(), std::chrono::seconds(30), 10);
+    if (!got) return got.error();
+    claimed = std::move(*got);
+    return Status::Ok();
+  }).ok());
+  REQUIRE(claimed.size() == 2);
+  std::vector<Completion> batch;
+  for (const WorkItem& item : claimed) {
+    Completion c;
+    c.item = item;
+    event::StepSucceeded ok;
+    ok.activation = item.activation;
+    ok.result = {{"step", item.step}};
+    c.event = ok;
+    batch.push_back(std::move(c));
+  }
+  int64_t transactions = 0;
+  SECTION("nothing changed: one transaction") { transactions = 1; }
+  SECTION("the row was updated elsewhere") {
+    CaseRecord row = testing::CaseRow(store, id);
+    REQUIRE(store.Transact([&](StoreTx& tx) { return tx.UpdateCase(row); }).ok());
+    transactions = 2;
+  }
+  SECTION("the chain grew elsewhere, the row unchanged") {
+    REQUIRE(store.Transact([&](StoreTx& tx) {
+      auto appended = tx.AppendHistory(id, "an.nguyen", "note.added", "", R"({"note":"x"})", Now());
+      return appended ? Status::Ok() : appended.error();
+    }).ok());
+    transactions = 2;
+  }
+  BatchCommitter committer(runtime, "tester", std::chrono::seconds(30));
+  Committed out = committer.Commit(std::move(batch), 0);
+  REQUIRE(out.status.ok());
+  CHECK(out.applied == 2);
+  CHECK(out.stale == 0);
+  CHECK(out.transactions == transactions);
+  CHECK(testing::CaseStatus(store, id) == "completed");
+  nlohmann::json data = nlohmann::json::parse(testing::CaseRow(store, id).data);
+  CHECK(data["ra"]["step"] == "a");
+  CHECK(data["rb"]["step"] == "b");
+  Result<testing::HistorySummary> verified = testing::VerifyHistory(store, id);
+  REQUIRE(verified.has_value());
+  CHECK(runtime.KeptStates() == 0);
 }
 
 TEST_CASE("kept states are found by their exact version and the latest wins", "[engine]") {

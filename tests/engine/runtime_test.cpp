@@ -162,6 +162,17 @@ struct ReviewRig {
     REQUIRE(engine.Run().ok());
     return engine.stats();
   }
+  // A case this runtime carried to its task and approved there: its fork's rows are ready.
+  std::string ApprovedCase() {
+    auto started = runtime->StartCase("review", {{"id", "079123456789"}}, "an.nguyen");
+    REQUIRE(started.has_value());
+    RunUntilIdle();
+    std::vector<TaskRecord> tasks = testing::CaseTasks(*store, started->id);
+    REQUIRE(tasks.size() == 1);
+    REQUIRE(runtime->ClaimTask(tasks[0].id, "an.nguyen").ok());
+    REQUIRE(runtime->CompleteTask(tasks[0].id, "an.nguyen", {{"approved", true}}).ok());
+    return started->id;
+  }
 };
 
 WF_STORE_TEST_CASE("a task decides, a fork joins, and evidence is reused by the next case",
@@ -274,14 +285,7 @@ WF_POSTGRES_TEST_CASE("a commit that trusts the kept row reads it after all when
   ReviewRig rig(db.url());
   Store& store = *rig.store;
   Runtime& runtime = *rig.runtime;
-  auto started = runtime.StartCase("review", {{"id", "079123456789"}}, "an.nguyen");
-  REQUIRE(started.has_value());
-  const std::string id = started->id;
-  rig.RunUntilIdle();  // waiting at the task
-  std::vector<TaskRecord> tasks = testing::CaseTasks(store, id);
-  REQUIRE(tasks.size() == 1);
-  REQUIRE(runtime.ClaimTask(tasks[0].id, "an.nguyen").ok());
-  REQUIRE(runtime.CompleteTask(tasks[0].id, "an.nguyen", {{"approved", true}}).ok());
+  const std::string id = rig.ApprovedCase();
   // This runtime keeps the case as the decision left it, and the fork's two rows are ready.
   auto kept = runtime.KeptRow(id);
   REQUIRE(kept.has_value());

@@ -864,11 +864,11 @@ Status Runtime::Persist(StoreTx& tx, CaseRecord& record, const workflows::Proced
   } else {
     StateCache::Entry entry{record.row_version, std::move(advance.state), std::move(boxes)};
     if (auto head = tx.ChainHead(case_id)) {
-      entry.record = record;
-      entry.record.data.clear();  // the state holds them
-      entry.record.state.clear();
-      entry.head_seq = head->first;
-      entry.head_hash = std::move(head->second);
+      entry.row.record = record;
+      entry.row.record.data.clear();  // the state holds them
+      entry.row.record.state.clear();
+      entry.row.head_seq = head->first;
+      entry.row.head_hash = std::move(head->second);
     }
     tx.AfterCommit([this, id = case_id, kept = std::move(entry)]() mutable {
       states_.Put(id, std::move(kept));

@@ -26,23 +26,19 @@ namespace wf::engine {
 
 class StateCache {
  public:
-  struct Entry {
-    int64_t row_version = 0;
-    CaseState state;     // personal values in the clear
-    OpenedBoxes opened;  // the boxes its write sealed them into (for CaseSealer to reuse)
-    // The row as that write left it, without its data and state texts (the state above is
-    // them), and its history chain's head: what a commit that trusts this entry needs instead
-    // of reading the row (BatchCommitter). Unset (`record.id` empty) when the writer had none.
-    CaseRecord record;
-    std::int64_t head_seq = 0;
-    std::string head_hash;
-  };
-  // The row and chain head of the entry of `case_id`, left in place; nullopt when there is none
-  // or it has no row.
+  // The row as a write left it, without its data and state texts (the entry's state is them),
+  // and its history chain's head: what a commit that trusts the entry needs instead of reading
+  // the row (BatchCommitter). Unset (`record.id` empty) when the writer had none.
   struct KeptRow {
     CaseRecord record;
     std::int64_t head_seq = 0;
     std::string head_hash;
+  };
+  struct Entry {
+    int64_t row_version = 0;
+    CaseState state;     // personal values in the clear
+    OpenedBoxes opened;  // the boxes its write sealed them into (for CaseSealer to reuse)
+    KeptRow row;
   };
   static constexpr size_t kMaxEntries = 20000;
 
@@ -63,11 +59,13 @@ class StateCache {
     if (it == entries_.end() || it->second.row_version != row_version) return std::nullopt;
     return it->second.state;
   }
+  // The row and chain head of the entry of `case_id`, left in place; nullopt when there is none
+  // or it has no row.
   std::optional<KeptRow> PeekRow(const std::string& case_id) {
     std::lock_guard lock(mutex_);
     auto it = entries_.find(case_id);
-    if (it == entries_.end() || it->second.record.id.empty()) return std::nullopt;
-    return KeptRow{it->second.record, it->second.head_seq, it->second.head_hash};
+    if (it == entries_.end() || it->second.row.record.id.empty()) return std::nullopt;
+    return it->second.row;
   }
   // Keeps `entry` for `case_id` unless a later version of it is kept already.
   void Put(const std::string& case_id, Entry entry) {

@@ -54,11 +54,11 @@ Result<Runtime::StartedOnce> Runtime::StartCaseOnce(
     if (!read.ok()) return read;
     return found;
   };
-  auto before = find();
-  if (!before) return before.error();
-  if (*before) return Earlier(**before, procedure, hash);
-
-  bool taken = false;  // a concurrent request with the key committed first
+  // No read before the attempt: a new key, the usual request, costs one transaction. A repeated
+  // request fails its attempt (the key is taken, its case collides on the dedupe key or the
+  // open-case index, or a newer version or a rule now refuses its data), and so does the loser
+  // of two racing ones: the recorded key then answers for it.
+  bool taken = false;  // a concurrent or earlier request with the key committed first
   auto record_key = [&](StoreTx& tx, const Started& started) -> Status {
     IdempotencyRecord row{client, key, procedure, hash, started.id, Now()};
     auto inserted = tx.InsertIdempotencyKey(row);
@@ -72,16 +72,14 @@ Result<Runtime::StartedOnce> Runtime::StartCaseOnce(
   };
   std::optional<Started> started;
   Status status = StartTransaction(procedure, data, actor, record_key, &started);
-  if (taken || status.code() == ErrorCode::kConflict) {
-    // A concurrent request with the same key may have won: its case then collides with this one
-    // on the key, on the dedupe key, or on the open-case index. It answers for both.
-    auto after = find();
-    if (!after) return after.error();
-    if (*after) return Earlier(**after, procedure, hash);
+  if (!status.ok()) {
+    auto earlier = find();
+    if (!earlier) return status;  // the database is away: the attempt's own error says so
+    if (*earlier) return Earlier(**earlier, procedure, hash);
     if (taken) return Status::Unavailable("Idempotency-Key was taken and then not found; retry");
-    return WithRefusal(status, procedure, data, actor);
+    if (status.code() == ErrorCode::kConflict) return WithRefusal(status, procedure, data, actor);
+    return status;
   }
-  if (!status.ok()) return status;
   StartedOnce once;
   once.started = *started;
   once.created = true;

@@ -239,6 +239,26 @@ WF_STORE_TEST_CASE("serve starts a case once per Idempotency-Key", "[server]", d
   // Without a key: 400, nothing written.
   CHECK(Start(server.port(), Applicant("5555"), "").status == 400);
   CHECK(CaseCount(db) == 1);
+  // A repeat is answered by its key even when its data would not start a case any more: a newer
+  // version of the procedure (without the dedupe key, which would refuse the repeat first)
+  // refuses the applicant's id.
+  {
+    auto store = wf::engine::Store::Open(db.url(), 1);
+    REQUIRE(store.has_value());
+    wf::engine::Deployment deployment = wf::engine::Deployment::Empty();
+    wf::engine::Runtime runtime(**store, deployment);
+    std::string stricter = kPermit;
+    stricter.replace(stricter.find("version: 1"), 10, "version: 2");
+    stricter.replace(stricter.find("{4}"), 3, "{6}");
+    const size_t dedupe = stricter.find("dedupe:");
+    stricter.erase(dedupe, stricter.find('\n', dedupe) + 1 - dedupe);
+    REQUIRE(runtime.Deploy(wf::testing::ProcedureFromYaml(stricter.c_str())).has_value());
+  }
+  CHECK(Start(server.port(), Applicant("5678"), "application-8").status == 422);
+  Reply repeated = Start(server.port(), Applicant("1234"), "application-7");
+  CHECK(repeated.status == 200);
+  CHECK(repeated.body["id"] == id);
+  CHECK(CaseCount(db) == 1);
 }
 
 WF_STORE_TEST_CASE("serve starts one case when the same key races on two servers", "[server]", db) {

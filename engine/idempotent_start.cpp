@@ -36,12 +36,29 @@ Result<Runtime::StartedOnce> Earlier(const IdempotencyRecord& earlier, const std
 
 }  // namespace
 
-Result<Runtime::StartedOnce> Runtime::StartCaseOnce(
-    const std::string& procedure, const nlohmann::json& data, const std::string& actor,
-    const std::string& client, const std::string& key, const FederatedCaller* caller) {
+Status Runtime::UsableKey(const std::string& key) {
   if (key.empty() || key.size() > 255) {
     return Status::Usage("Idempotency-Key must be 1 to 255 characters");
   }
+  return Status::Ok();
+}
+
+Status Runtime::RecordKey(StoreTx& tx, const IdempotencyRecord& row, const std::string& actor,
+                          const FederatedCaller* caller, bool* taken) {
+  auto inserted = tx.InsertIdempotencyKey(row);
+  if (!inserted) return inserted.error();
+  if (!*inserted) {
+    if (taken != nullptr) *taken = true;
+    return Status::Conflict("Idempotency-Key taken meanwhile");
+  }
+  if (caller != nullptr) return RecordFederatedCaller(tx, row.case_id, *caller, actor, Now());
+  return Status::Ok();
+}
+
+Result<Runtime::StartedOnce> Runtime::StartCaseOnce(
+    const std::string& procedure, const nlohmann::json& data, const std::string& actor,
+    const std::string& client, const std::string& key, const FederatedCaller* caller) {
+  if (Status usable = UsableKey(key); !usable.ok()) return usable;
   const std::string hash = RequestHash(procedure, data);
   auto find = [&]() -> Result<std::optional<IdempotencyRecord>> {
     std::optional<IdempotencyRecord> found;
@@ -59,19 +76,14 @@ Result<Runtime::StartedOnce> Runtime::StartCaseOnce(
   // open-case index, or a newer version or a rule now refuses its data), and so does the loser
   // of two racing ones: the recorded key then answers for it.
   bool taken = false;  // a concurrent or earlier request with the key committed first
-  auto record_key = [&](StoreTx& tx, const Started& started) -> Status {
-    IdempotencyRecord row{client, key, procedure, hash, started.id, Now()};
-    auto inserted = tx.InsertIdempotencyKey(row);
-    if (!inserted) return inserted.error();
-    if (!*inserted) {
-      taken = true;
-      return Status::Conflict("Idempotency-Key taken meanwhile");
-    }
-    if (caller != nullptr) return RecordFederatedCaller(tx, started.id, *caller, actor, Now());
-    return Status::Ok();
-  };
-  std::optional<Started> started;
-  Status status = StartTransaction(procedure, data, actor, record_key, &started);
+  std::vector<std::optional<Started>> started;
+  Status status = StartTransaction(
+      {{&procedure, &data, &actor,
+        [&](StoreTx& tx, const Started& case_started) {
+          return RecordKey(tx, {client, key, procedure, hash, case_started.id, Now()}, actor,
+                           caller, &taken);
+        }}},
+      &started);
   if (!status.ok()) {
     auto earlier = find();
     if (!earlier) return status;  // the database is away: the attempt's own error says so
@@ -81,9 +93,67 @@ Result<Runtime::StartedOnce> Runtime::StartCaseOnce(
     return status;
   }
   StartedOnce once;
-  once.started = *started;
+  once.started = *started.front();
   once.created = true;
   return once;
+}
+
+std::vector<Result<Runtime::StartedOnce>> Runtime::StartCasesOnce(
+    const std::vector<OnceRequest>& requests) {
+  std::vector<Result<StartedOnce>> out(requests.size(), Status::Internal("not started"));
+  std::vector<std::size_t> members;
+  for (std::size_t i = 0; i < requests.size(); ++i) {
+    if (Status usable = UsableKey(requests[i].key); !usable.ok()) {
+      out[i] = usable;
+    } else {
+      members.push_back(i);
+    }
+  }
+  if (!members.empty()) StartGroupOnce(requests, members, out);
+  return out;
+}
+
+void Runtime::StartGroupOnce(const std::vector<OnceRequest>& requests,
+                             const std::vector<std::size_t>& members,
+                             std::vector<Result<StartedOnce>>& out) {
+  auto alone = [&](std::size_t i) {
+    const OnceRequest& r = requests[i];
+    out[i] = StartCaseOnce(r.procedure, r.data, r.actor, r.client, r.key, r.caller);
+  };
+  if (members.size() == 1) return alone(members.front());
+  std::vector<std::string> hashes;
+  for (std::size_t i : members)
+    hashes.push_back(RequestHash(requests[i].procedure, requests[i].data));
+  std::vector<StartSpec> specs;
+  for (std::size_t k = 0; k < members.size(); ++k) {
+    const OnceRequest& r = requests[members[k]];
+    const std::string& hash = hashes[k];
+    specs.push_back({&r.procedure, &r.data, &r.actor, [&](StoreTx& tx, const Started& started) {
+                       return RecordKey(tx, {r.client, r.key, r.procedure, hash, started.id, Now()},
+                                        r.actor, r.caller, nullptr);
+                     }});
+  }
+  std::vector<std::optional<Started>> started;
+  std::optional<std::size_t> failed_at;
+  Status status = StartTransaction(specs, &started, &failed_at);
+  if (status.ok()) {
+    for (std::size_t k = 0; k < members.size(); ++k) {
+      StartedOnce once;
+      once.started = *started[k];
+      once.created = true;
+      out[members[k]] = std::move(once);
+    }
+    return;
+  }
+  if (!failed_at) {  // the commit failed, or the store: each on its own says what happened
+    for (std::size_t i : members) alone(i);
+    return;
+  }
+  // The one that failed answers on its own; the others are not to blame and go on in groups.
+  const auto at = members.begin() + static_cast<std::ptrdiff_t>(*failed_at);
+  if (at != members.begin()) StartGroupOnce(requests, {members.begin(), at}, out);
+  alone(*at);
+  if (at + 1 != members.end()) StartGroupOnce(requests, {at + 1, members.end()}, out);
 }
 
 }  // namespace wf::engine

@@ -304,37 +304,65 @@ Result<std::vector<DeployOutcome>> Runtime::Deploy(
   return outcomes;
 }
 
-Status Runtime::StartTransaction(const std::string& procedure_name, const nlohmann::json& data,
-                                 const std::string& actor,
-                                 const std::function<Status(StoreTx&, const Started&)>& also,
-                                 std::optional<Started>* started) {
+Status Runtime::StartTransaction(const std::vector<StartSpec>& specs,
+                                 std::vector<std::optional<Started>>* started,
+                                 std::optional<std::size_t>* failed_at) {
   Timestamp now = Now();
   // A procedure whose expressions are all bounded needs no rehearsal: if a newer version that is
   // not was deployed meanwhile, the transaction misses its answers and the next round rehearses.
-  const bool skip = procedures_.LatestKnownBounded(procedure_name);
+  bool skip = true;
+  for (const StartSpec& spec : specs) {
+    skip = skip && procedures_.LatestKnownBounded(*spec.procedure);
+  }
+  // Each procedure is read once per transaction, however many of its cases start.
+  using Loaded = std::map<std::string, const workflows::Procedure*, std::less<>>;
+  auto load = [&](StoreTx& tx, Loaded& loaded,
+                  const std::string& name) -> Result<const workflows::Procedure*> {
+    if (auto known = loaded.find(name); known != loaded.end()) return known->second;
+    auto record = LatestDeployed(tx, name);
+    if (!record) return record.error();
+    auto procedure = procedures_.Put(*record);
+    if (!procedure) return procedure.error();
+    loaded.emplace(name, *procedure);
+    return *procedure;
+  };
   return TransactRehearsed(
       [&](StoreTx& tx, ExpressionMemo& memo) {
-        auto record = LatestDeployed(tx, procedure_name);
-        if (!record) return record.error();
-        auto procedure = procedures_.Put(*record);
-        if (!procedure) return procedure.error();
-        return RehearseStart(tx, **procedure, data, actor, now, memo, 0);
+        Loaded loaded;
+        Status first = Status::Ok();  // the others are still rehearsed: the body runs them all
+        for (const StartSpec& spec : specs) {
+          auto procedure = load(tx, loaded, *spec.procedure);
+          Status status =
+              procedure ? RehearseStart(tx, **procedure, *spec.data, *spec.actor, now, memo, 0)
+                        : procedure.error();
+          if (status.code() == ErrorCode::kUnavailable) return status;
+          if (first.ok()) first = status;
+        }
+        return first;
       },
       [&](StoreTx& tx, ExpressionMemo& memo) {
-        auto record = LatestDeployed(tx, procedure_name);
-        if (!record) return record.error();
-        auto procedure = procedures_.Put(*record);
-        if (!procedure) return procedure.error();
-        // The new case's update, history and work go to the server in one pipeline, before the
+        started->assign(specs.size(), std::nullopt);
+        if (failed_at != nullptr) failed_at->reset();
+        // Each new case's update, history and work go to the server in one pipeline, before the
         // next statement that needs an answer: only rows this transaction inserted are updated.
         tx.DeferWrites();
-        auto result =
-            StartInTx(tx, **procedure, data, actor, now, std::nullopt, std::nullopt, memo);
-        if (!result) return result.error();
-        if (also) {
-          if (Status s = also(tx, *result); !s.ok()) return s;
+        Loaded loaded;
+        for (std::size_t i = 0; i < specs.size(); ++i) {
+          const StartSpec& spec = specs[i];
+          auto fail = [&](const Status& status) {
+            if (failed_at != nullptr) *failed_at = i;
+            return status;
+          };
+          auto procedure = load(tx, loaded, *spec.procedure);
+          if (!procedure) return fail(procedure.error());
+          auto result = StartInTx(tx, **procedure, *spec.data, *spec.actor, now, std::nullopt,
+                                  std::nullopt, memo);
+          if (!result) return fail(result.error());
+          if (spec.also) {
+            if (Status s = spec.also(tx, *result); !s.ok()) return fail(s);
+          }
+          (*started)[i] = *result;
         }
-        *started = *result;
         return Status::Ok();
       },
       skip);
@@ -342,12 +370,12 @@ Status Runtime::StartTransaction(const std::string& procedure_name, const nlohma
 
 Result<Started> Runtime::StartCase(const std::string& procedure_name, const nlohmann::json& data,
                                    const std::string& actor) {
-  std::optional<Started> started;
-  Status status = StartTransaction(procedure_name, data, actor, nullptr, &started);
+  std::vector<std::optional<Started>> started;
+  Status status = StartTransaction({{&procedure_name, &data, &actor, nullptr}}, &started);
   if (status.code() == ErrorCode::kConflict)
     return WithRefusal(status, procedure_name, data, actor);
   if (!status.ok()) return status;
-  return *started;
+  return *started.front();
 }
 
 Result<std::vector<BatchLine>> Runtime::StartBatch(const std::string& procedure_name,

@@ -6,6 +6,7 @@
 // commands turned into rows (work for the engine, tasks for clerks, incidents, sub-cases,
 // timers, the statutory clock). The CLI and the engine both change cases only through here.
 
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -202,6 +203,20 @@ class Runtime {
                                     const std::string& actor, const std::string& client,
                                     const std::string& key,
                                     const FederatedCaller* caller = nullptr);
+  // One start of StartCasesOnce: StartCaseOnce's arguments.
+  struct OnceRequest {
+    std::string procedure;
+    nlohmann::json data;
+    std::string actor;
+    std::string client;
+    std::string key;
+    const FederatedCaller* caller = nullptr;  // not owned
+  };
+  // Several StartCaseOnce in one transaction (`wf serve` commits the starts that arrive together
+  // as one group): one outcome per request, in order, each the one StartCaseOnce would give.
+  // When one of them fails, the transaction keeps none of them: the one that failed is started
+  // on its own (for its own answer), and those before and after it again as groups.
+  std::vector<Result<StartedOnce>> StartCasesOnce(const std::vector<OnceRequest>& requests);
   // Starts one case per element of `data`, committing `batch_size` at a time. A case that fails
   // (bad data, duplicate) is refused on its own line and the others go on. The result has one
   // BatchLine per element of `data`, in order. Only a failure of the store itself (kUnavailable,
@@ -285,8 +300,7 @@ class Runtime {
                                      const nlohmann::json& values);
   // The case's run-time state with its sealed values opened (and, with `opened`, the boxes of
   // the case that were opened, for sealing its next write: SealerFor).
-  Result<CaseState> LoadState(StoreTx& tx, const CaseRecord& record,
-                              OpenedBoxes* opened = nullptr);
+  Result<CaseState> LoadState(StoreTx& tx, const CaseRecord& record, OpenedBoxes* opened = nullptr);
   // JSON text with its sealed values opened, the keys read in a transaction of its own (the
   // engine's work payloads, evidence). The text as it is when that fails.
   std::string RevealJsonText(const std::string& text);
@@ -319,12 +333,31 @@ class Runtime {
   Status Write(const std::function<Status(StoreTx&)>& body);
   // Checks that `actor` holds the task's role in the task's agency.
   Status CheckTaskPermission(const TaskRecord& task, const std::string& actor) const;
-  // StartCase's transaction, with `also` run inside it after the case is inserted (null: none).
-  // Returns the raw status: refusals are the caller's.
-  Status StartTransaction(const std::string& procedure, const nlohmann::json& data,
-                          const std::string& actor,
-                          const std::function<Status(StoreTx&, const Started&)>& also,
-                          std::optional<Started>* started);
+  // One case StartTransaction starts, with `also` run in the transaction after it is inserted
+  // (null: nothing).
+  struct StartSpec {
+    const std::string* procedure;
+    const nlohmann::json* data;
+    const std::string* actor;
+    std::function<Status(StoreTx&, const Started&)> also;
+  };
+  // StartCase's transaction, for one case or several: `started` gets one entry per spec. Returns
+  // the raw status: refusals are the caller's. On failure, `failed_at` names the spec whose own
+  // statements failed, when one did (not when the commit did).
+  Status StartTransaction(const std::vector<StartSpec>& specs,
+                          std::vector<std::optional<Started>>* started,
+                          std::optional<std::size_t>* failed_at = nullptr);
+  // kUsage unless `key` can be an Idempotency-Key.
+  static Status UsableKey(const std::string& key);
+  // Inside a start transaction: records the Idempotency-Key `row` of the case just started, and
+  // where its answer goes for a federated start (`caller`, may be null). kConflict when the key
+  // is taken (and `*taken` set, when not null).
+  Status RecordKey(StoreTx& tx, const IdempotencyRecord& row, const std::string& actor,
+                   const FederatedCaller* caller, bool* taken);
+  // StartCasesOnce for the requests at `members`, their outcomes into `out`.
+  void StartGroupOnce(const std::vector<OnceRequest>& requests,
+                      const std::vector<std::size_t>& members,
+                      std::vector<Result<StartedOnce>>& out);
   Result<Started> StartInTx(StoreTx& tx, const workflows::Procedure& procedure,
                             const nlohmann::json& data, const std::string& actor, Timestamp now,
                             std::optional<std::string> parent_case,

@@ -1,6 +1,7 @@
 #include "server/api.hpp"
 
 #include <exception>
+#include <functional>
 #include <optional>
 #include <sstream>
 #include <string_view>
@@ -140,12 +141,49 @@ ApiReply ErrorReply(const Status& status) {
 
 ApiReply Api::Handle(const ApiRequest& request) {
   try {
-    return Route(request);
+    std::optional<engine::StartGroup::Request> start;
+    ApiReply reply = Route(request, &start);
+    if (!start) return reply;
+    const engine::Runtime::OnceRequest& once = start->once;
+    ApiReply answer =
+        StartReply(once.procedure,
+                   runtime_.StartCaseOnce(once.procedure, once.data, once.actor, once.client,
+                                          once.key, start->caller ? &*start->caller : nullptr));
+    answer.route = reply.route;
+    return answer;
   } catch (const std::exception& e) {
-    ApiReply reply = ErrorReply(500, "internal", std::string("internal error: ") + e.what());
-    reply.route = "?";
-    return reply;
+    return Internal(e);
   }
+}
+
+void Api::Handle(const ApiRequest& request, const std::function<void(ApiReply)>& done) {
+  if (starts_ == nullptr) return done(Handle(request));
+  std::optional<engine::StartGroup::Request> start;
+  ApiReply reply;
+  try {
+    reply = Route(request, &start);
+  } catch (const std::exception& e) {
+    return done(Internal(e));
+  }
+  if (!start) return done(std::move(reply));
+  std::string procedure = start->once.procedure;
+  starts_->Submit(std::move(*start), [procedure = std::move(procedure), route = reply.route,
+                                      done](Result<engine::Runtime::StartedOnce> once) {
+    ApiReply answer;
+    try {
+      answer = StartReply(procedure, once);
+      answer.route = route;
+    } catch (const std::exception& e) {
+      answer = Internal(e);
+    }
+    done(std::move(answer));
+  });
+}
+
+ApiReply Api::Internal(const std::exception& e) {
+  ApiReply reply = ErrorReply(500, "internal", std::string("internal error: ") + e.what());
+  reply.route = "?";
+  return reply;
 }
 
 ApiReply Api::Health() {
@@ -155,7 +193,7 @@ ApiReply Api::Health() {
   return Json(200, {{"status", "ok"}});
 }
 
-ApiReply Api::Route(const ApiRequest& request) {
+ApiReply Api::Route(const ApiRequest& request, std::optional<engine::StartGroup::Request>* start) {
   const std::vector<std::string> path = Segments(request.target);
   const std::string& method = request.method;
   auto with_route = [](ApiReply reply, const char* route) {
@@ -195,7 +233,7 @@ ApiReply Api::Route(const ApiRequest& request) {
                                           "; its entry under `clients:` says what it may")),
           kRoute);
     }
-    return with_route(StartCase(request, path[2]), kRoute);
+    return with_route(PrepareStart(request, path[2], start), kRoute);
   }
   // The two reads of a case: its `wf show --json` and its history.
   const bool show = path.size() == 3 && path[1] == "cases";
@@ -221,7 +259,8 @@ ApiReply Api::Route(const ApiRequest& request) {
   return with_route(ErrorReply(404, "not_found", "no such resource; see /v1/openapi.json"), "?");
 }
 
-ApiReply Api::StartCase(const ApiRequest& request, const std::string& procedure) {
+ApiReply Api::PrepareStart(const ApiRequest& request, const std::string& procedure,
+                           std::optional<engine::StartGroup::Request>* start) {
   if (request.idempotency_key.empty()) {
     return ErrorReply(Status::Usage(
         "POST /v1/procedures/{name}/cases needs an Idempotency-Key header (a fresh random value "
@@ -250,8 +289,15 @@ ApiReply Api::StartCase(const ApiRequest& request, const std::string& procedure)
     }
     caller = engine::FederatedCaller{request.client, url, request.caller_case, request.caller_step};
   }
-  auto once = runtime_.StartCaseOnce(procedure, *data, ActorOf(request), request.client,
-                                     request.idempotency_key, caller ? &*caller : nullptr);
+  engine::StartGroup::Request& ready = start->emplace();
+  ready.once = {procedure,      std::move(*data),        ActorOf(request),
+                request.client, request.idempotency_key, nullptr};
+  ready.caller = std::move(caller);
+  return ApiReply{};
+}
+
+ApiReply Api::StartReply(const std::string& procedure,
+                         const Result<engine::Runtime::StartedOnce>& once) {
   if (!once) {
     if (once.error().code() == ErrorCode::kNotFound) {
       return ErrorReply(Status::NotFound("no procedure " + procedure + " is deployed"));

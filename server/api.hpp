@@ -4,15 +4,17 @@
 // strings and leaves as a status and a JSON body. Each route calls the same engine code path as
 // the CLI command it mirrors. Blocking (it uses the store): the server runs it on its pool.
 
+#include <exception>
+#include <functional>
 #include <optional>
 #include <string>
 
 #include <nlohmann/json.hpp>
 
+#include "engine/start_group.hpp"
 #include "workflows/status.hpp"
 
 namespace wf::engine {
-class Runtime;
 struct Client;
 }  // namespace wf::engine
 
@@ -69,16 +71,27 @@ class Api {
   // `runtime` must outlive the Api. With `require_client` (wf serve over TLS, the deployment has
   // an identity) every route but health and the OpenAPI document needs an authenticated client
   // listed under the deployment config's `clients:`, and checks what it may do there.
-  Api(engine::Runtime& runtime, bool require_client)
-      : runtime_(runtime), require_client_(require_client) {}
+  // With `starts` (wf serve), the asynchronous Handle commits starts in groups through it; it must
+  // outlive the Api's answers.
+  Api(engine::Runtime& runtime, bool require_client, engine::StartGroup* starts = nullptr)
+      : runtime_(runtime), require_client_(require_client), starts_(starts) {}
 
   // Answers one request; never throws (an exception becomes a 500).
   ApiReply Handle(const ApiRequest& request);
+  // Answers one request through `done`: at once on this thread, or, for a start with a start
+  // group, on the thread that committed its group. Blocking like the other Handle.
+  void Handle(const ApiRequest& request, const std::function<void(ApiReply)>& done);
 
  private:
-  ApiReply Route(const ApiRequest& request);
+  // The answer, or, for a start that passed its checks, `*start` set to what to start (the
+  // answer is then StartReply's, with the route of the one returned).
+  ApiReply Route(const ApiRequest& request, std::optional<engine::StartGroup::Request>* start);
   ApiReply Health();
-  ApiReply StartCase(const ApiRequest& request, const std::string& procedure);
+  ApiReply PrepareStart(const ApiRequest& request, const std::string& procedure,
+                        std::optional<engine::StartGroup::Request>* start);
+  static ApiReply StartReply(const std::string& procedure,
+                             const Result<engine::Runtime::StartedOnce>& once);
+  static ApiReply Internal(const std::exception& e);
   // `client`: the caller's entry under `clients:`, null on plain loopback HTTP.
   ApiReply ShowCase(const ApiRequest& request, const std::string& case_id,
                     const engine::Client* client);
@@ -97,6 +110,7 @@ class Api {
 
   engine::Runtime& runtime_;
   bool require_client_ = false;
+  engine::StartGroup* starts_ = nullptr;
 };
 
 }  // namespace wf::server

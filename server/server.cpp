@@ -5,6 +5,7 @@
 #include <atomic>
 #include <chrono>
 #include <exception>
+#include <functional>
 #include <iostream>
 #include <memory>
 #include <optional>
@@ -82,17 +83,38 @@ std::string Remote(const tcp::socket& socket) {
   return endpoint.address().to_string();
 }
 
-asio::awaitable<ApiReply> RunApi(Api* api, ApiRequest request) { co_return api->Handle(request); }
-
 }  // namespace
 
 struct Server::Impl {
   Impl(engine::Runtime& runtime, ServeOptions serve_options)
       : options(std::move(serve_options)),
-        api(runtime, runtime.deployment().identity.has_value()),
+        api(runtime, runtime.deployment().identity.has_value(), &starts),
         identity(runtime.deployment().identity),
         acceptor(io),
+        starts(
+            runtime, [this](std::function<void()> job) { asio::post(pool, std::move(job)); },
+            options.limits.workers),
         pool(static_cast<std::size_t>(std::max(1, options.limits.workers))) {}
+
+  // Runs the request on the pool (a start joins the next group the start group commits) and
+  // resumes the calling coroutine on the I/O thread with the answer.
+  template <class Token>
+  auto Handle(ApiRequest request, Token&& token) {
+    return asio::async_initiate<Token, void(ApiReply)>(
+        [this](auto handler, ApiRequest queued) {
+          using Handler = decltype(handler);
+          auto waiting = std::make_shared<Handler>(std::move(handler));
+          asio::post(pool, [this, waiting, queued = std::move(queued)] {
+            api.Handle(queued, [this, waiting](ApiReply reply) {
+              auto executor = asio::get_associated_executor(*waiting, io.get_executor());
+              asio::post(executor, [waiting, reply = std::move(reply)]() mutable {
+                (*waiting)(std::move(reply));
+              });
+            });
+          });
+        },
+        token, std::move(request));
+  }
 
   void Log(const ApiReply& reply, const std::string& method, const Connection& connection,
            std::size_t bytes_in, std::size_t bytes_out,
@@ -136,6 +158,8 @@ struct Server::Impl {
   std::unique_ptr<ssl::context> tls;  // with an identity
   asio::io_context io{1};
   tcp::acceptor acceptor;
+  // Before the pool: the pool's threads are joined first, while what they use is still there.
+  engine::StartGroup starts;
   asio::thread_pool pool;
   int active = 0;  // connections being served; touched on the I/O thread only
   std::atomic<bool> stopped{false};
@@ -278,8 +302,7 @@ asio::awaitable<void> Server::Impl::Serve(std::shared_ptr<Connection> connection
     api_request.unauthenticated = connection->unauthenticated;
     const std::size_t bytes_in = request.body().size();
     api_request.body = std::move(request.body());
-    ApiReply reply =
-        co_await asio::co_spawn(pool, RunApi(&api, std::move(api_request)), asio::use_awaitable);
+    ApiReply reply = co_await Handle(std::move(api_request), asio::use_awaitable);
     const bool keep_alive = request.keep_alive() && !stopped;
     std::size_t bytes_out = 0;
     co_await Answer(connection, stream, reply, request.version(), keep_alive, &bytes_out, &ec);

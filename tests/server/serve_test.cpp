@@ -282,6 +282,53 @@ WF_STORE_TEST_CASE("serve starts one case when the same key races on two servers
   CHECK(CaseCount(db) == 1);
 }
 
+WF_STORE_TEST_CASE("serve answers starts that arrive together, each on its own", "[server]", db) {
+  wf::server::Limits limits;
+  limits.workers = 1;  // one committer: starts that arrive while it commits wait and go together
+  LiveServer server(db, limits);
+  constexpr size_t kClients = 24;
+  auto refused = [](size_t i) { return i % 4 == 3; };  // an id that is not four digits
+  auto send_all = [&] {
+    std::vector<Reply> replies(kClients);
+    std::vector<std::thread> threads;
+    for (size_t i = 0; i < kClients; ++i) {
+      threads.emplace_back([&, i] {
+        const std::string id = refused(i) ? "12" : std::to_string(1000 + i);
+        replies[i] = Start(server.port(), Applicant(id), "together-" + std::to_string(i));
+      });
+    }
+    for (auto& t : threads) t.join();
+    return replies;
+  };
+  std::vector<Reply> first = send_all();
+  for (size_t i = 0; i < kClients; ++i) {
+    INFO(i << ": " << first[i].text);
+    CHECK(first[i].status == (refused(i) ? 422 : 201));
+  }
+  CHECK(CaseCount(db) == 18);
+  // The same requests again: each answered with its own case, nothing started.
+  std::vector<Reply> again = send_all();
+  for (size_t i = 0; i < kClients; ++i) {
+    INFO(i << ": " << again[i].text);
+    CHECK(again[i].status == (refused(i) ? 422 : 200));
+    if (!refused(i)) CHECK(again[i].body["id"] == first[i].body["id"]);
+  }
+  CHECK(CaseCount(db) == 18);
+  // Each start logged once under its route (a line is written just after its answer: polled).
+  auto logged = [&] {
+    int count = 0;
+    for (const std::string& line : server.log()) {
+      count += json::parse(line)["route"] == "/v1/procedures/{name}/cases";
+    }
+    return count;
+  };
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (logged() < 2 * static_cast<int>(kClients) && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  CHECK(logged() == 2 * static_cast<int>(kClients));
+}
+
 WF_STORE_TEST_CASE("serve refuses invalid data, duplicates, unknown procedures and bad JSON",
                    "[server]", db) {
   LiveServer server(db);

@@ -17,16 +17,17 @@ StartGroup::StartGroup(Runtime& runtime, Post post, int committers, std::size_t 
 void StartGroup::Submit(Request request, Done done) {
   auto owned = std::make_unique<Request>(std::move(request));
   owned->once.caller = owned->caller ? &*owned->caller : nullptr;
-  bool post = false;
+  bool commit = false;
   {
     std::lock_guard lock(mutex_);
     queue_.push_back({std::move(owned), std::move(done)});
     if (running_ < committers_) {
       ++running_;
-      post = true;
+      commit = true;
     }
   }
-  if (post) post_([this] { Commit(); });
+  // A free committer: this thread is it, and the start waits for nothing but its transaction.
+  if (commit) Commit();
 }
 
 void StartGroup::Commit() {

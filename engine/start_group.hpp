@@ -4,8 +4,9 @@
 // transaction of its own: a BEGIN, a COMMIT that waits for the WAL to reach the disk, and the
 // round trips between. Starts that arrive while others are being committed wait in a queue, and
 // the next free committer takes all of them (up to a limit) into one transaction
-// (Runtime::StartCasesOnce). A start that arrives when a committer is free is committed at once:
-// a group forms only under load, and costs no waiting at light load.
+// (Runtime::StartCasesOnce). A start that arrives when a committer is free is committed at once,
+// on the thread that submits it: a group forms only under load, and costs no waiting at light
+// load.
 
 #include <cstddef>
 #include <deque>
@@ -38,7 +39,9 @@ class StartGroup {
   StartGroup(const StartGroup&) = delete;
   StartGroup& operator=(const StartGroup&) = delete;
 
-  // Queues a start; `done` gets its outcome once its group committed (or failed).
+  // Queues a start; `done` gets its outcome once its group committed (or failed). When fewer
+  // than `committers` are at work, the calling thread becomes one: it commits what is queued
+  // (this start among them) before it returns, so call it where the store may block.
   void Submit(Request request, Done done);
 
  private:

@@ -74,6 +74,7 @@ struct DeferredWrite {
   std::string what;  // for messages: "update cases"
   std::string sql;   // PostgreSQL text with $1, $2, ... parameters
   std::vector<std::optional<std::string>> params;
+  bool binary = false;  // every parameter in PostgreSQL's binary form (AddMultiRow's arrays)
 };
 
 using Row = std::vector<std::optional<std::string>>;
@@ -273,7 +274,8 @@ Status SendPipelined(TxContext& ctx, const std::vector<DeferredWrite>& writes,
 // Multi-row statements for `rows`: `head`, then the rows, then `tail`. The rows are a VALUES
 // list "(VALUES (CAST($1 AS t1), ...), (...))" for a few rows, or else
 // "unnest(CAST($1 AS t1[]), CAST($2 AS t2[]), ...)" with one array parameter a column, of the
-// types `casts` names (see kValuesRowsAtMost in store_pipeline.cpp). With `expect_every_row` (for
+// types `casts` names (see kValuesRowsAtMost in store_pipeline.cpp), sent in the binary form when
+// every type has one here (text, bigint, jsonb). With `expect_every_row` (for
 // an UPDATE ... RETURNING 1 of rows at an expected row_version), a statement that changes fewer
 // rows than it names fails in the server ("a case was changed meanwhile", kUnavailable: worth a
 // retry).

@@ -4,10 +4,13 @@
 #include <libpq-fe.h>
 
 #include <algorithm>
+#include <charconv>
+#include <cstdint>
 #include <cstdlib>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <system_error>
 #include <unordered_map>
 #include <vector>
 
@@ -87,23 +90,32 @@ Status SendPipelined(TxContext& ctx, const std::vector<DeferredWrite>& writes,
     bool sent = true;
     for (const char* text : before) sent = sent && send_command(text);
     std::vector<const char*> values;
+    std::vector<int> lengths, formats;  // binary parameters only
     std::vector<PreparedUse> uses(end - start);
     for (size_t i = start; i < end && sent; ++i) {
+      const DeferredWrite& write = writes[i];
       values.clear();
-      for (const auto& p : writes[i].params) values.push_back(p ? p->c_str() : nullptr);
+      lengths.clear();
+      for (const auto& p : write.params) {
+        values.push_back(p ? p->data() : nullptr);
+        lengths.push_back(p ? static_cast<int>(p->size()) : 0);
+      }
+      formats.assign(values.size(), write.binary ? 1 : 0);
+      const int* length = write.binary ? lengths.data() : nullptr;
+      const int* format = write.binary ? formats.data() : nullptr;
       const int n = static_cast<int>(values.size());
       PreparedUse& use = uses[i - start];
-      use = PrepareFor(conn, writes[i].sql);
+      use = PrepareFor(conn, write.sql);
       if (use.name.empty()) {
-        sent = PQsendQueryParams(conn, writes[i].sql.c_str(), n, nullptr, values.data(), nullptr,
-                                 nullptr, 0) == 1;
+        sent = PQsendQueryParams(conn, write.sql.c_str(), n, nullptr, values.data(), length, format,
+                                 0) == 1;
         continue;
       }
       if (use.prepare) {
-        sent = PQsendPrepare(conn, use.name.c_str(), writes[i].sql.c_str(), n, nullptr) == 1;
+        sent = PQsendPrepare(conn, use.name.c_str(), write.sql.c_str(), n, nullptr) == 1;
       }
-      sent = sent && PQsendQueryPrepared(conn, use.name.c_str(), n, values.data(), nullptr, nullptr,
-                                         0) == 1;
+      sent = sent &&
+             PQsendQueryPrepared(conn, use.name.c_str(), n, values.data(), length, format, 0) == 1;
     }
     for (const char* text : after) sent = sent && send_command(text);
     if (!sent || PQpipelineSync(conn) != 1) return lost();
@@ -251,6 +263,98 @@ void AppendElement(std::string& out, const std::optional<std::string>& value) {
   out.push_back('"');
 }
 
+// The element types whose binary form AddMultiRow writes, and their type OIDs (pg_type.h).
+enum class Element { kText, kBigint, kJsonb };
+constexpr std::uint32_t kTextOid = 25, kBigintOid = 20, kJsonbOid = 3802;
+
+std::optional<Element> BinaryElement(const std::string& cast) {
+  if (cast == "text") return Element::kText;
+  if (cast == "bigint") return Element::kBigint;
+  if (cast == "jsonb") return Element::kJsonb;
+  return std::nullopt;
+}
+
+std::uint32_t ElementOid(Element type) {
+  switch (type) {
+    case Element::kText:
+      return kTextOid;
+    case Element::kBigint:
+      return kBigintOid;
+    case Element::kJsonb:
+      return kJsonbOid;
+  }
+  return kTextOid;
+}
+
+void AppendBigEndian(std::string& out, std::uint64_t value, int bytes) {
+  for (int shift = 8 * (bytes - 1); shift >= 0; shift -= 8) {
+    out.push_back(static_cast<char>((value >> shift) & 0xff));
+  }
+}
+
+// Column `k` of rows [start, end) as a one-dimensional array in the binary form array_recv reads
+// (dimensions, whether there are NULLs, element type, length and lower bound, then each element
+// as its length and bytes, -1 for NULL): the server copies the elements rather than scanning a
+// quoted literal, which was a tenth of its time in the engine benchmark. False when a bigint's
+// text is not a 64-bit integer (the caller then sends the text form, and the server says what
+// is wrong with it).
+bool AppendBinaryArray(std::string& out, Element type, const std::vector<Row>& rows, size_t start,
+                       size_t end, size_t k) {
+  bool nulls = false;
+  for (size_t i = start; i < end; ++i) nulls = nulls || !rows[i][k];
+  AppendBigEndian(out, 1, 4);
+  AppendBigEndian(out, nulls ? 1 : 0, 4);
+  AppendBigEndian(out, ElementOid(type), 4);
+  AppendBigEndian(out, end - start, 4);
+  AppendBigEndian(out, 1, 4);
+  for (size_t i = start; i < end; ++i) {
+    const std::optional<std::string>& value = rows[i][k];
+    if (!value) {
+      AppendBigEndian(out, 0xffffffffu, 4);
+      continue;
+    }
+    switch (type) {
+      case Element::kText:
+        AppendBigEndian(out, value->size(), 4);
+        out += *value;
+        break;
+      case Element::kBigint: {
+        std::int64_t number = 0;
+        const char* last = value->data() + value->size();
+        auto [at, error] = std::from_chars(value->data(), last, number);
+        if (error != std::errc() || at != last || value->empty()) return false;
+        AppendBigEndian(out, 8, 4);
+        AppendBigEndian(out, static_cast<std::uint64_t>(number), 8);
+        break;
+      }
+      case Element::kJsonb:  // a version byte, then the JSON text
+        AppendBigEndian(out, value->size() + 1, 4);
+        out.push_back('\x01');
+        out += *value;
+        break;
+    }
+  }
+  return true;
+}
+
+// The statement's arrays in the binary form, or false when a column has no binary form here.
+bool BinaryArrays(DeferredWrite& write, const std::vector<std::string>& casts,
+                  const std::vector<Row>& rows, size_t start, size_t end) {
+  std::vector<Element> types;
+  for (const std::string& cast : casts) {
+    std::optional<Element> type = BinaryElement(cast);
+    if (!type) return false;
+    types.push_back(*type);
+  }
+  for (size_t k = 0; k < casts.size(); ++k) {
+    std::string array;
+    if (!AppendBinaryArray(array, types[k], rows, start, end, k)) return false;
+    write.params.emplace_back(std::move(array));
+  }
+  write.binary = true;
+  return true;
+}
+
 }  // namespace
 
 void AddMultiRow(std::vector<DeferredWrite>& out, const std::string& what, const std::string& head,
@@ -269,6 +373,12 @@ void AddMultiRow(std::vector<DeferredWrite>& out, const std::string& what, const
       continue;
     }
     write.params.reserve(casts.size());  // one array a column
+    if (BinaryArrays(write, casts, rows, start, end)) {
+      for (size_t i = start; i < end; ++i) rows[i].clear();  // not kept twice for long
+      out.push_back(std::move(write));
+      continue;
+    }
+    write.params.clear();
     for (size_t k = 0; k < casts.size(); ++k) {
       std::string array = "{";
       for (size_t i = start; i < end; ++i) {

@@ -1,6 +1,11 @@
 // Prepared statements on PostgreSQL (engine/store_prepared.cpp).
 #include <catch2/catch.hpp>
 
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
 #include "engine/store.hpp"
 #include "engine/store_internal.hpp"
 #include "tests/support/test_database.hpp"
@@ -14,6 +19,113 @@ TEST_CASE("named parameters become numbered ones, quotes and casts left alone", 
   CHECK(n.sql == "SELECT $1, ':b', \"x:y\", CAST($1 AS text), x::int, $2 FROM t WHERE c = $1");
   CHECK(n.names == std::vector<std::string>{"a", "b_2"});
   CHECK(detail::Numbered("SELECT 1").names.empty());
+}
+
+// Reads PostgreSQL's binary form of a one-dimensional array (array_send): its element type's
+// OID and each element's bytes, nullopt for NULL.
+struct BinaryArray {
+  std::uint32_t element = 0;
+  bool has_nulls = false;
+  std::vector<std::optional<std::string>> elements;
+};
+
+BinaryArray ReadBinaryArray(const std::string& bytes) {
+  size_t at = 0;
+  auto int32 = [&]() {
+    REQUIRE(at + 4 <= bytes.size());
+    std::uint32_t value = 0;
+    for (int i = 0; i < 4; ++i) value = value << 8 | static_cast<unsigned char>(bytes[at++]);
+    return value;
+  };
+  BinaryArray array;
+  CHECK(int32() == 1);  // dimensions
+  array.has_nulls = int32() == 1;
+  array.element = int32();
+  const std::uint32_t count = int32();
+  CHECK(int32() == 1);  // lower bound
+  for (std::uint32_t i = 0; i < count; ++i) {
+    const std::uint32_t length = int32();
+    if (length == 0xffffffffu) {
+      array.elements.emplace_back();
+      continue;
+    }
+    REQUIRE(at + length <= bytes.size());
+    array.elements.emplace_back(bytes.substr(at, length));
+    at += length;
+  }
+  CHECK(at == bytes.size());
+  return array;
+}
+
+std::string BigEndian64(std::int64_t value) {
+  std::string out;
+  for (int shift = 56; shift >= 0; shift -= 8) {
+    out.push_back(static_cast<char>((static_cast<std::uint64_t>(value) >> shift) & 0xff));
+  }
+  return out;
+}
+
+TEST_CASE("multi-row statements send their arrays in PostgreSQL's binary form", "[engine][store]") {
+  const std::vector<std::string> casts = {"text", "bigint", "jsonb"};
+  SECTION("text, bigint and jsonb columns become binary arrays, NULLs included") {
+    std::vector<detail::Row> five;
+    const std::vector<std::string> texts = {"a", "", R"(q"uo\te)", "Nguyễn", "{1,2}"};
+    const std::vector<std::string> numbers = {"0", "-1", "9223372036854775807",
+                                              "-9223372036854775808", "42"};
+    for (size_t i = 0; i < 5; ++i) {
+      detail::Row row{texts[i], numbers[i], R"({"i":)" + std::to_string(i) + "}"};
+      if (i == 3) row[2].reset();
+      five.push_back(row);
+    }
+    std::vector<detail::DeferredWrite> out;
+    detail::AddMultiRow(out, "test", "INSERT INTO t SELECT * FROM ", casts, " AS v",
+                        std::vector<detail::Row>(five), false);
+    REQUIRE(out.size() == 1);
+    CHECK(out[0].binary);
+    CHECK(out[0].sql.find("unnest(CAST($1 AS text[]), CAST($2 AS bigint[])") != std::string::npos);
+    REQUIRE(out[0].params.size() == 3);
+    BinaryArray text = ReadBinaryArray(*out[0].params[0]);
+    CHECK(text.element == 25);
+    CHECK_FALSE(text.has_nulls);
+    REQUIRE(text.elements.size() == 5);
+    for (size_t i = 0; i < 5; ++i) CHECK(*text.elements[i] == texts[i]);
+    BinaryArray bigint = ReadBinaryArray(*out[0].params[1]);
+    CHECK(bigint.element == 20);
+    REQUIRE(bigint.elements.size() == 5);
+    CHECK(*bigint.elements[1] == BigEndian64(-1));
+    CHECK(*bigint.elements[2] == BigEndian64(INT64_MAX));
+    CHECK(*bigint.elements[3] == BigEndian64(INT64_MIN));
+    BinaryArray jsonb = ReadBinaryArray(*out[0].params[2]);
+    CHECK(jsonb.element == 3802);
+    CHECK(jsonb.has_nulls);
+    REQUIRE(jsonb.elements.size() == 5);
+    CHECK(*jsonb.elements[0] == std::string("\x01") + R"({"i":0})");
+    CHECK_FALSE(jsonb.elements[3].has_value());
+  }
+  SECTION("a bigint that is not one, or a type without a binary form here, is sent as text") {
+    std::vector<detail::Row> five(5, detail::Row{"a", "12x", "{}"});
+    std::vector<detail::DeferredWrite> out;
+    detail::AddMultiRow(out, "test", "INSERT INTO t SELECT * FROM ", casts, " AS v",
+                        std::vector<detail::Row>(five), false);
+    REQUIRE(out.size() == 1);
+    CHECK_FALSE(out[0].binary);
+    CHECK(*out[0].params[1] == R"({"12x","12x","12x","12x","12x"})");
+    std::vector<detail::DeferredWrite> dates;
+    detail::AddMultiRow(dates, "test", "INSERT INTO t SELECT * FROM ", {"text", "date"}, " AS v",
+                        std::vector<detail::Row>(5, detail::Row{"a", "2026-12-07"}), false);
+    REQUIRE(dates.size() == 1);
+    CHECK_FALSE(dates[0].binary);
+    CHECK(*dates[0].params[1] ==
+          R"({"2026-12-07","2026-12-07","2026-12-07","2026-12-07","2026-12-07"})");
+  }
+  SECTION("a few rows are a VALUES list of text parameters") {
+    std::vector<detail::DeferredWrite> out;
+    detail::AddMultiRow(out, "test", "INSERT INTO t SELECT * FROM ", casts, " AS v",
+                        std::vector<detail::Row>(2, detail::Row{"a", "1", "{}"}), false);
+    REQUIRE(out.size() == 1);
+    CHECK_FALSE(out[0].binary);
+    CHECK(out[0].params.size() == 6);
+  }
 }
 
 CaseRecord NewCase(int n) {

@@ -1,4 +1,5 @@
 #include "engine/dialect.hpp"
+#include "engine/dialect_functions.hpp"
 
 #include <cctype>
 #include <map>
@@ -496,7 +497,8 @@ END $grants$)sql");
           ActsMigration(),
           FederationMigration(),
           KeysMigration(),
-          SpeedMigration()};
+          SpeedMigration(),
+          WhenMigration(*this)};
 }
 
 int Dialect::LatestSchemaVersion() const { return Migrations().back().version; }

@@ -1,8 +1,11 @@
 #pragma once
 
-// SQL text shared by the migrations of engine/dialect_access.cpp and engine/dialect_acts.cpp.
+// SQL text shared by the migrations of engine/dialect_access.cpp and engine/dialect_acts.cpp, and
+// the migrations that are not members of Dialect.
 
 #include <string>
+
+#include "engine/dialect.hpp"
 
 namespace wf::engine {
 
@@ -11,5 +14,9 @@ namespace wf::engine {
 // one of their agencies' cases, a sub-case of one, or a case with a task for a role they hold in
 // the task's agency. Its search_path is left as @SCHEMA@ for CreateInCurrentSchema.
 std::string SeesCaseFunctionSql(const std::string& signature, const std::string& who);
+
+// Version 13 (engine/dialect_speed.cpp): the role tests of the history and case triggers written
+// out in their WHEN clauses; on SQLite a version with nothing to do.
+Migration WhenMigration(const Dialect& dialect);
 
 }  // namespace wf::engine

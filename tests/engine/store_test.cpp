@@ -1210,5 +1210,41 @@ WF_STORE_TEST_CASE("history rows leave only through the archive door, and only o
   CHECK(heads[1].second);
 }
 
+// The database's own check on history (migration 13 writes its role tests out in the trigger's
+// WHEN clause): a login records history under its own name, unless it holds wf_engine or
+// wf_delegate. A login the trigger lets through still meets row-level security, which only
+// wf_engine passes here.
+WF_POSTGRES_TEST_CASE("a login records history as someone else only when it holds a wf group",
+                      "[engine][store][history]", db) {
+  auto store = OpenStore(db);
+  const std::string id = InsertCase(*store, NewCase());
+  const std::string login = "wf_t_" + testing::RandomName(10);
+  db.Execute("CREATE ROLE " + login);
+  db.Execute("GRANT SELECT, INSERT ON history TO " + login);
+  auto append = [&](const std::string& actor) {
+    return "INSERT INTO history (case_id, seq, at, actor, action, step, details, prev_hash,"
+           " hash, login) VALUES ('" +
+           id + "', 99, 'now', '" + actor + "', 'note', '', '{}', '', '', session_user)";
+  };
+  auto as = [&](const std::string& grant) {
+    db.Execute("RESET SESSION AUTHORIZATION");
+    if (!grant.empty()) db.Execute("GRANT " + grant + " TO " + login);
+    db.Execute("SET SESSION AUTHORIZATION " + login);
+  };
+  as("");
+  CHECK_THROWS_WITH(db.Execute(append("somebody")),
+                    Catch::Contains("login " + login + " may not record history as somebody"));
+  CHECK_THROWS_WITH(db.Execute(append(login)), Catch::Contains("row-level security"));
+  as("wf_delegate");
+  CHECK_THROWS_WITH(db.Execute(append("somebody")), Catch::Contains("row-level security"));
+  as("wf_engine");
+  CHECK_NOTHROW(db.Execute(append("somebody")));
+  db.Execute("RESET SESSION AUTHORIZATION");
+  CHECK(db.QueryInt("SELECT count(*) FROM history WHERE seq = 99 AND login = '" + login + "'") ==
+        1);
+  db.Execute("DROP OWNED BY " + login);
+  db.Execute("DROP ROLE " + login);
+}
+
 }  // namespace
 }  // namespace wf::engine

@@ -263,27 +263,14 @@ void AppendElement(std::string& out, const std::optional<std::string>& value) {
   out.push_back('"');
 }
 
-// The element types whose binary form AddMultiRow writes, and their type OIDs (pg_type.h).
-enum class Element { kText, kBigint, kJsonb };
-constexpr std::uint32_t kTextOid = 25, kBigintOid = 20, kJsonbOid = 3802;
+// The element types whose binary form AddMultiRow writes, each its type's OID (pg_type.h).
+enum class Element : std::uint32_t { kText = 25, kBigint = 20, kJsonb = 3802 };
 
 std::optional<Element> BinaryElement(const std::string& cast) {
   if (cast == "text") return Element::kText;
   if (cast == "bigint") return Element::kBigint;
   if (cast == "jsonb") return Element::kJsonb;
   return std::nullopt;
-}
-
-std::uint32_t ElementOid(Element type) {
-  switch (type) {
-    case Element::kText:
-      return kTextOid;
-    case Element::kBigint:
-      return kBigintOid;
-    case Element::kJsonb:
-      return kJsonbOid;
-  }
-  return kTextOid;
 }
 
 void AppendBigEndian(std::string& out, std::uint64_t value, int bytes) {
@@ -304,7 +291,7 @@ bool AppendBinaryArray(std::string& out, Element type, const std::vector<Row>& r
   for (size_t i = start; i < end; ++i) nulls = nulls || !rows[i][k];
   AppendBigEndian(out, 1, 4);
   AppendBigEndian(out, nulls ? 1 : 0, 4);
-  AppendBigEndian(out, ElementOid(type), 4);
+  AppendBigEndian(out, static_cast<std::uint32_t>(type), 4);
   AppendBigEndian(out, end - start, 4);
   AppendBigEndian(out, 1, 4);
   for (size_t i = start; i < end; ++i) {

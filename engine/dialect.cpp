@@ -498,7 +498,8 @@ END $grants$)sql");
           FederationMigration(),
           KeysMigration(),
           SpeedMigration(),
-          WhenMigration(*this)};
+          WhenMigration(*this),
+          IndexMigration()};
 }
 
 int Dialect::LatestSchemaVersion() const { return Migrations().back().version; }

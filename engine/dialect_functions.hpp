@@ -19,4 +19,8 @@ std::string SeesCaseFunctionSql(const std::string& signature, const std::string&
 // out in their WHEN clauses; on SQLite a version with nothing to do.
 Migration WhenMigration(const Dialect& dialect);
 
+// Version 14 (engine/dialect_speed.cpp): the partial indexes of open cases hold only the cases
+// with a dedupe key, or with a deadline. Both databases.
+Migration IndexMigration();
+
 }  // namespace wf::engine

@@ -144,6 +144,38 @@ WF_STORE_TEST_CASE("migrations apply once and applying them again changes nothin
         static_cast<long long>(Dialect(db.backend()).Migrations().size()));
 }
 
+WF_STORE_TEST_CASE("the open-case indexes hold only cases with a dedupe key or a deadline",
+                   "[engine][store][migrations]", db) {
+  auto store = OpenStore(db);
+  const std::string catalog = db.is_postgres()
+                                  ? "SELECT COUNT(*) FROM pg_indexes WHERE tablename = 'cases' AND "
+                                    "indexname = '{0}' AND indexdef LIKE '%{1} IS NOT NULL%'"
+                                  : "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND "
+                                    "name = '{0}' AND sql LIKE '%{1} IS NOT NULL%'";
+  auto defined = [&](const std::string& index, const std::string& column) {
+    std::string sql = catalog;
+    sql.replace(sql.find("{0}"), 3, index);
+    sql.replace(sql.find("{1}"), 3, column);
+    return db.QueryInt(sql);
+  };
+  CHECK(defined("cases_open_dedupe", "dedupe_key") == 1);
+  CHECK(defined("cases_open_deadline", "deadline_at") == 1);
+  if (!db.is_postgres()) return;
+  // The store's two queries of open cases still imply the predicates: with sequential scans
+  // priced out, PostgreSQL plans them on the partial indexes (it cannot use an index whose
+  // predicate the query does not imply).
+  db.Execute(
+      "CREATE FUNCTION pg_temp.plans_on(query text, index text) RETURNS bigint LANGUAGE plpgsql"
+      " AS $fn$ DECLARE line text; BEGIN SET LOCAL enable_seqscan = off;"
+      " FOR line IN EXECUTE 'EXPLAIN ' || query LOOP"
+      " IF position(index IN line) > 0 THEN RETURN 1; END IF; END LOOP; RETURN 0; END $fn$");
+  CHECK(db.QueryInt("SELECT pg_temp.plans_on($q$SELECT id FROM cases WHERE procedure = 'p'"
+                    " AND dedupe_key = 'k' AND status = 'open'$q$, 'cases_open_dedupe')") == 1);
+  CHECK(db.QueryInt("SELECT pg_temp.plans_on($q$SELECT id FROM cases WHERE status = 'open'"
+                    " AND deadline_at < 5 AND (clock_paused_at IS NULL OR deadline_at <"
+                    " clock_paused_at)$q$, 'cases_open_deadline')") == 1);
+}
+
 WF_STORE_TEST_CASE("Open's first read runs once, after the migrations, and its failure fails Open",
                    "[engine][store][migrations]", db) {
   const bool pg = db.backend() == Backend::kPostgres;

@@ -285,6 +285,10 @@ class Runtime {
   // --- personal data (runtime_personal.cpp, engine/personal.hpp)
   // Where `procedure` keeps personal data (computed once per procedure).
   const workflows::PersonalMap& PersonalOf(const workflows::Procedure& procedure);
+  // Whether a new case's row can be written once, at the end of its start's transaction
+  // (StoreTx::InsertCaseDeferred): see runtime.cpp.
+  bool WritesRowOnlyOnce(const workflows::Procedure& procedure, const CaseRecord& record,
+                         const Advance& advance);
   // The personal values `event` brings to a case in state `before`: a personal form field's, a
   // personal step's result.
   std::set<std::string> EventPersonalValues(const workflows::Procedure& procedure,
@@ -347,6 +351,10 @@ class Runtime {
   Status StartTransaction(const std::vector<StartSpec>& specs,
                           std::vector<std::optional<Started>>* started,
                           std::optional<std::size_t>* failed_at = nullptr);
+  // One try of StartTransaction, with the ids it draws.
+  Status StartTransactionOnce(const std::vector<StartSpec>& specs,
+                              std::vector<std::optional<Started>>* started,
+                              std::optional<std::size_t>* failed_at);
   // kUsage unless `key` can be an Idempotency-Key.
   static Status UsableKey(const std::string& key);
   // Inside a start transaction: records the Idempotency-Key `row` of the case just started, and

@@ -390,6 +390,13 @@ class StoreTx {
   // A second open case of the same procedure with the same dedupe key is kConflict naming the
   // open one.
   Result<std::string> InsertCase(const CaseRecord& record);
+  // As InsertCase, for a case that this transaction writes again before it ends (a start:
+  // Persist's UpdateCase): while writes are deferred (DeferWrites, PostgreSQL), the row goes to
+  // the server once, with the deferred writes and at the values of its last UpdateCase, instead
+  // of an INSERT now and an UPDATE later. An id drawn here that is taken by then fails the
+  // transaction as kUnavailable (worth a retry, which draws another). A record with a dedupe
+  // key, or not deferring, is InsertCase: its conflicts are answered at once.
+  Result<std::string> InsertCaseDeferred(const CaseRecord& record);
   Result<CaseRecord> GetCase(const std::string& id);  // kNotFound
   // As GetCase, and locks the row until the transaction ends (PostgreSQL FOR UPDATE; on SQLite
   // the write transaction already excludes other writers).

@@ -24,6 +24,19 @@ constexpr int kCaseIdDraws = 8;
 
 using namespace detail;  // NOLINT: the store's shared internals
 
+// The columns of a new case's row in PendingWrites::new_cases, in the order of
+// store_pipeline.cpp's "insert new cases" (those an UpdateCase before the insert changes).
+enum NewCaseColumn : size_t {
+  kNewStatus = 3,
+  kNewData = 4,
+  kNewState = 5,
+  kNewUpdatedAt = 9,
+  kNewDeadlineAt = 10,
+  kNewPausedAt = 11,
+  kNewEndedAt = 12,
+  kNewRowVersion = 13,
+};
+
 std::optional<std::string> MicrosParam(std::optional<Timestamp> t) {
   return t ? std::optional<std::string>(std::to_string(ToMicros(*t))) : std::nullopt;
 }
@@ -182,10 +195,46 @@ Result<CaseRecord> StoreTx::GetCaseForUpdate(const std::string& id) {
   return SelectCase(context_, id, true);
 }
 
+Result<std::string> StoreTx::InsertCaseDeferred(const CaseRecord& c) {
+  if (!context_.defer_writes || c.dedupe_key) return InsertCase(c);
+  if (!context_.failure.ok()) return context_.failure;
+  std::string id = c.id;
+  if (id.empty()) {
+    id = context_.case_ids != nullptr && *context_.case_ids ? (*context_.case_ids)(c.started_at)
+                                                            : NewCaseId(c.started_at);
+  }
+  auto& pending = context_.pending;
+  auto [it, first] = pending.new_case_index.emplace(id, pending.new_cases.size());
+  if (!first) return Status::Conflict("insert case: case " + id + " already exists");
+  pending.new_cases.push_back(
+      Row{id, c.procedure, std::to_string(c.version), c.status, c.data, c.state, c.agency,
+          c.started_by, std::to_string(ToMicros(c.started_at)),
+          std::to_string(ToMicros(c.updated_at)), MicrosParam(c.deadline_at),
+          MicrosParam(c.clock_paused_at), MicrosParam(c.ended_at), "1", c.parent_case,
+          c.parent_activation ? std::optional<std::string>(std::to_string(*c.parent_activation))
+                              : std::nullopt});
+  context_.heads[id] = {0, std::string()};  // a new case has no history yet
+  return id;
+}
+
 Status StoreTx::UpdateCase(CaseRecord& c) {
   if (context_.defer_writes) {
     if (!context_.failure.ok()) return context_.failure;
     auto& pending = context_.pending;
+    if (auto it = pending.new_case_index.find(c.id); it != pending.new_case_index.end()) {
+      // Not written yet: the insert takes these values.
+      Row& row = pending.new_cases[it->second];
+      row[kNewStatus] = c.status;
+      row[kNewData] = c.data;
+      row[kNewState] = c.state;
+      row[kNewUpdatedAt] = std::to_string(ToMicros(c.updated_at));
+      row[kNewDeadlineAt] = MicrosParam(c.deadline_at);
+      row[kNewPausedAt] = MicrosParam(c.clock_paused_at);
+      row[kNewEndedAt] = MicrosParam(c.ended_at);
+      row[kNewRowVersion] = std::to_string(c.row_version + 1);
+      ++c.row_version;
+      return Status::Ok();
+    }
     Row row{c.id,
             c.status,
             c.data,

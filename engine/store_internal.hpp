@@ -81,12 +81,20 @@ using Row = std::vector<std::optional<std::string>>;
 
 // Writes queued by StoreTx::DeferWrites, coalesced per table into multi-row statements.
 struct PendingWrites {
+  // Cases new in this transaction (StoreTx::InsertCaseDeferred), at their last UpdateCase's
+  // values: id, procedure, version, status, data, state, agency, started_by, started_at,
+  // updated_at, deadline_at, clock_paused_at, ended_at, row_version, parent_case,
+  // parent_activation.
+  std::vector<Row> new_cases;
+  std::unordered_map<std::string, size_t> new_case_index;
   std::vector<Row> cases;  // id, status, data, state, deadline, paused, ended, updated,
                            // expected version, new version
   std::unordered_map<std::string, size_t> case_index;  // a case updated twice: one row
   std::vector<Row> history;                            // the history columns, in order
   std::vector<Row> work;  // case_id, kind, step, activation, payload, run_at, created_at
-  bool empty() const { return cases.empty() && history.empty() && work.empty(); }
+  bool empty() const {
+    return new_cases.empty() && cases.empty() && history.empty() && work.empty();
+  }
   void clear() { *this = PendingWrites(); }
 };
 

@@ -384,6 +384,16 @@ std::vector<DeferredWrite> PendingStatements(TxContext& ctx) {
   PendingWrites pending = std::move(ctx.pending);
   ctx.pending.clear();
   std::vector<DeferredWrite> writes;
+  // New cases first: the history and work below refer to them. A drawn id that another case
+  // took meanwhile inserts nothing, and the transaction fails ("insert new cases: a case was
+  // changed meanwhile", kUnavailable), which Runtime's starts retry with new ids (NewCaseIdTaken).
+  AddMultiRow(writes, "insert new cases",
+              "INSERT INTO cases (id, procedure, version, status, data, state, agency, started_by,"
+              " started_at, updated_at, deadline_at, clock_paused_at, ended_at, row_version,"
+              " parent_case, parent_activation) SELECT * FROM ",
+              {"text", "text", "bigint", "text", "jsonb", "jsonb", "text", "text", "bigint",
+               "bigint", "bigint", "bigint", "bigint", "bigint", "text", "bigint"},
+              " AS v ON CONFLICT (id) DO NOTHING RETURNING 1", std::move(pending.new_cases), true);
   AddMultiRow(writes, "update cases",
               "UPDATE cases AS c SET status = v.status, data = v.data, state = v.state,"
               " deadline_at = v.deadline_at, clock_paused_at = v.paused, ended_at = v.ended,"

@@ -385,6 +385,72 @@ WF_STORE_TEST_CASE("what a transaction leaves for after its commit runs only if 
   CHECK(ran == 1);
 }
 
+WF_POSTGRES_TEST_CASE("a start that only queues work writes its case row once",
+                      "[engine][runtime]", db) {
+  auto store = Store::Open(db.url());
+  REQUIRE(store.has_value());
+  Deployment deployment = TestDeployment();
+  Runtime runtime(**store, deployment);
+  // No dedupe key, no personal data, a first step that calls a department: nothing refers to the
+  // case row before the start's last statements, which insert it.
+  constexpr const char* kPlain = R"(procedure: plain
+version: 1
+title: Two noop steps
+agency: test-agency
+steps:
+  s1: {adapter: noop, call: {operation: one, id: "${ .id }"}, save_as: r1, next: s2}
+  s2: {adapter: noop, call: {operation: two}, save_as: r2, next: done}
+  done: {end: completed}
+)";
+  REQUIRE(runtime.Deploy(testing::ProcedureFromYaml(kPlain)).has_value());
+  REQUIRE(runtime.Deploy(testing::ProcedureFromYaml(kReview)).has_value());
+  std::vector<nlohmann::json> data;
+  for (int i = 0; i < 5; ++i) data.push_back({{"id", "p" + std::to_string(i)}});
+  auto started = runtime.StartBatch("plain", data, "an.nguyen", 50);
+  REQUIRE(started.has_value());
+  for (const BatchLine& line : *started) REQUIRE(line.outcome == BatchLine::Outcome::kStarted);
+  // One row version each, the first five lines of the table's first page (an insert and an
+  // update would leave every other line dead).
+  CHECK(db.QueryInt("SELECT COUNT(*) FROM cases WHERE ctid = ANY(ARRAY['(0,1)', '(0,2)', '(0,3)',"
+                    " '(0,4)', '(0,5)']::tid[])") == 5);
+  auto single = runtime.StartCase("plain", {{"id", "p5"}}, "an.nguyen");
+  REQUIRE(single.has_value());
+  CHECK(db.QueryInt("SELECT COUNT(*) FROM cases WHERE ctid = '(0,6)'") == 1);
+  // A start whose first step opens a task still inserts first (the task refers to the case).
+  constexpr const char* kAsks = R"(procedure: asks
+version: 1
+title: A task first
+agency: test-agency
+roles:
+  officer: {agency: test-agency}
+steps:
+  decide:
+    task: Decide
+    role: officer
+    form:
+      approved: {type: boolean, required: true}
+    save_as: decision
+    next: done
+  done: {end: completed}
+)";
+  REQUIRE(runtime.Deploy(testing::ProcedureFromYaml(kAsks)).has_value());
+  auto asks = runtime.StartCase("asks", nlohmann::json::object(), "an.nguyen");
+  REQUIRE(asks.has_value());
+  CHECK(db.QueryInt("SELECT COUNT(*) FROM tasks WHERE status = 'open'") == 1);
+  auto review = runtime.StartCase("review", {{"id", "r1"}}, "an.nguyen");
+  REQUIRE(review.has_value());
+
+  adapters::Registry registry;
+  Engine engine(runtime, registry, testing::UntilIdleOptions());
+  REQUIRE(engine.Run().ok());
+  for (const BatchLine& line : *started) {
+    CHECK(testing::CaseStatus(**store, line.started.id) == "completed");
+  }
+  CHECK(testing::CaseStatus(**store, single->id) == "completed");
+  CHECK(db.QueryInt("SELECT COUNT(*) FROM tasks WHERE status = 'open'") == 2);
+  CHECK(testing::VerifyHistory(**store).has_value());
+}
+
 WF_POSTGRES_TEST_CASE("two engines sharing one database carry out every step exactly once",
                       "[engine][runtime][concurrency]", db) {
   auto store = Store::Open(db.url(), 8);

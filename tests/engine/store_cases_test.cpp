@@ -123,4 +123,65 @@ WF_STORE_TEST_CASE("a new case id that is taken is drawn again and the start suc
   CHECK(fresh->size() == 9 + kCaseIdRandomChars);
 }
 
+WF_STORE_TEST_CASE("a case inserted with the deferred writes goes in once, at its last values",
+                   "[engine][store][cases]", db) {
+  auto opened = Store::Open(db.url());
+  REQUIRE(opened.has_value());
+  Store& store = **opened;
+  std::string id;
+  REQUIRE(store
+              .Transact([&](StoreTx& tx) {
+                tx.DeferWrites();
+                CaseRecord c = NewCase();
+                c.status = "open";
+                c.data = "{}";
+                c.state = "{}";
+                auto inserted = tx.InsertCaseDeferred(c);
+                if (!inserted) return inserted.error();
+                id = c.id = *inserted;
+                c.row_version = 1;
+                c.data = R"({"who": "An"})";
+                c.status = "completed";
+                c.ended_at = kT0 + 1h;
+                if (Status s = tx.UpdateCase(c); !s.ok()) return s;
+                CHECK(c.row_version == 2);
+                // The history refers to the case: it is sent after the insert.
+                auto event =
+                    tx.AppendHistoryJson(id, "an.nguyen", "case.started", "", {{"data", {}}}, kT0);
+                return event ? Status::Ok() : event.error();
+              })
+              .ok());
+  REQUIRE(store
+              .Read([&](StoreTx& tx) {
+                auto c = tx.GetCase(id);
+                REQUIRE(c.has_value());
+                CHECK(c->status == "completed");
+                CHECK(c->row_version == 2);
+                CHECK(nlohmann::json::parse(c->data) == nlohmann::json{{"who", "An"}});
+                CHECK(c->ended_at == kT0 + 1h);
+                return Status::Ok();
+              })
+              .ok());
+  if (db.is_postgres()) {
+    // Written once: the only row version, the first line of the table's first page.
+    CHECK(db.QueryInt("SELECT COUNT(*) FROM cases WHERE ctid = '(0,1)'") == 1);
+  }
+
+  // An id drawn here that another case holds by the end fails the transaction, worth a retry,
+  // and leaves nothing behind.
+  store.SetCaseIdSource([&](Timestamp) { return id; });
+  Status taken = store.Transact([&](StoreTx& tx) {
+    tx.DeferWrites();
+    auto inserted = tx.InsertCaseDeferred(NewCase());
+    if (!inserted) return inserted.error();
+    auto event =
+        tx.AppendHistoryJson(*inserted, "an.nguyen", "case.started", "", {{"data", {}}}, kT0);
+    return event ? Status::Ok() : event.error();
+  });
+  store.SetCaseIdSource(nullptr);
+  CHECK(taken.code() == (db.is_postgres() ? ErrorCode::kUnavailable : ErrorCode::kInternal));
+  CHECK(db.QueryInt("SELECT COUNT(*) FROM cases") == 1);
+  CHECK(db.QueryInt("SELECT COUNT(*) FROM history") == 1);
+}
+
 }  // namespace wf::engine

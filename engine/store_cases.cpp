@@ -37,6 +37,12 @@ enum NewCaseColumn : size_t {
   kNewRowVersion = 13,
 };
 
+// A new case's id: the store's CaseIdSource when it has one (tests), else NewCaseId.
+std::string DrawCaseId(const TxContext& ctx, Timestamp started_at) {
+  return ctx.case_ids != nullptr && *ctx.case_ids ? (*ctx.case_ids)(started_at)
+                                                  : NewCaseId(started_at);
+}
+
 std::optional<std::string> MicrosParam(std::optional<Timestamp> t) {
   return t ? std::optional<std::string>(std::to_string(ToMicros(*t))) : std::nullopt;
 }
@@ -145,11 +151,7 @@ Result<std::string> StoreTx::InsertCase(const CaseRecord& c) {
     // The primary key decides whether an id is free: a drawn id that is taken (by any case,
     // committed or not) inserts nothing, and another is drawn.
     for (int draw = 1;; ++draw) {
-      std::string id = c.id;
-      if (id.empty()) {
-        id = context_.case_ids != nullptr && *context_.case_ids ? (*context_.case_ids)(c.started_at)
-                                                                : NewCaseId(c.started_at);
-      }
+      const std::string id = c.id.empty() ? DrawCaseId(context_, c.started_at) : c.id;
       Query q(context_.sql,
               "INSERT INTO cases (id, procedure, version, status, data, state, dedupe_key, agency,"
               " started_by, started_at, updated_at, deadline_at, clock_paused_at, ended_at,"
@@ -198,11 +200,7 @@ Result<CaseRecord> StoreTx::GetCaseForUpdate(const std::string& id) {
 Result<std::string> StoreTx::InsertCaseDeferred(const CaseRecord& c) {
   if (!context_.defer_writes || c.dedupe_key) return InsertCase(c);
   if (!context_.failure.ok()) return context_.failure;
-  std::string id = c.id;
-  if (id.empty()) {
-    id = context_.case_ids != nullptr && *context_.case_ids ? (*context_.case_ids)(c.started_at)
-                                                            : NewCaseId(c.started_at);
-  }
+  const std::string id = c.id.empty() ? DrawCaseId(context_, c.started_at) : c.id;
   auto& pending = context_.pending;
   auto [it, first] = pending.new_case_index.emplace(id, pending.new_cases.size());
   if (!first) return Status::Conflict("insert case: case " + id + " already exists");

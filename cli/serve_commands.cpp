@@ -101,7 +101,8 @@ void AddServeCommands(CLI::App& app, const GlobalOptions& globals, CommandAction
   cmd->add_option("--body-timeout", flags->body_timeout,
                   Tr("time for a request's body to arrive (408 after)"))
       ->capture_default_str();
-  cmd->add_option("--workers", flags->workers, Tr("threads for the store's work"))
+  cmd->add_option("--workers", flags->workers,
+                  Tr("start transactions at once (one more thread takes requests in)"))
       ->check(CLI::Range(1, 64))
       ->capture_default_str();
   cmd->callback([&globals, flags, selected] {

@@ -30,6 +30,11 @@ void StartGroup::Submit(Request request, Done done) {
   if (commit) Commit();
 }
 
+std::size_t StartGroup::Waiting() {
+  std::lock_guard lock(mutex_);
+  return queue_.size();
+}
+
 void StartGroup::Commit() {
   std::vector<Queued> group;
   {

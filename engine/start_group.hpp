@@ -43,6 +43,8 @@ class StartGroup {
   // than `committers` are at work, the calling thread becomes one: it commits what is queued
   // (this start among them) before it returns, so call it where the store may block.
   void Submit(Request request, Done done);
+  // Starts queued for the next free committer (not those being committed).
+  std::size_t Waiting();
 
  private:
   struct Queued {

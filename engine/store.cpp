@@ -330,8 +330,7 @@ Status Store::Run(bool write, const std::function<Status(detail::TxContext&)>& b
     try {
       std::string notify = dialect.NotifyWorkSql();
       if (begun && ctx.work_changed && !notify.empty()) {
-        // One round trip for both (a simple query of two statements); an error is COMMIT's.
-        ExecSimple(PgConnection(*sql), notify + "; COMMIT");
+        CommitAndWake(PgConnection(*sql), notify);
       } else if (begun) {
         Exec(*sql, "COMMIT");
       }

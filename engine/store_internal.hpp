@@ -12,6 +12,7 @@
 #include <soci/sqlite3/soci-sqlite3.h>
 #include <unistd.h>
 
+#include <array>
 #include <condition_variable>
 #include <deque>
 #include <map>
@@ -106,8 +107,8 @@ struct TxContext {
   Status failure;                // the database error that doomed this transaction
   bool connection_lost = false;  // ... and it was the connection itself
   bool defer_writes = false;     // StoreTx::DeferWrites
-  // StoreTx::CommitWithLastPipeline: the next pipeline ends with COMMIT (and NOTIFY when
-  // work_changed); once that succeeded, `committed`.
+  // StoreTx::CommitWithLastPipeline: the next pipeline ends with COMMIT (and the wake-up,
+  // WakeEnginesSql, when work_changed); once that succeeded, `committed`.
   bool commit_with_pipeline = false;
   bool committed = false;
   PendingWrites pending;
@@ -446,6 +447,21 @@ void PayBegin(PGconn* conn);
 // Runs `text` as one simple query (it may hold several statements: one round trip), throwing
 // its error as soci would (store_prepared.cpp).
 void ExecSimple(PGconn* conn, const std::string& text);
+
+// Waking the engines after a commit that changed work (PostgreSQL). NOTIFY takes a lock that the
+// server holds until its transaction's commit has reached the disk, and every other transaction
+// that notifies, in any database of the cluster, waits for it: sent in the transaction that
+// commits the work, it let one of wf's commits wait for the disk at a time, whatever the number
+// of committers or engines. So the work commits first, and the NOTIFY follows in a transaction
+// of its own that does not wait for the disk (its lock is held for microseconds); a wake-up lost
+// with it costs only the engines' next poll. These are that transaction's statements, `notify`
+// (Dialect::NotifyWorkSql) third.
+std::array<const char*, 4> WakeEnginesSql(const std::string& notify);
+// COMMIT, then WakeEnginesSql, in one round trip. Throws COMMIT's error as soci would; the
+// wake-up's errors are not the commit's and are dropped (store_prepared.cpp).
+void CommitAndWake(PGconn* conn, const std::string& notify);
+// After a wake-up transaction that failed half-way: ends it, so that the connection is idle.
+void EndFailedWake(PGconn* conn);
 
 inline void Exec(soci::session& sql, const std::string& text) {
   if (t_begin_owed != nullptr) PayBegin(PgConnection(sql));

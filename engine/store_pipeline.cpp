@@ -64,8 +64,9 @@ Status SendPipelined(TxContext& ctx, const std::vector<DeferredWrite>& writes,
       return doom(Status::Unavailable(std::string("pipeline: ") + PQerrorMessage(conn)), true);
     }
     // The transaction's BEGIN, when it is owed (Store::TransactPipelined), first in the pipeline;
-    // its COMMIT last when it is asked for (StoreTx::CommitWithLastPipeline), NOTIFY before it.
-    std::vector<const char*> before, after;
+    // its COMMIT last when it is asked for (StoreTx::CommitWithLastPipeline), and after it the
+    // wake-up's own transaction (WakeEnginesSql), whose errors are not the commit's.
+    std::vector<const char*> before, after, wake;
     if (start == 0 && t_begin_owed == conn) {
       t_begin_owed = nullptr;
       before.push_back("BEGIN");
@@ -75,8 +76,10 @@ Status SendPipelined(TxContext& ctx, const std::vector<DeferredWrite>& writes,
     const bool commit = ctx.commit_with_pipeline && end == writes.size();
     if (commit) {
       ctx.commit_with_pipeline = false;
-      if (ctx.work_changed && !notify.empty()) after.push_back(notify.c_str());
       after.push_back("COMMIT");
+      if (ctx.work_changed && !notify.empty()) {
+        for (const char* statement : WakeEnginesSql(notify)) wake.push_back(statement);
+      }
     }
     // The connection failed once the round was under way: with a COMMIT in it, who knows.
     auto lost = [&]() {
@@ -118,6 +121,7 @@ Status SendPipelined(TxContext& ctx, const std::vector<DeferredWrite>& writes,
              PQsendQueryPrepared(conn, use.name.c_str(), n, values.data(), length, format, 0) == 1;
     }
     for (const char* text : after) sent = sent && send_command(text);
+    for (const char* text : wake) sent = sent && send_command(text);
     if (!sent || PQpipelineSync(conn) != 1) return lost();
     std::optional<MappedError> first;
     // A command's answer: false when the connection gave none.
@@ -175,12 +179,30 @@ Status SendPipelined(TxContext& ctx, const std::vector<DeferredWrite>& writes,
     for (const char* text : after) {
       if (!command_done(text)) return lost();
     }
+    // The COMMIT answered: a connection lost from here on leaves the commit standing.
+    const bool committed = commit && !first;
+    auto lost_after_commit = [&]() {
+      ctx.connection_lost = true;
+      ctx.committed = true;
+      return Status::Ok();
+    };
+    for (size_t i = 0; i < wake.size(); ++i) {
+      PGresult* done = PQgetResult(conn);
+      if (done == nullptr) return committed ? lost_after_commit() : lost();
+      PQclear(done);
+      while ((done = PQgetResult(conn)) != nullptr) PQclear(done);
+    }
     PGresult* sync = PQgetResult(conn);
     bool synced = sync != nullptr && PQresultStatus(sync) == PGRES_PIPELINE_SYNC;
     PQclear(sync);
-    if (!synced || PQexitPipelineMode(conn) != 1) return lost();
+    if (!synced || PQexitPipelineMode(conn) != 1) {
+      return committed ? lost_after_commit() : lost();
+    }
     if (first) return doom(first->status, first->connection_lost);
-    if (commit) ctx.committed = true;
+    if (committed) {
+      ctx.committed = true;
+      if (!wake.empty()) EndFailedWake(conn);
+    }
   }
   return Status::Ok();
 }

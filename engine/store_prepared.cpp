@@ -151,6 +151,32 @@ void ExecSimple(PGconn* conn, const std::string& text) {
   PQclear(done);
 }
 
+std::array<const char*, 4> WakeEnginesSql(const std::string& notify) {
+  return {"BEGIN", kRelaxDurabilitySql, notify.c_str(), "COMMIT"};
+}
+
+void CommitAndWake(PGconn* conn, const std::string& notify) {
+  std::string text = "COMMIT";
+  for (const char* statement : WakeEnginesSql(notify)) text += std::string("; ") + statement;
+  if (PQsendQuery(conn, text.c_str()) != 1) ThrowPostgres(conn, nullptr);
+  PGresult* commit = PQgetResult(conn);
+  const bool committed = commit != nullptr && PQresultStatus(commit) == PGRES_COMMAND_OK;
+  // The rest of the answers (after a failed COMMIT the server ran nothing more).
+  for (PGresult* rest = PQgetResult(conn); rest != nullptr; rest = PQgetResult(conn)) {
+    PQclear(rest);
+  }
+  if (!committed) ThrowPostgres(conn, commit);
+  PQclear(commit);
+  EndFailedWake(conn);
+}
+
+void EndFailedWake(PGconn* conn) {
+  if (PQtransactionStatus(conn) == PQTRANS_IDLE) return;
+  // Best effort: a connection that cannot even roll back fails its next statement, and the
+  // store opens a new one then.
+  PQclear(PQexec(conn, "ROLLBACK"));
+}
+
 void PayBegin(PGconn* conn) {
   if (conn == nullptr || conn != t_begin_owed) return;
   t_begin_owed = nullptr;

@@ -94,7 +94,10 @@ struct Server::Impl {
         starts(
             runtime, [this](std::function<void()> job) { asio::post(pool, std::move(job)); },
             options.limits.workers),
-        pool(static_cast<std::size_t>(std::max(1, options.limits.workers))) {}
+        // One thread more than committers: while every committer waits for its transaction,
+        // that one still takes requests in, so the starts arriving meanwhile queue in `starts`
+        // and the next free committer takes them as one group (and reads are not held up).
+        pool(static_cast<std::size_t>(std::max(1, options.limits.workers) + 1)) {}
 
   // Runs the request on the pool (a start joins the next group the start group commits) and
   // resumes the calling coroutine on the I/O thread with the answer.
@@ -463,5 +466,7 @@ void Server::Stop() {
   impl_->stopped = true;
   impl_->io.stop();
 }
+
+std::size_t Server::StartsWaiting() const { return impl_->starts.Waiting(); }
 
 }  // namespace wf::server

@@ -80,6 +80,8 @@ class Server {
   void Run();
   // Stops accepting and ends every connection; Run returns. Thread-safe, idempotent.
   void Stop();
+  // Starts received and waiting for a free committer (engine::StartGroup::Waiting).
+  std::size_t StartsWaiting() const;
 
  private:
   struct Impl;

@@ -1,9 +1,11 @@
 // Prepared statements on PostgreSQL (engine/store_prepared.cpp).
 #include <catch2/catch.hpp>
 
+#include <chrono>
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "engine/store.hpp"
@@ -208,6 +210,84 @@ WF_POSTGRES_TEST_CASE("prepared statements survive a new connection and many tex
     }
   }
   CHECK(db.QueryInt("SELECT COUNT(*) FROM work") == rows);
+}
+
+// A connection of the test's own to the test database, closed at the end of the scope.
+struct RawConnection {
+  explicit RawConnection(const std::string& url) : conn(PQconnectdb(url.c_str())) {}
+  ~RawConnection() { PQfinish(conn); }
+  PGconn* conn;
+};
+
+// True once `listener` has received a notification, polled until `deadline`.
+bool Notified(PGconn* listener, std::chrono::steady_clock::time_point deadline) {
+  while (std::chrono::steady_clock::now() < deadline) {
+    REQUIRE(PQconsumeInput(listener) == 1);
+    if (PGnotify* notify = PQnotifies(listener)) {
+      PQfreemem(notify);
+      return true;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return false;
+}
+
+// The wake-up's NOTIFY goes in a transaction of its own after the COMMIT (store_internal.hpp,
+// WakeEnginesSql): the commit's error is the caller's; the wake-up's is not.
+WF_POSTGRES_TEST_CASE("a commit wakes the engines after it, and stands when the wake-up fails",
+                      "[engine][store][wakeup]", db) {
+  db.Execute("CREATE TABLE marks (n int UNIQUE DEFERRABLE INITIALLY DEFERRED)");
+  RawConnection writer(db.url()), listener(db.url());
+  REQUIRE(PQstatus(writer.conn) == CONNECTION_OK);
+  REQUIRE(PQstatus(listener.conn) == CONNECTION_OK);
+  detail::ExecSimple(listener.conn, "LISTEN wf_test");
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+
+  detail::ExecSimple(writer.conn, "BEGIN; INSERT INTO marks VALUES (1)");
+  detail::CommitAndWake(writer.conn, "NOTIFY wf_test");
+  CHECK(db.QueryInt("SELECT COUNT(*) FROM marks") == 1);
+  CHECK(PQtransactionStatus(writer.conn) == PQTRANS_IDLE);
+  CHECK(Notified(listener.conn, deadline));
+
+  // A wake-up that fails: the commit stands and the connection is idle again.
+  detail::ExecSimple(writer.conn, "BEGIN; INSERT INTO marks VALUES (2)");
+  CHECK_NOTHROW(detail::CommitAndWake(writer.conn, "SELECT 1 / 0"));
+  CHECK(db.QueryInt("SELECT COUNT(*) FROM marks") == 2);
+  CHECK(PQtransactionStatus(writer.conn) == PQTRANS_IDLE);
+
+  // A COMMIT that fails (the deferred unique check) is thrown, and nothing after it runs.
+  detail::ExecSimple(writer.conn, "BEGIN; INSERT INTO marks VALUES (3), (3)");
+  CHECK_THROWS(detail::CommitAndWake(writer.conn, "INSERT INTO marks VALUES (4)"));
+  CHECK(db.QueryInt("SELECT COUNT(*) FROM marks") == 2);
+  CHECK(PQtransactionStatus(writer.conn) == PQTRANS_IDLE);
+  detail::ExecSimple(writer.conn, "INSERT INTO marks VALUES (5)");
+  CHECK(db.QueryInt("SELECT COUNT(*) FROM marks") == 3);
+
+  // The pipelined commit (a deferred-writes transaction that enqueues work) wakes them too.
+  detail::ExecSimple(listener.conn, "LISTEN wf_work");
+  auto opened = Store::Open(db.url(), 1);
+  REQUIRE(opened.has_value());
+  Store& store = **opened;
+  std::string id;
+  REQUIRE(store
+              .Transact([&](StoreTx& tx) {
+                auto inserted = tx.InsertCase(NewCase(1));
+                if (!inserted) return inserted.error();
+                id = *inserted;
+                return Status::Ok();
+              })
+              .ok());
+  while (Notified(listener.conn, std::chrono::steady_clock::now())) {
+  }
+  REQUIRE(store
+              .TransactPipelined([&](StoreTx& tx) {
+                tx.DeferWrites();
+                return tx.InsertWork(
+                    {NewWork{id, "event", "s", 1, "{}", FromMicros(1'767'225'600'000'000)}});
+              })
+              .ok());
+  CHECK(db.QueryInt("SELECT COUNT(*) FROM work") == 1);
+  CHECK(Notified(listener.conn, deadline));
 }
 
 }  // namespace

@@ -2,6 +2,7 @@
 // store of each kind, called through Beast's synchronous client.
 #include <atomic>
 #include <chrono>
+#include <cstddef>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -82,6 +83,7 @@ class LiveServer {
   }
 
   unsigned short port() const { return server_->port(); }
+  std::size_t starts_waiting() const { return server_->StartsWaiting(); }
   wf::engine::Store& store() { return *store_; }
   std::vector<std::string> log() {
     std::lock_guard lock(log_mutex_);
@@ -327,6 +329,40 @@ WF_STORE_TEST_CASE("serve answers starts that arrive together, each on its own",
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   CHECK(logged() == 2 * static_cast<int>(kClients));
+}
+
+WF_POSTGRES_TEST_CASE("serve commits the starts that arrive while its committers are busy as one",
+                      "[server]", db) {
+  wf::server::Limits limits;
+  limits.workers = 1;
+  LiveServer server(db, limits);
+  // The one committer's first start waits for this lock on the idempotency keys it writes.
+  db.Execute("BEGIN");
+  db.Execute("LOCK TABLE idempotency_keys IN SHARE MODE");
+  constexpr size_t kClients = 6;
+  std::vector<Reply> replies(kClients);
+  std::vector<std::thread> threads;
+  for (size_t i = 0; i < kClients; ++i) {
+    threads.emplace_back([&, i] {
+      replies[i] =
+          Start(server.port(), Applicant(std::to_string(3000 + i)), "busy-" + std::to_string(i));
+    });
+  }
+  // The server still takes the others in meanwhile: they wait for the committer together.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (server.starts_waiting() < kClients - 1 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  CHECK(server.starts_waiting() == kClients - 1);
+  db.Execute("COMMIT");
+  for (auto& t : threads) t.join();
+  for (size_t i = 0; i < kClients; ++i) {
+    INFO(i << ": " << replies[i].text);
+    CHECK(replies[i].status == 201);
+  }
+  CHECK(CaseCount(db) == static_cast<long long>(kClients));
+  // The first start's transaction, and one for the five that waited.
+  CHECK(db.QueryInt("SELECT COUNT(DISTINCT xmin::text) FROM cases") == 2);
 }
 
 WF_STORE_TEST_CASE("serve refuses invalid data, duplicates, unknown procedures and bad JSON",

@@ -1,6 +1,8 @@
 // Starting a case under an Idempotency-Key (`wf serve`): the key is recorded in the case's own
 // transaction (table idempotency_keys, migration 7), so a repeated request finds the case whichever
 // process of the deployment answers it, after any crash, and two racing requests start one case.
+// On PostgreSQL the key's row goes with the start's other deferred writes, in the commit's
+// pipeline (one multi-row INSERT for a group); a key taken meanwhile fails the commit there.
 #include <string>
 
 #include "engine/anchor.hpp"
@@ -32,6 +34,13 @@ Result<Runtime::StartedOnce> Earlier(const IdempotencyRecord& earlier, const std
   once.started.procedure = earlier.procedure;
   once.created = false;
   return once;
+}
+
+// The key was taken by a transaction that committed first, as this one's commit found it (the
+// key's insert is deferred to the commit with the start's other writes: StoreTx::DeferWrites).
+bool KeyTakenAtCommit(const Status& status) {
+  return status.code() == ErrorCode::kUnavailable &&
+         status.message().find("record idempotency keys:") != std::string::npos;
 }
 
 }  // namespace
@@ -88,7 +97,9 @@ Result<Runtime::StartedOnce> Runtime::StartCaseOnce(
     auto earlier = find();
     if (!earlier) return status;  // the database is away: the attempt's own error says so
     if (*earlier) return Earlier(**earlier, procedure, hash);
-    if (taken) return Status::Unavailable("Idempotency-Key was taken and then not found; retry");
+    if (taken || KeyTakenAtCommit(status)) {
+      return Status::Unavailable("Idempotency-Key was taken and then not found; retry");
+    }
     if (status.code() == ErrorCode::kConflict) return WithRefusal(status, procedure, data, actor);
     return status;
   }

@@ -527,7 +527,9 @@ class StoreTx {
   Result<std::optional<IdempotencyRecord>> FindIdempotencyKey(const std::string& client,
                                                               const std::string& key);
   // Records `record`; false (writing nothing) when (client, key) is taken already, by a
-  // committed row or, on PostgreSQL, by a concurrent transaction that then committed.
+  // committed row or, on PostgreSQL, by a concurrent transaction that then committed. While
+  // writes are deferred (DeferWrites) it is queued and true: a taken key fails the transaction
+  // at its commit instead (kUnavailable, "record idempotency keys: ... changed meanwhile").
   Result<bool> InsertIdempotencyKey(const IdempotencyRecord& record);
   // Up to `limit` refusals with an id above `after_id`, by id.
   Result<std::vector<RefusalRecord>> ListRefusalsAfter(std::int64_t after_id, int limit);

@@ -93,8 +93,11 @@ struct PendingWrites {
   std::unordered_map<std::string, size_t> case_index;  // a case updated twice: one row
   std::vector<Row> history;                            // the history columns, in order
   std::vector<Row> work;  // case_id, kind, step, activation, payload, run_at, created_at
+  // client, key, procedure, request_hash, case_id, created_at (StoreTx::InsertIdempotencyKey)
+  std::vector<Row> idempotency_keys;
   bool empty() const {
-    return new_cases.empty() && cases.empty() && history.empty() && work.empty();
+    return new_cases.empty() && cases.empty() && history.empty() && work.empty() &&
+           idempotency_keys.empty();
   }
   void clear() { *this = PendingWrites(); }
 };
@@ -293,7 +296,7 @@ void AddMultiRow(std::vector<DeferredWrite>& out, const std::string& what, const
                  std::vector<Row>&& rows, bool expect_every_row);
 
 // The statements that send the writes StoreTx::DeferWrites queued (taken out of the context):
-// cases, history, then work.
+// cases, history, work, then idempotency keys.
 std::vector<DeferredWrite> PendingStatements(TxContext& ctx);
 
 // Runs one database operation of a transaction: a thrown database error becomes a Status and

@@ -437,6 +437,15 @@ std::vector<DeferredWrite> PendingStatements(TxContext& ctx) {
               " state, attempt) SELECT *, 'ready', 0 FROM ",
               {"text", "text", "text", "bigint", "jsonb", "bigint", "bigint"}, " AS v",
               std::move(pending.work), false);
+  // After the cases they name. A key taken meanwhile inserts nothing, and the transaction fails
+  // ("record idempotency keys: ... changed meanwhile", kUnavailable): the start then finds the
+  // key's case, as when the key was taken before it began.
+  AddMultiRow(writes, "record idempotency keys",
+              "INSERT INTO idempotency_keys (client, key, procedure, request_hash, case_id,"
+              " created_at) SELECT * FROM ",
+              {"text", "text", "text", "text", "text", "bigint"},
+              " AS v ON CONFLICT (client, key) DO NOTHING RETURNING 1",
+              std::move(pending.idempotency_keys), true);
   return writes;
 }
 

@@ -344,6 +344,13 @@ Result<std::optional<IdempotencyRecord>> StoreTx::FindIdempotencyKey(const std::
 }
 
 Result<bool> StoreTx::InsertIdempotencyKey(const IdempotencyRecord& r) {
+  if (context_.defer_writes) {
+    if (!context_.failure.ok()) return context_.failure;
+    context_.pending.idempotency_keys.push_back(Row{r.client, r.key, r.procedure, r.request_hash,
+                                                    r.case_id,
+                                                    std::to_string(ToMicros(r.created_at))});
+    return true;
+  }
   return Guard(context_, "record idempotency key", [&]() -> Result<bool> {
     Query q(context_.sql,
             "INSERT INTO idempotency_keys (client, key, procedure, request_hash, case_id,"

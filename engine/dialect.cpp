@@ -499,7 +499,8 @@ END $grants$)sql");
           KeysMigration(),
           SpeedMigration(),
           WhenMigration(*this),
-          IndexMigration()};
+          IndexMigration(),
+          ActWakeMigration(*this)};
 }
 
 int Dialect::LatestSchemaVersion() const { return Migrations().back().version; }

@@ -34,7 +34,8 @@ $fn$)sql";
 // no membership where no rule is set); sees the case (signal, cancel: "no case" otherwise, as
 // row-level security would say) and may cancel it (may.cancel, else membership of the case's
 // agency). The engine then checks that a wait step declares a signal. Records
-// the act, wakes the engines (NOTIFY wf_work) and returns its id. CAST, never the double-colon
+// the act and returns its id; until version 15 it also woke the engines (NOTIFY wf_work), which
+// the act's transaction now does after its commit (ActWakeMigration). CAST, never the double-colon
 // cast, and no colon anywhere: SOCI would read one as a bind parameter.
 constexpr const char* kActFunction =
     R"sql(CREATE FUNCTION wf_act(act_kind text, act_case text, act_task bigint, act_procedure text,
@@ -197,6 +198,27 @@ Migration Dialect::ActsMigration() const {
   s.push_back("REVOKE ALL ON FUNCTION wf_act_withdraw(bigint) FROM PUBLIC");
   s.push_back(kHistoryLoginFunction);
   s.push_back(kGrants);
+  return m;
+}
+
+Migration ActWakeMigration(const Dialect& dialect) {
+  Migration m;
+  m.version = 15;
+  m.description = "wf_act leaves waking the engines to its transaction, after the commit";
+  if (!dialect.is_postgres()) {
+    m.statements.emplace_back("SELECT 1");
+    return m;
+  }
+  // Version 9's function without its NOTIFY line. A NOTIFY takes a lock that every notifying
+  // transaction of the cluster needs and holds it until the commit is on disk; the act's
+  // transaction now wakes the engines after its COMMIT (StoreTx::SubmitAct), as every other
+  // transaction that makes work does. CREATE OR REPLACE keeps the function's grants.
+  std::string function = kActFunction;
+  const std::string create = "CREATE FUNCTION";
+  function.replace(function.find(create), create.size(), "CREATE OR REPLACE FUNCTION");
+  const std::string notify_line = "  PERFORM pg_notify('wf_work', '');\n";
+  function.erase(function.find(notify_line), notify_line.size());
+  m.statements.push_back(CreateInCurrentSchema(function.c_str()));
   return m;
 }
 

@@ -23,4 +23,8 @@ Migration WhenMigration(const Dialect& dialect);
 // with a dedupe key, or with a deadline. Both databases.
 Migration IndexMigration();
 
+// Version 15 (engine/dialect_acts.cpp): wf_act no longer notifies inside the clerk's transaction;
+// on SQLite a version with nothing to do.
+Migration ActWakeMigration(const Dialect& dialect);
+
 }  // namespace wf::engine

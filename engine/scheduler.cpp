@@ -79,7 +79,7 @@ struct Engine::Impl {
   EngineOptions options;
   LeaseKeeper keeper;  // liveness token, lease renewals, dead engines' work (engine/liveness.hpp)
   // Clerks' acts (PostgreSQL; engine/acts.hpp), looked for whenever the main loop runs out of
-  // work to claim, at most every kActsEvery: wf_act's NOTIFY wakes the loop.
+  // work to claim, at most every kActsEvery: the NOTIFY after an act's commit wakes the loop.
   std::unique_ptr<ActApplier> acts;
   static constexpr std::chrono::milliseconds kActsEvery{20};
   std::chrono::steady_clock::time_point acts_checked{};

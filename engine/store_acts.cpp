@@ -72,6 +72,8 @@ Result<std::int64_t> StoreTx::SubmitAct(const ActRecord& act) {
         .Bind("payload", act.payload)
         .Columns("i");
     q.Execute();
+    // An engine applies the act: wake the engines once this transaction has committed.
+    context_.work_changed = true;
     return q.Int(0);
   });
 }

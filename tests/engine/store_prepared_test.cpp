@@ -290,5 +290,52 @@ WF_POSTGRES_TEST_CASE("a commit wakes the engines after it, and stands when the 
   CHECK(Notified(listener.conn, deadline));
 }
 
+// wf_act recorded the act and notified inside the clerk's transaction, holding NOTIFY's
+// cluster-wide lock through the commit's flush; since version 15 the act's transaction wakes
+// the engines after its COMMIT, as every other transaction that makes work does.
+WF_POSTGRES_TEST_CASE("a clerk's act wakes the engines after its commit, not inside it",
+                      "[engine][store][wakeup]", db) {
+  auto opened = Store::Open(db.url(), 1);
+  REQUIRE(opened.has_value());
+  Store& store = **opened;
+  CHECK(db.QueryInt("SELECT COUNT(*) FROM pg_proc WHERE proname = 'wf_act'") == 1);
+  CHECK(db.QueryInt("SELECT COUNT(*) FROM pg_proc WHERE proname = 'wf_act'"
+                    " AND prosrc LIKE '%notify%'") == 0);
+  // The superuser counts as a delegate, who may start a procedure of an agency without rules.
+  db.Execute(
+      "INSERT INTO procedures (name, version, content_hash, source, agency, deployed_at)"
+      " VALUES ('p', 1, 'h', 'procedure: p', 'town', 0)");
+  RawConnection listener(db.url());
+  REQUIRE(PQstatus(listener.conn) == CONNECTION_OK);
+  detail::ExecSimple(listener.conn, "LISTEN wf_work");
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+
+  ActRecord act;
+  act.kind = "start";
+  act.procedure = "p";
+  act.payload = R"({"data": {}})";
+  std::int64_t id = 0;
+  REQUIRE(store
+              .Transact([&](StoreTx& tx) {
+                auto submitted = tx.SubmitAct(act);
+                if (!submitted) return submitted.error();
+                id = *submitted;
+                return Status::Ok();
+              })
+              .ok());
+  CHECK(id > 0);
+  CHECK(db.QueryInt("SELECT COUNT(*) FROM acts WHERE status = 'pending'") == 1);
+  CHECK(Notified(listener.conn, deadline));
+
+  // An act refused in the database wakes nobody: its transaction rolls back.
+  act.procedure = "missing";
+  Status refused = store.Transact([&](StoreTx& tx) {
+    auto submitted = tx.SubmitAct(act);
+    return submitted ? Status::Ok() : submitted.error();
+  });
+  CHECK(refused.code() == ErrorCode::kNotFound);
+  CHECK_FALSE(Notified(listener.conn, std::chrono::steady_clock::now() + std::chrono::seconds(1)));
+}
+
 }  // namespace
 }  // namespace wf::engine

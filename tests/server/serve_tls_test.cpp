@@ -70,7 +70,9 @@ steps:
 const std::filesystem::path& Certificates() {
   static const std::filesystem::path dir = [] {
     auto path = std::filesystem::temp_directory_path() / ("wf_tls_" + wf::testing::RandomName(10));
-    const std::string command = "bash examples/federation/make-certs.sh " + path.string() +
+    // From the source tree wherever the test runs (ctest runs it there; by hand, anywhere).
+    const std::string command = "bash '" WF_SOURCE_DIR "/examples/federation/make-certs.sh' " +
+                                path.string() +
                                 " portal town-hall records other-department reader stranger" +
                                 " > " + path.string() + ".log 2>&1";
     REQUIRE(std::system(command.c_str()) == 0);
